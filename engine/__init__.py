@@ -1,0 +1,94 @@
+"""modelspec's engine: tensors with autodiff on NumPy or CuPy, layers, models and training.
+
+`import engine as en` gives the tensor API of the tutorial (`en.constant`, `en.Variable`,
+`en.GradientTape`, `en.matmul`, `en.reduce_sum`, ...); `from engine import layers, Sequential,
+Model, Input` gives the Keras-style model API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from engine.autodiff import GradientTape
+from engine.dtypes import (
+    DType,
+    bool_,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    string,
+    uint8,
+)
+from engine.tensor import Tensor, Variable, constant
+
+bool = bool_  # noqa: A001  (TensorFlow's spelling: en.bool)
+
+_SUBMODULES = {
+    "api",
+    "rng",
+    "backend",
+    "tensor",
+    "autodiff",
+    "dtypes",
+    "ops",
+    "kernels",
+    "fake_device",
+    "random",
+    "nn",
+    "training",
+    "data",
+    "saving",
+}
+
+# Names resolved on first use, so importing the tensor API does not load training code.
+_LAZY = {
+    "layers": ("engine.layers", None),
+    "Sequential": ("engine.models", "Sequential"),
+    "Model": ("engine.models", "Model"),
+    "Input": ("engine.models", "Input"),
+    "from_spec": ("engine.from_spec", "from_spec"),
+    "load_model": ("engine.saving", "load_model"),
+    "losses": ("engine.losses", None),
+    "metrics": ("engine.metrics", None),
+    "optimizers": ("engine.optimizers", None),
+    "callbacks": ("engine.callbacks", None),
+    "initializers": ("engine.initializers", None),
+    "regularizers": ("engine.regularizers", None),
+    "constraints": ("engine.constraints", None),
+    "activations": ("engine.activations", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        return module if attr is None else getattr(module, attr)
+    if not name.startswith("__") and name not in _SUBMODULES:
+        api = importlib.import_module("engine.api")
+        if hasattr(api, name):
+            return getattr(api, name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+__all__ = [
+    "DType",
+    "GradientTape",
+    "Tensor",
+    "Variable",
+    "constant",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "string",
+]

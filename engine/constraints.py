@@ -1,0 +1,81 @@
+"""Weight constraints applied after each optimizer update, with Keras's formulas and defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.backend import backend_of
+
+EPSILON = 1e-7  # keras.config.epsilon()
+
+ConstraintName = Literal["max_norm", "non_neg", "unit_norm", "min_max_norm"]
+
+
+class ConstraintConfig(BaseModel):
+    """The map form: `{type: max_norm, max_value: 3, axis: 0}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: ConstraintName
+    max_value: float | None = None
+    min_value: float | None = None
+    rate: float | None = None
+    axis: int | list[int] | None = None
+
+
+ConstraintSpec = Annotated[ConstraintName | ConstraintConfig, Field(union_mode="left_to_right")]
+Constraint = Callable[[Any], Any]
+
+
+def _norms(w: Any, axis: Any) -> Any:
+    xp = backend_of(w).xp
+    ax = tuple(axis) if isinstance(axis, list) else axis
+    return xp.sqrt((w * w).sum(axis=ax, keepdims=True))
+
+
+def _build(c: ConstraintConfig) -> Constraint:
+    axis = 0 if c.axis is None else c.axis
+    if c.type == "non_neg":
+        return lambda w: w * (w >= 0).astype(w.dtype)
+    if c.type == "unit_norm":
+        return lambda w: w / (EPSILON + _norms(w, axis))
+    if c.type == "max_norm":
+        max_value = 2.0 if c.max_value is None else c.max_value
+
+        def max_norm(w: Any) -> Any:
+            xp = backend_of(w).xp
+            norms = _norms(w, axis)
+            return w * (xp.clip(norms, 0, max_value) / (EPSILON + norms))
+
+        return max_norm
+    lo = 0.0 if c.min_value is None else c.min_value
+    hi = 1.0 if c.max_value is None else c.max_value
+    rate = 1.0 if c.rate is None else c.rate
+
+    def min_max_norm(w: Any) -> Any:
+        xp = backend_of(w).xp
+        norms = _norms(w, axis)
+        desired = rate * xp.clip(norms, lo, hi) + (1 - rate) * norms
+        return w * (desired / (EPSILON + norms))
+
+    return min_max_norm
+
+
+def get(spec: ConstraintSpec | str | dict[str, Any] | Constraint | None) -> Constraint | None:
+    """Resolve a name or config map to a function `w -> constrained w` (None stays None)."""
+    if spec is None:
+        return None
+    if callable(spec) and not isinstance(spec, (str, dict, BaseModel)):
+        return spec
+    if isinstance(spec, str):
+        spec = ConstraintConfig(type=spec)  # type: ignore[arg-type]
+    elif isinstance(spec, dict):
+        spec = ConstraintConfig(**spec)
+    assert isinstance(spec, ConstraintConfig)
+    return _build(spec)
+
+
+def serialize(spec: Any) -> Any:
+    return spec.model_dump(exclude_none=True) if isinstance(spec, BaseModel) else spec

@@ -1,0 +1,362 @@
+"""The Layer contract: everything about a layer type lives in its own module, on one class.
+
+A layer module declares, in one place:
+- `config_class`: the pydantic model of its spec entry (`type: Literal["Dense"]` plus Keras's
+  arguments and defaults), so the spec schema and the Python API read the same fields;
+- `compute_output_shape(input_shape)`: the shape rule, batch dimension included as `None`,
+  raising `ShapeError` (with the offending field and a hint) for inputs it cannot take;
+- `weight_specs(input_shape)`: its weights (name, shape, initializer, trainable, regularizer,
+  constraint) in Keras's order, trainable ones first. Parameter counts, allocation,
+  checkpoint keys and the summary all come from this list;
+- `forward(params, inputs, ctx)` / `backward(params, cache, grad_output, grads, ctx)`: the
+  math on backend arrays, a fused pair that both the planned training step and the tape use;
+- `flops(input_shape)`: forward floating-point operations per sample, for the summary.
+
+Custom layers from the Python API instead override `build` / `call` with Tensor ops; the
+default `forward` / `backward` then run `call` under a GradientTape, so every layer looks the
+same to the training loop.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from engine import constraints as _constraints
+from engine import initializers as _initializers
+from engine import regularizers as _regularizers
+from engine import rng as _rng
+from engine.autodiff import GradientTape, record
+from engine.backend import backend_of
+from engine.tensor import Tensor, Variable, as_tensor
+
+Shape = tuple[int | None, ...]
+Array = Any
+
+
+class ShapeError(ValueError):
+    """A layer cannot take an input of this shape; `field` names the config key to blame."""
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.hint = hint
+
+
+class LayerConfig(BaseModel):
+    """Arguments every layer takes. Subclasses add `type: Literal[...]` and their own."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    type: str
+    name: str | None = None
+    trainable: bool = True
+    dtype: Literal["float32", "float64"] | None = None
+    input_shape: tuple[int | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One weight a layer owns: enough to count, allocate, initialize and save it."""
+
+    name: str
+    shape: tuple[int, ...]
+    initializer: Any = "zeros"
+    trainable: bool = True
+    regularizer: Any = None
+    constraint: Any = None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class CallContext:
+    """What a forward/backward pass needs besides arrays."""
+
+    training: bool = False
+    rng: np.random.Generator = field(default_factory=_rng.generator)
+    mask: Any = None
+    need_input_grad: bool = True
+
+
+_name_counts: dict[str, int] = {}
+
+
+def clear_session() -> None:
+    """Restart automatic layer names at `dense`, `dense_1`, ... as Keras's clear_session does."""
+    _name_counts.clear()
+
+
+def snake_case(type_name: str) -> str:
+    """Keras's automatic name stem: Conv2D -> conv2d, BatchNormalization -> batch_normalization."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def unique_name(stem: str) -> str:
+    count = _name_counts.get(stem, 0)
+    _name_counts[stem] = count + 1
+    return stem if count == 0 else f"{stem}_{count}"
+
+
+class SymbolicTensor:
+    """A placeholder flowing through the Functional API: a shape, a dtype and where it came from."""
+
+    def __init__(
+        self,
+        shape: Shape,
+        dtype: str = "float32",
+        layer: Layer | None = None,
+        inputs: Sequence[SymbolicTensor] = (),
+        name: str | None = None,
+    ) -> None:
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.layer = layer
+        self.inputs = tuple(inputs)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<SymbolicTensor shape={self.shape} dtype={self.dtype} name={self.name!r}>"
+
+
+class Layer:
+    """Base of every layer. See the module docstring for the contract a layer type fills in."""
+
+    type_name: ClassVar[str] = "Layer"
+    config_class: ClassVar[type[LayerConfig]] = LayerConfig
+    positional: ClassVar[tuple[str, ...]] = ()
+    supports_masking: ClassVar[bool] = False
+    multi_input: ClassVar[bool] = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        config = kwargs.pop("config", None)
+        if config is None:
+            if len(args) > len(self.positional):
+                raise TypeError(
+                    f"{self.type_name} takes at most {len(self.positional)} "
+                    f"positional arguments; got {len(args)}"
+                )
+            kwargs.update(zip(self.positional, args, strict=False))
+            if self.config_class is not LayerConfig or "type" in self.config_class.model_fields:
+                kwargs.setdefault("type", self.type_name)
+            config = self.config_class(**kwargs)
+        self.config = config
+        self.name: str = config.name or unique_name(snake_case(self.type_name))
+        self.trainable: bool = config.trainable
+        self.dtype: str = config.dtype or "float32"
+        self.built = False
+        self.input_shape: Any = None
+        self.output_shape: Any = None
+        self._weights: list[Variable] = []
+        self._specs: list[WeightSpec] = []
+
+    # ----- configuration -------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | LayerConfig) -> Layer:
+        if isinstance(config, dict):
+            config = cls.config_class(**{"type": cls.type_name, **config})
+        return cls(config=config)
+
+    def get_config(self) -> dict[str, Any]:
+        """The spec entry for this layer, in JSON types, with its name filled in."""
+        data = self.config.model_dump(mode="json", exclude_none=True)
+        data["name"] = self.name
+        data["trainable"] = self.trainable
+        return data
+
+    # ----- pure shape rules ----------------------------------------------------------------
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """Output shape (batch included, as None) for an input shape; ShapeError if invalid."""
+        return input_shape
+
+    def weight_specs(self, input_shape: Any) -> list[WeightSpec]:
+        """The weights this layer would create for `input_shape`, trainable ones first."""
+        return []
+
+    def flops(self, input_shape: Any) -> int:
+        """Forward FLOPs per sample (multiply-adds count 2)."""
+        return 0
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet: call it on an input first")
+        return sum(int(np.prod(w.shape)) for w in self._weights)
+
+    # ----- weights -------------------------------------------------------------------------
+    def build(self, input_shape: Any, rng: np.random.Generator | None = None) -> None:
+        """Create the weights that `weight_specs` declares."""
+        gen = rng if rng is not None else _rng.generator()
+        for spec in self.weight_specs(input_shape):
+            self.add_weight(
+                name=spec.name,
+                shape=spec.shape,
+                initializer=spec.initializer,
+                trainable=spec.trainable,
+                regularizer=spec.regularizer,
+                constraint=spec.constraint,
+                rng=gen,
+            )
+        self.input_shape = input_shape
+        self.built = True
+
+    def add_weight(
+        self,
+        name: str | None = None,
+        shape: Sequence[int] = (),
+        initializer: Any = "glorot_uniform",
+        trainable: bool = True,
+        regularizer: Any = None,
+        constraint: Any = None,
+        dtype: Any = None,
+        rng: np.random.Generator | None = None,
+    ) -> Variable:
+        """Create, initialize and track one weight (the custom-layer API, as in Keras)."""
+        if isinstance(name, (tuple, list)) and not shape:
+            name, shape = None, name
+        wname = name or f"weight_{len(self._weights)}"
+        shape = tuple(int(s) for s in shape)
+        init = _initializers.get(initializer)
+        value = init(shape, rng if rng is not None else _rng.generator(), dtype or self.dtype)
+        var = Variable(value, trainable=trainable, name=f"{self.name}/{wname}")
+        var.regularizer = _regularizers.get(regularizer)
+        var.constraint = _constraints.get(constraint)
+        self._weights.append(var)
+        self._specs.append(
+            WeightSpec(wname, shape, initializer, trainable, regularizer, constraint)
+        )
+        return var
+
+    @property
+    def weights(self) -> list[Variable]:
+        return [w for w in self._weights if w.trainable] + [
+            w for w in self._weights if not w.trainable
+        ]
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        return [w for w in self._weights if w.trainable and self.trainable]
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        return [w for w in self._weights if not (w.trainable and self.trainable)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, values: Sequence[Any]) -> None:
+        weights = self.weights
+        if len(values) != len(weights):
+            raise ValueError(
+                f"layer {self.name!r} has {len(weights)} weights; got {len(values)} arrays"
+            )
+        for w, v in zip(weights, values, strict=True):
+            arr = np.asarray(v)
+            if tuple(arr.shape) != w.shape:
+                raise ValueError(f"weight {w.name!r} has shape {w.shape}; got {arr.shape}")
+            w.assign(arr)
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Regularization penalties of this layer's weights, as scalar tensors."""
+        return [
+            as_tensor(np.asarray(w.regularizer.penalty(w.data), dtype=self.dtype))
+            for w in self._weights
+            if w.regularizer is not None
+        ]
+
+    @property
+    def input_spec(self) -> Any:
+        return self.input_shape
+
+    # ----- math on backend arrays ----------------------------------------------------------
+    def forward(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Any, Any]:
+        """Output and cache for backward. Default: run `call` under a tape (custom layers)."""
+        xs = [Tensor(a) for a in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+        tape = GradientTape(persistent=True)
+        with tape:
+            for x in xs:
+                if x.dtype.is_floating:
+                    tape.watch(x)
+            out = self.call(xs if self.multi_input else xs[0], training=ctx.training)
+        return as_tensor(out).data, (tape, xs, out)
+
+    def backward(
+        self,
+        params: list[Array],
+        cache: Any,
+        grad_output: Array,
+        grads: list[Array | None],
+        ctx: CallContext,
+    ) -> Any:
+        """Gradient for the inputs; writes each weight's gradient into `grads[i]` (if not None)."""
+        tape, xs, out = cache
+        sources = [*xs, *self.weights]
+        result = tape.gradient(out, sources, output_gradients=Tensor(grad_output))
+        for target, g in zip(grads, result[len(xs) :], strict=True):
+            if target is not None:
+                target[...] = 0 if g is None else g.data
+        gin = [None if g is None else g.data for g in result[: len(xs)]]
+        return gin if self.multi_input else gin[0]
+
+    def output_mask(self, inputs: Any, mask: Any) -> Any:
+        """The mask this layer passes on (default: its input mask if it supports masking)."""
+        return mask if self.supports_masking else None
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        """Tensor-level forward for custom layers. Built-in layers use `forward` instead."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither call nor forward")
+
+    # ----- calling a layer -----------------------------------------------------------------
+    def __call__(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
+        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if any(isinstance(t, SymbolicTensor) for t in items):
+            return self._call_symbolic(items)
+        tensors = [as_tensor(t) for t in items]
+        shapes = [(None, *t.shape[1:]) for t in tensors]
+        if not self.built:
+            self.build(shapes if self.multi_input else shapes[0])
+        if type(self).forward is Layer.forward:
+            return self.call(tensors if self.multi_input else tensors[0], training=bool(training))
+        return self._fused_call(tensors, bool(training), mask)
+
+    def _call_symbolic(self, items: list[Any]) -> SymbolicTensor:
+        shapes = [t.shape for t in items]
+        in_shape = shapes if self.multi_input else shapes[0]
+        out_shape = self.compute_output_shape(in_shape)
+        if not self.built:
+            self.build(in_shape)
+        self.output_shape = out_shape
+        return SymbolicTensor(out_shape, self.dtype, layer=self, inputs=items)
+
+    def _fused_call(self, tensors: list[Tensor], training: bool, mask: Any) -> Tensor:
+        params = [w.data for w in self.weights]
+        arrays = [t.data for t in tensors]
+        ctx = CallContext(training=training, mask=mask)
+        out, cache = self.forward(params, arrays if self.multi_input else arrays[0], ctx)
+        result = Tensor(out)
+        weights = self.weights
+        n_in = len(tensors)
+
+        def vjp(g: Array) -> list[Array | None]:
+            xp = backend_of(g).xp
+            grads = [
+                xp.empty_like(p) if (w.trainable and self.trainable) else None
+                for w, p in zip(weights, params, strict=True)
+            ]
+            gin = self.backward(params, cache, g, grads, ctx)
+            gin_list = gin if self.multi_input else [gin]
+            return [*list(gin_list)[:n_in], *grads]
+
+        return record(result, [*tensors, *weights], vjp)
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} name={self.name!r} built={self.built}>"

@@ -1,0 +1,77 @@
+"""Weight and activity regularizers (l1, l2, l1_l2) with Keras's formulas and defaults.
+
+A regularizer adds `penalty(w)` to the loss and `grad(w)` to the weight's gradient. As in Keras,
+a bare name means a factor of 0.01: `l2` is `l2(0.01)`, `l1_l2` is `l1_l2(l1=0.01, l2=0.01)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.backend import backend_of
+
+RegularizerName = Literal["l1", "l2", "l1_l2", "l1l2"]
+
+
+class RegularizerConfig(BaseModel):
+    """The map form: `{type: l2, l2: 0.0001}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: RegularizerName
+    l1: float | None = Field(default=None, ge=0)
+    l2: float | None = Field(default=None, ge=0)
+
+
+RegularizerSpec = Annotated[RegularizerName | RegularizerConfig, Field(union_mode="left_to_right")]
+
+
+@dataclass(frozen=True)
+class Regularizer:
+    """penalty = l1 * sum(|w|) + l2 * sum(w**2)."""
+
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def penalty(self, w: Any) -> float:
+        xp = backend_of(w).xp
+        total = 0.0
+        if self.l1:
+            total += self.l1 * float(xp.abs(w).sum())
+        if self.l2:
+            total += self.l2 * float((w * w).sum())
+        return total
+
+    def grad(self, w: Any) -> Any:
+        xp = backend_of(w).xp
+        g = xp.zeros_like(w)
+        if self.l1:
+            g += self.l1 * xp.sign(w)
+        if self.l2:
+            g += (2.0 * self.l2) * w
+        return g
+
+
+def get(spec: RegularizerSpec | str | dict[str, Any] | Regularizer | None) -> Regularizer | None:
+    """Resolve a name or config map to a Regularizer (None stays None)."""
+    if spec is None or isinstance(spec, Regularizer):
+        return spec
+    if isinstance(spec, str):
+        spec = RegularizerConfig(type=spec)  # type: ignore[arg-type]
+    elif isinstance(spec, dict):
+        spec = RegularizerConfig(**spec)
+    kind = "l1_l2" if spec.type == "l1l2" else spec.type
+    if kind == "l1":
+        return Regularizer(l1=0.01 if spec.l1 is None else spec.l1)
+    if kind == "l2":
+        return Regularizer(l2=0.01 if spec.l2 is None else spec.l2)
+    return Regularizer(
+        l1=0.01 if spec.l1 is None else spec.l1,
+        l2=0.01 if spec.l2 is None else spec.l2,
+    )
+
+
+def serialize(spec: Any) -> Any:
+    return spec.model_dump(exclude_none=True) if isinstance(spec, BaseModel) else spec
