@@ -1,0 +1,582 @@
+"""Export a trained model to ONNX, layer by layer, for use outside this project (the `onnx` extra).
+
+Tensors stay in Keras's channels_last layout between layers; convolutions and pooling transpose
+to ONNX's channels_first around their node, and the recurrent layers reorder Keras's gates
+(LSTM i,f,c,o -> ONNX i,o,f,c). Every exported graph has a symbolic batch dimension. A layer
+with no converter here is an ExportError naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.saving import atomic_write_bytes
+
+OPSET = 17
+Shape = tuple[int | None, ...]
+
+
+class ExportError(ValueError):
+    """The model cannot be written as ONNX; the message names the layer and why."""
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError(
+            "ONNX export needs the `onnx` package: pip install 'modelspec[onnx]'"
+        ) from None
+    return onnx
+
+
+class GraphBuilder:
+    """Collects ONNX nodes and constant initializers with unique names."""
+
+    def __init__(self, dtype: str) -> None:
+        self.onnx = _onnx()
+        self.dtype = np.dtype(dtype)
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._count = 0
+
+    def fresh(self, stem: str) -> str:
+        self._count += 1
+        return f"{stem}__{self._count}"
+
+    def const(self, stem: str, value: Any, dtype: Any = None) -> str:
+        """A constant tensor (float ones in the model's dtype unless `dtype` says otherwise)."""
+        array = np.asarray(value, dtype=dtype or self.dtype)
+        name = self.fresh(stem)
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def ints(self, stem: str, values: Sequence[int]) -> str:
+        return self.const(stem, list(values), np.int64)
+
+    def op(self, op_type: str, inputs: Sequence[str], stem: str, **attrs: Any) -> str:
+        out = self.fresh(stem)
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+    def op_n(
+        self, op_type: str, inputs: Sequence[str], stem: str, outputs: int, **attrs: Any
+    ) -> list[str]:
+        names = [self.fresh(stem) for _ in range(outputs)]
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), names, **attrs))
+        return names
+
+
+# ----- activations -------------------------------------------------------------------------
+Emit = Callable[[GraphBuilder, str, str, dict[str, Any]], str]
+
+
+def _gelu(g: GraphBuilder, x: str, stem: str, args: dict[str, Any]) -> str:
+    half = g.op("Mul", [x, g.const("half", 0.5)], stem)
+    if args.get("approximate"):
+        cube = g.op("Pow", [x, g.const("three", 3.0)], stem)
+        inner = g.op("Add", [x, g.op("Mul", [cube, g.const("c", 0.044715)], stem)], stem)
+        scaled = g.op("Mul", [inner, g.const("k", math.sqrt(2.0 / math.pi))], stem)
+        core = g.op("Tanh", [scaled], stem)
+    else:
+        core = g.op("Erf", [g.op("Div", [x, g.const("sqrt2", math.sqrt(2.0))], stem)], stem)
+    return g.op("Mul", [half, g.op("Add", [core, g.const("one", 1.0)], stem)], stem)
+
+
+def _simple(op_type: str, **attrs: Any) -> Emit:
+    return lambda g, x, stem, args: g.op(op_type, [x], stem, **attrs)
+
+
+def _clip(low: float, high: float) -> Emit:
+    return lambda g, x, stem, args: g.op("Clip", [x, g.const("lo", low), g.const("hi", high)], stem)
+
+
+ACTIVATIONS: dict[str, Emit] = {
+    "linear": lambda g, x, stem, args: x,
+    "relu": _simple("Relu"),
+    "sigmoid": _simple("Sigmoid"),
+    "tanh": _simple("Tanh"),
+    "softmax": lambda g, x, stem, args: g.op("Softmax", [x], stem, axis=args.get("axis", -1)),
+    "log_softmax": lambda g, x, stem, args: g.op(
+        "LogSoftmax", [x], stem, axis=args.get("axis", -1)
+    ),
+    "elu": lambda g, x, stem, args: g.op("Elu", [x], stem, alpha=args.get("alpha", 1.0)),
+    "selu": _simple("Selu", alpha=1.6732632423543772, gamma=1.0507009873554805),
+    "gelu": _gelu,
+    "leaky_relu": lambda g, x, stem, args: g.op(
+        "LeakyRelu", [x], stem, alpha=args.get("negative_slope", 0.2)
+    ),
+    "relu6": _clip(0.0, 6.0),
+    "softplus": _simple("Softplus"),
+    "softsign": _simple("Softsign"),
+    "silu": lambda g, x, stem, args: g.op("Mul", [x, g.op("Sigmoid", [x], stem)], stem),
+    "hard_sigmoid": _simple("HardSigmoid", alpha=1.0 / 6.0, beta=0.5),
+    "exponential": _simple("Exp"),
+}
+_ACTIVATION_ALIASES = {"swish": "silu"}
+# Recurrent cells take activation names inside the ONNX op.
+_CELL_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+
+
+def _activation_parts(spec: Any, layer_name: str) -> tuple[str, dict[str, Any]]:
+    if spec is None:
+        return "linear", {}
+    if isinstance(spec, str):
+        return _ACTIVATION_ALIASES.get(spec, spec), {}
+    data = spec.model_dump(exclude_none=True)
+    name = data.pop("type")
+    if name == "relu" and data:
+        raise ExportError(f"layer {layer_name!r}: relu with {sorted(data)} cannot be exported")
+    return _ACTIVATION_ALIASES.get(name, name), data
+
+
+def activation(g: GraphBuilder, x: str, spec: Any, layer_name: str) -> str:
+    name, args = _activation_parts(spec, layer_name)
+    if name not in ACTIVATIONS:
+        raise ExportError(f"layer {layer_name!r}: activation {name!r} has no ONNX form")
+    return ACTIVATIONS[name](g, x, layer_name, args)
+
+
+# ----- converters --------------------------------------------------------------------------
+Converter = Callable[[GraphBuilder, Any, list[str], list[Shape]], str]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*type_names: str) -> Callable[[Converter], Converter]:
+    """Register a converter for these layer types."""
+
+    def add(fn: Converter) -> Converter:
+        for name in type_names:
+            CONVERTERS[name] = fn
+        return fn
+
+    return add
+
+
+def _params(layer: Any) -> dict[str, np.ndarray]:
+    return {w.name.rsplit("/", 1)[-1]: w.numpy() for w in layer.weights}
+
+
+def _tuple(value: Any, rank: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (list, tuple)) else (int(value),) * rank
+
+
+def _to_channels_first(g: GraphBuilder, x: str, rank: int, stem: str) -> str:
+    return g.op("Transpose", [x], stem, perm=[0, rank - 1, *range(1, rank - 1)])
+
+
+def _to_channels_last(g: GraphBuilder, x: str, rank: int, stem: str) -> str:
+    return g.op("Transpose", [x], stem, perm=[0, *range(2, rank), 1])
+
+
+def _same_pads(
+    sizes: Sequence[int | None],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilation: Sequence[int],
+) -> list[int]:
+    """TensorFlow's 'same' padding (the extra pixel at the end), as ONNX begin+end pads."""
+    begin, end = [], []
+    for size, k, s, d in zip(sizes, kernel, strides, dilation, strict=True):
+        if size is None:
+            raise ExportError("'same' padding needs known spatial sizes")
+        out = -(-size // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+        begin.append(total // 2)
+        end.append(total - total // 2)
+    return begin + end
+
+
+def _pads(
+    c: Any,
+    shape: Shape,
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> list[int]:
+    spatial = len(kernel)
+    if c.padding == "valid":
+        return [0] * (2 * spatial)
+    if c.padding == "causal":
+        return [(kernel[0] - 1) * dilation[0], 0]
+    return _same_pads(shape[1:-1], kernel, strides, dilation)
+
+
+@converter("Dense")
+def _dense(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    p = _params(layer)
+    y = g.op("MatMul", [xs[0], g.const("kernel", p["kernel"])], layer.name)
+    if "bias" in p:
+        y = g.op("Add", [y, g.const("bias", p["bias"])], layer.name)
+    return activation(g, y, layer.config.activation, layer.name)
+
+
+@converter("Conv1D", "Conv2D", "Conv3D")
+def _conv(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    c, p = layer.config, _params(layer)
+    rank = len(shapes[0])
+    spatial = rank - 2
+    kernel = p["kernel"]
+    ksize = tuple(kernel.shape[:spatial])
+    strides, dilation = _tuple(c.strides, spatial), _tuple(c.dilation_rate, spatial)
+    w = np.transpose(kernel, (spatial + 1, spatial, *range(spatial)))
+    inputs = [_to_channels_first(g, xs[0], rank, layer.name), g.const("kernel", w)]
+    if "bias" in p:
+        inputs.append(g.const("bias", p["bias"]))
+    y = g.op(
+        "Conv",
+        inputs,
+        layer.name,
+        kernel_shape=list(ksize),
+        strides=list(strides),
+        dilations=list(dilation),
+        group=c.groups,
+        pads=_pads(c, shapes[0], ksize, strides, dilation),
+    )
+    return activation(g, _to_channels_last(g, y, rank, layer.name), c.activation, layer.name)
+
+
+def _pool(op_type: str) -> Converter:
+    def convert(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+        c = layer.config
+        rank = len(shapes[0])
+        spatial = rank - 2
+        size = _tuple(c.pool_size, spatial)
+        strides = _tuple(c.strides if c.strides is not None else c.pool_size, spatial)
+        pads = _pads(c, shapes[0], size, strides, (1,) * spatial)
+        x = _to_channels_first(g, xs[0], rank, layer.name)
+        y = g.op(
+            op_type, [x], layer.name, kernel_shape=list(size), strides=list(strides), pads=pads
+        )
+        return _to_channels_last(g, y, rank, layer.name)
+
+    return convert
+
+
+for _dims in ("1D", "2D", "3D"):
+    converter(f"MaxPooling{_dims}")(_pool("MaxPool"))
+    converter(f"AveragePooling{_dims}")(_pool("AveragePool"))
+
+
+def _global_pool(op_type: str) -> Converter:
+    def convert(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+        axes = list(range(1, len(shapes[0]) - 1))
+        return g.op(op_type, xs, layer.name, axes=axes, keepdims=int(layer.config.keepdims))
+
+    return convert
+
+
+for _dims in ("1D", "2D"):
+    converter(f"GlobalMaxPooling{_dims}")(_global_pool("ReduceMax"))
+    converter(f"GlobalAveragePooling{_dims}")(_global_pool("ReduceMean"))
+
+
+@converter("Activation")
+def _activation_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    return activation(g, xs[0], layer.config.activation, layer.name)
+
+
+@converter("Dropout")
+def _identity(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    return g.op("Identity", xs, layer.name)
+
+
+@converter("Flatten")
+def _flatten(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    return g.op("Flatten", xs, layer.name, axis=1)
+
+
+@converter("Reshape")
+def _reshape(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    target = g.ints("shape", [0, *layer.config.target_shape])
+    return g.op("Reshape", [xs[0], target], layer.name)
+
+
+@converter("Permute")
+def _permute(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    return g.op("Transpose", xs, layer.name, perm=[0, *layer.config.dims])
+
+
+@converter("RepeatVector")
+def _repeat(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    x = g.op("Unsqueeze", [xs[0], g.ints("axes", [1])], layer.name)
+    return g.op("Tile", [x, g.ints("repeats", [1, layer.config.n, 1])], layer.name)
+
+
+@converter("Rescaling")
+def _rescaling(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    c = layer.config
+    y = g.op("Mul", [xs[0], g.const("scale", c.scale)], layer.name)
+    return g.op("Add", [y, g.const("offset", c.offset)], layer.name)
+
+
+def _broadcast_shape(rank: int, axis: int, size: int) -> list[int]:
+    shape = [1] * rank
+    shape[axis] = size
+    return shape
+
+
+@converter("BatchNormalization")
+def _batch_norm(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    c, p = layer.config, _params(layer)
+    rank = len(shapes[0])
+    axis = c.axis % rank
+    inv = 1.0 / np.sqrt(p["moving_variance"].astype(np.float64) + c.epsilon)
+    scale = inv * p.get("gamma", 1.0)
+    shift = p.get("beta", 0.0) - p["moving_mean"] * scale
+    shape = _broadcast_shape(rank, axis, int(scale.size))
+    y = g.op("Mul", [xs[0], g.const("scale", scale.reshape(shape))], layer.name)
+    return g.op("Add", [y, g.const("shift", np.reshape(shift, shape))], layer.name)
+
+
+@converter("LayerNormalization")
+def _layer_norm(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    c, p = layer.config, _params(layer)
+    rank = len(shapes[0])
+    if c.axis not in (-1, rank - 1, [-1], [rank - 1]):
+        raise ExportError(f"layer {layer.name!r}: LayerNormalization exports only with axis -1")
+    width = int(shapes[0][-1] or 0)
+    gamma = g.const("gamma", p.get("gamma", np.ones(width)))
+    beta = g.const("beta", p.get("beta", np.zeros(width)))
+    return g.op("LayerNormalization", [xs[0], gamma, beta], layer.name, axis=-1, epsilon=c.epsilon)
+
+
+@converter("Normalization")
+def _normalization(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    like = np.zeros([1 if s is None else s for s in (1, *shapes[0][1:])], dtype=g.dtype)
+    mean, std = layer._stats([w.numpy() for w in layer.weights], like)
+    mean_name, std_name = g.const("mean", mean), g.const("std", std)
+    if layer.config.invert:
+        return g.op("Add", [g.op("Mul", [xs[0], std_name], layer.name), mean_name], layer.name)
+    return g.op("Div", [g.op("Sub", [xs[0], mean_name], layer.name), std_name], layer.name)
+
+
+def _fold(op_type: str) -> Converter:
+    return lambda g, layer, xs, shapes: g.op(op_type, xs, layer.name)
+
+
+for _type, _op in (("Add", "Sum"), ("Average", "Mean"), ("Maximum", "Max"), ("Minimum", "Min")):
+    converter(_type)(_fold(_op))
+converter("Subtract")(lambda g, layer, xs, shapes: g.op("Sub", xs, layer.name))
+
+
+@converter("Multiply")
+def _multiply(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    y = xs[0]
+    for x in xs[1:]:
+        y = g.op("Mul", [y, x], layer.name)
+    return y
+
+
+@converter("Concatenate")
+def _concatenate(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    return g.op("Concat", xs, layer.name, axis=layer.config.axis)
+
+
+@converter("Dot")
+def _dot(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    c = layer.config
+    if any(len(s) != 2 for s in shapes) or c.axes not in (1, -1, (1, 1), (-1, -1)):
+        raise ExportError(f"layer {layer.name!r}: Dot exports only for rank-2 inputs on axis 1")
+    a, b = xs
+    if c.normalize:
+        a, b = (g.op("LpNormalization", [x], layer.name, axis=1, p=2) for x in xs)
+    return g.op("ReduceSum", [g.op("Mul", [a, b], layer.name), g.ints("axes", [1])], layer.name)
+
+
+# ----- recurrent layers --------------------------------------------------------------------
+_GATE_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [0, 1, 2], "SimpleRNN": [0]}
+_RNN_OPS = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
+
+
+def _gates(matrix: np.ndarray, order: list[int]) -> np.ndarray:
+    """Reorder Keras's gate blocks along the last axis, then put units first (ONNX's layout)."""
+    blocks = np.split(matrix, len(order), axis=-1)
+    return np.concatenate([blocks[i] for i in order], axis=-1).T
+
+
+# The activations each ONNX cell takes, from the Keras config fields.
+_CELL_FIELDS = {
+    "SimpleRNN": ("activation",),
+    "GRU": ("recurrent_activation", "activation"),
+    "LSTM": ("recurrent_activation", "activation", "activation"),
+}
+
+
+def _cell_names(layer: Any) -> list[str]:
+    specs = [getattr(layer.config, f) for f in _CELL_FIELDS[layer.type_name]]
+    names = []
+    for spec in specs:
+        name, args = _activation_parts(spec, layer.name)
+        if name not in _CELL_ACTIVATIONS or args:
+            raise ExportError(f"layer {layer.name!r}: activation {name!r} has no ONNX cell form")
+        names.append(_CELL_ACTIVATIONS[name])
+    return names
+
+
+def _rnn_biases(p: dict[str, np.ndarray], order: list[int], units: int) -> np.ndarray:
+    width = len(order) * units
+    bias = p.get("bias", np.zeros(width, p["kernel"].dtype))
+    if bias.ndim == 2:  # GRU reset_after: input bias and recurrent bias
+        input_bias, recurrent_bias = bias[0], bias[1]
+    else:
+        input_bias, recurrent_bias = bias, np.zeros_like(bias)
+    reordered = [_gates(b[None, :], order).T[0] for b in (input_bias, recurrent_bias)]
+    return np.concatenate(reordered)[None, :]
+
+
+def _reverse_time(g: GraphBuilder, x: str, axis: int, stem: str) -> str:
+    ends = g.ints("end", [-(2**62)])
+    starts, axes, steps = g.ints("start", [-1]), g.ints("axis", [axis]), g.ints("step", [-1])
+    return g.op("Slice", [x, starts, ends, axes, steps], stem)
+
+
+@converter("SimpleRNN", "LSTM", "GRU")
+def _recurrent(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    c, p = layer.config, _params(layer)
+    if c.stateful:
+        raise ExportError(f"layer {layer.name!r}: stateful recurrent layers cannot be exported")
+    order = _GATE_ORDER[layer.type_name]
+    x = g.op("Transpose", xs, layer.name, perm=[1, 0, 2])
+    if c.go_backwards:
+        x = _reverse_time(g, x, 0, layer.name)
+    attrs: dict[str, Any] = {"hidden_size": c.units, "activations": _cell_names(layer)}
+    if layer.type_name == "GRU":
+        attrs["linear_before_reset"] = int(c.reset_after)
+    inputs = [
+        x,
+        g.const("W", _gates(p["kernel"], order)[None]),
+        g.const("R", _gates(p["recurrent_kernel"], order)[None]),
+        g.const("B", _rnn_biases(p, order, c.units)),
+    ]
+    y, y_h = g.op_n(_RNN_OPS[layer.type_name], inputs, layer.name, 2, **attrs)
+    if c.return_sequences:
+        seq = g.op("Squeeze", [y, g.ints("axes", [1])], layer.name)
+        return g.op("Transpose", [seq], layer.name, perm=[1, 0, 2])
+    return g.op("Squeeze", [y_h, g.ints("axes", [0])], layer.name)
+
+
+@dataclass
+class _Part:
+    """A wrapped layer seen as a layer of its own, with the wrapper's weights it owns."""
+
+    type_name: str
+    name: str
+    config: Any
+    weights: list[Any]
+
+
+_BIDIRECTIONAL_MERGES: dict[str, Callable[[GraphBuilder, str, str, str], str]] = {
+    "concat": lambda g, a, b, stem: g.op("Concat", [a, b], stem, axis=-1),
+    "sum": lambda g, a, b, stem: g.op("Add", [a, b], stem),
+    "mul": lambda g, a, b, stem: g.op("Mul", [a, b], stem),
+    "ave": lambda g, a, b, stem: g.op("Mul", [g.op("Add", [a, b], stem), g.const("h", 0.5)], stem),
+}
+
+
+@converter("Bidirectional")
+def _bidirectional(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    mode = layer.config.merge_mode
+    if mode not in _BIDIRECTIONAL_MERGES:
+        raise ExportError(
+            f"layer {layer.name!r}: Bidirectional merge_mode {mode!r} cannot be exported"
+        )
+    weights = layer.weights
+    half = len(weights) // 2
+    outs = []
+    for inner, part in (
+        (layer.forward_layer, weights[:half]),
+        (layer.backward_layer, weights[half:]),
+    ):
+        proxy = _Part(inner.type_name, f"{layer.name}/{inner.name}", inner.config, part)
+        outs.append(CONVERTERS[inner.type_name](g, proxy, xs, shapes))
+    if layer.config.layer.get("return_sequences", False):
+        outs[1] = _reverse_time(g, outs[1], 1, layer.name)
+    return _BIDIRECTIONAL_MERGES[mode](g, outs[0], outs[1], layer.name)
+
+
+@converter("TimeDistributed")
+def _time_distributed(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    inner = layer.layer
+    convert = CONVERTERS.get(inner.type_name)
+    steps, rest = shapes[0][1], [d for d in shapes[0][2:] if d is not None]
+    if convert is None or steps is None or len(rest) != len(shapes[0]) - 2:
+        raise ExportError(
+            f"layer {layer.name!r}: TimeDistributed({inner.type_name}) needs a converter for "
+            "the inner layer and known sizes after the batch"
+        )
+    folded = g.op("Reshape", [xs[0], g.ints("shape", [-1, *rest])], layer.name)
+    proxy = _Part(inner.type_name, layer.name, inner.config, layer.weights)
+    y = convert(g, proxy, [folded], [(None, *rest)])
+    out_rest = layer.compute_output_shape(shapes[0])[2:]
+    return g.op("Reshape", [y, g.ints("shape", [-1, steps, *out_rest])], layer.name)
+
+
+@converter("Embedding")
+def _embedding(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    if layer.config.mask_zero:
+        raise ExportError(f"layer {layer.name!r}: Embedding with mask_zero cannot be exported")
+    ids = g.op("Cast", xs, layer.name, to=g.onnx.TensorProto.INT64)
+    return g.op("Gather", [g.const("embeddings", _params(layer)["embeddings"]), ids], layer.name)
+
+
+# ----- the whole model ---------------------------------------------------------------------
+def _value_info(onnx: Any, name: str, shape: Shape, dtype: str) -> Any:
+    elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    dims = ["batch" if i == 0 or d is None else d for i, d in enumerate(shape)]
+    return onnx.helper.make_tensor_value_info(name, elem, dims)
+
+
+def export_model(model: Any, opset: int = OPSET) -> Any:
+    """The model as an `onnx.ModelProto` (checked); inputs and outputs keep the model's names."""
+    onnx = _onnx()
+    graph = model.graph
+    g = GraphBuilder(getattr(model, "dtype", "float32"))
+    slots: dict[int, str] = {}
+    for slot, name in zip(graph.input_slots, model.input_names, strict=True):
+        slots[slot] = name
+    for call in graph.calls:
+        layer = call.layer
+        convert = CONVERTERS.get(layer.type_name)
+        if convert is None:
+            raise ExportError(
+                f"layer {layer.name!r} ({layer.type_name}) has no ONNX export; exportable types: "
+                + ", ".join(sorted(CONVERTERS))
+            )
+        shapes = [graph.slot_shapes[s] for s in call.inputs]
+        slots[call.output] = convert(g, layer, [slots[s] for s in call.inputs], shapes)
+    outputs = []
+    for slot, name in zip(graph.output_slots, model.output_names, strict=True):
+        g.nodes.append(onnx.helper.make_node("Identity", [slots[slot]], [name]))
+        outputs.append(_value_info(onnx, name, graph.slot_shapes[slot], g.dtype.name))
+    inputs = [
+        _value_info(onnx, name, graph.slot_shapes[slot], t.dtype)
+        for slot, name, t in zip(graph.input_slots, model.input_names, model.inputs, strict=True)
+    ]
+    proto = onnx.helper.make_model(
+        onnx.helper.make_graph(g.nodes, str(model.name), inputs, outputs, g.initializers),
+        opset_imports=[onnx.helper.make_opsetid("", opset)],
+        producer_name="modelspec",
+    )
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def export_onnx(model_or_path: Any, output: str | os.PathLike[str], opset: int = OPSET) -> Path:
+    """Write a model (or a saved artifact, by path) as an ONNX file, atomically."""
+    model = model_or_path
+    if isinstance(model_or_path, (str, os.PathLike)):
+        from engine.saving import load_model
+
+        model = load_model(model_or_path)
+    proto = export_model(model, opset)
+    target = Path(output)
+    atomic_write_bytes(target, proto.SerializeToString())
+    return target

@@ -1,0 +1,625 @@
+"""The trained-model artifact: one versioned, checksummed archive written atomically, read safely.
+
+An artifact is a single ZIP file (see docs/artifact-format.md) holding the resolved spec, the
+weights and any state arrays in safetensors, and everything else in JSON, with a manifest of
+SHA-256 digests. A single file can be replaced atomically (temporary file, fsync, rename), so a
+reader never sees half of one, and nothing in it is ever executed: JSON and safetensors only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from engine.callbacks import Callback
+
+FORMAT_NAME = "modelspec-artifact"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.msz"
+CHECKPOINT_DIR = "checkpoints"
+MANIFEST = "manifest.json"
+_ZIP_MAGIC = b"PK\x03\x04"
+_CHECKPOINT_RE = re.compile(r"^epoch-(\d{6})\.msz$")
+_MEMBER_RE = re.compile(r"^[a-z_]+\.(json|safetensors)$")
+_ARRAY_TAG = "__array__"
+SHARED_FILE_MODE = 0o644
+
+
+# ----- errors ------------------------------------------------------------------------------
+class ArtifactError(ValueError):
+    """An artifact cannot be used; `kind` names the damage, the CLI maps every one to exit 2."""
+
+    kind = "invalid"
+    label = "invalid artifact"
+
+    def __init__(self, path: str | os.PathLike[str], detail: str) -> None:
+        self.path = str(path)
+        self.detail = detail
+        super().__init__(f"{self.path}: {self.label}: {detail}")
+
+
+class ArtifactNotFoundError(ArtifactError):
+    kind = "missing"
+    label = "no artifact"
+
+
+class NotAnArtifactError(ArtifactError):
+    kind = "not-an"
+    label = "not a modelspec artifact"
+
+
+class TruncatedArtifactError(ArtifactError):
+    kind = "truncated"
+    label = "truncated artifact"
+
+
+class CorruptedArtifactError(ArtifactError):
+    kind = "corrupted"
+    label = "corrupted artifact"
+
+
+class TamperedArtifactError(ArtifactError):
+    kind = "tampered"
+    label = "tampered artifact"
+
+
+class NewerFormatError(ArtifactError):
+    kind = "newer-format"
+    label = "artifact from a newer modelspec"
+
+
+class MissingMemberError(ArtifactError):
+    kind = "incomplete"
+    label = "incomplete artifact"
+
+
+class UnexpectedMemberError(ArtifactError):
+    kind = "unexpected-member"
+    label = "artifact with an unexpected member"
+
+
+class DuplicateMemberError(ArtifactError):
+    kind = "duplicate-member"
+    label = "artifact with a duplicated member"
+
+
+class MalformedMemberError(ArtifactError):
+    kind = "malformed"
+    label = "malformed artifact"
+
+
+class WeightsMismatchError(ArtifactError):
+    kind = "mismatched-weights"
+    label = "weights that do not fit the model"
+
+
+# ----- the data in an artifact -------------------------------------------------------------
+@dataclass
+class Artifact:
+    """Everything an artifact holds, as plain data (no Model needed to read or write one)."""
+
+    spec: dict[str, Any]
+    weights: dict[str, np.ndarray]
+    training_state: dict[str, Any] | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    label_maps: dict[str, list[Any]] = field(default_factory=dict)
+    statistics: dict[str, np.ndarray] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# ----- atomic files ------------------------------------------------------------------------
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` so a reader (or a crash) sees the old file or the new, never half."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.chmod(tmp, SHARED_FILE_MODE)  # mkstemp makes it private; artifacts are shared
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ----- state trees: nested JSON with arrays split out into safetensors ---------------------
+def _split_arrays(tree: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
+    """Replace every array in `tree` by a reference, collecting the arrays under unique keys."""
+    if isinstance(tree, Mapping):
+        return {str(k): _split_arrays(v, f"{prefix}/{k}", arrays) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_split_arrays(v, f"{prefix}/{i}", arrays) for i, v in enumerate(tree)]
+    if isinstance(tree, np.ndarray):
+        arrays[prefix] = np.asarray(tree, order="C")
+        return {_ARRAY_TAG: prefix}
+    if isinstance(tree, np.generic):
+        return tree.item()
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    raise TypeError(f"cannot store {type(tree).__name__} at {prefix!r} in an artifact")
+
+
+def _join_arrays(tree: Any, arrays: Mapping[str, np.ndarray], where: str) -> Any:
+    if isinstance(tree, dict):
+        if set(tree) == {_ARRAY_TAG}:
+            key = tree[_ARRAY_TAG]
+            if not isinstance(key, str) or key not in arrays:
+                raise MalformedMemberError(where, f"state refers to a missing array {key!r}")
+            return arrays[key]
+        return {k: _join_arrays(v, arrays, where) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_join_arrays(v, arrays, where) for v in tree]
+    return tree
+
+
+# ----- writing -----------------------------------------------------------------------------
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, indent=1, sort_keys=True, allow_nan=True).encode("utf-8")
+
+
+def _array_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    return bytes(st_save({k: np.asarray(v, order="C") for k, v in arrays.items()}))
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of what produced the artifact, for whoever has to reproduce it."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in ("modelspec", "numpy", "safetensors"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def _members(artifact: Artifact) -> dict[str, bytes]:
+    members = {
+        "spec.json": _json_bytes(artifact.spec),
+        "weights.safetensors": _array_bytes(artifact.weights),
+        "history.json": _json_bytes(artifact.history),
+        "label_maps.json": _json_bytes(artifact.label_maps),
+        "statistics.safetensors": _array_bytes(artifact.statistics),
+        "metadata.json": _json_bytes(artifact.metadata),
+    }
+    if artifact.training_state is not None:
+        state_arrays: dict[str, np.ndarray] = {}
+        tree = _split_arrays(artifact.training_state, "state", state_arrays)
+        members["training_state.json"] = _json_bytes(tree)
+        members["training_state.safetensors"] = _array_bytes(state_arrays)
+    return members
+
+
+def artifact_bytes(artifact: Artifact) -> bytes:
+    """The artifact as one ZIP archive: members, then the manifest of their digests."""
+    members = _members(artifact)
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "files": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            for name, data in members.items()
+        },
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in [(MANIFEST, _json_bytes(manifest)), *members.items()]:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def write_artifact(path: str | os.PathLike[str], artifact: Artifact) -> Path:
+    """Atomically write `artifact` to the file `path` (a folder gets `model.msz` inside)."""
+    target = _artifact_file(Path(path), must_exist=False)
+    atomic_write_bytes(target, artifact_bytes(artifact))
+    return target
+
+
+# ----- reading -----------------------------------------------------------------------------
+def _artifact_file(path: Path, must_exist: bool = True) -> Path:
+    """The archive for `path`: the file itself, or a run folder's `model.msz`."""
+    if path.is_dir() or (not must_exist and path.suffix != ".msz"):
+        path = path / MODEL_FILE
+    if must_exist and not path.is_file():
+        raise ArtifactNotFoundError(path, "no such file (expected a model.msz or a run folder)")
+    return path
+
+
+def read_artifact(path: str | os.PathLike[str]) -> Artifact:
+    """Read and verify an artifact; every kind of damage is its own ArtifactError subclass."""
+    file = _artifact_file(Path(path))
+    data = file.read_bytes()
+    if not data:
+        raise TruncatedArtifactError(file, "the file is empty")
+    if not data.startswith(_ZIP_MAGIC):
+        raise NotAnArtifactError(file, "no ZIP header (is this a model.msz?)")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise TruncatedArtifactError(
+            file, f"the archive's directory is missing or cut short ({exc})"
+        ) from None
+    with archive:
+        names = [info.filename for info in archive.infolist()]
+        _check_names(file, names)
+        manifest = _read_manifest(file, archive)
+        contents = _verified_members(file, archive, manifest, set(names))
+    return _decode(file, contents)
+
+
+def _check_names(file: Path, names: list[str]) -> None:
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise DuplicateMemberError(file, f"member stored more than once: {duplicates[0]}")
+    if MANIFEST not in names:
+        raise MissingMemberError(file, f"no {MANIFEST}")
+
+
+def _read_member(file: Path, archive: zipfile.ZipFile, name: str) -> bytes:
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CorruptedArtifactError(file, f"{name}: damaged bytes ({exc})") from None
+
+
+def _read_manifest(file: Path, archive: zipfile.ZipFile) -> dict[str, Any]:
+    manifest = _parse_json(file, MANIFEST, _read_member(file, archive, MANIFEST))
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise NotAnArtifactError(file, f"{MANIFEST} does not describe a {FORMAT_NAME}")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise MalformedMemberError(file, f"bad format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise NewerFormatError(
+            file,
+            f"format_version {version} is newer than this modelspec reads ({FORMAT_VERSION}); "
+            "upgrade modelspec",
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()
+    ):
+        raise MalformedMemberError(file, f"{MANIFEST} has no valid `files` table")
+    return manifest
+
+
+_REQUIRED = ("spec.json", "weights.safetensors", "metadata.json")
+
+
+def _verified_members(
+    file: Path, archive: zipfile.ZipFile, manifest: dict[str, Any], names: set[str]
+) -> dict[str, bytes]:
+    listed: dict[str, Any] = manifest["files"]
+    for name in sorted(names - {MANIFEST}):
+        if name not in listed or not _MEMBER_RE.match(name):
+            raise UnexpectedMemberError(file, f"member {name!r} is not in the manifest")
+    for name in (*_REQUIRED, *listed):
+        if name not in names:
+            raise MissingMemberError(file, f"member {name!r} is missing")
+    contents: dict[str, bytes] = {}
+    for name, entry in listed.items():
+        if archive.getinfo(name).file_size != entry.get("size"):
+            raise TamperedArtifactError(
+                file, f"{name} is not the size the manifest records (modified after saving)"
+            )
+        data = _read_member(file, archive, name)
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise TamperedArtifactError(
+                file, f"{name} does not match its SHA-256 in the manifest (modified after saving)"
+            )
+        contents[name] = data
+    return contents
+
+
+def _parse_json(file: Path, name: str, data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMemberError(file, f"{name} is not valid JSON ({exc})") from None
+
+
+def _parse_arrays(file: Path, name: str, data: bytes) -> dict[str, np.ndarray]:
+    try:
+        return dict(st_load(data))
+    except (SafetensorError, ValueError) as exc:
+        raise MalformedMemberError(file, f"{name} is not valid safetensors ({exc})") from None
+
+
+def _typed(file: Path, name: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, kind):
+        raise MalformedMemberError(file, f"{name} must hold a {kind.__name__}")
+    return value
+
+
+def _decode(file: Path, contents: dict[str, bytes]) -> Artifact:
+    def js(name: str, default: Any) -> Any:
+        if name not in contents:
+            return default
+        return _typed(file, name, _parse_json(file, name, contents[name]), type(default))
+
+    def arrays(name: str) -> dict[str, np.ndarray]:
+        return _parse_arrays(file, name, contents[name]) if name in contents else {}
+
+    state = None
+    if "training_state.json" in contents:
+        tree = js("training_state.json", {})
+        state = _join_arrays(tree, arrays("training_state.safetensors"), str(file))
+    return Artifact(
+        spec=js("spec.json", {}),
+        weights=arrays("weights.safetensors"),
+        training_state=state,
+        history=js("history.json", {}),
+        label_maps=js("label_maps.json", {}),
+        statistics=arrays("statistics.safetensors"),
+        metadata=js("metadata.json", {}),
+    )
+
+
+# ----- checkpoints -------------------------------------------------------------------------
+def checkpoint_path(run_dir: str | os.PathLike[str], epoch: int) -> Path:
+    """Where the checkpoint taken after `epoch` (0-based count of finished epochs) lives."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"epoch-{epoch:06d}.msz"
+
+
+def checkpoint_epoch(path: Path) -> int:
+    """The epoch index in a checkpoint's file name."""
+    found = _CHECKPOINT_RE.match(path.name)
+    if found is None:
+        raise ValueError(f"{path.name!r} is not a checkpoint file name")
+    return int(found.group(1))
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary files are never listed)."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if _CHECKPOINT_RE.match(p.name)]
+    return sorted(found, key=lambda p: p.name)
+
+
+def write_checkpoint(
+    run_dir: str | os.PathLike[str], epoch: int, artifact: Artifact, keep: int = 2
+) -> Path:
+    """Write one checkpoint atomically, then drop all but the newest `keep` and stale temps."""
+    target = checkpoint_path(run_dir, epoch)
+    atomic_write_bytes(target, artifact_bytes(artifact))
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    for stale in target.parent.glob(".epoch-*.tmp"):
+        stale.unlink(missing_ok=True)
+    return target
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> tuple[Path, Artifact]:
+    """The newest checkpoint that reads back intact; older ones are the fallback."""
+    candidates = list_checkpoints(run_dir)
+    if not candidates:
+        raise ArtifactNotFoundError(Path(run_dir) / CHECKPOINT_DIR, "no checkpoint to resume from")
+    errors: list[ArtifactError] = []
+    for path in reversed(candidates):
+        try:
+            return path, read_artifact(path)
+        except ArtifactError as exc:
+            errors.append(exc)
+    raise errors[0]
+
+
+# ----- the Model on top --------------------------------------------------------------------
+def _model_spec(model: Any, base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The resolved spec: the run's spec (data, fit, ...) with the model's own sections."""
+    spec: dict[str, Any] = dict(base or {})
+    spec["model"] = model.get_config()
+    if getattr(model, "compile_config", None):
+        spec["compile"] = model.compile_config
+    if getattr(model, "seed", None) is not None:
+        spec["seed"] = model.seed
+    spec["dtype"] = getattr(model, "dtype", "float32")
+    return spec
+
+
+def _model_weights(model: Any) -> dict[str, np.ndarray]:
+    weights: dict[str, np.ndarray] = {}
+    for w in model.weights:
+        if w.name in weights:
+            raise ValueError(f"two weights are named {w.name!r}; names must be unique to save")
+        weights[w.name] = np.asarray(w.numpy())
+    return weights
+
+
+def history_of(model: Any) -> dict[str, list[float]]:
+    """`model.history` (a History callback or a plain mapping) as a dict of float lists."""
+    history = getattr(model, "history", None)
+    data = getattr(history, "history", history) or {}
+    return {str(k): [float(v) for v in values] for k, values in dict(data).items()}
+
+
+def model_artifact(
+    model: Any,
+    *,
+    spec: Mapping[str, Any] | None = None,
+    label_maps: Mapping[str, list[Any]] | None = None,
+    statistics: Mapping[str, np.ndarray] | None = None,
+    data_fingerprints: Mapping[str, str] | None = None,
+    final_metrics: Mapping[str, float] | None = None,
+    training_state: dict[str, Any] | None = None,
+    history: Mapping[str, list[float]] | None = None,
+) -> Artifact:
+    """Collect what a Model holds into an Artifact (no file written)."""
+    state = training_state
+    if state is None and hasattr(model, "get_training_state"):
+        state = model.get_training_state()
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "package_versions": package_versions(),
+        "seed": getattr(model, "seed", None),
+        "data_fingerprints": dict(data_fingerprints or {}),
+        "final_metrics": {k: float(v) for k, v in (final_metrics or {}).items()},
+    }
+    return Artifact(
+        spec=_model_spec(model, spec),
+        weights=_model_weights(model),
+        training_state=state,
+        history=dict(history) if history is not None else history_of(model),
+        label_maps={k: list(v) for k, v in (label_maps or {}).items()},
+        statistics=dict(statistics or {}),
+        metadata=metadata,
+    )
+
+
+def save_model(model: Any, path: str | os.PathLike[str], **extras: Any) -> Path:
+    """`model.save(path)`: write the artifact (a folder gets `model.msz`); returns the file.
+
+    `extras` are model_artifact's keywords: spec, label_maps, statistics, data_fingerprints,
+    final_metrics.
+    """
+    return write_artifact(path, model_artifact(model, **extras))
+
+
+def fingerprint_file(path: str | os.PathLike[str]) -> str:
+    """`sha256:<hex>` of a data file, to tell later which data a model was trained on."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def apply_artifact(model: Any, artifact: Artifact, where: str, restore_state: bool = True) -> Any:
+    """Load an artifact's weights (and training state) into a model built from its spec."""
+    expected = {w.name: w for w in model.weights}
+    missing = sorted(set(expected) - set(artifact.weights))
+    extra = sorted(set(artifact.weights) - set(expected))
+    if missing or extra:
+        raise WeightsMismatchError(
+            where, f"weights do not match the spec (missing {missing}, unexpected {extra})"
+        )
+    for name, var in expected.items():
+        value = artifact.weights[name]
+        if tuple(value.shape) != tuple(var.shape) or value.dtype != np.dtype(var.dtype.name):
+            raise WeightsMismatchError(
+                where,
+                f"weight {name!r} is {value.dtype}{list(value.shape)}; "
+                f"the spec needs {var.dtype.name}{list(var.shape)}",
+            )
+    for name, var in expected.items():
+        var.assign(artifact.weights[name])
+    if restore_state and artifact.training_state is not None:
+        model.set_training_state(artifact.training_state)
+    model.label_maps = artifact.label_maps
+    model.artifact_metadata = artifact.metadata
+    return model
+
+
+def load_model(
+    path: str | os.PathLike[str], builder: Callable[[dict[str, Any]], Any] | None = None
+) -> Any:
+    """`engine.load_model(path)`: rebuild the model from the stored spec, then its weights.
+
+    The model gets `label_maps` and `artifact_metadata` attributes from the artifact.
+    """
+    artifact = read_artifact(path)
+    if builder is None:
+        from engine.from_spec import from_spec
+
+        builder = from_spec
+    return apply_artifact(builder(artifact.spec), artifact, str(path))
+
+
+def resume(model: Any, run_dir: str | os.PathLike[str]) -> int:
+    """Restore the newest intact checkpoint of a run into `model`; returns fit's initial_epoch."""
+    path, artifact = latest_checkpoint(run_dir)
+    apply_artifact(model, artifact, str(path))
+    return int((artifact.training_state or {}).get("epoch", 0))
+
+
+# ----- checkpoint callback -----------------------------------------------------------------
+class CheckpointCallback(Callback):
+    """Write a complete, atomic checkpoint of the model after every epoch into `run_dir`.
+
+    A checkpoint holds the History of the whole run; when fit resumes at epoch k > 0 the
+    History of the first k epochs comes from the run's checkpoint, and at the end of training
+    `model.history` is made whole again, so a resumed run reports the same History as an
+    uninterrupted one. At the end it also writes `history.csv` and `training_curves.png` into
+    `run_dir` (engine.report). `extras` go to model_artifact (spec, label_maps, ...).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str], keep: int = 2, **extras: Any) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.keep = keep
+        self.extras = extras
+        self.earlier: dict[str, list[float]] = {}
+        self._first_epoch: int | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+            self.earlier = self._history_before(epoch)
+            for stale in list_checkpoints(self.run_dir):
+                if checkpoint_epoch(stale) >= epoch:
+                    stale.unlink()
+
+    def _history_before(self, epoch: int) -> dict[str, list[float]]:
+        """The History of epochs [0, epoch) from the checkpoint fit resumed from, if any."""
+        source = checkpoint_path(self.run_dir, epoch - 1)
+        if epoch == 0 or not source.is_file():
+            return {}
+        return {k: v[:epoch] for k, v in read_artifact(source).history.items()}
+
+    def _whole_history(self, logs: Mapping[str, float] | None) -> dict[str, list[float]]:
+        whole = {k: list(v) for k, v in self.earlier.items()}
+        for key, values in history_of(self.model).items():
+            whole.setdefault(key, []).extend(values)
+        for key, value in (logs or {}).items():
+            whole.setdefault(key, []).append(float(value))
+        return whole
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        history = self._whole_history(logs)
+        state = dict(self.model.get_training_state())
+        state.update(epoch=epoch + 1, history=history)
+        artifact = model_artifact(self.model, training_state=state, history=history, **self.extras)
+        write_checkpoint(self.run_dir, epoch, artifact, keep=self.keep)
+
+    def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
+        """Make a resumed run's History whole, and write the run's CSV and curves picture."""
+        from engine.report import write_run_report
+
+        whole = self._whole_history(None)
+        history = getattr(self.model, "history", None)
+        if self.earlier and history is not None and hasattr(history, "history"):
+            history.history = whole
+            history.epoch = list(range(len(next(iter(whole.values()), []))))
+        write_run_report(self.run_dir, whole)

@@ -1,0 +1,159 @@
+"""The `export` and `report` commands: a trained model as ONNX, a run's curves in the terminal.
+
+A damaged or missing artifact is one line on stderr and exit 2; a model with a layer ONNX cannot
+express is one line naming the layer and exit 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine import report as run_report
+from engine import saving
+
+SERIES_STYLES = {1: "blue", 2: "dark_orange", 3: "magenta"}
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+@contextmanager
+def _user_errors(err: Console) -> Iterator[None]:
+    """Turn damaged artifacts (exit 2) and unexportable models (exit 1) into one line."""
+    from engine.export_onnx import ExportError
+
+    try:
+        yield
+    except saving.ArtifactError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except ExportError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def export(
+    model: Annotated[Path, typer.Argument(help="A run folder or a model.msz file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the file.")],
+    format: Annotated[  # noqa: A002  (the CLI flag is --format)
+        ExportFormat, typer.Option("--format", help="The exchange format.")
+    ] = ExportFormat.onnx,
+    opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
+) -> None:
+    """Export a trained model for use outside modelspec (ONNX needs the `onnx` extra)."""
+    from engine.export_onnx import export_onnx
+
+    console, err = Console(), Console(stderr=True)
+    with _user_errors(err):
+        written = export_onnx(model, output, opset=opset)
+    console.print(f"Wrote {written}", highlight=False)
+
+
+def _load_run(run_dir: Path) -> tuple[str, saving.Artifact]:
+    """The run's final model, or its newest checkpoint when training never finished."""
+    if (run_dir / saving.MODEL_FILE).is_file() or run_dir.is_file():
+        return "final model", saving.read_artifact(run_dir)
+    if not run_dir.exists():
+        raise saving.ArtifactNotFoundError(run_dir, "no such run folder or model file")
+    path, artifact = saving.latest_checkpoint(run_dir)
+    return f"checkpoint {path.name} (training did not finish)", artifact
+
+
+def _summary(source: str, run_dir: Path, artifact: saving.Artifact) -> Table:
+    meta = artifact.metadata
+    model = artifact.spec.get("model", {})
+    epochs = max((len(v) for v in artifact.history.values()), default=0)
+    params = sum(int(np.prod(w.shape)) for w in artifact.weights.values())
+    table = Table(title=f"Run {run_dir}", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("source", source),
+        ("model", f"{artifact.spec.get('name') or model.get('name', '?')} ({model.get('type')})"),
+        ("epochs", str(epochs)),
+        ("parameters", f"{params:,}"),
+        ("seed", str(meta.get("seed"))),
+        ("versions", ", ".join(f"{k} {v}" for k, v in meta.get("package_versions", {}).items())),
+    ]
+    rows += [(f"data {k}", v) for k, v in meta.get("data_fingerprints", {}).items()]
+    for key, value in rows:
+        table.add_row(key, Text(value))
+    return table
+
+
+def _final_metrics(artifact: saving.Artifact) -> Table:
+    metrics: Mapping[str, float] = artifact.metadata.get("final_metrics") or {
+        k: v[-1] for k, v in artifact.history.items() if v
+    }
+    table = Table(title="Final metrics", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.6g}")
+    return table
+
+
+def _chart(name: str, history: Mapping[str, list[float]], width: int) -> Text:
+    series = {
+        label: history[key]
+        for label, key in (("train", name), ("validation", f"val_{name}"))
+        if key in history
+    }
+    values = [v for s in series.values() for v in s if math.isfinite(v)]
+    lo, hi = (min(values), max(values)) if values else (0.0, 0.0)
+    text = Text(f"{name}  ", style="bold")
+    for index, label in enumerate(series):
+        text.append(f"━ {label}  ", style=SERIES_STYLES[1 << index])
+    text.append("\n")
+    rows = run_report.braille_chart(series, width=width)
+    for r, row in enumerate(rows):
+        edge = (
+            f"{hi:>10.4g} ┤"
+            if r == 0
+            else f"{lo:>10.4g} ┤"
+            if r == len(rows) - 1
+            else " " * 11 + "│"
+        )
+        text.append(edge)
+        for char, mask in row:
+            text.append(char, style=SERIES_STYLES.get(mask))
+        text.append("\n")
+    epochs = max((len(s) for s in series.values()), default=0)
+    text.append(" " * 12 + "epoch 1" + f"epoch {epochs}".rjust(max(width - 7, 0)) + "\n")
+    return text
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or a model.msz file).")],
+    width: Annotated[int, typer.Option(help="Chart width in characters.", min=10)] = 60,
+) -> None:
+    """Print a run's summary, final metrics and training curves, and what the curves show."""
+    console, err = Console(), Console(stderr=True)
+    with _user_errors(err):
+        source, artifact = _load_run(run_dir)
+    console.print(_summary(source, run_dir, artifact))
+    console.print(_final_metrics(artifact))
+    history = artifact.history
+    for name in run_report.metric_names(history):
+        console.print(_chart(name, history, width))
+    diagnosis = run_report.diagnose(history)
+    style = "green" if diagnosis.kind == "none" else "yellow"
+    console.print(Text(f"Curves: {diagnosis.message}", style=style))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `export` and `report` to the modelspec app."""
+    app.command("export")(export)
+    app.command("report")(report)

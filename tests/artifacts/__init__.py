@@ -1,0 +1,1 @@
+"""Tests of trained-model artifacts: saving, loading, checkpoints, export and reports."""
