@@ -61,6 +61,9 @@ _LAZY = {
     "regularizers": ("engine.regularizers", None),
     "constraints": ("engine.constraints", None),
     "activations": ("engine.activations", None),
+    "nn": ("engine.api", "nn"),
+    "random": ("engine.api", "random"),
+    "math": ("engine.api", "math"),
 }
 
 

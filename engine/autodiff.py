@@ -121,7 +121,7 @@ class GradientTape:
         unconnected_gradients: str = "none",
     ) -> Any:
         """d(sum of target) / d(source) for each source, in the structure of `sources`."""
-        from engine.tensor import Tensor, as_tensor
+        from engine.tensor import Tensor
 
         if self._used and not self.persistent:
             raise RuntimeError(
@@ -138,7 +138,7 @@ class GradientTape:
         grads: dict[int, Any] = {}
         for t, seed in zip(targets, seeds, strict=True):
             xp = t.backend.xp
-            g = xp.ones_like(t.data) if seed is None else as_tensor(seed).data
+            g = xp.ones_like(t.data) if seed is None else _seed(seed, t)
             grads[id(t)] = grads[id(t)] + g if id(t) in grads else g
         for node in reversed(self._nodes):
             g_out = grads.get(id(node.output))
@@ -160,7 +160,7 @@ class GradientTape:
                 return {k: lookup(v) for k, v in src.items()}
             if not isinstance(src, Tensor):
                 raise TypeError(f"gradient sources must be tensors; got {type(src).__name__}")
-            g = grads.get(id(src))
+            g = grads.get(id(src)) if self._is_watched(src) else None
             if g is None:
                 if unconnected_gradients == "zero":
                     return Tensor(src.backend.xp.zeros_like(src.data))
@@ -168,6 +168,14 @@ class GradientTape:
             return Tensor(g.astype(src.data.dtype, copy=False))
 
         return lookup(sources)
+
+
+def _seed(value: Any, target: Tensor) -> Any:
+    """An output gradient as an array of the target's dtype on the target's device."""
+    from engine.backend import to_backend
+    from engine.tensor import as_tensor
+
+    return to_backend(as_tensor(value, dtype=target.dtype).data, target.backend)
 
 
 class _Paused:

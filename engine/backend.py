@@ -33,9 +33,10 @@ class Backend:
         return self.xp.asarray(data, dtype=dtype)
 
     def to_host(self, array: Any) -> np.ndarray:
-        """Copy an array of this backend back to a NumPy array."""
-        if self.name == "gpu":
-            return self.xp.asnumpy(array)
+        """Copy an array of this backend back to a NumPy array (CuPy and the fake use asnumpy)."""
+        asnumpy = getattr(self.xp, "asnumpy", None)
+        if asnumpy is not None:
+            return np.asarray(asnumpy(array))
         return np.asarray(array)
 
 
@@ -112,6 +113,8 @@ def use(name: str) -> Iterator[Backend]:
 
 def backend_of(array: Any) -> Backend:
     """The backend an array belongs to (NumPy arrays are on the CPU)."""
+    if type(array) is np.ndarray:
+        return CPU
     for backend in _registry.values():
         if backend.name != "cpu" and _owns(backend, array):
             return backend
@@ -123,3 +126,16 @@ def _owns(backend: Backend, array: Any) -> bool:
     if owns is not None:
         return bool(owns(array))
     return type(array).__module__.startswith(backend.xp.__name__)
+
+
+def to_backend(array: Any, backend: Backend) -> Any:
+    """Move an array (host data, or another device's array) onto `backend`.
+
+    A no-op for an array already there; lists and scalars become arrays. Training code uses it
+    to move host batches to the device.
+    """
+    owner = backend_of(array)
+    if owner is backend and hasattr(array, "shape"):
+        return array
+    host = owner.to_host(array) if owner is not CPU else array
+    return backend.asarray(host)

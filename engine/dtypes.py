@@ -57,11 +57,17 @@ _BY_NAME = {
     d.name: d for d in (float16, float32, float64, int8, int16, int32, int64, uint8, bool_, string)
 }
 
+_BY_NUMPY = {d.np_dtype: d for d in _BY_NAME.values() if d is not string}
+_BY_NUMPY[np.dtype(object)] = string
+
 
 def as_dtype(value: Any) -> DType:
     """Accept a DType, a name ("float32"), a NumPy dtype or a Python type and return a DType."""
     if isinstance(value, DType):
         return value
+    found = _BY_NUMPY.get(value) if isinstance(value, np.dtype) else None
+    if found is not None:
+        return found
     if isinstance(value, str) and value in _BY_NAME:
         return _BY_NAME[value]
     if value is str:

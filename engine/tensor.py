@@ -18,11 +18,16 @@ from engine.dtypes import float32 as _float32
 from engine.dtypes import int32 as _int32
 from engine.dtypes import string as _string
 
+_OPS: list[Any] = []
+
 
 def _ops() -> Any:
-    from engine import ops
+    """engine.ops, imported on first use (it imports this module)."""
+    if not _OPS:
+        from engine import ops
 
-    return ops
+        _OPS.append(ops)
+    return _OPS[0]
 
 
 class Tensor:
@@ -30,9 +35,12 @@ class Tensor:
 
     __slots__ = ("_data", "__weakref__")
     __array_priority__ = 100
+    # NumPy defers to our reflected operators, so `ndarray + tensor` is a Tensor op.
+    __array_ufunc__ = None
 
     def __init__(self, data: Any) -> None:
-        self._data = data
+        # NumPy reductions and ufuncs on 0-d arrays return scalars; a tensor always holds an array.
+        self._data = np.asarray(data) if isinstance(data, np.generic) else data
 
     @property
     def data(self) -> Any:
@@ -134,8 +142,14 @@ class Tensor:
     def __floordiv__(self, other: Any) -> Tensor:
         return _ops().floordiv(self, other)
 
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _ops().floordiv(other, self)
+
     def __mod__(self, other: Any) -> Tensor:
         return _ops().mod(self, other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _ops().mod(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
         return _ops().power(self, other)
@@ -185,6 +199,9 @@ class Tensor:
     def __or__(self, other: Any) -> Tensor:
         return _ops().logical_or(self, other)
 
+    def __xor__(self, other: Any) -> Tensor:
+        return _ops().logical_xor(self, other)
+
     def __invert__(self) -> Tensor:
         return _ops().logical_not(self)
 
@@ -217,22 +234,38 @@ class Variable(Tensor):
         self.constraint: Any = None
         self.regularizer: Any = None
 
-    def assign(self, value: Any) -> Variable:
-        new = as_tensor(value, dtype=self.dtype).data
-        if tuple(new.shape) != self.shape:
+    def _incoming(self, value: Any, op: str) -> Any:
+        """`value` as an array of this variable's dtype, shape and device.
+
+        Host data (lists, NumPy arrays) is copied over; a tensor on another device is an error,
+        as CuPy refuses to mix host and device arrays.
+        """
+        if isinstance(value, Tensor) and value.backend is not self.backend:
+            raise TypeError(
+                f"{op}: Variable {self.name!r} is on {self.device} but the value is on "
+                f"{value.device}"
+            )
+        new = _backend.to_backend(as_tensor(value, dtype=self.dtype).data, self.backend)
+        if tuple(new.shape) != self.shape and op == "assign":
             raise ValueError(
                 f"cannot assign shape {tuple(new.shape)} to Variable "
                 f"{self.name!r} of shape {self.shape}"
             )
-        self._data[...] = new
+        return new
+
+    def assign(self, value: Any) -> Variable:
+        """Overwrite the values in place (same shape)."""
+        self._data[...] = self._incoming(value, "assign")
         return self
 
     def assign_add(self, delta: Any) -> Variable:
-        self._data += as_tensor(delta, dtype=self.dtype).data
+        """Add `delta` in place (broadcast to the variable's shape)."""
+        self._data += self._incoming(delta, "assign_add")
         return self
 
     def assign_sub(self, delta: Any) -> Variable:
-        self._data -= as_tensor(delta, dtype=self.dtype).data
+        """Subtract `delta` in place: the SGD update `w.assign_sub(lr * dw)`."""
+        self._data -= self._incoming(delta, "assign_sub")
         return self
 
     def value(self) -> Tensor:

@@ -1,0 +1,153 @@
+"""A strict fake accelerator for CI: arrays that refuse to mix with host arrays, as CuPy's do.
+
+`FakeArray` is a NumPy ndarray subclass whose ufuncs, array functions and item assignment raise
+`TypeError` when any argument is a plain host `ndarray` (Python numbers and NumPy scalars are
+fine, as on CuPy). `xp` mirrors the NumPy namespace the engine uses and returns fake arrays;
+`xp.asarray` is the explicit host -> device copy and `xp.asnumpy` the device -> host copy. Running
+the op table and a training step on this backend proves that no host array leaks into device
+math. One leak it cannot catch: `np.asarray(fake)` returns a host view without complaint.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from engine.backend import Backend
+
+
+class FakeArray(np.ndarray):
+    """A device array: NumPy storage, CuPy's refusal to mix with host arrays."""
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        _refuse_host(ufunc.__name__, inputs)
+        out = kwargs.get("out")
+        if out is not None:
+            _refuse_host(ufunc.__name__, out)
+            kwargs["out"] = tuple(_unwrap(o) for o in out)
+        result = getattr(ufunc, method)(*(_unwrap(i) for i in inputs), **kwargs)
+        return None if method == "at" else _wrap(result)
+
+    def __array_function__(
+        self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any
+    ) -> Any:
+        if np.ndarray in types:
+            raise TypeError(
+                f"{func.__name__}: cannot mix a device array with a host numpy.ndarray; "
+                "move it with xp.asarray first"
+            )
+        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+
+    def __getitem__(self, index: Any) -> Any:
+        # CuPy returns 0-d device arrays where NumPy returns host scalars
+        return _wrap(super().__getitem__(index))
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        _refuse_host("__setitem__", (value,))
+        super().__setitem__(_unwrap(index), _unwrap(value))
+
+
+def _refuse_host(name: str, values: Any) -> None:
+    for value in values:
+        if type(value) is np.ndarray:
+            raise TypeError(
+                f"{name}: cannot mix a device array with a host numpy.ndarray; "
+                "move it with xp.asarray first"
+            )
+
+
+def _unwrap(value: Any) -> Any:
+    """Plain ndarray views of fake arrays, through lists, tuples and dicts."""
+    if isinstance(value, FakeArray):
+        return value.view(np.ndarray)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+def _wrap(value: Any) -> Any:
+    """Fake views of results; NumPy scalars become 0-d device arrays, as CuPy returns."""
+    if isinstance(value, FakeArray):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.view(FakeArray)
+    if isinstance(value, np.generic):
+        return np.asarray(value).view(FakeArray)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_wrap(v) for v in value)
+    return value
+
+
+def _device_function(func: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return _wrap(func(*args, **kwargs))
+
+    call.__name__ = getattr(func, "__name__", "function")
+    return call
+
+
+def asarray(data: Any, dtype: Any = None) -> Any:
+    """Copy host data to the device (a no-op for arrays already there, as in CuPy)."""
+    if isinstance(data, FakeArray):
+        return data if dtype is None else data.astype(dtype, copy=False)
+    return np.array(data, dtype=dtype, copy=True).view(FakeArray)
+
+
+def asnumpy(array: Any) -> np.ndarray:
+    """Copy a device array back to the host."""
+    return np.array(_unwrap(array), copy=True)
+
+
+def owns(array: Any) -> bool:
+    """True for arrays living on this device."""
+    return isinstance(array, FakeArray)
+
+
+def as_strided(x: Any, shape: Any = None, strides: Any = None) -> Any:
+    """A strided window view that stays on the device."""
+    return np.lib.stride_tricks.as_strided(x, shape, strides, subok=True)
+
+
+class _Namespace(types.ModuleType):
+    """Forwards to NumPy, turning every array a function returns into a device array."""
+
+    def __init__(self, name: str, source: Any, overrides: dict[str, Any]) -> None:
+        super().__init__(name)
+        self._source = source
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._source, name)
+        if isinstance(attr, (type, np.ufunc)) or not callable(attr):
+            return attr
+        wrapped = _device_function(attr)
+        setattr(self, name, wrapped)
+        return wrapped
+
+
+_stride_tricks = _Namespace(
+    "engine.fake_device.xp.lib.stride_tricks",
+    np.lib.stride_tricks,
+    {"as_strided": as_strided},
+)
+_lib = _Namespace("engine.fake_device.xp.lib", np.lib, {"stride_tricks": _stride_tricks})
+
+xp = _Namespace(
+    "engine.fake_device.xp",
+    np,
+    {
+        "asarray": asarray,
+        "array": asarray,
+        "asnumpy": asnumpy,
+        "owns": owns,
+        "ndarray": FakeArray,
+        "lib": _lib,
+    },
+)
+
+BACKEND = Backend("fake", xp)
