@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.backend import backend_of
 
@@ -23,6 +23,23 @@ class ConstraintConfig(BaseModel):
     min_value: float | None = None
     rate: float | None = None
     axis: int | list[int] | None = None
+
+    @model_validator(mode="after")
+    def _only_own_arguments(self) -> ConstraintConfig:
+        allowed = _ARGUMENTS[self.type]
+        extra = sorted({k for k in self.model_fields_set if k != "type"} - allowed)
+        if extra:
+            takes = ", ".join(sorted(allowed)) or "no arguments"
+            raise ValueError(f"{', '.join(extra)} does not apply to {self.type}; it takes {takes}")
+        return self
+
+
+_ARGUMENTS: dict[str, set[str]] = {
+    "non_neg": set(),
+    "unit_norm": {"axis"},
+    "max_norm": {"max_value", "axis"},
+    "min_max_norm": {"min_value", "max_value", "rate", "axis"},
+}
 
 
 ConstraintSpec = Annotated[ConstraintName | ConstraintConfig, Field(union_mode="left_to_right")]
@@ -78,4 +95,5 @@ def get(spec: ConstraintSpec | str | dict[str, Any] | Constraint | None) -> Cons
 
 
 def serialize(spec: Any) -> Any:
+    """The spec form of a constraint spec (a name stays a name)."""
     return spec.model_dump(exclude_none=True) if isinstance(spec, BaseModel) else spec

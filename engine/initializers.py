@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Keras divides by this so that a normal truncated at two standard deviations keeps the variance.
 TRUNCATION_STDDEV_FACTOR = 0.87962566103423978
@@ -48,6 +48,29 @@ class InitializerConfig(BaseModel):
     maxval: float | None = None
     gain: float | None = None
     seed: int | None = None
+
+    @model_validator(mode="after")
+    def _only_own_arguments(self) -> InitializerConfig:
+        allowed = _ARGUMENTS.get(self.type, {"seed"})
+        given = {k for k in self.model_fields_set if k != "type"}
+        extra = sorted(given - allowed)
+        if extra:
+            takes = ", ".join(sorted(allowed)) or "no arguments"
+            raise ValueError(f"{', '.join(extra)} does not apply to {self.type}; it takes {takes}")
+        return self
+
+
+# Keras 3's arguments per initializer (variance-scaling ones take only a seed).
+_ARGUMENTS: dict[str, set[str]] = {
+    "zeros": set(),
+    "ones": set(),
+    "constant": {"value"},
+    "random_normal": {"mean", "stddev", "seed"},
+    "truncated_normal": {"mean", "stddev", "seed"},
+    "random_uniform": {"minval", "maxval", "seed"},
+    "orthogonal": {"gain", "seed"},
+    "identity": {"gain"},
+}
 
 
 InitializerSpec = Annotated[InitializerName | InitializerConfig, Field(union_mode="left_to_right")]
@@ -117,7 +140,21 @@ def _identity(gain: float) -> Initializer:
     return init
 
 
+def _seeded(init: Initializer, seed: int) -> Initializer:
+    """As in Keras 3, an initializer given a seed draws the same values on every call."""
+
+    def seeded(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
+        return init(shape, np.random.default_rng(seed), dtype)
+
+    return seeded
+
+
 def _build(config: InitializerConfig) -> Initializer:
+    init = _build_unseeded(config)
+    return init if config.seed is None else _seeded(init, config.seed)
+
+
+def _build_unseeded(config: InitializerConfig) -> Initializer:
     name = config.type
     mean = config.mean if config.mean is not None else 0.0
     stddev = config.stddev if config.stddev is not None else 0.05
@@ -164,6 +201,7 @@ def get(spec: InitializerSpec | str | dict[str, Any] | Initializer) -> Initializ
 
 
 def serialize(spec: Any) -> Any:
+    """The spec form of an initializer spec (a name stays a name)."""
     if isinstance(spec, BaseModel):
         return spec.model_dump(exclude_none=True)
     return spec

@@ -1,7 +1,10 @@
 """Weight and activity regularizers (l1, l2, l1_l2) with Keras's formulas and defaults.
 
-A regularizer adds `penalty(w)` to the loss and `grad(w)` to the weight's gradient. As in Keras,
-a bare name means a factor of 0.01: `l2` is `l2(0.01)`, `l1_l2` is `l1_l2(l1=0.01, l2=0.01)`.
+A regularizer adds `penalty(w)` to the loss and `grad(w)` to the weight's gradient. As Keras
+documents, a bare name means a factor of 0.01: `l2` is `L2(0.01)` and `l1_l2` is
+`L1L2(l1=0.01, l2=0.01)` (Keras 3's own lookup of the bare `l1_l2` builds `L1L2()`, whose
+factors are 0; the documented 0.01 is kept here). In the map form `l1_l2` follows Keras's
+`L1L2` defaults: a factor not given is 0, so `{type: l1_l2, l2: 0.001}` has no L1 penalty.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.backend import backend_of
 
@@ -24,6 +27,13 @@ class RegularizerConfig(BaseModel):
     l1: float | None = Field(default=None, ge=0)
     l2: float | None = Field(default=None, ge=0)
 
+    @model_validator(mode="after")
+    def _only_own_factor(self) -> RegularizerConfig:
+        unused = {"l1": "l2", "l2": "l1"}.get(self.type)
+        if unused is not None and unused in self.model_fields_set:
+            raise ValueError(f"{unused} does not apply to {self.type}; use l1_l2 for both")
+        return self
+
 
 RegularizerSpec = Annotated[RegularizerName | RegularizerConfig, Field(union_mode="left_to_right")]
 
@@ -36,6 +46,7 @@ class Regularizer:
     l2: float = 0.0
 
     def penalty(self, w: Any) -> float:
+        """The amount added to the loss for weight `w`."""
         xp = backend_of(w).xp
         total = 0.0
         if self.l1:
@@ -45,6 +56,7 @@ class Regularizer:
         return total
 
     def grad(self, w: Any) -> Any:
+        """d penalty / d w (the L1 term uses sign(w), 0 at 0, as autodiff of |w| does)."""
         xp = backend_of(w).xp
         g = xp.zeros_like(w)
         if self.l1:
@@ -58,20 +70,24 @@ def get(spec: RegularizerSpec | str | dict[str, Any] | Regularizer | None) -> Re
     """Resolve a name or config map to a Regularizer (None stays None)."""
     if spec is None or isinstance(spec, Regularizer):
         return spec
+    if isinstance(spec, dict):
+        return _from_config(RegularizerConfig(**spec))
     if isinstance(spec, str):
-        spec = RegularizerConfig(type=spec)  # type: ignore[arg-type]
-    elif isinstance(spec, dict):
-        spec = RegularizerConfig(**spec)
+        return _from_config(RegularizerConfig(type=spec), bare=True)  # type: ignore[arg-type]
+    return _from_config(spec)
+
+
+def _from_config(spec: RegularizerConfig, bare: bool = False) -> Regularizer:
     kind = "l1_l2" if spec.type == "l1l2" else spec.type
     if kind == "l1":
         return Regularizer(l1=0.01 if spec.l1 is None else spec.l1)
     if kind == "l2":
         return Regularizer(l2=0.01 if spec.l2 is None else spec.l2)
-    return Regularizer(
-        l1=0.01 if spec.l1 is None else spec.l1,
-        l2=0.01 if spec.l2 is None else spec.l2,
-    )
+    if bare:
+        return Regularizer(l1=0.01, l2=0.01)
+    return Regularizer(l1=spec.l1 or 0.0, l2=spec.l2 or 0.0)
 
 
 def serialize(spec: Any) -> Any:
+    """The spec form of a regularizer spec (a name stays a name)."""
     return spec.model_dump(exclude_none=True) if isinstance(spec, BaseModel) else spec

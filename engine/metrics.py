@@ -1,0 +1,428 @@
+"""Keras 3's training metrics as stateful accumulators over batches.
+
+A metric is reset at the start of each epoch, updated once per batch and read with `result()`.
+Mean metrics (accuracies, mae, mse, rmse) keep a running weighted mean over samples, as Keras's
+`MeanMetricWrapper` does; precision, recall and AUC keep weighted confusion counts. The metric
+keeps the name the user wrote (`acc` stays `acc` in the history), as Keras 3 does.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from engine.backend import backend_of
+from engine.losses import canonical_name
+
+EPSILON = 1e-7  # keras.config.epsilon()
+Array = Any
+
+MeanMetricName = Literal[
+    "accuracy",
+    "acc",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "mae",
+    "mean_absolute_error",
+    "mse",
+    "mean_squared_error",
+    "rmse",
+    "root_mean_squared_error",
+]
+MetricName = (
+    MeanMetricName
+    | Literal[
+        "binary_accuracy",
+        "top_k_categorical_accuracy",
+        "sparse_top_k_categorical_accuracy",
+        "precision",
+        "recall",
+        "auc",
+    ]
+)
+
+
+class _MetricConfigBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+
+
+class MeanMetricConfig(_MetricConfigBase):
+    """A metric without arguments in map form: `{type: mae, name: val_mae}`."""
+
+    type: MeanMetricName
+
+
+class BinaryAccuracyConfig(_MetricConfigBase):
+    """`{type: binary_accuracy, threshold: 0.5}`."""
+
+    type: Literal["binary_accuracy"]
+    threshold: float = 0.5
+
+
+class TopKCategoricalAccuracyConfig(_MetricConfigBase):
+    """`{type: top_k_categorical_accuracy, k: 5}` (also the sparse form with class ids)."""
+
+    type: Literal["top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"]
+    k: int = Field(default=5, ge=1)
+
+
+class PrecisionRecallConfig(_MetricConfigBase):
+    """`{type: precision, thresholds: 0.5}` (also recall)."""
+
+    type: Literal["precision", "recall"]
+    thresholds: float = Field(default=0.5, ge=0, le=1)
+
+
+class AUCConfig(_MetricConfigBase):
+    """`{type: auc, num_thresholds: 200, curve: ROC, from_logits: false}`."""
+
+    type: Literal["auc"]
+    num_thresholds: int = Field(default=200, gt=1)
+    curve: Literal["ROC", "PR"] = "ROC"
+    from_logits: bool = False
+
+
+MetricConfig = Annotated[
+    MeanMetricConfig
+    | BinaryAccuracyConfig
+    | TopKCategoricalAccuracyConfig
+    | PrecisionRecallConfig
+    | AUCConfig,
+    Field(discriminator="type"),
+]
+MetricSpec = Annotated[MetricName | MetricConfig, Field(union_mode="left_to_right")]
+
+
+class Metric(ABC):
+    """A stateful metric: `reset()`, `update(y_true, y_pred, sample_weight)`, `result()`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reset()
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget everything accumulated (Keras's `reset_state`)."""
+
+    @abstractmethod
+    def update(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> None:
+        """Accumulate one batch (Keras's `update_state`)."""
+
+    @abstractmethod
+    def result(self) -> float:
+        """The metric over everything accumulated since the last reset."""
+
+
+def _same_rank(xp: Any, t: Array, p: Array) -> tuple[Array, Array]:
+    """Keras's squeeze_or_expand_to_same_rank for labels against outputs."""
+    if t.ndim == p.ndim - 1 and p.shape[-1] == 1:
+        return t[..., None], p
+    if t.ndim == p.ndim + 1 and t.shape[-1] == 1:
+        return t[..., 0], p
+    return t, p
+
+
+def _binary_accuracy(threshold: float) -> Callable[[Any, Array, Array], Array]:
+    def fn(xp: Any, t: Array, p: Array) -> Array:
+        t, p = _same_rank(xp, xp.asarray(t, dtype=p.dtype), p)
+        return (t == (p > threshold)).astype(p.dtype)
+
+    return fn
+
+
+def _categorical_accuracy(xp: Any, t: Array, p: Array) -> Array:
+    t = xp.asarray(t)
+    return (xp.argmax(t, axis=-1) == xp.argmax(p, axis=-1)).astype(p.dtype)
+
+
+def _sparse_categorical_accuracy(xp: Any, t: Array, p: Array) -> Array:
+    t = xp.asarray(t)
+    if t.ndim == p.ndim and t.shape[-1] == 1:
+        t = t[..., 0]
+    return (t.astype(xp.int64) == xp.argmax(p, axis=-1)).astype(p.dtype)
+
+
+def _top_k(k: int, sparse: bool) -> Callable[[Any, Array, Array], Array]:
+    """In the top k when fewer than k scores are strictly above the true class's score (ties
+    at the boundary count as in, as Keras's `in_top_k` does)."""
+
+    def fn(xp: Any, t: Array, p: Array) -> Array:
+        t = xp.asarray(t)
+        if sparse:
+            target = (t[..., 0] if t.ndim == p.ndim else t).astype(xp.int64)
+        else:
+            target = xp.argmax(t, axis=-1)
+        score = xp.take_along_axis(p, target[..., None], axis=-1)
+        return (xp.sum(p > score, axis=-1) < k).astype(p.dtype)
+
+    return fn
+
+
+def _absolute_error(xp: Any, t: Array, p: Array) -> Array:
+    t, p = _same_rank(xp, xp.asarray(t, dtype=p.dtype), p)
+    return xp.abs(t - p)
+
+
+def _squared_error(xp: Any, t: Array, p: Array) -> Array:
+    t, p = _same_rank(xp, xp.asarray(t, dtype=p.dtype), p)
+    return (t - p) ** 2
+
+
+class MeanMetric(Metric):
+    """A running weighted mean over samples of a per-element function (MeanMetricWrapper):
+    values are averaged within each sample, then over samples weighted by sample weight."""
+
+    def __init__(
+        self, name: str, fn: Callable[[Any, Array, Array], Array], root: bool = False
+    ) -> None:
+        self.fn = fn
+        self.root = root
+        super().__init__(name)
+
+    def reset(self) -> None:
+        self.total = 0.0
+        self.count = 0.0
+
+    def update(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> None:
+        xp = backend_of(y_pred).xp
+        values = self.fn(xp, y_true, y_pred)
+        per_sample = values.reshape(values.shape[0], -1).mean(axis=1)
+        if sample_weight is None:
+            self.total += float(per_sample.sum())
+            self.count += float(per_sample.shape[0])
+            return
+        w = xp.asarray(sample_weight, dtype=per_sample.dtype).reshape(-1)
+        self.total += float((per_sample * w).sum())
+        self.count += float(w.sum())
+
+    def result(self) -> float:
+        mean = self.total / self.count if self.count else 0.0
+        return math.sqrt(mean) if self.root else mean
+
+
+def _flat_weights(xp: Any, sample_weight: Array | None, p: Array) -> Array:
+    if sample_weight is None:
+        return xp.ones(p.size, dtype=p.dtype)
+    w = xp.asarray(sample_weight, dtype=p.dtype)
+    w = w.reshape(w.shape + (1,) * (p.ndim - w.ndim))
+    return xp.broadcast_to(w, p.shape).reshape(-1)
+
+
+def _flat_pair(xp: Any, y_true: Array, y_pred: Array) -> tuple[Array, Array]:
+    t, p = _same_rank(xp, xp.asarray(y_true), y_pred)
+    if t.size != p.size:
+        raise ValueError(
+            f"labels of shape {tuple(y_true.shape)} do not match outputs of shape "
+            f"{tuple(y_pred.shape)}"
+        )
+    return t.reshape(-1) != 0, p.reshape(-1)
+
+
+class _Confusion(Metric):
+    """Weighted true/false positive and negative counts at one threshold (`y_pred > t`)."""
+
+    default_name: str
+
+    def __init__(self, thresholds: float = 0.5, name: str | None = None) -> None:
+        self.threshold = thresholds
+        super().__init__(name or self.default_name)
+
+    def reset(self) -> None:
+        self.tp = self.fp = self.fn = self.tn = 0.0
+
+    def update(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> None:
+        xp = backend_of(y_pred).xp
+        positive, p = _flat_pair(xp, y_true, y_pred)
+        w = _flat_weights(xp, sample_weight, p)
+        predicted = p > self.threshold
+        self.tp += float(w[positive & predicted].sum())
+        self.fp += float(w[~positive & predicted].sum())
+        self.fn += float(w[positive & ~predicted].sum())
+        self.tn += float(w[~positive & ~predicted].sum())
+
+
+class Precision(_Confusion):
+    """tp / (tp + fp), 0 when nothing was predicted positive."""
+
+    default_name = "precision"
+
+    def result(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+
+class Recall(_Confusion):
+    """tp / (tp + fn), 0 when there were no positives."""
+
+    default_name = "recall"
+
+    def result(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+
+class AUC(Metric):
+    """Keras's AUC: confusion counts at `num_thresholds` thresholds (i / (n - 1) for the inner
+    ones, -eps and 1 + eps at the ends); ROC area by the trapezoidal rule, PR area by Keras's
+    interpolation (Davis & Goadrich: precision varies along a hyperbola between thresholds)."""
+
+    def __init__(
+        self,
+        num_thresholds: int = 200,
+        curve: str = "ROC",
+        from_logits: bool = False,
+        name: str = "auc",
+    ) -> None:
+        self.curve = curve
+        self.from_logits = from_logits
+        inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        self.thresholds = np.asarray([0.0 - EPSILON, *inner, 1.0 + EPSILON], dtype=np.float32)
+        super().__init__(name)
+
+    def reset(self) -> None:
+        size = len(self.thresholds)
+        self.tp, self.fp = np.zeros(size), np.zeros(size)
+        self.fn, self.tn = np.zeros(size), np.zeros(size)
+
+    def update(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> None:
+        backend = backend_of(y_pred)
+        xp = backend.xp
+        positive, p = _flat_pair(xp, y_true, y_pred)
+        if self.from_logits:
+            p = 1 / (1 + xp.exp(-p))
+        w = _flat_weights(xp, sample_weight, p)
+        thresholds = xp.asarray(self.thresholds)
+        # bucket b holds predictions above exactly the b lowest thresholds
+        bucket = xp.searchsorted(thresholds, p.astype(thresholds.dtype), side="left")
+        size = len(self.thresholds) + 1
+        pos = backend.to_host(xp.bincount(bucket, weights=w * positive, minlength=size))
+        neg = backend.to_host(xp.bincount(bucket, weights=w * ~positive, minlength=size))
+        above_pos = np.cumsum(pos[::-1])[::-1][1:]
+        above_neg = np.cumsum(neg[::-1])[::-1][1:]
+        self.tp += above_pos
+        self.fp += above_neg
+        self.fn += pos.sum() - above_pos
+        self.tn += neg.sum() - above_neg
+
+    def result(self) -> float:
+        if self.curve == "PR":
+            return self._interpolated_pr_auc()
+        tpr = _divide_no_nan(self.tp, self.tp + self.fn)
+        fpr = _divide_no_nan(self.fp, self.fp + self.tn)
+        heights = (tpr[:-1] + tpr[1:]) / 2.0
+        return float(np.sum((fpr[:-1] - fpr[1:]) * heights))
+
+    def _interpolated_pr_auc(self) -> float:
+        tp, predicted = self.tp, self.tp + self.fp
+        dtp = tp[:-1] - tp[1:]
+        slope = _divide_no_nan(dtp, np.maximum(predicted[:-1] - predicted[1:], 0))
+        intercept = tp[1:] - slope * predicted[1:]
+        both = (predicted[:-1] > 0) & (predicted[1:] > 0)
+        ratio = np.where(both, _divide_no_nan(predicted[:-1], np.maximum(predicted[1:], 0)), 1.0)
+        increments = _divide_no_nan(
+            slope * (dtp + intercept * np.log(ratio)), np.maximum(tp[1:] + self.fn[1:], 0)
+        )
+        return float(np.sum(increments))
+
+
+def _divide_no_nan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
+
+
+_MEAN_FUNCTIONS: dict[str, tuple[Callable[[Any, Array, Array], Array], bool]] = {
+    "binary_accuracy": (_binary_accuracy(0.5), False),
+    "categorical_accuracy": (_categorical_accuracy, False),
+    "sparse_categorical_accuracy": (_sparse_categorical_accuracy, False),
+    "mean_absolute_error": (_absolute_error, False),
+    "mean_squared_error": (_squared_error, False),
+    "root_mean_squared_error": (_squared_error, True),
+}
+_LONG_NAMES = {
+    "mae": "mean_absolute_error",
+    "mse": "mean_squared_error",
+    "rmse": "root_mean_squared_error",
+}
+
+
+def _build(config: Any, name: str) -> Metric:
+    kind = _LONG_NAMES.get(config.type, config.type)
+    builders: dict[str, Callable[[], Metric]] = {
+        "binary_accuracy": lambda: MeanMetric(name, _binary_accuracy(config.threshold)),
+        "top_k_categorical_accuracy": lambda: MeanMetric(name, _top_k(config.k, False)),
+        "sparse_top_k_categorical_accuracy": lambda: MeanMetric(name, _top_k(config.k, True)),
+        "precision": lambda: Precision(config.thresholds, name),
+        "recall": lambda: Recall(config.thresholds, name),
+        "auc": lambda: AUC(config.num_thresholds, config.curve, config.from_logits, name),
+    }
+    if kind in builders:
+        return builders[kind]()
+    if kind in ("accuracy", "acc"):
+        raise ValueError(
+            f"{kind!r} depends on the label and output shapes; resolve it with "
+            "engine.metrics.resolve(name, y_true_shape, y_pred_shape, loss_name)"
+        )
+    fn, root = _MEAN_FUNCTIONS[kind]
+    return MeanMetric(name, fn, root)
+
+
+_CONFIG_ADAPTER: TypeAdapter[Any] = TypeAdapter(MetricConfig)
+
+
+def names() -> list[str]:
+    """Every metric name a spec may use."""
+    return sorted(
+        {"accuracy", "acc", "precision", "recall", "auc"}
+        | {"top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"}
+        | set(_MEAN_FUNCTIONS)
+        | set(_LONG_NAMES)
+    )
+
+
+def _config(spec: Any) -> Any:
+    if isinstance(spec, str):
+        if spec.lower() not in names():
+            raise ValueError(f"unknown metric {spec!r}; expected one of {', '.join(names())}")
+        return _CONFIG_ADAPTER.validate_python({"type": spec.lower(), "name": spec})
+    return _CONFIG_ADAPTER.validate_python(spec)
+
+
+def get(spec: MetricSpec | str | dict[str, Any] | Metric) -> Metric:
+    """A fresh metric from a name or a config map (`accuracy` needs `resolve`)."""
+    if isinstance(spec, Metric):
+        return spec
+    config = _config(spec)
+    return _build(config, config.name or config.type)
+
+
+def resolve(
+    spec: MetricSpec | str | dict[str, Any] | Metric,
+    y_true_shape: tuple[int | None, ...],
+    y_pred_shape: tuple[int | None, ...],
+    loss_name: str | None = None,
+) -> Metric:
+    """Like `get`, but turns `accuracy`/`acc` into the accuracy Keras 3 would pick.
+
+    Binary when the output has one unit or the loss is binary cross-entropy; sparse
+    categorical when labels have one dimension fewer than a multi-unit output (or a last
+    dimension of 1); categorical otherwise. The metric keeps the name that was written.
+    """
+    if isinstance(spec, Metric):
+        return spec
+    config = _config(spec)
+    name = config.name or config.type
+    if config.type not in ("accuracy", "acc"):
+        return _build(config, name)
+    units = y_pred_shape[-1] if y_pred_shape else 1
+    binary = units == 1 or (
+        loss_name is not None and canonical_name(loss_name) == "binary_crossentropy"
+    )
+    sparse = len(y_true_shape) < len(y_pred_shape) or (bool(y_true_shape) and y_true_shape[-1] == 1)
+    if binary:
+        return MeanMetric(name, _binary_accuracy(0.5))
+    if sparse:
+        return MeanMetric(name, _sparse_categorical_accuracy)
+    return MeanMetric(name, _categorical_accuracy)

@@ -1,0 +1,93 @@
+"""Adam with Keras 3's formula (epsilon outside the square root of the raw second moment)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from engine.backend import backend_of
+from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
+
+
+class AdamConfig(BaseOptimizerConfig):
+    """`{type: adam, learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7}`."""
+
+    type: Literal["adam"]
+    learning_rate: float | ScheduleConfig = 0.001
+    beta_1: float = Field(default=0.9, ge=0, lt=1)
+    beta_2: float = Field(default=0.999, ge=0, lt=1)
+    epsilon: float = Field(default=1e-7, gt=0)
+    amsgrad: bool = False
+
+
+def adam_update(
+    param: Array,
+    grad: Array,
+    m: Array,
+    v: Array,
+    v_max: Array | None,
+    scratch: Array,
+    *,
+    lr: float,
+    step: int,
+    beta_1: float,
+    beta_2: float,
+    epsilon: float,
+) -> None:
+    """One Adam step in place; `step` counts from 1.
+
+    Keras folds the bias corrections into the rate, `alpha = lr * sqrt(1 - b2^t) / (1 - b1^t)`,
+    and steps `p -= alpha * m / (sqrt(v) + eps)`. PyTorch steps
+    `p -= lr * m_hat / (sqrt(v_hat) + eps)`, i.e. its epsilon is scaled by `sqrt(1 - b2^t)`
+    relative to Keras's, and its default epsilon is 1e-8 rather than 1e-7. With AMSGrad, Keras
+    keeps the running maximum of the raw `v`.
+    """
+    xp = backend_of(param).xp
+    alpha = lr * math.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
+    xp.subtract(grad, m, out=scratch)
+    scratch *= 1.0 - beta_1
+    m += scratch
+    xp.multiply(grad, grad, out=scratch)
+    scratch -= v
+    scratch *= 1.0 - beta_2
+    v += scratch
+    denominator = v
+    if v_max is not None:
+        xp.maximum(v_max, v, out=v_max)
+        denominator = v_max
+    xp.sqrt(denominator, out=scratch)
+    scratch += epsilon
+    xp.divide(m, scratch, out=scratch)
+    scratch *= alpha
+    param -= scratch
+
+
+class Adam(Optimizer):
+    """Keras's `Adam`."""
+
+    name = "adam"
+    config_class: ClassVar[type[AdamConfig]] = AdamConfig
+    config: AdamConfig
+
+    def slot_names(self) -> tuple[str, ...]:
+        return ("m", "v", "v_max") if self.config.amsgrad else ("m", "v")
+
+    def _update(
+        self, param: Array, grad: Array, slots: dict[str, Any], scratch: list[Array], lr: float
+    ) -> None:
+        c = self.config
+        adam_update(
+            param,
+            grad,
+            slots["m"],
+            slots["v"],
+            slots.get("v_max"),
+            scratch[0],
+            lr=lr,
+            step=self.iterations + 1,
+            beta_1=c.beta_1,
+            beta_2=c.beta_2,
+            epsilon=c.epsilon,
+        )

@@ -1,0 +1,74 @@
+"""Stochastic gradient descent with Keras 3's momentum and Nesterov formulas."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from engine.backend import backend_of
+from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
+
+
+class SGDConfig(BaseOptimizerConfig):
+    """`{type: sgd, learning_rate: 0.01, momentum: 0.0, nesterov: false}`."""
+
+    type: Literal["sgd"]
+    learning_rate: float | ScheduleConfig = 0.01
+    momentum: float = Field(default=0.0, ge=0, le=1)
+    nesterov: bool = False
+
+
+def sgd_update(
+    param: Array,
+    grad: Array,
+    velocity: Array | None,
+    scratch: Array,
+    *,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+) -> None:
+    """One SGD step in place.
+
+    Keras keeps a velocity `v = momentum * v - lr * g` and steps `p += v`, or with Nesterov
+    `p += momentum * v - lr * g`. PyTorch keeps `b = momentum * b + g` and steps by `lr * b`;
+    the two agree for a constant learning rate, not when it changes between steps.
+    """
+    xp = backend_of(param).xp
+    xp.multiply(grad, lr, out=scratch)
+    if velocity is None:
+        param -= scratch
+        return
+    velocity *= momentum
+    velocity -= scratch
+    if nesterov:
+        param -= scratch
+        xp.multiply(velocity, momentum, out=scratch)
+        param += scratch
+    else:
+        param += velocity
+
+
+class SGD(Optimizer):
+    """Keras's `SGD`."""
+
+    name = "sgd"
+    config_class = SGDConfig
+    config: SGDConfig
+
+    def slot_names(self) -> tuple[str, ...]:
+        return ("momentum",) if self.config.momentum else ()
+
+    def _update(
+        self, param: Array, grad: Array, slots: dict[str, Any], scratch: list[Array], lr: float
+    ) -> None:
+        sgd_update(
+            param,
+            grad,
+            slots.get("momentum"),
+            scratch[0],
+            lr=lr,
+            momentum=self.config.momentum,
+            nesterov=self.config.nesterov,
+        )

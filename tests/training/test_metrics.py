@@ -1,0 +1,246 @@
+"""Metrics: running means across batches, accuracy resolution from shapes, AUC against
+scikit-learn, precision and recall against hand counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from engine import metrics
+from engine.backend import get_backend
+
+P3 = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.2, 0.6], [0.3, 0.4, 0.3]])
+Y3 = np.array([1, 1, 2, 0])
+
+MEAN_CASES: list[tuple[Any, Any, np.ndarray, float]] = [
+    ("sparse_categorical_accuracy", Y3, P3, 2 / 4),
+    ("sparse_categorical_accuracy", Y3[:, None], P3, 2 / 4),
+    ("categorical_accuracy", np.eye(3)[Y3], P3, 2 / 4),
+    ({"type": "top_k_categorical_accuracy", "k": 1}, np.eye(3)[Y3], P3, 2 / 4),
+    ({"type": "top_k_categorical_accuracy", "k": 2}, np.eye(3)[Y3], P3, 1.0),
+    ("top_k_categorical_accuracy", np.eye(3)[Y3], P3, 1.0),
+    ({"type": "sparse_top_k_categorical_accuracy", "k": 1}, Y3, P3, 2 / 4),
+    ({"type": "sparse_top_k_categorical_accuracy", "k": 2}, Y3[:, None], P3, 1.0),
+    ("binary_accuracy", np.array([1, 0, 1, 0]), np.array([[0.9], [0.6], [0.4], [0.1]]), 2 / 4),
+    (
+        {"type": "binary_accuracy", "threshold": 0.7},
+        np.array([[1.0], [0.0]]),
+        np.array([[0.65], [0.2]]),
+        1 / 2,
+    ),
+    ("mae", np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([[2.0, 2.0], [0.0, -3.0]]), 1.0),
+    ("mse", np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([[2.0, 2.0], [0.0, -3.0]]), 2.5),
+    ("rmse", np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([[2.0, 2.0], [0.0, -3.0]]), 2.5**0.5),
+    ("mean_squared_error", np.array([1.0, 3.0]), np.array([[1.0], [1.0]]), 2.0),
+]
+
+
+@pytest.mark.parametrize(("spec", "y_true", "y_pred", "expected"), MEAN_CASES)
+def test_mean_metric_value(spec: Any, y_true: Any, y_pred: np.ndarray, expected: float) -> None:
+    metric = metrics.get(spec)
+    metric.update(y_true, y_pred)
+    assert metric.result() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("spec", "y_true", "y_pred", "expected"), MEAN_CASES)
+def test_batches_accumulate_to_the_whole_epoch(
+    spec: Any, y_true: Any, y_pred: np.ndarray, expected: float
+) -> None:
+    metric = metrics.get(spec)
+    metric.update(y_true[:1], y_pred[:1])
+    metric.update(y_true[1:], y_pred[1:])
+    assert metric.result() == pytest.approx(expected)
+    metric.reset()
+    metric.update(y_true[:1], y_pred[:1])
+    single = metrics.get(spec)
+    single.update(y_true[:1], y_pred[:1])
+    assert metric.result() == single.result()
+
+
+def test_sample_weights_weight_samples_across_batches() -> None:
+    metric = metrics.get("sparse_categorical_accuracy")
+    w = np.array([1.0, 3.0, 0.5, 2.0])  # correct: samples 0 and 2
+    metric.update(Y3[:3], P3[:3], sample_weight=w[:3])
+    metric.update(Y3[3:], P3[3:], sample_weight=w[3:])
+    assert metric.result() == pytest.approx((1.0 + 0.5) / w.sum())
+
+
+@pytest.mark.parametrize(
+    ("y_true_shape", "y_pred_shape", "loss", "expected"),
+    [
+        ((None,), (None, 10), "sparse_categorical_crossentropy", "sparse"),
+        ((None, 1), (None, 10), None, "sparse"),
+        ((None, 10), (None, 10), "categorical_crossentropy", "categorical"),
+        ((None, 1), (None, 1), "binary_crossentropy", "binary"),
+        ((None,), (None, 1), "mse", "binary"),
+        ((None, 5), (None, 5), "binary_crossentropy", "binary"),
+        ((None, 5), (None, 5), "bce_is_not_a_name_here", "categorical"),
+        ((None, 7), (None, 7, 3), None, "sparse"),
+    ],
+)
+def test_accuracy_resolves_from_shapes_and_loss(
+    y_true_shape: tuple, y_pred_shape: tuple, loss: str | None, expected: str
+) -> None:
+    probes = {
+        "binary": (np.array([[1.0]]), np.array([[0.8]]), 1.0),
+        "sparse": (np.array([2]), np.array([[0.1, 0.2, 0.7]]), 1.0),
+        "categorical": (np.array([[0.0, 0.0, 1.0]]), np.array([[0.1, 0.2, 0.7]]), 1.0),
+    }
+    for name in ("accuracy", "acc"):
+        metric = metrics.resolve(name, y_true_shape, y_pred_shape, loss)
+        assert metric.name == name
+        y_true, y_pred, value = probes[expected]
+        metric.update(y_true, y_pred)
+        assert metric.result() == value
+
+
+def test_accuracy_needs_resolving() -> None:
+    with pytest.raises(ValueError, match="resolve"):
+        metrics.get("accuracy")
+
+
+def test_auc_matches_sklearn_over_batches() -> None:
+    roc_auc_score = pytest.importorskip("sklearn.metrics").roc_auc_score
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    scores = np.clip(0.35 * y + 0.65 * rng.random(2000), 0, 1).astype(np.float32)
+    auc = metrics.get("auc")
+    for start in range(0, 2000, 256):
+        auc.update(y[start : start + 256, None], scores[start : start + 256, None])
+    assert auc.result() == pytest.approx(roc_auc_score(y, scores), abs=1e-3)
+    weights = rng.uniform(0, 2, 2000)
+    weighted = metrics.get({"type": "auc", "num_thresholds": 500})
+    weighted.update(y, scores, sample_weight=weights)
+    expected = roc_auc_score(y, scores, sample_weight=weights)
+    assert weighted.result() == pytest.approx(expected, abs=1e-3)
+
+
+def test_pr_auc_is_close_to_average_precision() -> None:
+    average_precision = pytest.importorskip("sklearn.metrics").average_precision_score
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 4000)
+    scores = np.clip(0.3 * y + 0.7 * rng.random(4000), 0, 1)
+    pr = metrics.get({"type": "auc", "curve": "PR", "num_thresholds": 1000})
+    pr.update(y, scores)
+    assert pr.result() == pytest.approx(average_precision(y, scores), abs=5e-3)
+
+
+@pytest.mark.parametrize("curve", ["ROC", "PR"])
+def test_auc_of_a_perfect_ranking_is_one(curve: str) -> None:
+    auc = metrics.get({"type": "auc", "curve": curve})
+    auc.update(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]))
+    assert auc.result() == pytest.approx(1.0)
+
+
+def test_auc_from_logits_applies_the_sigmoid() -> None:
+    y = np.array([0, 1, 0, 1, 1])
+    logits = np.array([-2.0, 0.5, 0.3, 3.0, -0.2])
+    on_logits = metrics.get({"type": "auc", "from_logits": True})
+    on_logits.update(y, logits)
+    on_probs = metrics.get("auc")
+    on_probs.update(y, 1 / (1 + np.exp(-logits)))
+    assert on_logits.result() == on_probs.result()
+
+
+def _counts(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[int, int, int]:
+    predicted = p > threshold
+    tp = int(np.sum(predicted & (y == 1)))
+    return tp, int(np.sum(predicted & (y == 0))), int(np.sum(~predicted & (y == 1)))
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.3])
+def test_precision_and_recall_match_hand_counts(threshold: float) -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, (50, 1))
+    p = rng.random((50, 1))
+    tp, fp, fn = _counts(y, p, threshold)
+    precision = metrics.get({"type": "precision", "thresholds": threshold})
+    recall = metrics.get({"type": "recall", "thresholds": threshold})
+    for m in (precision, recall):
+        m.update(y[:20], p[:20])
+        m.update(y[20:], p[20:])
+    assert precision.result() == pytest.approx(tp / (tp + fp))
+    assert recall.result() == pytest.approx(tp / (tp + fn))
+
+
+def test_precision_without_predicted_positives_is_zero() -> None:
+    precision = metrics.get("precision")
+    precision.update(np.array([1, 0]), np.array([0.1, 0.2]))
+    assert precision.result() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("mae", "mae"),
+        ("mean_absolute_error", "mean_absolute_error"),
+        ({"type": "top_k_categorical_accuracy", "k": 3}, "top_k_categorical_accuracy"),
+        ({"type": "auc", "name": "roc"}, "roc"),
+        ("precision", "precision"),
+    ],
+)
+def test_metric_keeps_the_name_written(spec: Any, name: str) -> None:
+    assert metrics.get(spec).name == name
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "match"),
+    [
+        ("f1", ValueError, "unknown metric 'f1'"),
+        ({"type": "top_k_categorical_accuracy", "k": 0}, ValidationError, "k"),
+        ({"type": "auc", "num_thresholds": 1}, ValidationError, "num_thresholds"),
+        ({"type": "precision", "threshold": 0.5}, ValidationError, "threshold"),
+    ],
+)
+def test_invalid_specs_are_rejected(spec: Any, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        metrics.get(spec)
+
+
+def test_names() -> None:
+    assert {"accuracy", "auc", "rmse", "root_mean_squared_error", "recall"} <= set(metrics.names())
+
+
+FAKE_CASES: list[tuple[Any, Any, np.ndarray]] = [
+    *[(spec, y_true, y_pred) for spec, y_true, y_pred, _ in MEAN_CASES],
+    ("precision", np.array([1, 0, 1]), np.array([0.7, 0.6, 0.2])),
+    ("recall", np.array([1, 0, 1]), np.array([0.7, 0.6, 0.2])),
+    ("auc", np.array([1, 0, 1]), np.array([0.7, 0.6, 0.2])),
+    (
+        {"type": "auc", "curve": "PR", "from_logits": True},
+        np.array([1, 0, 1]),
+        np.array([2.0, 0.1, -1.0]),
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "y_true", "y_pred"), FAKE_CASES)
+def test_runs_on_the_strict_fake_device(spec: Any, y_true: Any, y_pred: np.ndarray) -> None:
+    fake = get_backend("fake")
+    weights = np.linspace(0.5, 1.5, len(y_pred)).astype(np.float32)
+    host, device = metrics.get(spec), metrics.get(spec)
+    host.update(y_true, y_pred.astype(np.float32), weights)
+    device.update(
+        fake.asarray(y_true), fake.asarray(y_pred.astype(np.float32)), fake.asarray(weights)
+    )
+    assert device.result() == host.result()
+
+
+def test_get_accepts_the_spec_schemas_models() -> None:
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(metrics.MetricSpec)
+    auc = metrics.get(adapter.validate_python({"type": "auc", "curve": "PR", "name": "pr"}))
+    assert auc.name == "pr"
+    resolved = metrics.resolve(adapter.validate_python("acc"), (None,), (None, 1))
+    assert resolved.name == "acc"
+
+
+def test_keras_style_constructors() -> None:
+    assert metrics.AUC().name == "auc" and metrics.AUC(curve="PR").curve == "PR"
+    precision = metrics.Precision(thresholds=0.3)
+    assert precision.name == "precision" and precision.threshold == 0.3
+    assert metrics.Recall(name="r").name == "r"
