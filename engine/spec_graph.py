@@ -1,0 +1,484 @@
+"""Resolve a spec's `model` mapping into a graph of named nodes, shared by the linter and from_spec.
+
+The resolver only follows names: it fills in Keras's automatic layer names, the implicit
+`inputs` (the entry above), checks that every reference exists, that there is no cycle, and
+orders the nodes so each comes after its inputs. It never validates layer arguments (the spec
+schema does) and never prints; problems come back as data, each with the key path to blame.
+
+Sequential: the input is a first `{type: Input, shape, dtype}` entry (it becomes the graph's
+input, named `input_layer` unless named) or `input_shape` on the first layer. Functional: the
+rules of SPEC.md (`inputs` omitted means the entry just above; on the first entry the model's only
+input; `shares` calls an earlier entry's layer again).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.layers.base import snake_case
+
+Path = tuple[str | int, ...]
+Shape = tuple[int | None, ...]
+
+# Problem codes; modelspec's diagnostics table documents each one.
+UNDEFINED_NAME = "E201"
+DUPLICATE_NAME = "E202"
+CYCLE = "E203"
+BAD_OUTPUT = "E204"
+AMBIGUOUS_INPUT = "E205"
+BAD_SHARES = "E206"
+NO_INPUT = "E207"
+BAD_MODEL = "E208"
+BAD_SHAPE = "E209"
+UNREACHED = "W201"
+UNUSED_INPUT = "W202"
+
+_MODEL_KINDS = ("sequential", "functional")
+_INPUT_NAME = "input_layer"
+_GRAPH_KEYS = ("name", "inputs", "shares")
+_INPUT_DTYPES = ("float32", "float64", "int32", "int64", "bool", "string")
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """A model input: name, shape without the batch dimension, dtype, where it is declared."""
+
+    name: str
+    shape: Shape
+    dtype: str
+    path: Path
+
+
+@dataclass
+class GraphNode:
+    """One layer call: the layer entry (without name/inputs/shares) and the names it reads."""
+
+    name: str
+    config: dict[str, Any]
+    inputs: list[str]
+    shares: str | None
+    path: Path
+
+
+@dataclass
+class SpecGraph:
+    """A resolved model: inputs, nodes in an order where every node follows its inputs, outputs."""
+
+    kind: str
+    inputs: list[GraphInput] = field(default_factory=list)
+    nodes: list[GraphNode] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def node(self, name: str) -> GraphNode | None:
+        """The node called `name`, or None (inputs are not nodes)."""
+        return next((n for n in self.nodes if n.name == name), None)
+
+
+@dataclass(frozen=True)
+class GraphProblem:
+    """Something wrong with the model's structure, at a key path of the spec."""
+
+    code: str
+    message: str
+    path: Path
+    hint: str | None = None
+
+
+class _Resolver:
+    """Accumulates problems while one model mapping is resolved."""
+
+    def __init__(self) -> None:
+        self.problems: list[GraphProblem] = []
+
+    def problem(self, code: str, message: str, path: Path, hint: str | None = None) -> None:
+        self.problems.append(GraphProblem(code, message, path, hint))
+
+    # ----- pieces shared by both kinds ----------------------------------------------------
+    def shape(self, value: Any, path: Path) -> Shape | None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in value
+        ):
+            self.problem(
+                BAD_SHAPE,
+                f"a shape is a list of positive integers (or null); got {value!r}",
+                path,
+                hint="shapes never include the batch dimension, e.g. shape: [28, 28, 1]",
+            )
+            return None
+        return tuple(value)
+
+    def dtype(self, value: Any, path: Path) -> str:
+        if value is None:
+            return "float32"
+        if value not in _INPUT_DTYPES:
+            self.problem(
+                BAD_SHAPE,
+                f"input dtype must be one of {', '.join(_INPUT_DTYPES)}; got {value!r}",
+                path,
+            )
+            return "float32"
+        return str(value)
+
+    def entries(self, model: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
+        items = model.get(key)
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            self.problem(BAD_MODEL, f"`model.{key}` must be a list; got {_kind(items)}", (key,))
+            return []
+        good: list[tuple[int, dict[str, Any]]] = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and all(isinstance(k, str) for k in item):
+                good.append((i, item))
+            else:
+                message = f"each entry of `{key}` must be a mapping; got {_kind(item)}"
+                self.problem(BAD_MODEL, message, (key, i))
+        return good
+
+    # ----- sequential ---------------------------------------------------------------------
+    def sequential(self, model: dict[str, Any]) -> SpecGraph:
+        graph = SpecGraph("sequential")
+        entries = self.entries(model, "layers")
+        for key in ("inputs", "outputs"):
+            if key in model:
+                self.problem(
+                    BAD_MODEL,
+                    f"a sequential model has no `{key}`",
+                    (key,),
+                    hint="use `type: functional` for a model with named inputs and outputs",
+                )
+        if entries and entries[0][1].get("type") == "Input":
+            i, entry = entries.pop(0)
+            shape = self.shape(entry.get("shape"), ("layers", i, "shape"))
+            given = entry.get("name")
+            name = given if isinstance(given, str) and given else _INPUT_NAME
+            if shape is not None:
+                dtype = self.dtype(entry.get("dtype"), ("layers", i, "dtype"))
+                graph.inputs.append(GraphInput(name, shape, dtype, ("layers", i)))
+        elif entries and "input_shape" in entries[0][1]:
+            i, entry = entries[0]
+            shape = self.shape(entry["input_shape"], ("layers", i, "input_shape"))
+            if shape is not None:
+                graph.inputs.append(GraphInput(_INPUT_NAME, shape, "float32", ("layers", i)))
+        elif entries or not self.problems:
+            self.problem(
+                NO_INPUT,
+                "the model has no input shape",
+                ("layers", entries[0][0]) if entries else ("layers",),
+                hint="start `layers` with {type: Input, shape: [...]} or give the first layer "
+                "`input_shape`",
+            )
+        names = _Namer(_explicit_names(e for _, e in entries), graph.inputs)
+        previous = graph.inputs[0].name if graph.inputs else None
+        for i, entry in entries:
+            path: Path = ("layers", i)
+            for key in ("inputs", "shares"):
+                if key in entry:
+                    self.problem(
+                        BAD_MODEL,
+                        f"`{key}` only works in a functional model",
+                        (*path, key),
+                        hint="use `type: functional` to wire layers by name",
+                    )
+            if entry.get("type") == "Input":
+                self.problem(
+                    BAD_MODEL,
+                    "an Input entry must come first in a sequential model",
+                    (*path, "type"),
+                )
+                continue
+            name = names.take(entry, self, path)
+            config = {k: v for k, v in entry.items() if k not in _GRAPH_KEYS}
+            graph.nodes.append(GraphNode(name, config, [previous] if previous else [], None, path))
+            previous = name
+        if graph.nodes:
+            graph.outputs = [graph.nodes[-1].name]
+        return graph
+
+    # ----- functional ---------------------------------------------------------------------
+    def functional(self, model: dict[str, Any]) -> SpecGraph:
+        graph = SpecGraph("functional")
+        for i, entry in self.entries(model, "inputs"):
+            path: Path = ("inputs", i)
+            name = entry.get("name")
+            if not isinstance(name, str) or not name:
+                self.problem(BAD_MODEL, "every input needs a `name`", path)
+                continue
+            shape = self.shape(entry.get("shape"), (*path, "shape"))
+            if shape is not None:
+                dtype = self.dtype(entry.get("dtype"), (*path, "dtype"))
+                graph.inputs.append(GraphInput(name, shape, dtype, path))
+        if "inputs" not in model:
+            self.problem(
+                NO_INPUT,
+                "a functional model needs `inputs`",
+                (),
+                hint="add inputs: [{name: x, shape: [...]}]",
+            )
+        entries = self.entries(model, "layers")
+        input_names = {g.name for g in graph.inputs}
+        names = _Namer(_explicit_names(e for _, e in entries), graph.inputs)
+        nodes: list[GraphNode] = []
+        previous: str | None = graph.inputs[0].name if len(graph.inputs) == 1 else None
+        for i, entry in entries:
+            path = ("layers", i)
+            name = names.take(entry, self, path)
+            inputs = self.node_inputs(entry, path, previous, first=not nodes, graph=graph)
+            shares = entry.get("shares")
+            config = {k: v for k, v in entry.items() if k not in _GRAPH_KEYS}
+            if shares is not None:
+                shares = self.check_shares(shares, config, path, nodes)
+            nodes.append(GraphNode(name, config, inputs, shares, path))
+            previous = name
+        known = input_names | {n.name for n in nodes}
+        for node in nodes:
+            for j, ref in enumerate(node.inputs):
+                if ref not in known:
+                    where = (
+                        (*node.path, "inputs")
+                        if len(node.inputs) == 1
+                        else (
+                            *node.path,
+                            "inputs",
+                            j,
+                        )
+                    )
+                    self.problem(
+                        UNDEFINED_NAME,
+                        f"`inputs` names {ref!r}, which is neither an input nor a layer"
+                        + _suggest(ref, known),
+                        where,
+                    )
+        graph.nodes = self.ordered(nodes, input_names)
+        graph.outputs = self.outputs(model, known)
+        self.reachability(graph)
+        return graph
+
+    def node_inputs(
+        self,
+        entry: dict[str, Any],
+        path: Path,
+        previous: str | None,
+        first: bool,
+        graph: SpecGraph,
+    ) -> list[str]:
+        value = entry.get("inputs")
+        if value is None:
+            if previous is None:
+                if first and len(graph.inputs) > 1:
+                    self.problem(
+                        AMBIGUOUS_INPUT,
+                        "the first layer must say which input it reads: the model has "
+                        f"{len(graph.inputs)} inputs",
+                        path,
+                        hint=f"add inputs: {graph.inputs[0].name}",
+                    )
+                return []
+            return [previous]
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return list(value)
+        self.problem(
+            BAD_MODEL,
+            f"`inputs` is a name or a list of names; got {value!r}",
+            (*path, "inputs"),
+        )
+        return []
+
+    def check_shares(
+        self, shares: Any, config: dict[str, Any], path: Path, earlier: list[GraphNode]
+    ) -> str | None:
+        if extra := sorted(config):
+            self.problem(
+                BAD_SHARES,
+                "an entry with `shares` has only `name`, `shares` and `inputs`; "
+                f"remove {', '.join(map(repr, extra))}",
+                (*path, extra[0]),
+                hint="the shared layer's arguments come from the entry it shares",
+            )
+        by_name = {n.name: n for n in earlier}
+        if not isinstance(shares, str) or shares not in by_name:
+            self.problem(
+                BAD_SHARES,
+                f"`shares` must name an earlier layer entry; got {shares!r}"
+                + (_suggest(shares, by_name) if isinstance(shares, str) else ""),
+                (*path, "shares"),
+            )
+            return None
+        target = by_name[shares]
+        # Sharing a sharer means sharing the layer it shares.
+        return target.shares or target.name
+
+    def ordered(self, nodes: list[GraphNode], input_names: set[str]) -> list[GraphNode]:
+        """Nodes in spec order where possible, each after its inputs; cycles become problems."""
+        by_name = {n.name: n for n in nodes}
+        done: set[str] = set(input_names)
+        order: list[GraphNode] = []
+        pending = list(nodes)
+        while pending:
+            ready = [n for n in pending if all(r in done or r not in by_name for r in n.inputs)]
+            if not ready:
+                cycle = _find_cycle(pending, by_name)
+                self.problem(
+                    CYCLE,
+                    "these layers feed each other in a cycle: " + " -> ".join(cycle),
+                    (*by_name[cycle[0]].path, "inputs"),
+                    hint="`inputs` must name an input or an earlier layer",
+                )
+                return order + pending
+            node = ready[0]
+            order.append(node)
+            done.add(node.name)
+            pending.remove(node)
+        return order
+
+    def outputs(self, model: dict[str, Any], known: set[str]) -> list[str]:
+        value = model.get("outputs")
+        if value is None:
+            self.problem(
+                BAD_OUTPUT,
+                "a functional model needs `outputs`",
+                (),
+                hint="list the layers whose results the model returns, e.g. outputs: [out]",
+            )
+            return []
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            self.problem(BAD_OUTPUT, "`outputs` is a name or a list of names", ("outputs",))
+            return []
+        outputs: list[str] = []
+        for j, ref in enumerate(items):
+            where: Path = ("outputs",) if isinstance(value, str) else ("outputs", j)
+            if not isinstance(ref, str) or ref not in known:
+                self.problem(
+                    BAD_OUTPUT,
+                    f"output {ref!r} names no input or layer"
+                    + (_suggest(ref, known) if isinstance(ref, str) else ""),
+                    where,
+                )
+            elif ref in outputs:
+                self.problem(DUPLICATE_NAME, f"output {ref!r} is listed twice", where)
+            else:
+                outputs.append(ref)
+        return outputs
+
+    def reachability(self, graph: SpecGraph) -> None:
+        by_name = {n.name: n for n in graph.nodes}
+        needed: set[str] = set()
+        stack = list(graph.outputs)
+        while stack:
+            name = stack.pop()
+            if name in needed:
+                continue
+            needed.add(name)
+            node = by_name.get(name)
+            if node is not None:
+                stack.extend(node.inputs)
+                if node.shares:
+                    stack.append(node.shares)
+        if not graph.outputs or any(p.code.startswith("E") for p in self.problems):
+            return  # reachability in a broken graph would only repeat its errors
+        for node in graph.nodes:
+            if node.name not in needed:
+                self.problem(
+                    UNREACHED,
+                    f"layer {node.name!r} reaches no output and would never run",
+                    node.path,
+                    hint="add it to `outputs` or feed it into a layer that reaches one",
+                )
+        for inp in graph.inputs:
+            if inp.name not in needed:
+                self.problem(UNUSED_INPUT, f"input {inp.name!r} is never used", inp.path)
+
+
+class _Namer:
+    """Hands out unique layer names: explicit ones as given, else Keras's `dense`, `dense_1`."""
+
+    def __init__(self, explicit: set[str], inputs: list[GraphInput]) -> None:
+        self.explicit = explicit | {g.name for g in inputs}
+        self.used: set[str] = {g.name for g in inputs}
+        self.counts: dict[str, int] = {}
+
+    def take(self, entry: dict[str, Any], resolver: _Resolver, path: Path) -> str:
+        name = entry.get("name")
+        if isinstance(name, str) and name:
+            if name in self.used:
+                resolver.problem(
+                    DUPLICATE_NAME,
+                    f"the name {name!r} is used twice",
+                    (*path, "name"),
+                    hint="every layer and input needs its own name",
+                )
+            self.used.add(name)
+            return name
+        if name is not None:
+            resolver.problem(BAD_MODEL, f"`name` must be a string; got {name!r}", (*path, "name"))
+        type_name = entry.get("type")
+        stem = snake_case(type_name) if isinstance(type_name, str) and type_name else "layer"
+        if "shares" in entry and isinstance(entry["shares"], str):
+            stem = entry["shares"]
+        while True:
+            count = self.counts.get(stem, 0)
+            self.counts[stem] = count + 1
+            candidate = stem if count == 0 else f"{stem}_{count}"
+            if candidate not in self.explicit and candidate not in self.used:
+                self.used.add(candidate)
+                return candidate
+
+
+def _explicit_names(entries: Iterable[dict[str, Any]]) -> set[str]:
+    return {e["name"] for e in entries if isinstance(e.get("name"), str)}
+
+
+def _find_cycle(pending: list[GraphNode], by_name: dict[str, GraphNode]) -> list[str]:
+    """One cycle among nodes that can never become ready, as names with the first repeated."""
+    pending_names = {n.name for n in pending}
+    start = pending[0].name
+    seen: list[str] = []
+    name = start
+    while name not in seen:
+        seen.append(name)
+        name = next(r for r in by_name[name].inputs if r in pending_names)
+    return [*seen[seen.index(name) :], name]
+
+
+def _kind(value: Any) -> str:
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+    return names.get(type(value), repr(value))
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def resolve(model: Any) -> tuple[SpecGraph, list[GraphProblem]]:
+    """Resolve a spec's `model` mapping; problem paths start with "model"."""
+    resolver = _Resolver()
+    if not isinstance(model, dict):
+        resolver.problem(BAD_MODEL, f"`model` must be a mapping; got {_kind(model)}", ())
+        graph = SpecGraph("sequential")
+    else:
+        kind = model.get("type", "functional" if "outputs" in model else "sequential")
+        if kind not in _MODEL_KINDS:
+            resolver.problem(
+                BAD_MODEL,
+                f"`model.type` must be sequential or functional; got {kind!r}"
+                + (_suggest(str(kind), _MODEL_KINDS)),
+                ("type",),
+            )
+            kind = "sequential"
+        graph = resolver.sequential(model) if kind == "sequential" else resolver.functional(model)
+    problems = [
+        GraphProblem(p.code, p.message, ("model", *p.path), p.hint) for p in resolver.problems
+    ]
+    graph.inputs = [GraphInput(g.name, g.shape, g.dtype, ("model", *g.path)) for g in graph.inputs]
+    for node in graph.nodes:
+        node.path = ("model", *node.path)
+    return graph, problems

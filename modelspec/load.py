@@ -1,0 +1,226 @@
+"""Read a spec file into plain data plus a source map, so every diagnostic can name its line:col.
+
+YAML is parsed with PyYAML's safe loader only (no tags that build Python objects). The source map
+records, for every key path, where its key and its value start; a syntax error, a duplicate key
+or a bad `--set` override comes back as a diagnostic, never as an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelspec.diagnostics import Diagnostic, KeyPath, severity_of
+
+Position = tuple[int, int]
+# A spec is small; a document whose aliases expand past this is an attack (billion laughs).
+MAX_NODES = 100_000
+# libyaml's safe loader when PyYAML was built with it: the same nodes and marks, 10x faster.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class SourceMap:
+    """1-based line:column of each key path's key (for mapping entries) and value."""
+
+    keys: dict[KeyPath, Position] = field(default_factory=dict)
+    values: dict[KeyPath, Position] = field(default_factory=dict)
+
+    def locate(self, path: KeyPath, prefer_key: bool = False) -> Position:
+        """Where `path` is written, or its nearest written ancestor (1:1 for nothing)."""
+        for depth in range(len(path), -1, -1):
+            sub = tuple(path[:depth])
+            first, second = (self.keys, self.values) if prefer_key else (self.values, self.keys)
+            if sub in first:
+                return first[sub]
+            if sub in second:
+                return second[sub]
+        return (1, 1)
+
+
+def diagnostic(
+    file: str,
+    source_map: SourceMap,
+    code: str,
+    message: str,
+    key: KeyPath = (),
+    hint: str | None = None,
+    prefer_key: bool = False,
+) -> Diagnostic:
+    """A Diagnostic placed at `key`'s position in `file`."""
+    line, column = source_map.locate(key, prefer_key)
+    return Diagnostic(code, severity_of(code), file, line, column, message, hint, key)
+
+
+def _position(node: yaml.Node) -> Position:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Mapper:
+    """Walks the composed node tree beside the constructed data, recording positions."""
+
+    def __init__(self, loader: Any, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.map = SourceMap()
+        self.diagnostics: list[Diagnostic] = []
+        self.seen: set[int] = set()
+
+    def walk(self, node: yaml.Node, path: KeyPath) -> None:
+        self.map.values[path] = _position(node)
+        if id(node) in self.seen:  # an alias: its subtree is already mapped
+            return
+        self.seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[Any] = set()
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int)) or isinstance(key, bool):
+                    key = str(key)
+                if key in keys:
+                    line, column = _position(key_node)
+                    self.diagnostics.append(
+                        Diagnostic(
+                            "E004",
+                            "error",
+                            self.file,
+                            line,
+                            column,
+                            f"duplicate key {key!r}",
+                            "remove one of the two",
+                            (*path, key),
+                        )
+                    )
+                keys.add(key)
+                self.map.keys[(*path, key)] = _position(key_node)
+                self.walk(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.walk(item, (*path, i))
+
+
+def parse(text: str, file: str = "<string>") -> tuple[Any, SourceMap, list[Diagnostic]]:
+    """YAML text -> (data, source map, diagnostics); data is None when the text is not YAML."""
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader rejects control characters up front
+        return None, SourceMap(), [_syntax_error(exc, file)]
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, SourceMap(), []
+        if _expanded_size(node, {}) > MAX_NODES:
+            message = f"YAML syntax error: aliases expand the document past {MAX_NODES} values"
+            return None, SourceMap(), [Diagnostic("E001", "error", file, 1, 1, message)]
+        data = loader.construct_document(node)
+        mapper = _Mapper(loader, file)
+        mapper.walk(node, ())
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        # PyYAML raises plain ValueError/TypeError for some scalars (bad dates, unhashable keys).
+        return None, SourceMap(), [_syntax_error(exc, file)]
+    finally:
+        loader.dispose()
+    return data, mapper.map, mapper.diagnostics
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values the document has once aliases are expanded (memoized: linear time)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # an alias cycle counts once instead of recursing forever
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, memo) for item in node.value)
+    memo[id(node)] = size
+    return size
+
+
+def _syntax_error(exc: Exception, file: str) -> Diagnostic:
+    """E001 at the parser's mark where it has one."""
+    line, column, message = 1, 1, str(exc)
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            line, column = mark.line + 1, mark.column + 1
+        message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+    elif isinstance(exc, yaml.reader.ReaderError):
+        message = f"unacceptable character #x{exc.character:04x} at offset {exc.position}"
+    message = " ".join(message.split())
+    return Diagnostic("E001", "error", file, line, column, f"YAML syntax error: {message}")
+
+
+def _set_path(data: Any, dotted: str, value: Any) -> str | None:
+    """Set `a.b.0.c` in nested data; returns an error message instead of raising."""
+    parts = dotted.split(".")
+    target = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        key: str | int = part
+        if isinstance(target, list):
+            if not part.lstrip("-").isdigit() or not -len(target) <= int(part) < len(target):
+                return f"{'.'.join(parts[: i + 1])!r}: no list item {part!r}"
+            key = int(part)
+        elif not isinstance(target, dict):
+            return f"{'.'.join(parts[:i])!r} is not a mapping or list"
+        if last:
+            target[key] = value
+        else:
+            if isinstance(target, dict) and key not in target:
+                target[key] = {}
+            target = target[key]
+    return None
+
+
+def apply_overrides(
+    data: Any, overrides: Sequence[str] | Mapping[str, Any], file: str
+) -> list[Diagnostic]:
+    """Apply `--set` overrides (`fit.epochs=3`, values read as YAML) to data in place."""
+    items: list[tuple[str, Any]] = []
+    problems: list[Diagnostic] = []
+    if isinstance(overrides, Mapping):
+        items = list(overrides.items())
+    else:
+        for text in overrides:
+            key, sep, raw = text.partition("=")
+            if not sep or not key.strip():
+                problems.append(
+                    Diagnostic("E005", "error", file, 1, 1, f"override {text!r} is not KEY=VALUE")
+                )
+                continue
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                value = raw
+            items.append((key.strip(), value))
+    for key, value in items:
+        error = "the spec is not a mapping" if not isinstance(data, dict) else None
+        error = error or _set_path(data, key, value)
+        if error:
+            problems.append(Diagnostic("E005", "error", file, 1, 1, f"--set {key}: {error}"))
+    return problems
+
+
+def load_spec(
+    path: str | Path, overrides: Sequence[str] | Mapping[str, Any] | None = None
+) -> tuple[Any, SourceMap, list[Diagnostic]]:
+    """Read a spec file: (data, source map, diagnostics). Unreadable files give code E002."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return (
+            None,
+            SourceMap(),
+            [Diagnostic("E002", "error", file, 1, 1, f"cannot read {file}: {reason}")],
+        )
+    data, source_map, diagnostics = parse(text, file)
+    if overrides and data is not None:
+        diagnostics += apply_overrides(data, overrides, file)
+    return data, source_map, diagnostics

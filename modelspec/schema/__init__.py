@@ -1,0 +1,134 @@
+"""The pydantic model of a whole spec file; its layer union is built from engine's layer registry.
+
+`spec_model()` is the validator and the source of `modelspec schema`. Layer entries are a union
+discriminated on `type` (Sequential) or on `type` / `shares` (Functional, whose entries also take
+`inputs`), so every registered layer type is accepted with exactly its own arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, Tag, create_model
+
+from engine.data import DataConfig
+from engine.layers import registry
+from engine.losses import LossSpec
+from engine.metrics import MetricSpec
+from engine.optimizers import OptimizerSpec
+from engine.training import FitConfig
+
+__all__ = ["layer_config_classes", "spec_model", "json_schema"]
+
+INPUT_TYPE = "Input"
+# The union tag of `shares` entries; not a key name, so error locations stay unambiguous.
+SHARES_TAG = "SharedCall"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompileConfig(_Strict):
+    """`compile`: one setting for every output, or a map keyed by output name."""
+
+    optimizer: OptimizerSpec = "rmsprop"
+    loss: LossSpec | dict[str, LossSpec] | None = None
+    metrics: list[MetricSpec] | dict[str, MetricSpec | list[MetricSpec]] | None = None
+    loss_weights: list[float] | dict[str, float] | None = None
+
+
+class ModelInput(_Strict):
+    """A functional model input: `{name, shape, dtype}`, shape without the batch."""
+
+    name: str
+    shape: list[Annotated[int, Field(gt=0)] | None]
+    dtype: Literal["float32", "float64", "int32", "int64", "bool", "string"] = "float32"
+
+
+class SharesEntry(_Strict):
+    """`{name, shares, inputs}`: call an earlier entry's layer again, with its weights."""
+
+    name: str | None = None
+    shares: str
+    inputs: str | list[str] | None = None
+
+
+def layer_config_classes() -> dict[str, type[BaseModel]]:
+    """Every layer type's config model, by spec `type`, Input included."""
+    return {name: cls.config_class for name, cls in registry.all_layers().items()}
+
+
+def _entry_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "type" not in value and "shares" in value:
+            return SHARES_TAG
+        tag = value.get("type")
+        return tag if isinstance(tag, str) else None
+    return getattr(value, "type", SHARES_TAG if isinstance(value, SharesEntry) else None)
+
+
+def _union(members: dict[str, type[BaseModel]]) -> Any:
+    tagged = tuple(Annotated[cls, Tag(tag)] for tag, cls in sorted(members.items()))
+    return Annotated[functools.reduce(lambda a, b: a | b, tagged), Discriminator(_entry_tag)]
+
+
+def _functional_entry(cls: type[BaseModel]) -> type[BaseModel]:
+    """The config class plus `inputs`, for entries of a functional model."""
+    fields: Any = {"inputs": (str | list[str] | None, None)}
+    return create_model(f"{cls.__name__}Entry", __base__=cls, **fields)
+
+
+def _model_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        kind = value.get("type", "functional" if "outputs" in value else "sequential")
+        return kind if isinstance(kind, str) else repr(kind)
+    return str(getattr(value, "type", "sequential"))
+
+
+@functools.cache
+def spec_model() -> type[BaseModel]:
+    """The top-level model of a spec file, built once from the layer registry."""
+    classes = layer_config_classes()
+    sequential_layer = _union(classes)
+    functional_members = {t: _functional_entry(c) for t, c in classes.items() if t != INPUT_TYPE}
+    functional_layer = _union({**functional_members, SHARES_TAG: SharesEntry})
+    sequential_fields: Any = {
+        "type": (Literal["sequential"], "sequential"),
+        "layers": (list[sequential_layer], Field(min_length=1)),  # type: ignore[valid-type]
+    }
+    functional_fields: Any = {
+        "type": (Literal["functional"], ...),
+        "inputs": (list[ModelInput], Field(min_length=1)),
+        "layers": (list[functional_layer], Field(min_length=1)),  # type: ignore[valid-type]
+        "outputs": (str | list[str], ...),
+    }
+    sequential: Any = create_model("SequentialModel", __base__=_Strict, **sequential_fields)
+    functional: Any = create_model("FunctionalModel", __base__=_Strict, **functional_fields)
+    model_union = Annotated[
+        Annotated[sequential, Tag("sequential")] | Annotated[functional, Tag("functional")],
+        Discriminator(_model_tag),
+    ]
+    fields: Any = {
+        "version": (Literal[1], 1),
+        "name": (str | None, None),
+        "description": (str | None, None),
+        "seed": (NonNegativeInt | None, None),
+        "dtype": (Literal["float32", "float64"], "float32"),
+        "model": (model_union, ...),
+        "compile": (CompileConfig | None, None),
+        "data": (DataConfig | None, None),
+        "fit": (FitConfig | None, None),
+    }
+    return create_model("ModelSpec", __base__=_Strict, **fields)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the format, for editors' YAML plugins."""
+    schema = spec_model().model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "modelspec spec, version 1",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
