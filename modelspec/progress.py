@@ -1,0 +1,137 @@
+"""How training looks in a terminal: a rich progress bar per epoch, and the final metrics table.
+
+The engine never imports rich; `train` hands the callback of `progress_callback` to `fit` like any
+other Keras-style callback, and prints `metrics_table` when the run ends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from engine.callbacks import Callback
+
+_CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "NO_COLOR")
+
+
+def plain_output(console: Console) -> bool:
+    """True in CI or when output is not a terminal: print lines, never redraw a bar."""
+    return not console.is_terminal or any(os.environ.get(name) for name in _CI_VARIABLES)
+
+
+def format_logs(logs: Mapping[str, Any]) -> str:
+    """`loss: 0.4213 - accuracy: 0.9000`, Keras's way of showing a line of metrics."""
+    return " - ".join(f"{name}: {_number(value)}" for name, value in logs.items())
+
+
+def _number(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{number:.4f}" if math.isfinite(number) and abs(number) < 1e5 else f"{number:.4g}"
+
+
+class EpochLines(Callback):
+    """A Keras-style callback printing one line per epoch: for CI, pipes and `fit.verbose: 2`.
+
+    It has no per-step hook, so the training loop skips per-step callback work entirely.
+    """
+
+    def __init__(self, console: Console, epochs: int) -> None:
+        self.console = console
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        line = f"{self.label(epoch)} - {format_logs(logs or {})}"
+        self.console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+    def label(self, epoch: int) -> str:
+        return f"Epoch {epoch + 1}/{self.epochs}"
+
+
+class RichProgress(EpochLines):
+    """One rich progress bar per epoch with steps, time left and the running loss and metrics."""
+
+    def __init__(self, console: Console, epochs: int, steps: int) -> None:
+        super().__init__(console, epochs)
+        self.steps = max(1, steps)
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        super().set_params(params)
+        self.steps = int(params.get("steps") or self.steps)
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[logs]}"),
+            console=self.console,
+        )
+        self._progress.start()
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task(self.label(epoch), total=self.steps, logs="")
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(
+                self._task, completed=min(batch + 1, self.steps), logs=format_logs(logs or {})
+            )
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=self.steps, logs=format_logs(logs or {}))
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def progress_callback(console: Console, epochs: int, steps: int, verbose: Any) -> Callback | None:
+    """What `fit.verbose` asks for: nothing (0), a bar (1, on a terminal) or epoch lines."""
+    if verbose == 0:
+        return None
+    if verbose == 2 or plain_output(console):
+        return EpochLines(console, epochs)
+    return RichProgress(console, epochs, steps)
+
+
+def metrics_table(
+    results: Mapping[str, Mapping[str, float]], title: str = "Final metrics"
+) -> Table:
+    """One row per metric, one column per data split (train, validation, test)."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    splits = [split for split, values in results.items() if values]
+    for split in splits:
+        table.add_column(split, justify="right")
+    names = list(dict.fromkeys(name for split in splits for name in results[split]))
+    for name in names:
+        table.add_row(name, *(_cell(results[split].get(name)) for split in splits))
+    return table
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else _number(value)
