@@ -1,0 +1,247 @@
+"""N-d channels-last convolution as im2col over a strided view plus one matmul per group.
+
+Forward pads the input once, takes a zero-copy window view (N, *out, *kernel, Cin) with
+`as_strided`, copies it into a (N * out, kernel * Cin) column matrix and multiplies by the kernel
+reshaped to (kernel * Cin, Cout). Backward reuses the columns for dW (one matmul) and rebuilds
+dX with one small matmul and one slice-add per kernel offset (col2im), so no loop ever runs
+over pixels or samples.
+Padding follows Keras/TensorFlow: `same` pads max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0) with
+the extra element at the end; `causal` (1-d) pads (k-1)*d on the left.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.backend import backend_of
+
+Array = Any
+IntOrSeq = int | Sequence[int]
+PADDINGS = ("valid", "same", "causal")
+
+
+def conv_output_length(
+    length: int | None, kernel: int, stride: int, padding: str, dilation: int = 1
+) -> int | None:
+    """Output length of one spatial axis as Keras computes it (None stays None).
+
+    The result is zero or negative when a `valid` kernel does not fit; callers report that.
+    """
+    if length is None:
+        return None
+    mode = padding.lower()
+    if mode not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}; got {padding!r}")
+    if mode == "valid":
+        span = (kernel - 1) * dilation + 1
+        return (length - span) // stride + 1
+    return (length + stride - 1) // stride
+
+
+def pad_amounts(
+    length: int, kernel: int, stride: int, padding: str, dilation: int = 1
+) -> tuple[int, int]:
+    """(before, after) padding of one axis for `valid`, `same` or `causal`."""
+    mode = padding.lower()
+    span = (kernel - 1) * dilation + 1
+    if mode == "same":
+        total = max((math.ceil(length / stride) - 1) * stride + span - length, 0)
+        return total // 2, total - total // 2
+    if mode == "causal":
+        return span - 1, 0
+    if mode == "valid":
+        return 0, 0
+    raise ValueError(f"padding must be one of {PADDINGS}; got {padding!r}")
+
+
+def as_tuple(value: IntOrSeq, nd: int, name: str) -> tuple[int, ...]:
+    """Expand an int to an nd-tuple, checking a sequence has nd entries."""
+    if isinstance(value, int):
+        return (value,) * nd
+    out = tuple(int(v) for v in value)
+    if len(out) != nd:
+        raise ValueError(f"{name} needs {nd} values; got {value!r}")
+    return out
+
+
+def pad_input(x: Array, pads: Sequence[tuple[int, int]], value: float = 0.0) -> Array:
+    """Pad the spatial axes of (N, *spatial, C) once; returns x itself when nothing is padded."""
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    xp = backend_of(x).xp
+    return xp.pad(x, [(0, 0), *pads, (0, 0)], mode="constant", constant_values=value)
+
+
+def window_view(
+    xpad: Array,
+    out: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilation: Sequence[int],
+) -> Array:
+    """A zero-copy (N, *out, *kernel, C) view of the windows of a padded (N, *spatial, C) array."""
+    xp = backend_of(xpad).xp
+    sn, *ss, sc = xpad.strides
+    shape = (xpad.shape[0], *out, *kernel, xpad.shape[-1])
+    step = [s * st for s, st in zip(ss, strides, strict=True)]
+    dil = [s * d for s, d in zip(ss, dilation, strict=True)]
+    return xp.lib.stride_tricks.as_strided(xpad, shape, (sn, *step, *dil, sc))
+
+
+def offset_slices(
+    offsets: Sequence[int], out: Sequence[int], strides: Sequence[int], dilation: Sequence[int]
+) -> tuple[slice, ...]:
+    """The (N, *spatial, C) slice covering every window's element at one kernel offset."""
+    return (
+        slice(None),
+        *(
+            slice(o * d, o * d + (n - 1) * s + 1, s)
+            for o, n, s, d in zip(offsets, out, strides, dilation, strict=True)
+        ),
+        slice(None),
+    )
+
+
+@dataclass
+class ConvCache:
+    """What backward needs: the column matrices (one per group) and the geometry."""
+
+    cols: list[Array]
+    w: Array
+    x_shape: tuple[int, ...]
+    pad_shape: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    out: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    has_bias: bool
+
+
+def conv_forward(
+    x: Array,
+    w: Array,
+    b: Array | None,
+    strides: IntOrSeq = 1,
+    padding: str = "valid",
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> tuple[Array, ConvCache]:
+    """y = conv(x, w) + b for x (N, *spatial, Cin), w (*kernel, Cin // groups, Cout)."""
+    xp = backend_of(x).xp
+    nd = x.ndim - 2
+    kernel = tuple(int(k) for k in w.shape[:nd])
+    st = as_tuple(strides, nd, "strides")
+    dl = as_tuple(dilation, nd, "dilation")
+    cin, cout = x.shape[-1], w.shape[-1]
+    if cin % groups or cout % groups or w.shape[-2] * groups != cin:
+        raise ValueError(
+            f"input channels {cin} and filters {cout} must split into {groups} groups "
+            f"matching the kernel's {w.shape[-2]} channels per group"
+        )
+    pads = tuple(
+        pad_amounts(n, k, s, padding, d)
+        for n, k, s, d in zip(x.shape[1:-1], kernel, st, dl, strict=True)
+    )
+    xpad = pad_input(x, pads)
+    out = tuple(
+        (n - (k - 1) * d - 1) // s + 1
+        for n, k, s, d in zip(xpad.shape[1:-1], kernel, st, dl, strict=True)
+    )
+    if min(out) <= 0:
+        raise ValueError(f"kernel {kernel} does not fit input {tuple(x.shape[1:-1])}")
+    view = window_view(xpad, out, kernel, st, dl)
+    rows = x.shape[0] * math.prod(out)
+    cg, og = cin // groups, cout // groups
+    y = xp.empty((rows, cout), dtype=x.dtype)
+    cols = []
+    for g in range(groups):
+        col = _columns(view, g, cg, rows)
+        wg = w[..., g * og : (g + 1) * og].reshape(-1, og)
+        if groups == 1:
+            xp.matmul(col, wg, out=y)
+        else:
+            y[:, g * og : (g + 1) * og] = col @ wg
+        cols.append(col)
+    if b is not None:
+        y += b
+    cache = ConvCache(
+        cols, w, tuple(x.shape), tuple(xpad.shape), pads, out, st, dl, groups, b is not None
+    )
+    return y.reshape(x.shape[0], *out, cout), cache
+
+
+def _columns(view: Array, g: int, cg: int, rows: int) -> Array:
+    """The (rows, kernel * cg) im2col matrix of group g.
+
+    With one channel per group the window view's innermost axis has length 1, which copies
+    slowly; building the transpose offset by offset (each a plain strided 2-d copy) measured
+    about twice as fast, and BLAS takes the transposed view as it is.
+    """
+    xp = backend_of(view).xp
+    if cg > 1:
+        part = view if view.shape[-1] == cg else view[..., g * cg : (g + 1) * cg]
+        return xp.ascontiguousarray(part).reshape(rows, -1)
+    nd = (view.ndim - 2) // 2
+    kernel = view.shape[nd + 1 : 2 * nd + 1]
+    cols_t = xp.empty((math.prod(kernel), *view.shape[: nd + 1]), dtype=view.dtype)
+    for k, offsets in enumerate(all_offsets(kernel)):
+        cols_t[k] = view[(slice(None),) * (nd + 1) + offsets + (g,)]
+    return cols_t.reshape(len(cols_t), rows).T
+
+
+def conv_backward(
+    cache: ConvCache, dy: Array, need_dx: bool = True
+) -> tuple[Array | None, Array, Array | None]:
+    """(dx or None, dw, db or None) for the upstream gradient dy (N, *out, Cout)."""
+    xp = backend_of(dy).xp
+    w, groups = cache.w, cache.groups
+    cout = w.shape[-1]
+    og = cout // groups
+    dy2 = dy.reshape(-1, cout)
+    dw = xp.empty_like(w)
+    for g, col in enumerate(cache.cols):
+        dyg = dy2 if groups == 1 else dy2[:, g * og : (g + 1) * og]
+        dw[..., g * og : (g + 1) * og] = (col.T @ dyg).reshape(*w.shape[:-1], og)
+    # a matrix-vector product with ones sums the columns about 3x faster than sum(axis=0)
+    db = xp.ones(dy2.shape[0], dtype=dy2.dtype) @ dy2 if cache.has_bias else None
+    dx = _col2im(cache, dy2) if need_dx else None
+    return dx, dw, db
+
+
+def _col2im(cache: ConvCache, dy2: Array) -> Array:
+    """dX: per kernel offset, one matmul into a reused buffer and one strided slice-add.
+
+    Going offset by offset keeps each product contiguous and never materializes the whole
+    (rows, kernel * Cin) column gradient, which measured faster than one big matmul.
+    """
+    xp = backend_of(dy2).xp
+    w, groups = cache.w, cache.groups
+    nd = len(cache.out)
+    og, cg = w.shape[-1] // groups, w.shape[-2]
+    n = cache.x_shape[0]
+    dpad = xp.zeros(cache.pad_shape, dtype=dy2.dtype)
+    buf = xp.empty((dy2.shape[0], cg), dtype=dy2.dtype)
+    tile = buf.reshape(n, *cache.out, cg)
+    for g in range(groups):
+        dyg = dy2 if groups == 1 else dy2[:, g * og : (g + 1) * og]
+        target = dpad if groups == 1 else dpad[..., g * cg : (g + 1) * cg]
+        for offsets in all_offsets(w.shape[:nd]):
+            xp.matmul(dyg, w[offsets][:, g * og : (g + 1) * og].T, out=buf)
+            target[offset_slices(offsets, cache.out, cache.strides, cache.dilation)] += tile
+    inner = tuple(
+        slice(lo, size - hi)
+        for (lo, hi), size in zip(cache.pads, cache.pad_shape[1:-1], strict=True)
+    )
+    return dpad[(slice(None), *inner, slice(None))]
+
+
+def all_offsets(kernel: Sequence[int]) -> list[tuple[int, ...]]:
+    """Every kernel offset tuple, in C order."""
+    offsets: list[tuple[int, ...]] = [()]
+    for k in kernel:
+        offsets = [(*o, i) for o in offsets for i in range(k)]
+    return offsets

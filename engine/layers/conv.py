@@ -1,0 +1,220 @@
+"""Conv1D, Conv2D and Conv3D: channels-last convolution plus bias and activation, as in Keras 3.
+
+`y = activation(conv(x, kernel) + bias)`. Shapes: (batch, *spatial, in) -> (batch, *out, filters)
+with out = ceil((n - (k-1)*d) / s) for `valid` and ceil(n / s) for `same`/`causal`. Weights:
+kernel (*kernel_size, in // groups, filters), bias (filters,). Example: `Conv2D(32, 3)` on a
+28x28x1 image has 3*3*1*32 + 32 = 320 parameters and outputs (None, 26, 26, 32).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+from pydantic import PositiveInt, model_validator
+
+from engine import activations
+from engine.activations import ActivationSpec
+from engine.constraints import ConstraintSpec
+from engine.initializers import InitializerSpec
+from engine.kernels.conv import as_tuple, conv_backward, conv_forward, conv_output_length
+from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
+from engine.layers.registry import register
+from engine.regularizers import RegularizerSpec
+
+IntOrTuple = PositiveInt | tuple[PositiveInt, ...]
+AXES = {
+    1: "(batch, steps, channels)",
+    2: "(batch, height, width, channels)",
+    3: "(batch, depth, height, width, channels)",
+}
+
+
+class ConvConfig(LayerConfig):
+    """Keras's convolution arguments; `rank` fixes how many values the tuples take."""
+
+    rank: ClassVar[int] = 2
+    filters: PositiveInt
+    kernel_size: IntOrTuple
+    strides: IntOrTuple = 1
+    padding: Literal["valid", "same"] = "valid"
+    data_format: Literal["channels_last"] = "channels_last"
+    dilation_rate: IntOrTuple = 1
+    groups: PositiveInt = 1
+    activation: ActivationSpec = None
+    use_bias: bool = True
+    kernel_initializer: InitializerSpec = "glorot_uniform"
+    bias_initializer: InitializerSpec = "zeros"
+    kernel_regularizer: RegularizerSpec | None = None
+    bias_regularizer: RegularizerSpec | None = None
+    activity_regularizer: RegularizerSpec | None = None
+    kernel_constraint: ConstraintSpec | None = None
+    bias_constraint: ConstraintSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ConvConfig:
+        for name in ("kernel_size", "strides", "dilation_rate"):
+            as_tuple(getattr(self, name), self.rank, name)
+        if (
+            max(as_tuple(self.strides, self.rank, "strides")) > 1
+            and max(as_tuple(self.dilation_rate, self.rank, "dilation_rate")) > 1
+        ):
+            raise ValueError("strides > 1 cannot be combined with dilation_rate > 1")
+        if self.filters % self.groups:
+            raise ValueError(
+                f"filters ({self.filters}) must be divisible by groups ({self.groups})"
+            )
+        return self
+
+    def tuples(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(kernel_size, strides, dilation_rate), each expanded to `rank` values."""
+        return (
+            as_tuple(self.kernel_size, self.rank, "kernel_size"),
+            as_tuple(self.strides, self.rank, "strides"),
+            as_tuple(self.dilation_rate, self.rank, "dilation_rate"),
+        )
+
+
+class Conv1DConfig(ConvConfig):
+    rank: ClassVar[int] = 1
+    type: Literal["Conv1D"] = "Conv1D"
+    padding: Literal["valid", "same", "causal"] = "valid"  # type: ignore[assignment]
+
+
+class Conv2DConfig(ConvConfig):
+    rank: ClassVar[int] = 2
+    type: Literal["Conv2D"] = "Conv2D"
+
+
+class Conv3DConfig(ConvConfig):
+    rank: ClassVar[int] = 3
+    type: Literal["Conv3D"] = "Conv3D"
+
+
+class Conv(Layer):
+    """Shared rules of the convolution layers; subclasses only name their config."""
+
+    positional = ("filters", "kernel_size", "strides", "padding")
+    config: ConvConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.activation = activations.get(self.config.activation)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        c = self.config
+        rank = c.rank
+        if len(input_shape) != rank + 2:
+            hint = (
+                f"add a channels axis: Reshape to {(*input_shape[1:], 1)}"
+                if len(input_shape) == rank + 1
+                else f"{self.type_name} takes inputs shaped {AXES[rank]}"
+            )
+            raise ShapeError(
+                f"{self.type_name} needs a rank-{rank + 2} input {AXES[rank]}; "
+                f"got {tuple(input_shape)}",
+                hint=hint,
+            )
+        channels = input_shape[-1]
+        if channels is None:
+            raise ShapeError(
+                f"{self.type_name} needs a known channels axis; got None",
+                hint="give the input a fixed last dimension",
+            )
+        if channels % c.groups:
+            raise ShapeError(
+                f"input channels ({channels}) must be divisible by groups ({c.groups})",
+                field="groups",
+                hint=f"use a groups value that divides {channels}",
+            )
+        kernel, strides, dilation = c.tuples()
+        out = []
+        for n, k, s, d in zip(input_shape[1:-1], kernel, strides, dilation, strict=True):
+            length = conv_output_length(n, k, s, c.padding, d)
+            if length is not None and length <= 0:
+                span = "" if d == 1 else f" (dilated to {(k - 1) * d + 1})"
+                raise ShapeError(
+                    f"kernel_size {k}{span} is larger than the input length {n} "
+                    f"with padding {c.padding}",
+                    field="kernel_size",
+                    hint="use padding: same, a smaller kernel_size, or a larger input",
+                )
+            out.append(length)
+        return (input_shape[0], *out, c.filters)
+
+    def weight_specs(self, input_shape: Any) -> list[WeightSpec]:
+        c = self.config
+        self.compute_output_shape(input_shape)
+        kernel = (*c.tuples()[0], int(input_shape[-1]) // c.groups, c.filters)
+        specs = [
+            WeightSpec(
+                "kernel",
+                kernel,
+                c.kernel_initializer,
+                True,
+                c.kernel_regularizer,
+                c.kernel_constraint,
+            )
+        ]
+        if c.use_bias:
+            specs.append(
+                WeightSpec(
+                    "bias",
+                    (c.filters,),
+                    c.bias_initializer,
+                    True,
+                    c.bias_regularizer,
+                    c.bias_constraint,
+                )
+            )
+        return specs
+
+    def flops(self, input_shape: Any) -> int:
+        c = self.config
+        out = self.compute_output_shape(input_shape)
+        positions = math.prod(d or 1 for d in out[1:-1])
+        per_output = 2 * math.prod(c.tuples()[0]) * int(input_shape[-1]) // c.groups
+        return positions * c.filters * (per_output + (1 if c.use_bias else 0))
+
+    def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
+        c = self.config
+        _, strides, dilation = c.tuples()
+        bias = params[1] if c.use_bias else None
+        z, kcache = conv_forward(inputs, params[0], bias, strides, c.padding, dilation, c.groups)
+        y = self.activation(z)
+        return y, (kcache, z, y)
+
+    def backward(
+        self,
+        params: list[Array],
+        cache: Any,
+        grad_output: Array,
+        grads: list[Array | None],
+        ctx: CallContext,
+    ) -> Array | None:
+        kcache, z, y = cache
+        dz = self.activation.grad(z, y, grad_output)
+        dx, dw, db = conv_backward(kcache, dz, need_dx=ctx.need_input_grad)
+        if grads[0] is not None:
+            grads[0][...] = dw
+        if db is not None and grads[1] is not None:
+            grads[1][...] = db
+        return dx
+
+
+@register
+class Conv1D(Conv):
+    type_name = "Conv1D"
+    config_class = Conv1DConfig
+
+
+@register
+class Conv2D(Conv):
+    type_name = "Conv2D"
+    config_class = Conv2DConfig
+
+
+@register
+class Conv3D(Conv):
+    type_name = "Conv3D"
+    config_class = Conv3DConfig
