@@ -1,0 +1,131 @@
+"""Embedding: integer ids -> rows of a learned table, as Keras 3's `Embedding`.
+
+Shapes: (N, ...) integers in [0, input_dim) -> (N, ..., output_dim). Weight: embeddings
+(input_dim, output_dim). Example: `Embedding(10000, 64)` has 640000 parameters. With
+`mask_zero` the id 0 is padding and the output mask is `ids != 0`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import PositiveInt
+
+from engine.backend import backend_of
+from engine.constraints import ConstraintSpec
+from engine.initializers import InitializerSpec
+from engine.layers.base import Array, CallContext, Layer, LayerConfig, WeightSpec
+from engine.layers.registry import register
+from engine.regularizers import RegularizerSpec
+from engine.tensor import Tensor
+
+
+def _raw(value: Any) -> Any:
+    """The backend array of a Tensor (masks and inputs may come either way)."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+class EmbeddingConfig(LayerConfig):
+    type: Literal["Embedding"] = "Embedding"
+    input_dim: PositiveInt
+    output_dim: PositiveInt
+    # Keras 3's default "uniform" is RandomUniform(-0.05, 0.05)
+    embeddings_initializer: InitializerSpec = "random_uniform"
+    embeddings_regularizer: RegularizerSpec | None = None
+    activity_regularizer: RegularizerSpec | None = None
+    embeddings_constraint: ConstraintSpec | None = None
+    mask_zero: bool = False
+
+
+# Occurrences of one id beyond this many are summed by segment (padding ids repeat a lot)
+MAX_LEVELS = 8
+
+
+def scatter_rows(ids: Array, rows: Array, out: Array) -> None:
+    """out[...] = 0; out[ids[k]] += rows[k] for every k, without ufunc.at.
+
+    With the ids sorted, the k-th occurrences of all ids form a set without repeats, so each
+    "level" k is one plain fancy-index add (ufunc.at is slow per row); the occurrences past
+    MAX_LEVELS are summed per id with one segmented reduction. The order of additions is
+    fixed, so results repeat bit for bit.
+    """
+    xp = backend_of(rows).xp
+    out[...] = 0
+    n = ids.size
+    if n == 0:
+        return
+    order = xp.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    first = xp.empty(n, dtype=bool)
+    first[0] = True
+    xp.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
+    starts = xp.flatnonzero(first)
+    group = xp.cumsum(first) - 1
+    level = xp.arange(n) - starts[group]
+    grouped = xp.take(rows, order, axis=0)
+    for k in range(min(int(level.max()) + 1, MAX_LEVELS)):
+        sel = level == k
+        out[sorted_ids[sel]] += grouped[sel]
+    tail = level >= MAX_LEVELS
+    if tail.any():
+        # the rest of each long group is one contiguous run: one segment sum per group
+        tail_ids = sorted_ids[tail]
+        runs = xp.flatnonzero(level[tail] == MAX_LEVELS)
+        out[tail_ids[runs]] += xp.add.reduceat(grouped[tail], runs, axis=0)
+
+
+@register
+class Embedding(Layer):
+    """y[..., :] = embeddings[ids[...]]; the ids get no gradient."""
+
+    type_name = "Embedding"
+    config_class = EmbeddingConfig
+    positional = ("input_dim", "output_dim")
+    config: EmbeddingConfig
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*input_shape, self.config.output_dim)
+
+    def weight_specs(self, input_shape: Any) -> list[WeightSpec]:
+        c = self.config
+        return [
+            WeightSpec(
+                "embeddings",
+                (c.input_dim, c.output_dim),
+                c.embeddings_initializer,
+                True,
+                c.embeddings_regularizer,
+                c.embeddings_constraint,
+            )
+        ]
+
+    def output_mask(self, inputs: Any, mask: Any) -> Any:
+        if not self.config.mask_zero:
+            return None
+        return _raw(inputs) != 0
+
+    def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
+        xp = backend_of(params[0]).xp
+        ids = xp.asarray(inputs)
+        if ids.dtype.kind == "f":
+            ids = ids.astype(xp.int64)
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.config.input_dim):
+            bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+            raise ValueError(
+                f"Embedding {self.name!r} got id {bad}; ids must be in [0, "
+                f"input_dim={self.config.input_dim})"
+            )
+        return xp.take(params[0], ids, axis=0), ids
+
+    def backward(
+        self,
+        params: list[Array],
+        cache: Any,
+        grad_output: Array,
+        grads: list[Array | None],
+        ctx: CallContext,
+    ) -> None:
+        if grads[0] is not None:
+            ids = cache.reshape(-1)
+            scatter_rows(ids, grad_output.reshape(ids.size, -1), grads[0])
+        return None

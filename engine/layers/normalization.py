@@ -1,0 +1,255 @@
+"""BatchNormalization and LayerNormalization with Keras 3's arguments, defaults and weights.
+
+Both compute xhat = (x - mean) / sqrt(var + epsilon) (variance biased) and y = gamma * xhat +
+beta. BatchNormalization takes the statistics over every axis but `axis` (the batch included)
+in training and from its moving averages in inference; LayerNormalization takes them per
+sample over `axis`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from engine.backend import backend_of
+from engine.constraints import ConstraintSpec
+from engine.initializers import InitializerSpec
+from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
+from engine.layers.registry import register
+from engine.regularizers import RegularizerSpec
+
+
+def _axes(axis: int | list[int], rank: int, type_name: str) -> tuple[int, ...]:
+    """The normalized axes as positive indices; the batch axis is not allowed."""
+    listed = [axis] if isinstance(axis, int) else list(axis)
+    out = []
+    for a in listed:
+        pos = a + rank if a < 0 else a
+        if not 0 < pos < rank:
+            raise ShapeError(
+                f"{type_name} axis {a} is out of range for an input of rank {rank}",
+                field="axis",
+                hint="use -1 (the channels) or another non-batch axis",
+            )
+        out.append(pos)
+    return tuple(sorted(set(out)))
+
+
+def _param_shape(input_shape: Any, axes: tuple[int, ...], type_name: str) -> tuple[int, ...]:
+    dims = [input_shape[a] for a in axes]
+    if any(d is None for d in dims):
+        raise ShapeError(
+            f"{type_name} needs known sizes on its axes; got {input_shape}", field="axis"
+        )
+    return tuple(int(d) for d in dims)
+
+
+def _broadcast(p: Array, rank: int, axes: tuple[int, ...]) -> Array:
+    """A weight of shape (sizes of `axes`) reshaped to broadcast against the input."""
+    shape = [1] * rank
+    for a, d in zip(axes, p.shape, strict=True):
+        shape[a] = d
+    return p.reshape(shape)
+
+
+class _NormConfig(LayerConfig):
+    epsilon: float = Field(1e-3, gt=0)
+    center: bool = True
+    scale: bool = True
+    beta_initializer: InitializerSpec = "zeros"
+    gamma_initializer: InitializerSpec = "ones"
+    beta_regularizer: RegularizerSpec | None = None
+    gamma_regularizer: RegularizerSpec | None = None
+    beta_constraint: ConstraintSpec | None = None
+    gamma_constraint: ConstraintSpec | None = None
+
+
+def _affine_specs(c: _NormConfig, shape: tuple[int, ...]) -> list[WeightSpec]:
+    """gamma then beta, as Keras orders them."""
+    specs = []
+    if c.scale:
+        specs.append(
+            WeightSpec(
+                "gamma", shape, c.gamma_initializer, True, c.gamma_regularizer, c.gamma_constraint
+            )
+        )
+    if c.center:
+        specs.append(
+            WeightSpec(
+                "beta", shape, c.beta_initializer, True, c.beta_regularizer, c.beta_constraint
+            )
+        )
+    return specs
+
+
+class _Normalizer(Layer):
+    """Shared affine part: which of gamma/beta exist and their gradients."""
+
+    supports_masking = True
+    config: Any
+
+    def axes_for(self, rank: int) -> tuple[int, ...]:
+        return _axes(self.config.axis, rank, self.type_name)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        _param_shape(input_shape, self.axes_for(len(input_shape)), self.type_name)
+        return input_shape
+
+    def flops(self, input_shape: Any) -> int:
+        size = 1
+        for d in input_shape[1:]:
+            size *= d or 1
+        return 8 * size
+
+    def _affine(self, params: list[Array], rank: int, axes: tuple[int, ...]) -> tuple[Any, Any]:
+        c = self.config
+        gamma = _broadcast(params[0], rank, axes) if c.scale else None
+        beta = _broadcast(params[int(c.scale)], rank, axes) if c.center else None
+        return gamma, beta
+
+    def _apply(self, xhat: Array, gamma: Any, beta: Any) -> Array:
+        y = xhat * gamma if gamma is not None else xhat.copy()
+        if beta is not None:
+            y += beta
+        return y
+
+    def _affine_grads(
+        self, g: Array, xhat: Array, reduce: tuple[int, ...], grads: list[Array | None]
+    ) -> None:
+        c = self.config
+        if c.scale and grads[0] is not None:
+            grads[0][...] = (g * xhat).sum(axis=reduce).reshape(grads[0].shape)
+        if c.center and grads[int(c.scale)] is not None:
+            target = grads[int(c.scale)]
+            assert target is not None
+            target[...] = g.sum(axis=reduce).reshape(target.shape)
+
+
+# ----- BatchNormalization -------------------------------------------------------------------
+class BatchNormalizationConfig(_NormConfig):
+    type: Literal["BatchNormalization"] = "BatchNormalization"
+    axis: int = -1
+    momentum: float = Field(0.99, ge=0.0, le=1.0)
+    moving_mean_initializer: InitializerSpec = "zeros"
+    moving_variance_initializer: InitializerSpec = "ones"
+
+
+@register
+class BatchNormalization(_Normalizer):
+    """Normalizes each channel over the batch. (N, ..., C) -> same shape.
+
+    Weights: gamma, beta (trainable), moving_mean, moving_variance (non-trainable), C each:
+    `BatchNormalization()` on 64 channels has 256 parameters, 128 trainable. In training the
+    moving statistics are updated in place: moving = moving * momentum + batch * (1 -
+    momentum). A frozen layer (`trainable: false`) always runs in inference mode, as in Keras.
+    """
+
+    type_name = "BatchNormalization"
+    config_class = BatchNormalizationConfig
+    config: BatchNormalizationConfig
+
+    def weight_specs(self, input_shape: Any) -> list[WeightSpec]:
+        c = self.config
+        shape = _param_shape(input_shape, self.axes_for(len(input_shape)), self.type_name)
+        return [
+            *_affine_specs(c, shape),
+            WeightSpec("moving_mean", shape, c.moving_mean_initializer, False),
+            WeightSpec("moving_variance", shape, c.moving_variance_initializer, False),
+        ]
+
+    def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
+        c = self.config
+        xp = backend_of(inputs).xp
+        rank = inputs.ndim
+        axes = self.axes_for(rank)
+        reduce = tuple(a for a in range(rank) if a not in axes)
+        gamma, beta = self._affine(params, rank, axes)
+        moving_mean, moving_var = params[-2], params[-1]
+        training = ctx.training and self.trainable
+        if training:
+            mean = inputs.mean(axis=reduce, keepdims=True)
+            centered = inputs - mean
+            var = (centered * centered).mean(axis=reduce, keepdims=True)
+            moving_mean *= c.momentum
+            moving_mean += mean.reshape(moving_mean.shape) * (1.0 - c.momentum)
+            moving_var *= c.momentum
+            moving_var += var.reshape(moving_var.shape) * (1.0 - c.momentum)
+        else:
+            centered = inputs - _broadcast(moving_mean, rank, axes)
+            var = _broadcast(moving_var, rank, axes)
+        inv = 1.0 / xp.sqrt(var + c.epsilon)
+        xhat = centered * inv
+        return self._apply(xhat, gamma, beta), (xhat, inv, gamma, reduce, training)
+
+    def backward(
+        self,
+        params: list[Array],
+        cache: Any,
+        grad_output: Array,
+        grads: list[Array | None],
+        ctx: CallContext,
+    ) -> Array | None:
+        xhat, inv, gamma, reduce, training = cache
+        self._affine_grads(grad_output, xhat, reduce, grads)
+        if not ctx.need_input_grad:
+            return None
+        dxhat = grad_output * gamma if gamma is not None else grad_output
+        if not training:
+            return dxhat * inv
+        mean_d = dxhat.mean(axis=reduce, keepdims=True)
+        mean_dx = (dxhat * xhat).mean(axis=reduce, keepdims=True)
+        return (dxhat - mean_d - xhat * mean_dx) * inv
+
+
+# ----- LayerNormalization -------------------------------------------------------------------
+class LayerNormalizationConfig(_NormConfig):
+    type: Literal["LayerNormalization"] = "LayerNormalization"
+    axis: int | list[int] = -1
+
+
+@register
+class LayerNormalization(_Normalizer):
+    """Normalizes each sample over `axis` (the last by default). (N, ..., C) -> same shape.
+
+    Weights gamma, beta with the shape of the normalized axes: `LayerNormalization()` on 64
+    features has 128 parameters.
+    """
+
+    type_name = "LayerNormalization"
+    config_class = LayerNormalizationConfig
+    config: LayerNormalizationConfig
+
+    def weight_specs(self, input_shape: Any) -> list[WeightSpec]:
+        shape = _param_shape(input_shape, self.axes_for(len(input_shape)), self.type_name)
+        return _affine_specs(self.config, shape)
+
+    def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
+        xp = backend_of(inputs).xp
+        rank = inputs.ndim
+        axes = self.axes_for(rank)
+        gamma, beta = self._affine(params, rank, axes)
+        mean = inputs.mean(axis=axes, keepdims=True)
+        centered = inputs - mean
+        var = (centered * centered).mean(axis=axes, keepdims=True)
+        inv = 1.0 / xp.sqrt(var + self.config.epsilon)
+        xhat = centered * inv
+        reduce = tuple(a for a in range(rank) if a not in axes)
+        return self._apply(xhat, gamma, beta), (xhat, inv, gamma, axes, reduce)
+
+    def backward(
+        self,
+        params: list[Array],
+        cache: Any,
+        grad_output: Array,
+        grads: list[Array | None],
+        ctx: CallContext,
+    ) -> Array | None:
+        xhat, inv, gamma, axes, reduce = cache
+        self._affine_grads(grad_output, xhat, reduce, grads)
+        if not ctx.need_input_grad:
+            return None
+        dxhat = grad_output * gamma if gamma is not None else grad_output
+        mean_d = dxhat.mean(axis=axes, keepdims=True)
+        mean_dx = (dxhat * xhat).mean(axis=axes, keepdims=True)
+        return (dxhat - mean_d - xhat * mean_dx) * inv
