@@ -43,6 +43,8 @@ _SUBMODULES = {
     "training",
     "data",
     "saving",
+    "build",
+    "models",
 }
 
 # Names resolved on first use, so importing the tensor API does not load training code.
@@ -51,7 +53,7 @@ _LAZY = {
     "Sequential": ("engine.models", "Sequential"),
     "Model": ("engine.models", "Model"),
     "Input": ("engine.models", "Input"),
-    "from_spec": ("engine.from_spec", "from_spec"),
+    "from_spec": ("engine.build", "from_spec"),
     "load_model": ("engine.saving", "load_model"),
     "losses": ("engine.losses", None),
     "metrics": ("engine.metrics", None),

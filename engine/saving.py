@@ -551,7 +551,7 @@ def load_model(
     """
     artifact = read_artifact(path)
     if builder is None:
-        from engine.from_spec import from_spec
+        from engine.build import from_spec
 
         builder = from_spec
     return apply_artifact(builder(artifact.spec), artifact, str(path))

@@ -77,7 +77,7 @@ def _exit_codes() -> list[tuple[type[BaseException], int]]:
 _ENGINE_ERRORS = (
     ("engine.saving", "ArtifactError", 2),
     ("engine.training", "TrainingError", 1),
-    ("engine.from_spec", "SpecError", 1),
+    ("engine.build", "SpecError", 1),
 )
 
 
@@ -203,7 +203,7 @@ def _as_outputs(predictions: Any, signature: ModelSignature) -> dict[str, np.nda
 
 
 def _build(spec_data: dict[str, Any]) -> Any:
-    from engine.from_spec import from_spec
+    from engine.build import from_spec
 
     return from_spec(spec_data)
 

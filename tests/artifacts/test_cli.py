@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine import saving
-from engine.from_spec import from_spec
+from engine.build import from_spec
 from modelspec.cli import app
 from tests.artifacts import train_script
 from tests.artifacts.helpers import sample_artifact

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.export_onnx import CONVERTERS, ExportError, export_model, export_onnx
-from engine.from_spec import SpecError, from_spec
+from engine.build import SpecError, from_spec
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

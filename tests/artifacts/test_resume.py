@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from engine import saving
-from engine.from_spec import SpecError, from_spec
+from engine.build import SpecError, from_spec
 from tests.artifacts import train_script
 
 ROOT = Path(__file__).resolve().parents[2]

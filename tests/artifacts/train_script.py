@@ -14,7 +14,7 @@ import numpy as np
 
 from engine import saving
 from engine.callbacks import Callback
-from engine.from_spec import from_spec
+from engine.build import from_spec
 
 EPOCHS = 8
 SPEC: dict[str, Any] = {

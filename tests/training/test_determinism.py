@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.from_spec import from_spec
+from engine.build import from_spec
 from engine.layers.base import clear_session
 
 SPEC: dict[str, Any] = {

@@ -12,7 +12,7 @@ import pytest
 
 from engine import Input, Model, layers, training
 from engine.callbacks import Callback, TerminateOnNaN
-from engine.from_spec import build_model
+from engine.build import build_model
 from engine.layers.base import Array, CallContext, Layer, clear_session
 from engine.training import FitConfig, TrainingError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine import Input, Model, Sequential, layers
-from engine.from_spec import SpecError, build_model, from_spec
+from engine.build import SpecError, build_model, from_spec
 from engine.layers.base import clear_session
 from engine.models import summary_text
 
