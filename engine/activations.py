@@ -119,6 +119,9 @@ def _relu_grad(
     max_value: float | None = None,
     threshold: float = 0.0,
 ) -> Array:
+    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
+        # Keras's gradient is 0 at x == 0; a boolean mask keeps it float32 and branch-free
+        return dy * (x > 0)
     xp = _xp(x)
     slope = xp.where(x >= threshold, 1.0, negative_slope)
     if max_value is not None:

@@ -28,6 +28,9 @@ class Callback:
 
     model: Any = None
     params: dict[str, Any]
+    # Callbacks that save training state run after the others each epoch, so what they save
+    # already holds this epoch's EarlyStopping counters and learning-rate changes.
+    saves_state: ClassVar[bool] = False
 
     def set_model(self, model: Any) -> None:
         self.model = model
@@ -172,12 +175,21 @@ class EarlyStopping(_Monitor):
             self.model.set_weights(self.best_weights)
 
     def get_state(self) -> dict[str, Any]:
-        return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch}
+        state: dict[str, Any] = {
+            "wait": self.wait,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+        }
+        if self.best_weights is not None:
+            state["best_weights"] = list(self.best_weights)
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.wait = int(state["wait"])
         self.best = float(state["best"])
         self.best_epoch = int(state["best_epoch"])
+        if "best_weights" in state:
+            self.best_weights = [np.array(w) for w in state["best_weights"]]
 
 
 class ModelCheckpoint(_Monitor):
@@ -406,7 +418,9 @@ class CallbackList:
         params: dict[str, Any],
     ) -> None:
         progress: list[Callback] = [ProgressPrinter(verbose)] if verbose else []
-        self.callbacks = [*progress, *callbacks, history]
+        others = [c for c in callbacks if not c.saves_state]
+        savers = [c for c in callbacks if c.saves_state]
+        self.callbacks = [*progress, *others, *savers, history]
         for c in self.callbacks:
             c.set_model(model)
             c.set_params(params)

@@ -575,6 +575,8 @@ class CheckpointCallback(Callback):
     `run_dir` (engine.report). `extras` go to model_artifact (spec, label_maps, ...).
     """
 
+    saves_state = True
+
     def __init__(self, run_dir: str | os.PathLike[str], keep: int = 2, **extras: Any) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)

@@ -1,0 +1,136 @@
+"""The contenders: each builds one workload and returns a callable that runs one epoch.
+
+modelspec runs the spec through `engine.from_spec`; PyTorch runs the same architecture in eager
+mode with tensors sliced directly (no DataLoader); Keras 3 runs `model.fit` on the JAX backend.
+Epoch functions shuffle as each library does by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmarks.workloads import Workload
+
+Epoch = Callable[[], None]
+
+
+def modelspec_epoch(w: Workload, x: np.ndarray, y: np.ndarray, threads: int) -> Epoch:
+    import engine
+
+    model = engine.from_spec(w.spec())
+    if w.mode == "predict":
+        return lambda: model.predict(x, batch_size=w.batch_size, verbose=0)
+    return lambda: model.fit(x, y, epochs=1, batch_size=w.batch_size, verbose=0)
+
+
+def keras_epoch(w: Workload, x: np.ndarray, y: np.ndarray, threads: int) -> Epoch:
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    spec = w.spec()
+    entries = spec["model"]["layers"]
+    first = entries[0]
+    layers: list[Any] = [
+        keras.Input(shape=tuple(first["shape"]), dtype=first.get("dtype", "float32"))
+    ]
+    for entry in entries[1:]:
+        args = {k: v for k, v in entry.items() if k != "type"}
+        layers.append(getattr(keras.layers, entry["type"])(**args))
+    model = keras.Sequential(layers)
+    opt = spec["compile"]["optimizer"]
+    optimizer = keras.optimizers.Adam(
+        **({} if isinstance(opt, str) else {"learning_rate": opt["learning_rate"]})
+    )
+    model.compile(optimizer=optimizer, loss=spec["compile"]["loss"])
+    if w.mode == "predict":
+        return lambda: model.predict(x, batch_size=w.batch_size, verbose=0)
+    return lambda: model.fit(x, y, epochs=1, batch_size=w.batch_size, verbose=0)
+
+
+def _torch_model(key: str) -> tuple[Any, Any]:
+    import torch
+    from torch import nn
+
+    if key == "W1":
+        net = nn.Sequential(
+            nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 1)
+        )
+        return net, nn.BCEWithLogitsLoss()
+    if key in ("W2", "W5"):
+        net = nn.Sequential(
+            nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
+        )
+        return net, nn.CrossEntropyLoss()
+    if key == "W3":
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.5),
+            nn.Linear(1600, 10),
+        )
+        return net, nn.CrossEntropyLoss()
+
+    class LstmText(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(10000, 64)
+            self.lstm = nn.LSTM(64, 64, batch_first=True)
+            self.out = nn.Linear(64, 1)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            _, (h, _) = self.lstm(self.embed(tokens))
+            return self.out(h[-1])
+
+    return LstmText(), nn.BCEWithLogitsLoss()
+
+
+def torch_epoch(w: Workload, x: np.ndarray, y: np.ndarray, threads: int) -> Epoch:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net, loss_fn = _torch_model(w.key)
+    xt = torch.from_numpy(np.transpose(x, (0, 3, 1, 2)).copy() if w.key == "W3" else x)
+    if w.key == "W4":
+        xt = xt.long()
+    yt = torch.from_numpy(y.astype(np.int64) if y.dtype.kind == "i" else y)
+    bs = w.batch_size
+    if w.mode == "predict":
+        net.eval()
+
+        def predict() -> None:
+            with torch.inference_mode():
+                for i in range(0, len(xt), bs):
+                    torch.softmax(net(xt[i : i + bs]), dim=1)
+
+        return predict
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+    net.train()
+
+    def fit() -> None:
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), bs):
+            idx = perm[i : i + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+
+    return fit
+
+
+CONTENDERS: dict[str, Callable[[Workload, np.ndarray, np.ndarray, int], Epoch]] = {
+    "modelspec": modelspec_epoch,
+    "torch": torch_epoch,
+    "keras": keras_epoch,
+}

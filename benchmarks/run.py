@@ -1,0 +1,216 @@
+"""Time modelspec against PyTorch eager and Keras 3 (JAX) on the five workloads, in one run.
+
+    python benchmarks/run.py [--quick] [--only W3 ...] [--repeats 3] [--json PATH]
+
+For each workload every contender runs in its own process: one warm-up epoch, then timed epochs
+taken in turn (modelspec, torch with 1 thread, torch with 2 threads, keras, then again), so that
+noise on this shared machine hits all of them alike. Reported: median samples/s, the ratios
+modelspec / PyTorch (its faster thread setting) and modelspec / Keras, peak memory of each
+process, and NumPy's float32 GEMM speed measured in the same run. No thresholds: the numbers are
+for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.workloads import NAMES, WORKLOADS, Workload  # noqa: E402
+
+
+@dataclass
+class Worker:
+    """A running contender process and the epoch times it has reported."""
+
+    label: str
+    proc: subprocess.Popen[str]
+    times: list[float] = field(default_factory=list)
+    peak_mib: float = 0.0
+    error: str = ""
+
+    def ask(self, command: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+
+def gemm_gflops(n: int = 2048, repeats: int = 3) -> float:
+    """NumPy float32 GEMM speed right now (best of a few), the machine's BLAS ceiling."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = a.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn: object) -> float:
+    start = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+def contenders() -> list[tuple[str, str, int]]:
+    """(label, contender, threads) for whatever is installed."""
+    rows = [("modelspec", "modelspec", 2)]
+    if importlib.util.find_spec("torch"):
+        rows += [("torch-1t", "torch", 1), ("torch-2t", "torch", 2)]
+    if importlib.util.find_spec("keras") and importlib.util.find_spec("jax"):
+        rows.append(("keras", "keras", 2))
+    return rows
+
+
+def start(label: str, contender: str, key: str, threads: int, quick: bool) -> Worker:
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "benchmarks.worker", contender, key, "--threads", str(threads)]
+    if quick:
+        cmd.append("--quick")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    return Worker(label, proc)
+
+
+def run_workload(w: Workload, repeats: int, quick: bool) -> dict[str, object]:
+    workers = []
+    for label, contender, threads in contenders():
+        worker = start(label, contender, w.key, threads, quick)
+        assert worker.proc.stdout is not None
+        if worker.proc.stdout.readline().strip() != "ready":
+            worker.error = (worker.proc.stderr.read() if worker.proc.stderr else "").strip()
+            worker.error = worker.error.splitlines()[-1] if worker.error else "failed"
+            worker.proc.kill()
+        workers.append(worker)
+    live = [wk for wk in workers if not wk.error]
+    for _ in range(repeats):
+        for wk in live:
+            wk.times.append(float(wk.ask("run")))
+    for wk in live:
+        wk.peak_mib = float(wk.ask("quit"))
+        wk.proc.wait(timeout=60)
+    n = w.quick_samples if quick else w.samples
+    result: dict[str, object] = {"workload": w.key, "name": NAMES[w.key], "samples": n}
+    for wk in workers:
+        result[wk.label] = {
+            "samples_per_s": n / statistics.median(wk.times) if wk.times else None,
+            "epoch_seconds": wk.times,
+            "peak_mib": wk.peak_mib or None,
+            "error": wk.error or None,
+        }
+    return result
+
+
+def _rate(result: dict[str, object], label: str) -> float | None:
+    entry = result.get(label)
+    return entry.get("samples_per_s") if isinstance(entry, dict) else None
+
+
+def summarize(result: dict[str, object], gflops: float) -> dict[str, object]:
+    """Add the ratios and the BLAS-bound fraction to one workload's result."""
+    w = WORKLOADS[str(result["workload"])]
+    ours = _rate(result, "modelspec")
+    torch_rates = [r for r in (_rate(result, "torch-1t"), _rate(result, "torch-2t")) if r]
+    torch_best = max(torch_rates) if torch_rates else None
+    keras = _rate(result, "keras")
+    flops = (2 if w.mode == "predict" else 6) * w.macs_per_sample
+    result["torch_best"] = torch_best
+    result["vs_torch"] = ours / torch_best if ours and torch_best else None
+    result["vs_keras"] = ours / keras if ours and keras else None
+    result["fraction_of_gemm_bound"] = ours * flops / (gflops * 1e9) if ours else None
+    return result
+
+
+def _fmt(value: object, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(results: list[dict[str, object]], gflops: float) -> None:
+    head = (
+        f"{'workload':<22}{'modelspec/s':>12}{'torch/s':>10}{'keras/s':>10}"
+        f"{'vs torch':>9}{'vs keras':>9}{'% GEMM':>8}{'MiB ms/pt/ks':>16}"
+    )
+    print(f"NumPy float32 GEMM: {gflops:.0f} GFLOP/s")
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        mem = "/".join(_fmt(_mem(r, lab), ".0f") for lab in ("modelspec", "torch-2t", "keras"))
+        print(
+            f"{r['workload'] + ' ' + str(r['name']):<22}"
+            f"{_fmt(_rate(r, 'modelspec'), ',.0f'):>12}{_fmt(r['torch_best'], ',.0f'):>10}"
+            f"{_fmt(_rate(r, 'keras'), ',.0f'):>10}{_fmt(r['vs_torch'], '.2f'):>9}"
+            f"{_fmt(r['vs_keras'], '.2f'):>9}"
+            f"{_fmt(_pct(r['fraction_of_gemm_bound']), '.0f'):>8}{mem:>16}"
+        )
+        for label in ("modelspec", "torch-1t", "torch-2t", "keras"):
+            entry = r.get(label)
+            if isinstance(entry, dict) and entry.get("error"):
+                print(f"    {label} failed: {entry['error']}")
+
+
+def _pct(x: object) -> float | None:
+    return None if x is None else float(x) * 100  # type: ignore[arg-type]
+
+
+def _mem(result: dict[str, object], label: str) -> float | None:
+    entry = result.get(label)
+    return entry.get("peak_mib") if isinstance(entry, dict) else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, one repeat: a smoke test")
+    parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="workloads to run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per contender")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "latest.json",
+        help="where to write the results",
+    )
+    args = parser.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    gflops = gemm_gflops()
+    results = [
+        summarize(run_workload(WORKLOADS[k], repeats, args.quick), gflops)
+        for k in (args.only or sorted(WORKLOADS))
+    ]
+    print_table(results, gflops)
+    report = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+        "repeats": repeats,
+        "gemm_gflops": gflops,
+        "workloads": results,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.json.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(args.json)
+    print(f"wrote {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+
+
+if __name__ == "__main__":
+    main()
