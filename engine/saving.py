@@ -536,7 +536,12 @@ def apply_artifact(model: Any, artifact: Artifact, where: str, restore_state: bo
     for name, var in expected.items():
         var.assign(artifact.weights[name])
     if restore_state and artifact.training_state is not None:
-        model.set_training_state(artifact.training_state)
+        try:
+            model.set_training_state(artifact.training_state)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise MalformedMemberError(
+                where, f"its training state does not fit this model's optimizer: {exc}"
+            ) from exc
     model.label_maps = artifact.label_maps
     model.artifact_metadata = artifact.metadata
     return model

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.export_onnx import CONVERTERS, ExportError, export_model, export_onnx
 from engine.build import SpecError, from_spec
+from engine.export_onnx import CONVERTERS, ExportError, export_model, export_onnx
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

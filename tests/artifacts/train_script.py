@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from engine import saving
-from engine.callbacks import Callback
 from engine.build import from_spec
+from engine.callbacks import Callback
 
 EPOCHS = 8
 SPEC: dict[str, Any] = {

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from engine import Input, Model, layers, training
-from engine.callbacks import Callback, TerminateOnNaN
 from engine.build import build_model
+from engine.callbacks import Callback, TerminateOnNaN
 from engine.layers.base import Array, CallContext, Layer, clear_session
 from engine.training import FitConfig, TrainingError
 
