@@ -1,0 +1,48 @@
+"""The README's commands stay true: the two set-up commands and the lint example's output."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelspec.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _first_commands() -> list[str]:
+    block = re.search(r"```bash\n(.*?)```", README, re.S)
+    assert block, "the README starts with a bash block of commands"
+    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+
+
+def test_first_command_trains_a_shipped_spec() -> None:
+    train = _first_commands()[0]
+    spec = re.search(r"modelspec train (\S+)", train)
+    assert spec and (ROOT / spec.group(1)).is_file()
+    assert "pip install -e ." in train
+
+
+def test_second_command_is_the_ci_test_command() -> None:
+    test = _first_commands()[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = re.search(r"(python -m pytest -q)", test)
+    assert command and command.group(1) in ci
+    assert "pip install torch==2.13.0" in test and "pip install torch==2.13.0" in ci
+
+
+def test_lint_example_output_is_what_lint_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    block = re.search(r"```text\n\$ modelspec lint bad.yaml\n(.*?)```", README, re.S)
+    assert block
+    shutil.copy(ROOT / "tests" / "fixtures" / "bad.yaml", tmp_path / "bad.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["lint", "bad.yaml"])
+    assert result.exit_code == 1
+    assert result.output == block.group(1)
