@@ -75,11 +75,15 @@ def contenders() -> list[tuple[str, str, int]]:
     return rows
 
 
-def start(label: str, contender: str, key: str, threads: int, quick: bool) -> Worker:
+def start(
+    label: str, contender: str, key: str, threads: int, quick: bool, device: str = "cpu"
+) -> Worker:
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "benchmarks.worker", contender, key, "--threads", str(threads)]
     if quick:
         cmd.append("--quick")
+    if contender == "modelspec":
+        cmd += ["--device", device]
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
@@ -92,10 +96,10 @@ def start(label: str, contender: str, key: str, threads: int, quick: bool) -> Wo
     return Worker(label, proc)
 
 
-def run_workload(w: Workload, repeats: int, quick: bool) -> dict[str, object]:
+def run_workload(w: Workload, repeats: int, quick: bool, device: str) -> dict[str, object]:
     workers = []
     for label, contender, threads in contenders():
-        worker = start(label, contender, w.key, threads, quick)
+        worker = start(label, contender, w.key, threads, quick, device)
         assert worker.proc.stdout is not None
         if worker.proc.stdout.readline().strip() != "ready":
             worker.error = (worker.proc.stderr.read() if worker.proc.stderr else "").strip()
@@ -183,6 +187,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="workloads to run")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per contender")
     parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "gpu"], help="where modelspec runs (CuPy)"
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         default=ROOT / "benchmarks" / "results" / "latest.json",
@@ -192,7 +199,7 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     gflops = gemm_gflops()
     results = [
-        summarize(run_workload(WORKLOADS[k], repeats, args.quick), gflops)
+        summarize(run_workload(WORKLOADS[k], repeats, args.quick, args.device), gflops)
         for k in (args.only or sorted(WORKLOADS))
     ]
     print_table(results, gflops)
@@ -201,6 +208,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "quick": args.quick,
+        "device": args.device,
         "repeats": repeats,
         "gemm_gflops": gflops,
         "workloads": results,
