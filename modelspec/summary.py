@@ -14,21 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
+from engine.models import readable_size
 from modelspec.infer import INPUT_LAYER, InferredModel, LayerRow, OutputShape
 
 # Keras's widths: 88 columns for a chain, 108 with "Connected to"; ours add 26 for two columns.
 CHAIN_WIDTHS = (39, 31, 18)
 GRAPH_WIDTHS = (32, 28, 19, 29)
 EXTRA_WIDTHS = (12, 14)
-
-
-def readable_bytes(size: float) -> str:
-    """Keras's size format: 900.00 B, 1.50 KB, ... with 1024 steps."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size / 1024 < 1:
-            return f"{size:.2f} {unit}"
-        size /= 1024
-    return f"{size:.2f} PB"
 
 
 def readable_count(count: float) -> str:
@@ -75,7 +67,7 @@ def table(model: InferredModel) -> Table:
         ]
         if graph:
             cells.append(escape(", ".join(row.connections)) or "-")
-        cells += [readable_count(row.flops), readable_bytes(row.activation_bytes)]
+        cells += [readable_count(row.flops), readable_size(row.activation_bytes)]
         result.add_row(*cells)
     return result
 
@@ -95,14 +87,14 @@ def print_summary(model: InferredModel, console: Console) -> None:
     console.print(f'[bold]Model: "{escape(model.name)}"[/]')
     console.print(table(model))
     lines = [
-        ("Total params", f"{trainable + non_trainable:,} ({readable_bytes(weight_bytes)})"),
-        ("Trainable params", f"{trainable:,} ({readable_bytes(trainable_bytes)})"),
+        ("Total params", f"{trainable + non_trainable:,} ({readable_size(weight_bytes)})"),
+        ("Trainable params", f"{trainable:,} ({readable_size(trainable_bytes)})"),
         (
             "Non-trainable params",
-            f"{non_trainable:,} ({readable_bytes(weight_bytes - trainable_bytes)})",
+            f"{non_trainable:,} ({readable_size(weight_bytes - trainable_bytes)})",
         ),
         ("Forward FLOPs per sample", f"{model.total('flops'):,}"),
-        ("Activation memory per sample", readable_bytes(model.total("activation_bytes"))),
+        ("Activation memory per sample", readable_size(model.total("activation_bytes"))),
     ]
     for label, value in lines:
         console.print(f"[bold] {label}: [/]{value}")
