@@ -4,19 +4,26 @@ Forward pads the input once, takes a zero-copy window view (N, *out, *kernel, Ci
 `as_strided`, copies it into a (N * out, kernel * Cin) column matrix and multiplies by the kernel
 reshaped to (kernel * Cin, Cout). Backward reuses the columns for dW (one matmul) and rebuilds
 dX with one small matmul and one slice-add per kernel offset (col2im), so no loop ever runs
-over pixels or samples.
+over pixels or samples. On the CPU a large call runs as two batch halves on two Python threads
+with one BLAS thread each (`run_shards`); the caller's activation and its gradient run inside
+the halves too (`epilogue`, `prologue`). dW and db sum the halves' products, so they are
+deterministic for a given batch size but may differ from an unsplit call in the last bits.
 Padding follows Keras/TensorFlow: `same` pads max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0) with
 the extra element at the end; `causal` (1-d) pads (k-1)*d on the left.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.backend import backend_of
+from engine.kernels.recurrent import single_threaded_blas
 
 Array = Any
 IntOrSeq = int | Sequence[int]
@@ -105,11 +112,51 @@ def offset_slices(
     )
 
 
+Epilogue = Callable[[Array], None]
+Prologue = Callable[[slice, Array], Array]
+T = TypeVar("T")
+# below this many multiply-adds a layer call runs on one thread: a hand-off costs ~50 us
+SHARD_MIN_MACS = 1 << 22
+
+
+@functools.cache
+def _helper() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="conv-shard")
+
+
+# a forked child inherits the executor but not its thread: give it a fresh one
+os.register_at_fork(after_in_child=_helper.cache_clear)
+
+
+def batch_shards(x: Array, macs: int) -> list[slice]:
+    """Two halves of the batch on the CPU when the call is big enough, else the whole batch.
+
+    NumPy and one-thread BLAS release the GIL, so two Python threads each running a half keep
+    both cores busy without OpenBLAS's spinning thread pool, which collapses when the other
+    core is loaded (measured: a dX pass of W3's second conv went from 7 ms to 60-90 ms).
+    """
+    n = x.shape[0]
+    if n < 2 or macs < SHARD_MIN_MACS or backend_of(x).name != "cpu":
+        return [slice(0, n)]
+    return [slice(0, n // 2), slice(n // 2, n)]
+
+
+def run_shards(fn: Callable[[int, slice], T], shards: list[slice]) -> list[T]:
+    """fn(i, shard) for every shard, the first on this thread and the rest on a helper."""
+    if len(shards) == 1:
+        return [fn(0, shards[0])]
+    with single_threaded_blas():
+        pending = [_helper().submit(fn, i, s) for i, s in enumerate(shards[1:], start=1)]
+        first = fn(0, shards[0])
+        return [first, *(p.result() for p in pending)]
+
+
 @dataclass
 class ConvCache:
-    """What backward needs: the column matrices (one per group) and the geometry."""
+    """What backward needs: per batch shard the column matrices (one per group), and geometry."""
 
-    cols: list[Array]
+    cols: list[list[Array]]
+    shards: list[slice]
     w: Array
     x_shape: tuple[int, ...]
     pad_shape: tuple[int, ...]
@@ -129,8 +176,13 @@ def conv_forward(
     padding: str = "valid",
     dilation: IntOrSeq = 1,
     groups: int = 1,
+    epilogue: Epilogue | None = None,
 ) -> tuple[Array, ConvCache]:
-    """y = conv(x, w) + b for x (N, *spatial, Cin), w (*kernel, Cin // groups, Cout)."""
+    """y = conv(x, w) + b for x (N, *spatial, Cin), w (*kernel, Cin // groups, Cout).
+
+    `epilogue` (an in-place activation such as ReLU) runs on each shard's rows while they are
+    still in cache, instead of as one more pass over the whole output.
+    """
     xp = backend_of(x).xp
     nd = x.ndim - 2
     kernel = tuple(int(k) for k in w.shape[:nd])
@@ -154,28 +206,59 @@ def conv_forward(
     if min(out) <= 0:
         raise ValueError(f"kernel {kernel} does not fit input {tuple(x.shape[1:-1])}")
     view = window_view(xpad, out, kernel, st, dl)
-    rows = x.shape[0] * math.prod(out)
-    cg, og = cin // groups, cout // groups
-    y = xp.empty((rows, cout), dtype=x.dtype)
+    per = math.prod(out)
+    y = xp.empty((x.shape[0] * per, cout), dtype=x.dtype)
+    shards = batch_shards(x, y.shape[0] * w.size // groups)
+
+    def run(i: int, s: slice) -> list[Array]:
+        part = y[s.start * per : s.stop * per]
+        return _forward_shard(view[s], w, b, part, groups, epilogue)
+
+    cols = run_shards(run, shards)
+    cache = ConvCache(
+        cols, shards, w, tuple(x.shape), tuple(xpad.shape), pads, out, st, dl, groups, b is not None
+    )
+    return y.reshape(x.shape[0], *out, cout), cache
+
+
+def _forward_shard(
+    view: Array, w: Array, b: Array | None, y: Array, groups: int, epilogue: Epilogue | None
+) -> list[Array]:
+    """Fill y (rows, Cout) for one shard's windows; returns its column matrices.
+
+    With one channel per group the columns are built row by row anyway, so a row of ones
+    joins them and the bias rides in the product: no separate pass to add it, and backward
+    gets db from the same product as dW.
+    """
+    xp = backend_of(y).xp
+    rows, cout = y.shape
+    cg, og = view.shape[-1] // groups, cout // groups
+    fold = _folds_bias(cg, b is not None)
     cols = []
     for g in range(groups):
-        col = _columns(view, g, cg, rows)
+        col = _columns(view, g, cg, rows, fold)
         wg = w[..., g * og : (g + 1) * og].reshape(-1, og)
+        if b is not None and fold:
+            wg = xp.concatenate([wg, b[None, g * og : (g + 1) * og]])
         if groups == 1:
             xp.matmul(col, wg, out=y)
         else:
             y[:, g * og : (g + 1) * og] = col @ wg
         cols.append(col)
-    if b is not None:
+    if b is not None and not fold:
         y += b
-    cache = ConvCache(
-        cols, w, tuple(x.shape), tuple(xpad.shape), pads, out, st, dl, groups, b is not None
-    )
-    return y.reshape(x.shape[0], *out, cout), cache
+    if epilogue is not None:
+        epilogue(y)
+    return cols
 
 
-def _columns(view: Array, g: int, cg: int, rows: int) -> Array:
-    """The (rows, kernel * cg) im2col matrix of group g.
+def _folds_bias(cg: int, has_bias: bool) -> bool:
+    """Whether the columns carry a ones row for the bias (one channel per group only)."""
+    return has_bias and cg == 1
+
+
+def _columns(view: Array, g: int, cg: int, rows: int, ones: bool = False) -> Array:
+    """The (rows, kernel * cg) im2col matrix of group g, plus a ones column when `ones`.
 
     With one channel per group the window view's innermost axis has length 1, which copies
     slowly; building the transpose offset by offset (each a plain strided 2-d copy) measured
@@ -187,33 +270,73 @@ def _columns(view: Array, g: int, cg: int, rows: int) -> Array:
         return xp.ascontiguousarray(part).reshape(rows, -1)
     nd = (view.ndim - 2) // 2
     kernel = view.shape[nd + 1 : 2 * nd + 1]
-    cols_t = xp.empty((math.prod(kernel), *view.shape[: nd + 1]), dtype=view.dtype)
+    size = math.prod(kernel)
+    cols_t = xp.empty((size + int(ones), *view.shape[: nd + 1]), dtype=view.dtype)
     for k, offsets in enumerate(all_offsets(kernel)):
         cols_t[k] = view[(slice(None),) * (nd + 1) + offsets + (g,)]
+    if ones:
+        cols_t[size] = 1
     return cols_t.reshape(len(cols_t), rows).T
 
 
 def conv_backward(
-    cache: ConvCache, dy: Array, need_dx: bool = True
+    cache: ConvCache, dy: Array, need_dx: bool = True, prologue: Prologue | None = None
 ) -> tuple[Array | None, Array, Array | None]:
-    """(dx or None, dw, db or None) for the upstream gradient dy (N, *out, Cout)."""
+    """(dx or None, dw, db or None) for the upstream gradient dy (N, *out, Cout).
+
+    `prologue(shard, dy[shard])` turns the upstream gradient into the pre-activation one
+    (the activation's backward) inside each shard, so it runs on both cores too.
+    """
     xp = backend_of(dy).xp
-    w, groups = cache.w, cache.groups
+    w = cache.w
     cout = w.shape[-1]
-    og = cout // groups
-    dy2 = dy.reshape(-1, cout)
+    dpad = xp.empty(cache.pad_shape, dtype=dy.dtype) if need_dx else None
+
+    def run(i: int, s: slice) -> tuple[Array, Array | None]:
+        part = dy[s] if prologue is None else prologue(s, dy[s])
+        dy2 = part.reshape(-1, cout)
+        dw, db = _weight_grad(cache.cols[i], dy2, w, cache.groups, cache.has_bias)
+        if dpad is not None:
+            _col2im(cache, dy2, dpad[s])
+        return dw, db
+
+    parts = run_shards(run, cache.shards)
+    dw, db = parts[0]
+    for more_dw, more_db in parts[1:]:
+        dw += more_dw
+        if db is not None:
+            db += more_db
+    return (None if dpad is None else _crop(cache, dpad)), dw, db
+
+
+def _weight_grad(
+    cols: list[Array], dy2: Array, w: Array, groups: int, has_bias: bool
+) -> tuple[Array, Array | None]:
+    """dW and db of one shard: one (kernel * cg, rows) @ (rows, og) product per group.
+
+    When the columns carry the bias's ones row, the product's last row is db.
+    """
+    xp = backend_of(dy2).xp
+    og = w.shape[-1] // groups
+    fold = _folds_bias(w.shape[-2], has_bias)
     dw = xp.empty_like(w)
-    for g, col in enumerate(cache.cols):
+    db = xp.empty(w.shape[-1], dtype=dy2.dtype) if fold else None
+    for g, col in enumerate(cols):
         dyg = dy2 if groups == 1 else dy2[:, g * og : (g + 1) * og]
-        dw[..., g * og : (g + 1) * og] = (col.T @ dyg).reshape(*w.shape[:-1], og)
-    # a matrix-vector product with ones sums the columns about 3x faster than sum(axis=0)
-    db = xp.ones(dy2.shape[0], dtype=dy2.dtype) @ dy2 if cache.has_bias else None
-    dx = _col2im(cache, dy2) if need_dx else None
-    return dx, dw, db
+        prod = col.T @ dyg
+        if db is not None:
+            db[g * og : (g + 1) * og] = prod[-1]
+            prod = prod[:-1]
+        dw[..., g * og : (g + 1) * og] = prod.reshape(*w.shape[:-1], og)
+    if has_bias and db is None:
+        # a matrix-vector product with ones sums the columns about 3x faster than sum(axis=0)
+        db = xp.ones(dy2.shape[0], dtype=dy2.dtype) @ dy2
+    return dw, db
 
 
-def _col2im(cache: ConvCache, dy2: Array) -> Array:
-    """dX: per kernel offset, one matmul into a reused buffer and one strided slice-add.
+def _col2im(cache: ConvCache, dy2: Array, dpad: Array) -> None:
+    """dX of one shard into its padded slice: per kernel offset one matmul into a reused
+    buffer and one strided slice-add.
 
     Going offset by offset keeps each product contiguous and never materializes the whole
     (rows, kernel * Cin) column gradient, which measured faster than one big matmul.
@@ -222,16 +345,19 @@ def _col2im(cache: ConvCache, dy2: Array) -> Array:
     w, groups = cache.w, cache.groups
     nd = len(cache.out)
     og, cg = w.shape[-1] // groups, w.shape[-2]
-    n = cache.x_shape[0]
-    dpad = xp.zeros(cache.pad_shape, dtype=dy2.dtype)
+    dpad[...] = 0
     buf = xp.empty((dy2.shape[0], cg), dtype=dy2.dtype)
-    tile = buf.reshape(n, *cache.out, cg)
+    tile = buf.reshape(dpad.shape[0], *cache.out, cg)
     for g in range(groups):
         dyg = dy2 if groups == 1 else dy2[:, g * og : (g + 1) * og]
         target = dpad if groups == 1 else dpad[..., g * cg : (g + 1) * cg]
         for offsets in all_offsets(w.shape[:nd]):
             xp.matmul(dyg, w[offsets][:, g * og : (g + 1) * og].T, out=buf)
             target[offset_slices(offsets, cache.out, cache.strides, cache.dilation)] += tile
+
+
+def _crop(cache: ConvCache, dpad: Array) -> Array:
+    """The unpadded part of a padded (N, *spatial, C) gradient."""
     inner = tuple(
         slice(lo, size - hi)
         for (lo, hi), size in zip(cache.pads, cache.pad_shape[1:-1], strict=True)

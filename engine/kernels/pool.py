@@ -14,12 +14,20 @@ overlapping ones accumulate. Average pooling with `same` padding divides by the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine.backend import backend_of
-from engine.kernels.conv import IntOrSeq, as_tuple, pad_amounts, pad_input, window_view
+from engine.kernels.conv import (
+    IntOrSeq,
+    as_tuple,
+    batch_shards,
+    pad_amounts,
+    pad_input,
+    run_shards,
+    window_view,
+)
 
 Array = Any
 MODES = ("max", "avg")
@@ -33,7 +41,7 @@ class AxisPass:
     size: int
     stride: int
     in_shape: tuple[int, ...]
-    argmax: Array | None
+    argmax: Array  # None for average pooling
 
     def slices(self, offset: int, out_len: int) -> tuple[slice, ...]:
         """The input slice holding every window's element at `offset` along this axis."""
@@ -44,18 +52,24 @@ class AxisPass:
 
 @dataclass
 class PoolCache:
-    """The passes in forward order, the padding to crop, and the average's divisor."""
+    """Per batch shard the passes in forward order; the padding to crop; the average's divisor."""
 
     mode: str
     pads: tuple[tuple[int, int], ...]
-    passes: list[AxisPass]
+    shards: list[slice]
+    passes: list[list[AxisPass]]
     count: Array | float
+    x_shape: tuple[int, ...]
 
 
 def pool_forward(
     x: Array, pool_size: IntOrSeq, strides: IntOrSeq | None, padding: str, mode: str
 ) -> tuple[Array, PoolCache]:
-    """Pool x (N, *spatial, C) with windows `pool_size` moved by `strides` (default pool_size)."""
+    """Pool x (N, *spatial, C) with windows `pool_size` moved by `strides` (default pool_size).
+
+    Large batches run as two halves on two threads (see `batch_shards`): every pass is
+    element-wise, and NumPy runs each on one core.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
     xp = backend_of(x).xp
@@ -69,50 +83,81 @@ def pool_forward(
     out = tuple((n - k) // s + 1 for n, k, s in zip(xpad.shape[1:-1], pool, st, strict=True))
     if min(out) <= 0:
         raise ValueError(f"pool {pool} does not fit input {tuple(x.shape[1:-1])}")
+    y = xp.empty((x.shape[0], *out, x.shape[-1]), dtype=x.dtype)
+    shards = batch_shards(x, x.size * math.prod(pool))
+
+    def run(i: int, s: slice) -> list[AxisPass]:
+        y[s], passes = _pool_shard(xp, xpad[s], pool, st, out, mode)
+        return passes
+
+    passes = run_shards(run, shards)
+    count: Array | float = float(math.prod(pool))
+    if mode == "avg":
+        if any(lo or hi for lo, hi in pads):
+            count = _valid_counts(xp, x.shape[1:-1], pads, out, pool, st, x.dtype)
+        y /= count
+    return y, PoolCache(mode, pads, shards, passes, count, tuple(x.shape))
+
+
+def _pool_shard(
+    xp: Any,
+    xpad: Array,
+    pool: Sequence[int],
+    strides: Sequence[int],
+    out: Sequence[int],
+    mode: str,
+) -> tuple[Array, list[AxisPass]]:
+    """Max or sum over the windows of one shard, one axis at a time."""
     y = xpad
     passes = []
-    for axis in range(1, nd + 1):
-        step = AxisPass(axis, pool[axis - 1], st[axis - 1], tuple(y.shape), None)
+    for axis in range(1, len(pool) + 1):
+        step = AxisPass(axis, pool[axis - 1], strides[axis - 1], tuple(y.shape), None)
         slices = [step.slices(o, out[axis - 1]) for o in range(step.size)]
         if mode == "max":
             y, step.argmax = _max_windows(xp, y, slices)
         else:
             y = _sum_windows(y, slices)
         passes.append(step)
-    count: Array | float = float(math.prod(pool))
-    if mode == "avg":
-        if any(lo or hi for lo, hi in pads):
-            count = _valid_counts(xp, x.shape[1:-1], pads, out, pool, st, x.dtype)
-        y /= count
-    return y, PoolCache(mode, pads, passes, count)
+    return y, passes
 
 
 def pool_backward(cache: PoolCache, dy: Array) -> Array:
     """dx (N, *spatial, C) for the upstream gradient dy (N, *out, C)."""
     xp = backend_of(dy).xp
     g = dy / cache.count if cache.mode == "avg" else dy
-    for step in reversed(cache.passes):
+    padded = any(lo or hi for lo, hi in cache.pads)
+    dx = None if padded else xp.empty(cache.x_shape, dtype=g.dtype)
+
+    def run(i: int, s: slice) -> Array:
+        return _unpool(xp, cache.passes[i], g[s], None if dx is None else dx[s])
+
+    parts = run_shards(run, cache.shards)
+    if dx is not None:
+        return dx
+    whole = parts[0] if len(parts) == 1 else xp.concatenate(parts)
+    inner = tuple(
+        slice(lo, size - hi) for (lo, hi), size in zip(cache.pads, whole.shape[1:-1], strict=True)
+    )
+    return whole[(slice(None), *inner, slice(None))]
+
+
+def _unpool(xp: Any, passes: list[AxisPass], g: Array, out: Array | None) -> Array:
+    """Undo one shard's passes, last first; the first pass writes into `out` when given."""
+    for step in reversed(passes):
         out_len = g.shape[step.axis]
         n = step.in_shape[step.axis]
         # windows that tile the axis exactly write every element, so skip the zero fill
         tiled = step.stride == step.size and out_len * step.size == n
-        dprev = (xp.empty if tiled else xp.zeros)(step.in_shape, dtype=g.dtype)
-        disjoint = step.stride >= step.size
-        for offset in range(step.size):
-            sl = step.slices(offset, out_len)
-            if step.argmax is None and disjoint:
-                dprev[sl] = g
-            elif step.argmax is None:
-                dprev[sl] += g
-            elif disjoint:
-                xp.multiply(g, step.argmax == offset, out=dprev[sl])
-            else:
-                dprev[sl] += g * (step.argmax == offset)
+        if step is passes[0] and out is not None:
+            dprev = out
+            if not tiled:
+                dprev[...] = 0
+        else:
+            dprev = (xp.empty if tiled else xp.zeros)(step.in_shape, dtype=g.dtype)
+        route = _ROUTES[step.argmax is not None, step.stride >= step.size]
+        route(xp, g, step, dprev)
         g = dprev
-    inner = tuple(
-        slice(lo, size - hi) for (lo, hi), size in zip(cache.pads, g.shape[1:-1], strict=True)
-    )
-    return g[(slice(None), *inner, slice(None))]
+    return g
 
 
 def _max_windows(xp: Any, x: Array, slices: list[tuple[slice, ...]]) -> tuple[Array, Array]:
@@ -128,12 +173,58 @@ def _max_windows(xp: Any, x: Array, slices: list[tuple[slice, ...]]) -> tuple[Ar
     second = x[slices[1]]
     bigger = xp.greater(second, first)
     y = xp.maximum(first, second)
-    argmax = bigger.astype(index_type)
+    # a fresh boolean array already holds offsets 0 and 1 as bytes: view it, don't convert it
+    argmax = bigger.view(index_type) if index_type == xp.uint8 else bigger.astype(index_type)
+    later = xp.empty(first.shape, dtype=bool)
     for offset, sl in enumerate(slices[2:], start=2):
-        xp.greater(x[sl], y, out=bigger)
+        xp.greater(x[sl], y, out=later)
         xp.maximum(y, x[sl], out=y)
-        xp.maximum(argmax, bigger * index_type(offset), out=argmax)
+        xp.maximum(argmax, later * index_type(offset), out=argmax)
     return y, argmax
+
+
+def _route_disjoint_max(xp: Any, g: Array, step: AxisPass, dprev: Array) -> None:
+    """Send each gradient to its window's argmax when windows do not overlap.
+
+    With two offsets the argmax bytes are 0 or 1, so they read as the mask of offset 1 and
+    offset 0 takes g minus that product: exact (g - g = 0, g - 0 = g) and two passes fewer.
+    """
+    out_len = g.shape[step.axis]
+    if step.size == 2:
+        second = dprev[step.slices(1, out_len)]
+        xp.multiply(g, step.argmax.view(bool), out=second)
+        xp.subtract(g, second, out=dprev[step.slices(0, out_len)])
+        return
+    for offset in range(step.size):
+        xp.multiply(g, step.argmax == offset, out=dprev[step.slices(offset, out_len)])
+
+
+def _route_overlapping_max(xp: Any, g: Array, step: AxisPass, dprev: Array) -> None:
+    """Accumulate each gradient at its window's argmax; overlapping windows share inputs."""
+    for offset in range(step.size):
+        dprev[step.slices(offset, g.shape[step.axis])] += g * (step.argmax == offset)
+
+
+def _copy_windows(xp: Any, g: Array, step: AxisPass, dprev: Array) -> None:
+    """Average pooling, disjoint windows: every window element takes the gradient."""
+    for offset in range(step.size):
+        dprev[step.slices(offset, g.shape[step.axis])] = g
+
+
+def _add_windows(xp: Any, g: Array, step: AxisPass, dprev: Array) -> None:
+    """Average pooling, overlapping windows: every window element accumulates the gradient."""
+    for offset in range(step.size):
+        dprev[step.slices(offset, g.shape[step.axis])] += g
+
+
+Route = Callable[[Any, Array, AxisPass, Array], None]
+# keyed by (max pooling, disjoint windows)
+_ROUTES: dict[tuple[bool, bool], Route] = {
+    (True, True): _route_disjoint_max,
+    (True, False): _route_overlapping_max,
+    (False, True): _copy_windows,
+    (False, False): _add_windows,
+}
 
 
 def _sum_windows(x: Array, slices: list[tuple[slice, ...]]) -> Array:

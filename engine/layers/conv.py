@@ -9,12 +9,14 @@ kernel (*kernel_size, in // groups, filters), bias (filters,). Example: `Conv2D(
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import PositiveInt, model_validator
 
 from engine import activations
-from engine.activations import ActivationSpec
+from engine.activations import Activation, ActivationSpec
+from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.kernels.conv import as_tuple, conv_backward, conv_forward, conv_output_length
@@ -180,8 +182,11 @@ class Conv(Layer):
         c = self.config
         _, strides, dilation = c.tuples()
         bias = params[1] if c.use_bias else None
-        z, kcache = conv_forward(inputs, params[0], bias, strides, c.padding, dilation, c.groups)
-        y = self.activation(z)
+        epilogue = in_place_activation(self.activation)
+        z, kcache = conv_forward(
+            inputs, params[0], bias, strides, c.padding, dilation, c.groups, epilogue
+        )
+        y = z if epilogue is not None else self.activation(z)
         return y, (kcache, z, y)
 
     def backward(
@@ -193,13 +198,42 @@ class Conv(Layer):
         ctx: CallContext,
     ) -> Array | None:
         kcache, z, y = cache
-        dz = self.activation.grad(z, y, grad_output)
-        dx, dw, db = conv_backward(kcache, dz, need_dx=ctx.need_input_grad)
+
+        def pre_activation_grad(shard: slice, dy: Array) -> Array:
+            return self.activation.grad(z[shard], y[shard], dy)
+
+        dx, dw, db = conv_backward(
+            kcache, grad_output, ctx.need_input_grad, prologue=pre_activation_grad
+        )
         if grads[0] is not None:
             grads[0][...] = dw
         if db is not None and grads[1] is not None:
             grads[1][...] = db
         return dx
+
+
+def _relu_in_place(z: Array) -> None:
+    backend_of(z).xp.maximum(z, 0, out=z)
+
+
+# activations whose output can overwrite z, and whose gradient reads as well from y as from z
+_IN_PLACE: dict[str, tuple[dict[str, Any], Callable[[Array], None]]] = {
+    "relu": ({"negative_slope": 0.0, "max_value": None, "threshold": 0.0}, _relu_in_place),
+}
+
+
+def in_place_activation(activation: Activation) -> Callable[[Array], None] | None:
+    """The in-place form of `activation` when it has one at its arguments, else None.
+
+    Plain ReLU qualifies: max(z, 0) written over z saves a full-size array and a pass, and
+    its gradient `dy * (x > 0)` is the same whether x is z or y.
+    """
+    entry = _IN_PLACE.get(activation.name)
+    if entry is None:
+        return None
+    defaults, fn = entry
+    same = all(activation.args.get(k, v) == v for k, v in defaults.items())
+    return fn if same and set(activation.args) <= set(defaults) else None
 
 
 @register
