@@ -1,13 +1,18 @@
 """Fused time loops of the SimpleRNN, LSTM and GRU cells on raw, time-major backend arrays.
 
-The input projection `x @ kernel (+ bias)` over all timesteps is one GEMM done by the caller
-and handed in as `xz` (T, N, G); these loops add the recurrent GEMM per step, apply the gates
-in place and keep what backpropagation through time needs. Backward returns the gradients of
-the gate pre-activations for the input part (`dxz`) and, where it differs, for the recurrent
-part (`drz`), so the caller can form dKernel, dRecurrentKernel and dInputs as one GEMM each
-over all timesteps. Gates are in the order the caller lays them out: LSTM i, f, o, c (the
-three sigmoid gates side by side, and stored gate-major so each gate is one contiguous
-block), GRU z, r, h (Keras's order).
+The input projection `x @ kernel (+ bias)` over all timesteps is done by the caller and handed
+in as `xz` (T, N, G), or for the LSTM gate-major (T, 4, N, u); these loops add the recurrent
+GEMM per step, apply the gates in place and keep what backpropagation through time needs.
+Backward returns the gradients of the gate pre-activations for the input part (`dxz`) and,
+where it differs, for the recurrent part (`drz`), row-major (T, N, G), so the caller can form
+dKernel, dRecurrentKernel and dInputs as one GEMM each over many timesteps. Gates are in the
+order the caller lays them out: LSTM i, f, o, c (the three sigmoid gates side by side, each
+gate one contiguous block), GRU z, r, h (Keras's order).
+
+The full-sequence GEMMs need not wait for the whole loop: `Ahead` and `Behind` run them in
+time chunks on one worker thread while the loop goes on (NumPy's BLAS calls release the GIL), so
+on two cores they hide behind the loop's small per-step calls. The loops call a step hook for
+that: forward before it reads `xz[t]`, backward once `dxz[t]` and `drz[t]` are final.
 
 A mask (T, N, 1) bool keeps, for a False entry, the previous state (and so the previous
 output), as Keras does. `rec_mask` (N, units) is the recurrent dropout mask applied to the
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +34,11 @@ from engine.activations import Activation
 from engine.backend import backend_of
 
 Array = Any
+StepHook = Callable[[int], None]
+ChunkJob = Callable[[int, int], None]
+# backward's hook: (t, dxz, drz) once step t of both is final
+GradHook = Callable[[int, Array, Array], None]
+GradChunkJob = Callable[[int, int, Array, Array], None]
 _QUIET_OVERFLOW = np.errstate(over="ignore")
 
 
@@ -99,6 +111,87 @@ def single_threaded_blas() -> contextlib.AbstractContextManager[Any]:
     return controller.limit(limits=1, user_api="blas")
 
 
+# The first chunk is computed before the forward loop starts and is the last one the backward
+# loop hands over, so it is short; the others are long enough for efficient GEMMs.
+FIRST_CHUNK = 4
+CHUNK = 16
+
+
+def chunk_bounds(steps: int) -> list[tuple[int, int]]:
+    """[t0, t1) time chunks covering 0..steps, ascending: a short one, then CHUNK steps each."""
+    edges = [0, *range(min(FIRST_CHUNK, steps), steps, CHUNK), steps]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+@functools.cache
+def _worker() -> ThreadPoolExecutor:
+    """One background thread for the chunks. Each chunk writes only its own slots and its share
+    of a sum is added in time order, so which thread runs it never changes a result."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-gemm")
+
+
+def _settle(future: Future[None], job: Callable[..., None], *args: Any) -> None:
+    """Finish a submitted chunk: run it here if the worker has not started it (a busy worker
+    then never makes the loop wait longer than doing the work itself), else wait for it."""
+    if future.cancel():
+        job(*args)
+    else:
+        future.result()
+
+
+class Ahead:
+    """Runs `job(t0, t1)` for every time chunk ahead of a forward loop; call it with t per step.
+
+    The first chunk runs at once on the calling thread, the others on the worker; step t waits
+    only when it is the first step of a chunk that is not finished yet.
+    """
+
+    def __init__(self, job: ChunkJob, steps: int) -> None:
+        bounds = chunk_bounds(steps)
+        if bounds:
+            job(*bounds[0])
+        self.job = job
+        self.pending: dict[int, tuple[Future[None], int]] = {
+            t0: (_worker().submit(job, t0, t1), t1) for t0, t1 in bounds[1:]
+        }
+
+    def __call__(self, t: int) -> None:
+        entry = self.pending.pop(t, None)
+        if entry is not None:
+            _settle(entry[0], self.job, t, entry[1])
+
+
+class Behind:
+    """Runs `job(t0, t1, dxz, drz)` on the worker once a backward loop has done steps t0..t1-1."""
+
+    def __init__(self, job: GradChunkJob, steps: int) -> None:
+        self.job = job
+        self.ends = dict(chunk_bounds(steps))
+        self.submitted: list[tuple[Future[None], tuple[int, int, Array, Array]]] = []
+
+    def __call__(self, t: int, dxz: Array, drz: Array) -> None:
+        t1 = self.ends.get(t)
+        if t1 is not None:
+            args = (t, t1, dxz, drz)
+            self.submitted.append((_worker().submit(self.job, *args), args))
+
+    def finish(self) -> None:
+        """Wait for every chunk, running the ones the worker has not started here (from the last
+        submitted down); a chunk's error is raised here."""
+        for future, args in reversed(self.submitted):
+            _settle(future, self.job, *args)
+
+
+def _call(hook: StepHook | None, t: int) -> None:
+    if hook is not None:
+        hook(t)
+
+
+def _done(hook: GradHook | None, t: int, dxz: Array, drz: Array) -> None:
+    if hook is not None:
+        hook(t, dxz, drz)
+
+
 @dataclass
 class LoopCache:
     """What backward needs: states (T+1, N, u), gate activations, and kernel-specific extras."""
@@ -116,9 +209,9 @@ def _masked_state(xp: Any, new: Array, old: Array, mask: Array | None, t: int) -
         xp.copyto(new, old, where=~mask[t])
 
 
-def recurrent_inputs(cache: LoopCache) -> Array:
-    """The states that entered the recurrent GEMM, (T, N, u), dropout applied."""
-    hp = cache.hs[:-1]
+def recurrent_inputs(cache: LoopCache, t0: int, t1: int) -> Array:
+    """The states that entered the recurrent GEMM at steps t0..t1-1, (t1-t0, N, u), dropped."""
+    hp = cache.hs[t0:t1]
     return hp if cache.rec_mask is None else hp * cache.rec_mask
 
 
@@ -144,6 +237,7 @@ def simple_forward(
     act: GateFn,
     mask: Array | None = None,
     rec_mask: Array | None = None,
+    ready: StepHook | None = None,
 ) -> LoopCache:
     xp = backend_of(xz).xp
     steps, n, u = xz.shape
@@ -151,6 +245,7 @@ def simple_forward(
     hs[0] = h0
     tmp = xp.empty((n, u), dtype=xz.dtype)
     for t in range(steps):
+        _call(ready, t)
         xp.matmul(_dropped(hs[t], rec_mask), rk, out=tmp)
         tmp += xz[t]
         xz[t] = tmp  # keep the pre-activation: h = act(z) is then enough for any activation
@@ -160,7 +255,12 @@ def simple_forward(
 
 
 def simple_backward(
-    cache: LoopCache, rk: Array, act: GateFn, dys: Array, dh_last: Array | None
+    cache: LoopCache,
+    rk: Array,
+    act: GateFn,
+    dys: Array,
+    dh_last: Array | None,
+    done: GradHook | None = None,
 ) -> tuple[Array, Array]:
     """(dxz, dh0); the recurrent part's gradient equals dxz."""
     xp = backend_of(cache.hs).xp
@@ -179,14 +279,36 @@ def simple_backward(
         dh = _dropped(da @ rkt, cache.rec_mask)
         if passed is not None:
             dh += passed
+        _done(done, t, dxz, dxz)
     return dxz, dh
 
 
 # ----- LSTM, gates i, f, o, c: c = f*c_prev + i*act(zc); h = o*act(c) ------------------------
-def _gate_major(z: Array, gates: int) -> Array:
-    """View an (N, k*u) array as (k, N, u): one gate's block per leading index."""
-    n = z.shape[0]
-    return z.reshape(n, gates, -1).transpose(1, 0, 2)
+# With sigmoid gates and a tanh cell input, pre-activations scaled by these factors (exact: a
+# sign and powers of two) let one exp serve all four gates: sigmoid(z) = 1 / (1 + exp(-z)) and
+# tanh(z) = 2 / (1 + exp(-2z)) - 1. np.exp runs at about half np.tanh's cost per element here.
+_EXP_GATE_SCALE = (-1.0, -1.0, -1.0, -2.0)
+
+
+def lstm_gate_scale(act: GateFn, ract: GateFn) -> tuple[float, ...] | None:
+    """The factors (gate order i, f, o, c) the LSTM's `xz` must be scaled by for these gate
+    activations, or None when the loop applies the activations as they are."""
+    return _EXP_GATE_SCALE if (ract.kind, act.kind) == ("sigmoid", "tanh") else None
+
+
+def _gates_by_exp(z: Array) -> None:
+    """Scaled pre-activations (4, N, u) -> sigmoid i, f, o and tanh c, in place."""
+    xp = backend_of(z).xp
+    xp.exp(z, out=z)
+    z += 1.0
+    xp.reciprocal(z, out=z)
+    z[3] *= 2.0
+    z[3] -= 1.0
+
+
+def _gates_by_fn(act: GateFn, ract: GateFn, z: Array) -> None:
+    ract.apply(z[:3], z[:3])
+    act.apply(z[3], z[3])
 
 
 @_QUIET_OVERFLOW
@@ -199,28 +321,39 @@ def lstm_forward(
     ract: GateFn,
     mask: Array | None = None,
     rec_mask: Array | None = None,
+    ready: StepHook | None = None,
 ) -> LoopCache:
-    """Gates are kept gate-major, (T, 4, N, u), so every gate op runs on a contiguous block:
-    the one strided pass per step is the add of the two projections."""
+    """Gate-major throughout: `xz` is (T, 4, N, u) and becomes the gate activations in place,
+    `rk` is (4, u, u), so every gate op runs on one contiguous block (a row-major (N, 4u) add
+    of the two projections into gate-major blocks cost as much as the recurrent GEMM).
+
+    When `lstm_gate_scale(act, ract)` is not None, `xz` arrives already scaled by it (the
+    caller scales its projection) and the loop scales `rk` to match.
+    """
     xp = backend_of(xz).xp
-    steps, n, g4 = xz.shape
-    u = g4 // 4
+    steps, _, n, u = xz.shape
+    scale = lstm_gate_scale(act, ract)
+    gates_fn: Callable[[Array], None]
+    if scale is None:
+        gates_fn = functools.partial(_gates_by_fn, act, ract)
+    else:
+        gates_fn = _gates_by_exp
+        rk = rk * xp.asarray(scale, dtype=rk.dtype).reshape(4, 1, 1)
     hs = xp.empty((steps + 1, n, u), dtype=xz.dtype)
     cs = xp.empty((steps + 1, n, u), dtype=xz.dtype)
     tcs = xp.empty((steps, n, u), dtype=xz.dtype)
-    gates = xp.empty((steps, 4, n, u), dtype=xz.dtype)
     hs[0], cs[0] = h0, c0
-    pre = xp.empty_like(gates) if (act.needs_pre or ract.needs_pre) else None
-    tmp = xp.empty((n, g4), dtype=xz.dtype)
+    pre = xp.empty_like(xz) if (act.needs_pre or ract.needs_pre) else None
+    rec = xp.empty((4, n, u), dtype=xz.dtype)
     ig = xp.empty((n, u), dtype=xz.dtype)
     for t in range(steps):
-        z = gates[t]
-        xp.matmul(_dropped(hs[t], rec_mask), rk, out=tmp)
-        xp.add(_gate_major(xz[t], 4), _gate_major(tmp, 4), out=z)
+        _call(ready, t)
+        z = xz[t]
+        xp.matmul(_dropped(hs[t], rec_mask), rk, out=rec)
+        z += rec
         if pre is not None:
             pre[t] = z
-        ract.apply(z[:3], z[:3])
-        act.apply(z[3], z[3])
+        gates_fn(z)
         c = cs[t + 1]
         xp.multiply(z[1], cs[t], out=c)
         xp.multiply(z[0], z[3], out=ig)
@@ -229,13 +362,23 @@ def lstm_forward(
         xp.multiply(z[2], tcs[t], out=hs[t + 1])
         _masked_state(xp, hs[t + 1], hs[t], mask, t)
         _masked_state(xp, c, cs[t], mask, t)
-    return LoopCache(hs, gates, pre, {"cs": cs, "tcs": tcs}, mask, rec_mask)
+    return LoopCache(hs, xz, pre, {"cs": cs, "tcs": tcs}, mask, rec_mask)
 
 
 def lstm_backward(
-    cache: LoopCache, rk: Array, act: GateFn, ract: GateFn, dys: Array, dh_last: Array | None
+    cache: LoopCache,
+    rk: Array,
+    act: GateFn,
+    ract: GateFn,
+    dys: Array,
+    dh_last: Array | None,
+    done: GradHook | None = None,
 ) -> tuple[Array, Array]:
-    """(dxz, dh0), dxz row-major (T, N, 4u); the recurrent part's gradient equals dxz."""
+    """(dxz, dh0), dxz row-major (T, N, 4u) in the loop's gate order; it is also drz.
+
+    Row-major output costs one strided copy per step but lets the caller's weight-gradient
+    GEMMs run on plain matrices, which measured cheaper overall than keeping it gate-major.
+    """
     xp = backend_of(cache.hs).xp
     hs, gates, mask, pre = cache.hs, cache.gates, cache.mask, cache.pre
     cs, tcs = cache.extra["cs"], cache.extra["tcs"]
@@ -245,7 +388,7 @@ def lstm_backward(
     dh = xp.zeros_like(hs[0]) if dh_last is None else dh_last.copy()
     dc = xp.zeros_like(hs[0])
     dtc = xp.empty_like(hs[0])
-    rkt = xp.ascontiguousarray(rk.T)
+    rkt = xp.ascontiguousarray(rk.transpose(1, 0, 2).reshape(u, 4 * u).T)
     for t in range(steps - 1, -1, -1):
         if dys is not None:
             dh += dys[t]
@@ -264,10 +407,11 @@ def lstm_backward(
         dc = dc_cell * z[1]
         if dc_passed is not None:
             dc += dc_passed
-        xp.copyto(_gate_major(dxz[t], 4), dz)
+        xp.copyto(dxz[t].reshape(n, 4, u).transpose(1, 0, 2), dz)
         dh = _dropped(dxz[t] @ rkt, cache.rec_mask)
         if passed is not None:
             dh += passed
+        _done(done, t, dxz, dxz)
     return dxz, dh
 
 
@@ -283,6 +427,7 @@ def gru_forward(
     reset_after: bool,
     mask: Array | None = None,
     rec_mask: Array | None = None,
+    ready: StepHook | None = None,
 ) -> LoopCache:
     """reset_after: hh = act(xh + r*(h_prev @ rk_h + rb_h)); else act(xh + (r*h_prev) @ rk_h)."""
     xp = backend_of(xz).xp
@@ -295,6 +440,7 @@ def gru_forward(
     rec = xp.empty((steps, n, g3 if reset_after else u), dtype=xz.dtype)
     tmp = xp.empty((n, 2 * u), dtype=xz.dtype)
     for t in range(steps):
+        _call(ready, t)
         z = xz[t]
         hp = _dropped(hs[t], rec_mask)
         if reset_after:
@@ -334,6 +480,7 @@ def gru_backward(
     reset_after: bool,
     dys: Array,
     dh_last: Array | None,
+    done: GradHook | None = None,
 ) -> tuple[Array, Array, Array]:
     """(dxz, drz, dh0): drz is the gradient of the recurrent pre-activations (T, N, 3u)."""
     xp = backend_of(cache.hs).xp
@@ -376,4 +523,5 @@ def gru_backward(
         dh += cell * z[:, :u]
         if passed is not None:
             dh += passed
+        _done(done, t, dxz, drz)
     return dxz, drz, dh

@@ -5,17 +5,18 @@ layouts: kernel (F, k*units), recurrent_kernel (units, k*units), bias, with k = 
 4 (LSTM, gates i, f, c, o) or 3 (GRU, gates z, r, h). Example: `LSTM(64)` on 64 features has
 4 * (64 * (64 + 64) + 64) = 33024 parameters.
 
-The input projection is one GEMM over all timesteps; the time loop lives in
-`engine.kernels.recurrent`. Masked timesteps (`ctx.mask`, (N, T) bool) keep the previous state.
-`dropout` masks the inputs and `recurrent_dropout` the state entering the recurrent GEMM, one
-mask per sequence as in Keras 3; for GRU the update `z*h_prev + (1-z)*hh` uses the undropped
-state. `stateful=True` carries the final states of one call into the next until
-`reset_states()`; the batch size must stay the same between resets (Keras asks for a fixed
-batch size for the same reason), otherwise a ValueError says so.
+The input projection and the weight/input gradients are GEMMs over chunks of timesteps that
+run on a worker thread alongside the time loop (`engine.kernels.recurrent`, `Ahead`/`Behind`;
+the LSTM keeps its gates gate-major, (T, 4, N, u)). Masked timesteps (`ctx.mask`, (N, T)
+bool) keep the previous state. `dropout` masks the inputs and `recurrent_dropout` the state
+entering the recurrent GEMM, one mask per sequence as in Keras 3; for GRU the update
+`z*h_prev + (1-z)*hh` uses the undropped state. `stateful=True` carries the final states of
+one call into the next until `reset_states()`; the batch size must stay the same between
+resets (Keras asks for a fixed batch size for the same reason), otherwise a ValueError says so.
 
 Forward and backward run with one BLAS thread (`kernels.recurrent.single_threaded_blas`): on a
-busy 2-core machine a 2-thread OpenBLAS made W4 5-40x slower, single-threaded it kept pace
-with PyTorch's best.
+busy 2-core machine a 2-thread OpenBLAS made W4 5-40x slower; the second core is used by the
+worker thread instead, whose chunks the loop's thread runs itself when the worker lags.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ from engine.tensor import Tensor
 def _raw(value: Any) -> Any:
     """The backend array of a Tensor (masks and inputs may come either way)."""
     return value.data if isinstance(value, Tensor) else value
+
+
+def _input_steps(steps: int, t0: int, t1: int, backwards: bool) -> slice:
+    """The input timesteps the loop's steps t0..t1-1 read, in loop order."""
+    if not backwards:
+        return slice(t0, t1)
+    return slice(steps - 1 - t0, steps - 1 - t1 if t1 < steps else None, -1)
 
 
 class RNNConfig(LayerConfig):
@@ -211,7 +219,13 @@ class RNNBase(Layer):
         return CellWeights(params[0], params[1], params[2] if self.config.use_bias else None)
 
     def run(
-        self, xz: Array, w: CellWeights, states: list[Array], mask: Any, rdp: Any
+        self,
+        xz: Array,
+        w: CellWeights,
+        states: list[Array],
+        mask: Any,
+        rdp: Any,
+        ready: K.StepHook,
     ) -> K.LoopCache:
         raise NotImplementedError
 
@@ -219,21 +233,38 @@ class RNNBase(Layer):
         return [loop.hs[-1]]
 
     def run_backward(
-        self, loop: K.LoopCache, w: CellWeights, dys: Any, dh_last: Any
+        self, loop: K.LoopCache, w: CellWeights, dys: Any, dh_last: Any, done: K.GradHook
     ) -> tuple[Array, Array, Array]:
         """(dxz, drz, dh0) in the loop's gate order."""
         raise NotImplementedError
 
-    def recurrent_grad(self, loop: K.LoopCache, drz: Array) -> Array:
-        hp = K.recurrent_inputs(loop)
-        u = self.config.units
-        return hp.reshape(-1, u).T @ drz.reshape(-1, drz.shape[-1])
+    # ----- the projection GEMMs, in the loop's layout ------------------------------------------
+    def projection_shape(self, steps: int, n: int) -> tuple[int, ...]:
+        """The shape of `xz`, the input projections of all timesteps."""
+        return (steps, n, self.gates * self.config.units)
 
-    def bias_grads(self, dxz: Array, drz: Array) -> Array:
-        return dxz.sum(axis=(0, 1))
+    def project(self, xt: Array, w: CellWeights, out: Array) -> None:
+        """out = xt @ kernel (+ bias) for a chunk of timesteps xt (C, N, F)."""
+        backend_of(xt).xp.matmul(
+            xt.reshape(-1, xt.shape[-1]), w.kernel, out=out.reshape(-1, out.shape[-1])
+        )
+        if w.bias is not None:
+            out += w.bias
+
+    def input_grad(self, g: Array, w: CellWeights) -> Array:
+        """dInputs (C*N, F) of a chunk from its dxz as a (C*N, G) matrix."""
+        return g @ w.kernel.T
+
+    def recurrent_grad(self, loop: K.LoopCache, gr: Array, t0: int, t1: int) -> Array:
+        """dRecurrentKernel's share of steps t0..t1-1 (gr: that chunk of drz, (C*N, G))."""
+        hp = K.recurrent_inputs(loop, t0, t1)
+        return hp.reshape(-1, self.config.units).T @ gr
+
+    def bias_grads(self, gx: Array, gr: Array) -> Array:
+        return gx.sum(axis=0)
 
     def to_layout(self, g: Array) -> Array:
-        """A gradient in the loop's gate order -> Keras's layout (identity but for LSTM)."""
+        """A gradient in the loop's layout -> Keras's layout (identity but for LSTM)."""
         return g
 
     # ----- forward / backward ------------------------------------------------------------------
@@ -270,16 +301,20 @@ class RNNBase(Layer):
         n, steps, f = inputs.shape
         dp = self._dropout(ctx, c.dropout, (n, f), inputs)
         rdp = self._dropout(ctx, c.recurrent_dropout, (n, c.units), inputs)
-        xt = inputs.transpose(1, 0, 2)
-        if c.go_backwards:
-            xt = xt[::-1]
-        xt = xp.ascontiguousarray(xt if dp is None else xt * dp)
         w = self.cell_weights(params)
-        xz = (xt.reshape(steps * n, f) @ w.kernel).reshape(steps, n, -1)
-        if w.bias is not None:
-            xz += w.bias
+        xt = xp.empty((steps, n, f), dtype=inputs.dtype)
+        xz = xp.empty(self.projection_shape(steps, n), dtype=inputs.dtype)
+
+        def project(t0: int, t1: int) -> None:
+            """xt and xz = xt @ kernel (+ bias) for steps t0..t1-1, time-major."""
+            chunk = xt[t0:t1]
+            chunk[...] = inputs[:, _input_steps(steps, t0, t1, c.go_backwards)].transpose(1, 0, 2)
+            if dp is not None:
+                chunk *= dp
+            self.project(chunk, w, xz[t0:t1])
+
         states = self._initial_states(xp, n, inputs.dtype)
-        loop = self.run(xz, w, states, self._time_mask(ctx.mask, xp), rdp)
+        loop = self.run(xz, w, states, self._time_mask(ctx.mask, xp), rdp, K.Ahead(project, steps))
         if c.stateful:
             self._states = [s.copy() for s in self.final_states(loop)]
         if c.return_sequences:
@@ -304,22 +339,70 @@ class RNNBase(Layer):
             dys, dh_last = xp.ascontiguousarray(grad_output.transpose(1, 0, 2)), None
         else:
             dys, dh_last = None, grad_output
-        dxz, drz, _ = self.run_backward(loop, w, dys, dh_last)
-        g2 = dxz.reshape(steps * n, -1)
-        if grads[0] is not None:
-            grads[0][...] = self.to_layout(xt.reshape(steps * n, f).T @ g2)
-        if grads[1] is not None:
-            grads[1][...] = self.to_layout(self.recurrent_grad(loop, drz))
-        if c.use_bias and grads[2] is not None:
-            grads[2][...] = self.to_layout(self.bias_grads(dxz, drz))
-        if not ctx.need_input_grad:
-            return None
-        dx = (g2 @ w.kernel.T).reshape(steps, n, f)
-        if dp is not None:
-            dx *= dp
-        if c.go_backwards:
-            dx = dx[::-1]
-        return xp.ascontiguousarray(dx.transpose(1, 0, 2))
+        acc = _GradChunks(self, loop, w, xt, dp, ctx.need_input_grad, grads)
+        behind = K.Behind(acc.chunk, steps)
+        self.run_backward(loop, w, dys, dh_last, behind)
+        behind.finish()
+        acc.store()
+        return acc.dx
+
+
+class _GradChunks:
+    """The weight and input gradients of one backward call, built a time chunk at a time.
+
+    Each chunk's GEMMs run on the worker thread while the loop goes on; the per-chunk weight
+    gradients are summed in time order at the end, so the result does not depend on timing.
+    """
+
+    def __init__(
+        self,
+        layer: RNNBase,
+        loop: K.LoopCache,
+        w: CellWeights,
+        xt: Array,
+        dp: Any,
+        need_input_grad: bool,
+        grads: list[Array | None],
+    ) -> None:
+        steps, n, f = xt.shape
+        self.layer, self.loop, self.w, self.xt, self.dp, self.grads = layer, loop, w, xt, dp, grads
+        self.wanted = [g is not None for g in grads]
+        self.parts: dict[int, list[Array | None]] = {}
+        xp = backend_of(xt).xp
+        self.dx = xp.empty((n, steps, f), dtype=xt.dtype) if need_input_grad else None
+
+    def chunk(self, t0: int, t1: int, dxz: Array, drz: Array) -> None:
+        """The gradients' share of steps t0..t1-1 (dxz and drz final there)."""
+        layer, xt = self.layer, self.xt
+        steps, n, f = xt.shape
+        gx = dxz[t0:t1].reshape(-1, dxz.shape[-1])
+        gr = gx if drz is dxz else drz[t0:t1].reshape(-1, drz.shape[-1])
+        part: list[Array | None] = [
+            xt[t0:t1].reshape(-1, f).T @ gx if self.wanted[0] else None,
+            layer.recurrent_grad(self.loop, gr, t0, t1) if self.wanted[1] else None,
+        ]
+        if layer.config.use_bias:
+            part.append(layer.bias_grads(gx, gr) if self.wanted[2] else None)
+        self.parts[t0] = part
+        if self.dx is not None:
+            d = layer.input_grad(gx, self.w).reshape(t1 - t0, n, f)
+            if self.dp is not None:
+                d *= self.dp
+            self.dx[:, _input_steps(steps, t0, t1, layer.config.go_backwards)] = d.transpose(
+                1, 0, 2
+            )
+
+    def store(self) -> None:
+        """Sum the chunks' weight gradients in time order into `grads`, in Keras's layout."""
+        ordered = [self.parts[t0] for t0 in sorted(self.parts)]
+        for i, grad in enumerate(self.grads):
+            shares = [share for part in ordered if (share := part[i]) is not None]
+            if grad is None or not shares:
+                continue
+            total = shares[0].copy()
+            for share in shares[1:]:
+                total += share
+            grad[...] = self.layer.to_layout(total)
 
 
 @register
@@ -330,21 +413,30 @@ class SimpleRNN(RNNBase):
     config_class = SimpleRNNConfig
 
     def run(
-        self, xz: Array, w: CellWeights, states: list[Array], mask: Any, rdp: Any
+        self,
+        xz: Array,
+        w: CellWeights,
+        states: list[Array],
+        mask: Any,
+        rdp: Any,
+        ready: K.StepHook,
     ) -> K.LoopCache:
-        return K.simple_forward(xz, w.recurrent, states[0], self.act, mask, rdp)
+        return K.simple_forward(xz, w.recurrent, states[0], self.act, mask, rdp, ready)
 
     def run_backward(
-        self, loop: K.LoopCache, w: CellWeights, dys: Any, dh_last: Any
+        self, loop: K.LoopCache, w: CellWeights, dys: Any, dh_last: Any, done: K.GradHook
     ) -> tuple[Array, Array, Array]:
-        dxz, dh0 = K.simple_backward(loop, w.recurrent, self.act, dys, dh_last)
+        dxz, dh0 = K.simple_backward(loop, w.recurrent, self.act, dys, dh_last, done)
         return dxz, dxz, dh0
 
 
-def _lstm_order(units: int) -> np.ndarray:
-    """Column order taking Keras's i, f, c, o to the loop's i, f, o, c."""
-    u = units
-    return np.r_[0 : 2 * u, 3 * u : 4 * u, 2 * u : 3 * u]
+# Keras's LSTM gates i, f, c, o -> the loop's i, f, o, c, and back (the swap is its own inverse)
+_LSTM_GATES = [0, 1, 3, 2]
+
+
+def _keras_columns(units: int) -> np.ndarray:
+    """Column order taking the loop's (.., 4u) gate blocks i, f, o, c to Keras's i, f, c, o."""
+    return (np.array(_LSTM_GATES)[:, None] * units + np.arange(units)).reshape(-1)
 
 
 @register
@@ -359,8 +451,7 @@ class LSTM(RNNBase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._order = _lstm_order(self.config.units)
-        self._inverse = np.argsort(self._order)
+        self._keras_columns = _keras_columns(self.config.units)
 
     def bias_initializer(self) -> Any:
         c = self.config
@@ -369,25 +460,61 @@ class LSTM(RNNBase):
         return c.bias_initializer
 
     def cell_weights(self, params: list[Array]) -> CellWeights:
-        order = self._order
-        bias = params[2][order] if self.config.use_bias else None
-        return CellWeights(params[0][:, order], params[1][:, order], bias)
+        """Gate-major weights in the loop's order: kernel (4, F, u), recurrent (4, u, u), bias
+        (4, 1, u)."""
+        xp = backend_of(params[0]).xp
+        u = self.config.units
+
+        def gate_major(m: Array) -> Array:
+            return xp.ascontiguousarray(
+                m.reshape(m.shape[0], 4, u)[:, _LSTM_GATES].transpose(1, 0, 2)
+            )
+
+        bias = params[2].reshape(4, 1, u)[_LSTM_GATES] if self.config.use_bias else None
+        return CellWeights(gate_major(params[0]), gate_major(params[1]), bias)
+
+    def projection_shape(self, steps: int, n: int) -> tuple[int, ...]:
+        return (steps, 4, n, self.config.units)
+
+    def project(self, xt: Array, w: CellWeights, out: Array) -> None:
+        """Gate-major projections, scaled as `K.lstm_forward` wants them (exact: see
+        `K.lstm_gate_scale`)."""
+        xp = backend_of(xt).xp
+        xp.matmul(xt[:, None], w.kernel, out=out)
+        if w.bias is not None:
+            out += w.bias
+        scale = K.lstm_gate_scale(self.act, self.ract)
+        if scale is not None:
+            out *= xp.asarray(scale, dtype=out.dtype).reshape(4, 1, 1)
+
+    def input_grad(self, g: Array, w: CellWeights) -> Array:
+        u = self.config.units
+        return g @ w.kernel.transpose(1, 0, 2).reshape(-1, 4 * u).T
 
     def to_layout(self, g: Array) -> Array:
-        return g[..., self._inverse]
+        """Columns in the loop's gate order i, f, o, c -> Keras's i, f, c, o."""
+        return g[..., self._keras_columns]
 
     def run(
-        self, xz: Array, w: CellWeights, states: list[Array], mask: Any, rdp: Any
+        self,
+        xz: Array,
+        w: CellWeights,
+        states: list[Array],
+        mask: Any,
+        rdp: Any,
+        ready: K.StepHook,
     ) -> K.LoopCache:
-        return K.lstm_forward(xz, w.recurrent, states[0], states[1], self.act, self.ract, mask, rdp)
+        return K.lstm_forward(
+            xz, w.recurrent, states[0], states[1], self.act, self.ract, mask, rdp, ready
+        )
 
     def final_states(self, loop: K.LoopCache) -> list[Array]:
         return [loop.hs[-1], loop.extra["cs"][-1]]
 
     def run_backward(
-        self, loop: K.LoopCache, w: CellWeights, dys: Any, dh_last: Any
+        self, loop: K.LoopCache, w: CellWeights, dys: Any, dh_last: Any, done: K.GradHook
     ) -> tuple[Array, Array, Array]:
-        dxz, dh0 = K.lstm_backward(loop, w.recurrent, self.act, self.ract, dys, dh_last)
+        dxz, dh0 = K.lstm_backward(loop, w.recurrent, self.act, self.ract, dys, dh_last, done)
         return dxz, dxz, dh0
 
 
@@ -413,7 +540,13 @@ class GRU(RNNBase):
         return CellWeights(params[0], params[1], params[2])
 
     def run(
-        self, xz: Array, w: CellWeights, states: list[Array], mask: Any, rdp: Any
+        self,
+        xz: Array,
+        w: CellWeights,
+        states: list[Array],
+        mask: Any,
+        rdp: Any,
+        ready: K.StepHook,
     ) -> K.LoopCache:
         return K.gru_forward(
             xz,
@@ -425,27 +558,27 @@ class GRU(RNNBase):
             self.config.reset_after,
             mask,
             rdp,
+            ready,
         )
 
     def run_backward(
-        self, loop: K.LoopCache, w: CellWeights, dys: Any, dh_last: Any
+        self, loop: K.LoopCache, w: CellWeights, dys: Any, dh_last: Any, done: K.GradHook
     ) -> tuple[Array, Array, Array]:
         return K.gru_backward(
-            loop, w.recurrent, self.act, self.ract, self.config.reset_after, dys, dh_last
+            loop, w.recurrent, self.act, self.ract, self.config.reset_after, dys, dh_last, done
         )
 
-    def recurrent_grad(self, loop: K.LoopCache, drz: Array) -> Array:
+    def recurrent_grad(self, loop: K.LoopCache, gr: Array, t0: int, t1: int) -> Array:
         if self.config.reset_after:
-            return super().recurrent_grad(loop, drz)
+            return super().recurrent_grad(loop, gr, t0, t1)
         u = self.config.units
-        xp = backend_of(drz).xp
-        hp = K.recurrent_inputs(loop).reshape(-1, u)
-        rh = loop.extra["rec"].reshape(-1, u)
-        d2 = drz.reshape(-1, 3 * u)
-        return xp.concatenate([hp.T @ d2[:, : 2 * u], rh.T @ d2[:, 2 * u :]], axis=1)
+        xp = backend_of(gr).xp
+        hp = K.recurrent_inputs(loop, t0, t1).reshape(-1, u)
+        rh = loop.extra["rec"][t0:t1].reshape(-1, u)
+        return xp.concatenate([hp.T @ gr[:, : 2 * u], rh.T @ gr[:, 2 * u :]], axis=1)
 
-    def bias_grads(self, dxz: Array, drz: Array) -> Array:
+    def bias_grads(self, gx: Array, gr: Array) -> Array:
         if self.config.reset_after:
-            xp = backend_of(dxz).xp
-            return xp.stack([dxz.sum(axis=(0, 1)), drz.sum(axis=(0, 1))])
-        return dxz.sum(axis=(0, 1))
+            xp = backend_of(gx).xp
+            return xp.stack([gx.sum(axis=0), gr.sum(axis=0)])
+        return gx.sum(axis=0)
