@@ -3,9 +3,13 @@
 Speed is designed in: the first fit plans the model once. Every trainable weight is rebound to a
 view of ONE flat parameter buffer and its gradient to a view of a second flat buffer of the same
 layout, so each layer's `backward` writes its gradients in place and the optimizer updates all
-weights in one call. The run order, the per-call `CallContext`, which calls need input
-gradients and where a shared layer must add a second gradient are fixed at planning time; a
-step is then only the layers' fused `forward`/`backward`, the loss and one optimizer update.
+weights in one call. The run order, the per-call `PlannedContext` (with the buffers a layer
+reuses every step), which calls need input gradients and where a shared layer must add a
+second gradient are fixed at planning time; a step is then only the layers' fused
+`forward`/`backward`, the loss and one optimizer update. A cross-entropy on a Dense layer's
+softmax or sigmoid hands that layer the gradient with respect to its logits directly. fit,
+evaluate and predict run with one BLAS thread and split large products over both cores
+themselves (see `engine.fused.gemm` for the measurements behind that).
 
 Determinism: epoch `e`'s shuffle order comes from `default_rng([seed, e])` and its dropout
 randomness from `default_rng([seed, e, 1])`, so a run resumed at epoch k with the saved weights and
@@ -28,8 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from engine import callbacks as cb
 from engine import rng as _rng
+from engine.activations import Activation
 from engine.backend import backend_of
-from engine.layers.base import CallContext, Layer
+from engine.fused.gemm import planned_blas
+from engine.fused.workspace import PlannedContext
+from engine.layers.base import Layer
+from engine.layers.dense import Dense
 from engine.regularizers import Regularizer
 from engine.regularizers import get as get_regularizer
 from engine.tensor import Variable
@@ -235,7 +243,7 @@ class _Call:
     params: list[Array]
     grads: list[Array | None]
     accumulate: list[tuple[Array, Array]]
-    ctx: CallContext
+    ctx: PlannedContext
     inputs: tuple[int, ...]
     output: int
     multi: bool
@@ -307,7 +315,7 @@ class Executor:
             params=params,
             grads=grads,
             accumulate=accumulate,
-            ctx=CallContext(training=self.training),
+            ctx=PlannedContext(training=self.training),
             inputs=inputs,
             output=output,
             multi=layer.multi_input,
@@ -447,6 +455,7 @@ class Trainer:
         """Re-plan the executors (after a layer adapted and may have new weight arrays)."""
         self.train_exec = Executor(self.model, self.flat, training=True)
         self.test_exec = Executor(self.model, None, training=False)
+        self.fused = _fuse_output_activations(self.train_exec, self.compiled.losses)
 
     def _losses(
         self, outs: list[Array], ys: list[Array], sw: Array | None, grads: bool
@@ -455,13 +464,15 @@ class Trainer:
         total = 0.0
         per_output: list[float] = []
         gouts: list[Array] = []
-        for loss, w, y, out in zip(c.losses, c.loss_weights, ys, outs, strict=True):
+        for loss, w, y, out, fused in zip(
+            c.losses, c.loss_weights, ys, outs, self.fused, strict=True
+        ):
             value, cache = loss.forward(y, out, sw)
             v = w * float(value)
             total += v
             per_output.append(v)
             if grads:
-                g = loss.backward(cache)
+                g = loss.logits_backward(cache) if fused else loss.backward(cache)
                 gouts.append(g if w == 1.0 else g * w)
         return total, per_output, gouts
 
@@ -501,6 +512,39 @@ class Trainer:
         total, per_output, _ = self._losses(outs, ys, sw, grads=False)
         tracker.add(total + extra + self.flat.penalty(), per_output, len(xs[0]))
         tracker.update_metrics(ys, outs, sw)
+
+
+def _fuse_output_activations(ex: Executor, losses: list[Any]) -> list[bool]:
+    """Per output: whether its loss takes the gradient straight to the pre-activation.
+
+    A cross-entropy on softmax or sigmoid probabilities has a simple gradient with respect to
+    the logits (`logits_backward`), cheaper and better conditioned than the loss's gradient
+    times the activation's Jacobian. It applies when a plain Dense layer with exactly that
+    activation produces the output, and nothing else (another layer, an activity
+    regularizer) needs the gradient with respect to the probabilities.
+    """
+    producers = {c.output: c for c in ex.calls}
+    consumed = {s for c in ex.calls for s in c.inputs}
+    fused: list[bool] = []
+    for slot, loss in zip(ex.output_slots, losses, strict=True):
+        c = producers.get(slot)
+        act = getattr(c.layer, "activation", None) if c is not None else None
+        ok = (
+            c is not None
+            and isinstance(act, Activation)
+            and loss.fusable_activation is not None
+            and act.name == loss.fusable_activation
+            and not act.args
+            and type(c.layer).backward is Dense.backward
+            and c.activity is None
+            and slot not in consumed
+            and ex.output_slots.count(slot) == 1
+        )
+        if ok:
+            assert c is not None
+            c.ctx.preactivation_grad = True
+        fused.append(ok)
+    return fused
 
 
 @dataclass
@@ -606,12 +650,15 @@ class _Data:
         sw = self.sw[index] if self.sw is not None else None
         return _Data([a[index] for a in self.xs], [a[index] for a in self.ys], sw)
 
-    def batches(self, batch_size: int) -> Any:
+    def batches(self, batch_size: int, order: np.ndarray | None = None) -> Any:
+        """Consecutive batches, or batches gathered in `order` (a permutation of the samples):
+        gathering batch by batch never copies the whole data set."""
         n = self.size
         for start in range(0, n, batch_size):
             sl = slice(start, min(start + batch_size, n))
-            sw = self.sw[sl] if self.sw is not None else None
-            yield [a[sl] for a in self.xs], [a[sl] for a in self.ys], sw
+            index = sl if order is None else order[sl]
+            sw = self.sw[index] if self.sw is not None else None
+            yield [a[index] for a in self.xs], [a[index] for a in self.ys], sw
 
 
 def _prepare(
@@ -699,6 +746,7 @@ def _model_seed(model: Model) -> int:
     return model.seed
 
 
+@planned_blas()
 def fit(
     model: Model,
     x: Any = None,
@@ -762,14 +810,12 @@ def fit(
         try:
             for epoch in range(initial_epoch, epochs):
                 callback_list.on_epoch_begin(epoch)
-                epoch_data = (
-                    data.take(np.random.default_rng([seed, epoch]).permutation(data.size))
-                    if shuffle
-                    else data
+                order = (
+                    np.random.default_rng([seed, epoch]).permutation(data.size) if shuffle else None
                 )
                 trainer.train_exec.set_rng(np.random.default_rng([seed, epoch, 1]))
                 tracker.reset()
-                for step, (bx, by, bsw) in enumerate(epoch_data.batches(batch_size)):
+                for step, (bx, by, bsw) in enumerate(data.batches(batch_size, order)):
                     if batch_hooks:
                         callback_list.on_train_batch_begin(step)
                     loss = trainer.train_step(bx, by, bsw, tracker)
@@ -814,6 +860,7 @@ def _run_test(
     return tracker.logs()
 
 
+@planned_blas()
 def evaluate(
     model: Model,
     x: Any = None,
@@ -839,6 +886,7 @@ def evaluate(
     return values[0] if len(values) == 1 else values
 
 
+@planned_blas()
 def predict(model: Model, x: Any, batch_size: int | None = None) -> Any:
     """The model's outputs for `x` in inference mode, as NumPy arrays."""
     _ensure_built(model, x)

@@ -13,7 +13,9 @@ from pydantic import PositiveInt
 
 from engine import activations
 from engine.activations import ActivationSpec
+from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
+from engine.fused import gemm, workspace
 from engine.initializers import InitializerSpec
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
 from engine.layers.registry import register
@@ -88,6 +90,8 @@ class Dense(Layer):
         return rows * (2 * int(input_shape[-1]) * units + (units if self.config.use_bias else 0))
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
+        if isinstance(ctx, workspace.PlannedContext):
+            return self._planned_forward(params, inputs, ctx)
         z = inputs @ params[0]
         if self.config.use_bias:
             z += params[1]
@@ -102,6 +106,8 @@ class Dense(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
+        if isinstance(ctx, workspace.PlannedContext):
+            return self._planned_backward(params, cache, grad_output, grads, ctx)
         x, z, y = cache
         dz = self.activation.grad(z, y, grad_output)
         units = self.config.units
@@ -114,3 +120,65 @@ class Dense(Layer):
         if not ctx.need_input_grad:
             return None
         return dz @ params[0].T
+
+    # ----- the planned step: buffers reused every step, no fresh arrays -------------------
+    @property
+    def _inplace_kind(self) -> str | None:
+        """`relu` or `linear` when the activation can run in place on the product buffer."""
+        act = self.activation
+        return act.name if act.name in ("relu", "linear") and not act.args else None
+
+    def _planned_forward(
+        self, params: list[Array], inputs: Array, ctx: workspace.PlannedContext
+    ) -> tuple[Array, Any]:
+        """The forward pass into the call's buffers; relu runs in place (its mask is y > 0)."""
+        kernel = params[0]
+        xp = backend_of(kernel).xp
+        x2 = inputs.reshape(-1, inputs.shape[-1])
+        dtype = xp.result_type(x2.dtype, kernel.dtype)
+        z = ctx.buffer(xp, "z", (x2.shape[0], self.config.units), dtype)
+        gemm.matmul(x2, kernel, z)
+        if self.config.use_bias:
+            z += params[1]
+        kind = self._inplace_kind
+        if kind == "relu":
+            xp.maximum(z, 0, out=z)
+        # other activations see the output's own shape: an `axis` argument refers to it
+        z = z.reshape((*inputs.shape[:-1], self.config.units))
+        y = z if kind is not None else self.activation(z)
+        return y, (inputs, z if kind is None else None, y)
+
+    def _planned_backward(
+        self,
+        params: list[Array],
+        cache: Any,
+        grad_output: Array,
+        grads: list[Array | None],
+        ctx: workspace.PlannedContext,
+    ) -> Array | None:
+        x, z, y = cache
+        kernel = params[0]
+        xp = backend_of(kernel).xp
+        units = self.config.units
+        dy = grad_output.reshape(-1, units)
+        kind = self._inplace_kind
+        if ctx.preactivation_grad or kind == "linear":
+            dz = dy
+        elif kind == "relu":
+            y2 = y.reshape(-1, units)
+            mask = ctx.buffer(xp, "mask", y2.shape, bool)
+            xp.greater(y2, 0, out=mask)
+            dz = ctx.buffer(xp, "dz", y2.shape, dy.dtype)
+            xp.multiply(dy, mask, out=dz)
+        else:
+            dz = self.activation.grad(z, y, grad_output).reshape(-1, units)
+        x2 = x.reshape(-1, x.shape[-1])
+        if grads[0] is not None:
+            gemm.matmul(x2.T, dz, grads[0])
+        if self.config.use_bias and grads[1] is not None:
+            dz.sum(axis=0, out=grads[1])
+        if not ctx.need_input_grad:
+            return None
+        dx = ctx.buffer(xp, "dx", x2.shape, dz.dtype)
+        gemm.matmul(dz, kernel.T, dx)
+        return dx.reshape(x.shape)

@@ -13,16 +13,17 @@ training loop may pass one flat float32 buffer holding every weight, or one arra
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.backend import CPU, backend_of
+from engine.fused import parallel
 from engine.optimizers import schedules
 from engine.optimizers.schedules import LearningRateSchedule, ScheduleConfig
 
@@ -33,7 +34,6 @@ StateValue = np.ndarray | int | float
 # split into two halves on two threads uses both cores; each element sees the same operations
 # either way, so results are bit-identical to the unsplit update.
 PARALLEL_MIN_SIZE = 1 << 17
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="optimizer")
 
 
 class BaseOptimizerConfig(BaseModel):
@@ -205,20 +205,18 @@ class Optimizer(ABC):
         ):
             self._update(param, grad, slots, scratch, lr)
             return
-        middle = param.size // 2
-        futures = [
-            _POOL.submit(
-                self._update,
+        halves = (slice(0, param.size // 2), slice(param.size // 2, None))
+        args = [
+            (
                 _part(param, part),
                 _part(grad, part),
                 {name: _part(a, part) for name, a in slots.items()},
                 [_part(a, part) for a in scratch],
                 lr,
             )
-            for part in (slice(0, middle), slice(middle, None))
+            for part in halves
         ]
-        for future in futures:
-            future.result()
+        parallel.run([functools.partial(self._update, *half) for half in args])
 
     def apply_gradients(self, grads_and_vars: Sequence[tuple[Any, Any]]) -> None:
         """Keras's API: update each Variable in place from its gradient (None grads skipped)."""

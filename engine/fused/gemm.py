@@ -1,0 +1,70 @@
+"""Matrix products for the planned step: one BLAS thread per core, split over both cores.
+
+Measured on the 2-core machine with the other core busy, OpenBLAS's own two threads make a
+(128, 784) @ (784, 512) float32 product 10-30x slower (25-64 ms instead of 2 ms) because each
+product waits for a descheduled thread several times. Inside `planned_blas()` BLAS runs one
+thread and large products are split by output rows into two halves run by `parallel.run`:
+when the other core is busy this thread computes both, and when it is free it takes one. The
+split is fixed by the shapes, so results are bit-identical from run to run; it changes the last
+bits against an unsplit product, so it applies to every array in host memory (the strict fake
+device included, which then matches the CPU bit for bit) and never to CuPy's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from engine.backend import backend_of
+from engine.fused import parallel
+from engine.kernels.recurrent import single_threaded_blas
+
+Array = Any
+
+# Below about 8 MFLOP a product takes under ~90 us on one thread: the hand-off costs more.
+SPLIT_MIN_FLOPS = 1 << 23
+# Two pieces, one per core: four measured no better on the loaded machine.
+PIECES = 2
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def planned_blas() -> Iterator[None]:
+    """Run the block with one BLAS thread and split large products (see the module docstring)."""
+    depth = getattr(_state, "depth", 0)
+    _state.depth = depth + 1
+    try:
+        if depth:
+            yield
+        else:
+            with single_threaded_blas():
+                yield
+    finally:
+        _state.depth = depth
+
+
+def matmul(a: Array, b: Array, out: Array) -> Array:
+    """`a @ b` written into `out` (2-D arrays), split over two threads when it pays."""
+    rows = a.shape[0]
+    xp = backend_of(out).xp
+    if (
+        rows < 2
+        or 2 * rows * a.shape[1] * b.shape[1] < SPLIT_MIN_FLOPS
+        or not getattr(_state, "depth", 0)
+        or not isinstance(out, np.ndarray)
+    ):
+        return xp.matmul(a, b, out=out)
+    bounds = [rows * i // PIECES for i in range(PIECES + 1)]
+    parallel.run(
+        [
+            functools.partial(xp.matmul, a[lo:hi], b, out=out[lo:hi])
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+            if hi > lo
+        ]
+    )
+    return out
