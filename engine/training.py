@@ -40,7 +40,7 @@ from engine.layers.base import Layer
 from engine.layers.dense import Dense
 from engine.regularizers import Regularizer
 from engine.regularizers import get as get_regularizer
-from engine.tensor import Variable
+from engine.tensor import Tensor, Variable
 
 if TYPE_CHECKING:
     from engine.models import Model
@@ -284,6 +284,7 @@ class Executor:
         self.calls = calls
         self.needs_grad = needs_grad
         self.any_mask = any(masked)
+        self.output_masks: list[Any] = []
         self.caches: list[Any] = [None] * len(calls)
         self.values: list[Any] = [None] * graph.n_slots
 
@@ -349,6 +350,7 @@ class Executor:
                 masks[c.output] = c.layer.output_mask(x, c.ctx.mask)
             if c.activity is not None:
                 extra += c.activity.penalty(out) / out.shape[0]
+        self.output_masks = [masks[s] for s in self.output_slots] if masks else []
         return [values[s] for s in self.output_slots], extra
 
     def backward(self, grad_outputs: Sequence[Array]) -> None:
@@ -458,16 +460,24 @@ class Trainer:
         self.fused = _fuse_output_activations(self.train_exec, self.compiled.losses)
 
     def _losses(
-        self, outs: list[Array], ys: list[Array], sw: Array | None, grads: bool
+        self,
+        outs: list[Array],
+        ys: list[Array],
+        sw: Array | None,
+        grads: bool,
+        masks: Sequence[Any] = (),
     ) -> tuple[float, list[float], list[Array]]:
         c = self.compiled
         total = 0.0
         per_output: list[float] = []
         gouts: list[Array] = []
-        for loss, w, y, out, fused in zip(
-            c.losses, c.loss_weights, ys, outs, self.fused, strict=True
+        for i, (loss, w, y, out, fused) in enumerate(
+            zip(c.losses, c.loss_weights, ys, outs, self.fused, strict=True)
         ):
-            value, cache = loss.forward(y, out, sw)
+            mask = masks[i] if masks else None
+            value, cache = loss.forward(
+                y, out, sw if mask is None else masked_weights(mask, sw, out.dtype)
+            )
             v = w * float(value)
             total += v
             per_output.append(v)
@@ -482,7 +492,7 @@ class Trainer:
         """The batch's total loss (regularization included) with its gradient in `flat.grad`."""
         ex = self.train_exec
         outs, extra = ex.forward(xs)
-        total, per_output, gouts = self._losses(outs, ys, sw, grads=True)
+        total, per_output, gouts = self._losses(outs, ys, sw, grads=True, masks=ex.output_masks)
         ex.backward(gouts)
         total += extra + self.flat.add_regularization()
         return total, per_output, outs
@@ -509,9 +519,28 @@ class Trainer:
         if self.compiled.metrics is None:
             _resolve_metrics(self.compiled, ys, outs)
             tracker.reset()
-        total, per_output, _ = self._losses(outs, ys, sw, grads=False)
+        total, per_output, _ = self._losses(
+            outs, ys, sw, grads=False, masks=self.test_exec.output_masks
+        )
         tracker.add(total + extra + self.flat.penalty(), per_output, len(xs[0]))
         tracker.update_metrics(ys, outs, sw)
+
+
+def masked_weights(mask: Any, sample_weight: Array | None, dtype: Any) -> Array:
+    """Keras 3's `apply_mask` for a "sum_over_batch_size" loss: an output mask as weights.
+
+    Masked entries weigh 0 and the others total / valid, so the mean over all entries equals
+    the mean over the unmasked ones (0 when nothing is valid). A per-sample weight multiplies in.
+    """
+    m = mask.data if isinstance(mask, Tensor) else mask
+    xp = backend_of(m).xp
+    valid = int(m.sum())
+    scale = m.size / valid if valid else 0.0
+    weights = m.astype(dtype) * scale
+    if sample_weight is not None:
+        sw = xp.asarray(sample_weight, dtype=weights.dtype)
+        weights = weights * sw.reshape(sw.shape + (1,) * (weights.ndim - sw.ndim))
+    return weights
 
 
 def _fuse_output_activations(ex: Executor, losses: list[Any]) -> list[bool]:
