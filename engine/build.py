@@ -133,6 +133,10 @@ def from_spec(spec: str | Path | Mapping[str, Any]) -> Model:
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise SpecError([f"seed: must be a non-negative integer; got {seed!r}"])
     model = build_model(data["model"], seed=seed, dtype=dtype)
+    # SPEC.md: `name` names the run and the model; by default the spec file's stem
+    name = data.get("name") or (Path(spec).stem if isinstance(spec, (str, Path)) else None)
+    if name:
+        model.name = str(name)
     compile_section = data.get("compile")
     if compile_section is not None:
         if not isinstance(compile_section, dict):

@@ -415,12 +415,16 @@ def _display_type(layer: Layer) -> str:
 def summary_rows(model: Model) -> list[tuple[str, str, int, str]]:
     """(`name (Type)`, output shape, parameters, connected-to) for each layer, Keras's order."""
     graph = model.graph
+    # Keras names a tensor `layer[call][0]`: which call of the layer made it.
     producers: dict[int, str] = {}
     for t, slot in zip(model.inputs, graph.input_slots, strict=True):
-        producers[slot] = t.layer.name if t.layer is not None else str(t.name)
+        producers[slot] = f"{t.layer.name if t.layer is not None else t.name}[0][0]"
     callers: dict[int, list[str]] = {}
+    call_index: dict[int, int] = {}
     for call in graph.calls:
-        producers[call.output] = call.layer.name
+        k = call_index.get(id(call.layer), 0)
+        call_index[id(call.layer)] = k + 1
+        producers[call.output] = f"{call.layer.name}[{k}][0]"
         callers.setdefault(id(call.layer), []).extend(producers[s] for s in call.inputs)
     rows = []
     for layer in model.layers:

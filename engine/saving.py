@@ -446,6 +446,8 @@ def _model_spec(model: Any, base: Mapping[str, Any] | None) -> dict[str, Any]:
     if getattr(model, "seed", None) is not None:
         spec["seed"] = model.seed
     spec["dtype"] = getattr(model, "dtype", "float32")
+    if getattr(model, "name", None):
+        spec.setdefault("name", model.name)
     return spec
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from engine import Input, Model, Sequential, layers
 from engine.build import SpecError, build_model, from_spec
@@ -95,7 +97,7 @@ def test_functional_summary_lists_the_input_layer_and_connections() -> None:
     model = Model(inputs=[a, b], outputs=layers.Dense(1)(both))
     text = summary_text(model)
     assert "a (InputLayer)" in text and "Connected to" in text
-    assert "dense, b" in text  # the Concatenate's inputs
+    assert "dense[0][0], b[0][0]" in text  # the Concatenate's inputs, as Keras names them
 
 
 def test_summary_prints(capsys: pytest.CaptureFixture[str]) -> None:
@@ -285,3 +287,27 @@ def test_model_call_returns_tensors() -> None:
     x, _ = _binary_data(5)
     out = model(x)
     np.testing.assert_allclose(out.numpy(), model.predict(x))
+
+
+def test_from_spec_names_the_model_after_the_spec(tmp_path: Path) -> None:
+    from engine import saving
+
+    spec_file = tmp_path / "tiny_net.yaml"
+    spec_file.write_text(
+        "model:\n  type: sequential\n  layers:\n"
+        "    - {type: Input, shape: [3]}\n    - {type: Dense, units: 2}\n"
+    )
+    assert from_spec(spec_file).name == "tiny_net"  # the file's stem by default
+    named = from_spec({"name": "given", "model": yaml.safe_load(spec_file.read_text())["model"]})
+    assert named.name == "given"
+    saving.save_model(named, tmp_path / "run")
+    assert saving.load_model(tmp_path / "run").name == "given"
+
+
+def test_summary_names_each_call_of_a_shared_layer() -> None:
+    left, right = Input(shape=(3,), name="left"), Input(shape=(3,), name="right")
+    shared = layers.Dense(2, name="shared")
+    diff = layers.Subtract(name="diff")([shared(left), shared(right)])
+    text = summary_text(Model(inputs=[left, right], outputs=diff))
+    assert "left[0][0], right[0][0]" in text  # one row for the shared layer, both calls
+    assert "shared[0][0], shared[1][0]" in text  # its first and second call feed Subtract
