@@ -288,7 +288,7 @@ def _default_dtype(host: np.ndarray) -> DType:
     if kind == "f":
         return _float32
     if kind in "iu":
-        return _int32 if host.dtype.itemsize <= 8 else as_dtype(host.dtype)
+        return _int32
     if kind in "OUS":
         return _string
     return as_dtype(host.dtype)

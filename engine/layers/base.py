@@ -77,6 +77,22 @@ class WeightSpec:
         return math.prod(self.shape)
 
 
+def configured_weight(
+    config: Any, name: str, shape: tuple[int, ...], prefix: str | None = None
+) -> WeightSpec:
+    """A trainable weight set up by the config's `<prefix>_initializer`, `_regularizer` and
+    `_constraint` fields, Keras's naming (the prefix is the weight's name unless given)."""
+    stem = prefix or name
+    return WeightSpec(
+        name,
+        shape,
+        getattr(config, f"{stem}_initializer"),
+        True,
+        getattr(config, f"{stem}_regularizer", None),
+        getattr(config, f"{stem}_constraint", None),
+    )
+
+
 @dataclass
 class CallContext:
     """What a forward/backward pass needs besides arrays."""

@@ -20,7 +20,15 @@ from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.kernels.conv import as_tuple, conv_backward, conv_forward, conv_output_length
-from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
+from engine.layers.base import (
+    Array,
+    CallContext,
+    Layer,
+    LayerConfig,
+    ShapeError,
+    WeightSpec,
+    configured_weight,
+)
 from engine.layers.registry import register
 from engine.regularizers import RegularizerSpec
 
@@ -148,27 +156,9 @@ class Conv(Layer):
         c = self.config
         self.compute_output_shape(input_shape)
         kernel = (*c.tuples()[0], int(input_shape[-1]) // c.groups, c.filters)
-        specs = [
-            WeightSpec(
-                "kernel",
-                kernel,
-                c.kernel_initializer,
-                True,
-                c.kernel_regularizer,
-                c.kernel_constraint,
-            )
-        ]
+        specs = [configured_weight(c, "kernel", kernel)]
         if c.use_bias:
-            specs.append(
-                WeightSpec(
-                    "bias",
-                    (c.filters,),
-                    c.bias_initializer,
-                    True,
-                    c.bias_regularizer,
-                    c.bias_constraint,
-                )
-            )
+            specs.append(configured_weight(c, "bias", (c.filters,)))
         return specs
 
     def flops(self, input_shape: Any) -> int:

@@ -17,7 +17,15 @@ from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.fused import gemm, workspace
 from engine.initializers import InitializerSpec
-from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
+from engine.layers.base import (
+    Array,
+    CallContext,
+    Layer,
+    LayerConfig,
+    ShapeError,
+    WeightSpec,
+    configured_weight,
+)
 from engine.layers.registry import register
 from engine.regularizers import RegularizerSpec
 
@@ -61,27 +69,9 @@ class Dense(Layer):
     def weight_specs(self, input_shape: Any) -> list[WeightSpec]:
         c = self.config
         self.compute_output_shape(input_shape)
-        specs = [
-            WeightSpec(
-                "kernel",
-                (int(input_shape[-1]), c.units),
-                c.kernel_initializer,
-                True,
-                c.kernel_regularizer,
-                c.kernel_constraint,
-            )
-        ]
+        specs = [configured_weight(c, "kernel", (int(input_shape[-1]), c.units))]
         if c.use_bias:
-            specs.append(
-                WeightSpec(
-                    "bias",
-                    (c.units,),
-                    c.bias_initializer,
-                    True,
-                    c.bias_regularizer,
-                    c.bias_constraint,
-                )
-            )
+            specs.append(configured_weight(c, "bias", (c.units,)))
         return specs
 
     def flops(self, input_shape: Any) -> int:

@@ -14,7 +14,7 @@ from pydantic import PositiveInt
 from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
-from engine.layers.base import Array, CallContext, Layer, LayerConfig, WeightSpec
+from engine.layers.base import Array, CallContext, Layer, LayerConfig, WeightSpec, configured_weight
 from engine.layers.registry import register
 from engine.regularizers import RegularizerSpec
 from engine.tensor import Tensor
@@ -88,16 +88,7 @@ class Embedding(Layer):
 
     def weight_specs(self, input_shape: Any) -> list[WeightSpec]:
         c = self.config
-        return [
-            WeightSpec(
-                "embeddings",
-                (c.input_dim, c.output_dim),
-                c.embeddings_initializer,
-                True,
-                c.embeddings_regularizer,
-                c.embeddings_constraint,
-            )
-        ]
+        return [configured_weight(c, "embeddings", (c.input_dim, c.output_dim))]
 
     def output_mask(self, inputs: Any, mask: Any) -> Any:
         if not self.config.mask_zero:

@@ -15,7 +15,15 @@ from pydantic import Field
 from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
-from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
+from engine.layers.base import (
+    Array,
+    CallContext,
+    Layer,
+    LayerConfig,
+    ShapeError,
+    WeightSpec,
+    configured_weight,
+)
 from engine.layers.registry import register
 from engine.regularizers import RegularizerSpec
 
@@ -69,17 +77,9 @@ def _affine_specs(c: _NormConfig, shape: tuple[int, ...]) -> list[WeightSpec]:
     """gamma then beta, as Keras orders them."""
     specs = []
     if c.scale:
-        specs.append(
-            WeightSpec(
-                "gamma", shape, c.gamma_initializer, True, c.gamma_regularizer, c.gamma_constraint
-            )
-        )
+        specs.append(configured_weight(c, "gamma", shape))
     if c.center:
-        specs.append(
-            WeightSpec(
-                "beta", shape, c.beta_initializer, True, c.beta_regularizer, c.beta_constraint
-            )
-        )
+        specs.append(configured_weight(c, "beta", shape))
     return specs
 
 

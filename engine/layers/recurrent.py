@@ -34,7 +34,15 @@ from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.kernels import recurrent as K
-from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
+from engine.layers.base import (
+    Array,
+    CallContext,
+    Layer,
+    LayerConfig,
+    ShapeError,
+    WeightSpec,
+    configured_weight,
+)
 from engine.layers.registry import register
 from engine.regularizers import RegularizerSpec
 from engine.tensor import Tensor
@@ -159,22 +167,8 @@ class RNNBase(Layer):
         self.compute_output_shape(input_shape)
         width = self.gates * c.units
         specs = [
-            WeightSpec(
-                "kernel",
-                (int(input_shape[-1]), width),
-                c.kernel_initializer,
-                True,
-                c.kernel_regularizer,
-                c.kernel_constraint,
-            ),
-            WeightSpec(
-                "recurrent_kernel",
-                (c.units, width),
-                c.recurrent_initializer,
-                True,
-                c.recurrent_regularizer,
-                c.recurrent_constraint,
-            ),
+            configured_weight(c, "kernel", (int(input_shape[-1]), width)),
+            configured_weight(c, "recurrent_kernel", (c.units, width), prefix="recurrent"),
         ]
         if c.use_bias:
             specs.append(

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from engine import activations
 from engine.build import SpecError, from_spec
 from engine.export_onnx import CONVERTERS, ExportError, export_model, export_onnx
 
@@ -47,28 +48,7 @@ def _act(name: Any) -> dict[str, Any]:
 
 
 CASES: dict[str, dict[str, Any]] = {
-    **{
-        f"act-{a}": _act(a)
-        for a in [
-            "relu",
-            "sigmoid",
-            "tanh",
-            "softmax",
-            "log_softmax",
-            "elu",
-            "selu",
-            "gelu",
-            "leaky_relu",
-            "relu6",
-            "softplus",
-            "softsign",
-            "silu",
-            "swish",
-            "hard_sigmoid",
-            "exponential",
-            "linear",
-        ]
-    },
+    **{f"act-{a}": _act(a) for a in activations.names()},
     "act-gelu-tanh": _act({"type": "gelu", "approximate": True}),
     "activation-layer": _sequential([5], {"type": "Activation", "activation": "tanh"}),
     "dropout-flatten": _sequential(

@@ -18,10 +18,6 @@ def _layer(case: LayerCase, dtype: str = "float32") -> object:
     return cls.from_config({**case.config, "dtype": dtype})
 
 
-def _out_shapes(shape: object) -> object:
-    return shape
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_inferred_shape_and_params(case: LayerCase) -> None:
     layer = _layer(case)
