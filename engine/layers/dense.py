@@ -6,6 +6,7 @@ bias (units,). Parameters: in * units + units. Example: `Dense(16)` on 4 feature
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Literal
 
@@ -121,18 +122,16 @@ class Dense(Layer):
     def _planned_forward(
         self, params: list[Array], inputs: Array, ctx: workspace.PlannedContext
     ) -> tuple[Array, Any]:
-        """The forward pass into the call's buffers; relu runs in place (its mask is y > 0)."""
+        """The forward pass into the call's buffers; bias and relu run on each block of rows as
+        soon as its product is done (relu in place: its mask is y > 0)."""
         kernel = params[0]
         xp = backend_of(kernel).xp
         x2 = inputs.reshape(-1, inputs.shape[-1])
         dtype = xp.result_type(x2.dtype, kernel.dtype)
         z = ctx.buffer(xp, "z", (x2.shape[0], self.config.units), dtype)
-        gemm.matmul(x2, kernel, z)
-        if self.config.use_bias:
-            z += params[1]
         kind = self._inplace_kind
-        if kind == "relu":
-            xp.maximum(z, 0, out=z)
+        bias = params[1] if self.config.use_bias else None
+        gemm.matmul(x2, kernel, z, functools.partial(_bias_relu, xp, z, bias, kind == "relu"))
         # other activations see the output's own shape: an `axis` argument refers to it
         z = z.reshape((*inputs.shape[:-1], self.config.units))
         y = z if kind is not None else self.activation(z)
@@ -172,3 +171,12 @@ class Dense(Layer):
         dx = ctx.buffer(xp, "dx", x2.shape, dz.dtype)
         gemm.matmul(dz, kernel.T, dx)
         return dx.reshape(x.shape)
+
+
+def _bias_relu(xp: Any, z: Array, bias: Array | None, relu: bool, lo: int, hi: int) -> None:
+    """The forward product's epilogue on rows lo:hi: add the bias, then relu in place."""
+    rows = z[lo:hi]
+    if bias is not None:
+        rows += bias
+    if relu:
+        xp.maximum(rows, 0, out=rows)

@@ -159,6 +159,29 @@ def test_split_gemm_matches_numpy_and_repeats_bit_for_bit(
     np.testing.assert_allclose(first, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize(("a_shape", "b_shape", "transposed"), [s[1:] for s in GEMM_SHAPES])
+def test_epilogue_sees_every_row_once_after_its_product(
+    a_shape: tuple[int, int], b_shape: tuple[int, int], transposed: bool
+) -> None:
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal(a_shape[::-1] if transposed else a_shape, dtype=np.float32)
+    a = a.T if transposed else a
+    b = rng.standard_normal(b_shape, dtype=np.float32)
+    bias = rng.standard_normal(b_shape[1], dtype=np.float32)
+    out = np.empty((a_shape[0], b_shape[1]), dtype=np.float32)
+    seen = np.zeros(a_shape[0], dtype=int)
+
+    def epilogue(lo: int, hi: int) -> None:
+        seen[lo:hi] += 1
+        np.maximum(out[lo:hi] + bias, 0, out=out[lo:hi])
+
+    with gemm.planned_blas():
+        gemm.matmul(a, b, out, epilogue)
+    np.testing.assert_array_equal(seen, 1)
+    expected = np.maximum(a.astype(np.float64) @ b + bias, 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
+
+
 def _blas_threads() -> list[int]:
     return [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
 
