@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from engine import native
 from engine.backend import backend_of
 from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
 
@@ -43,9 +44,14 @@ def adam_update(
     `p -= lr * m_hat / (sqrt(v_hat) + eps)`, i.e. its epsilon is scaled by `sqrt(1 - b2^t)`
     relative to Keras's, and its default epsilon is 1e-8 rather than 1e-7. With AMSGrad, Keras
     keeps the running maximum of the raw `v`.
+
+    The NumPy operations below are the definition; `engine.native.adam` does the same float32
+    operations in one pass, bit for bit, where it applies.
     """
-    xp = backend_of(param).xp
     alpha = lr * math.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
+    if v_max is None and native.adam(param, grad, m, v, 1.0 - beta_1, 1.0 - beta_2, epsilon, alpha):
+        return
+    xp = backend_of(param).xp
     xp.subtract(grad, m, out=scratch)
     scratch *= 1.0 - beta_1
     m += scratch

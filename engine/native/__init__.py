@@ -1,0 +1,51 @@
+"""Optional compiled kernels for the CPU step, bit-identical to their NumPy composites.
+
+`engine/native/_kernels.c` is built when the package is installed, if a C compiler is there;
+without one the build is skipped and every caller runs its NumPy composite, with the same
+results bit for bit. A kernel applies only to plain, C-contiguous float32 NumPy arrays: CuPy
+arrays, the strict fake device's arrays and every other dtype take the NumPy path.
+
+Why: an element-wise update written as NumPy operations makes one pass over memory per
+operation and takes the GIL between them. Keras's Adam is 12 such passes; as one pass it runs
+about 3x faster (measured on W2's 536k parameters: 236 us against 779 us for the NumPy
+composite split over both cores).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+_kernels: ModuleType | None
+try:
+    from engine.native import _kernels
+except ImportError:  # built without a C compiler: the NumPy composites run instead
+    _kernels = None
+
+Array = Any
+
+
+def available() -> bool:
+    """Whether the compiled kernels were built."""
+    return _kernels is not None
+
+
+def _plain_float32(*arrays: Array) -> bool:
+    return all(
+        type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous for a in arrays
+    )
+
+
+def adam(
+    param: Array, grad: Array, m: Array, v: Array, c1: float, c2: float, eps: float, alpha: float
+) -> bool:
+    """Keras's Adam step in place (see `engine.optimizers.adam.adam_update`), when the arrays
+    suit the kernel; returns whether it ran."""
+    if _kernels is None or not _plain_float32(param, grad, m, v):
+        return False
+    if not param.shape == grad.shape == m.shape == v.shape:
+        return False
+    _kernels.adam(param, grad, m, v, c1, c2, eps, alpha)
+    return True

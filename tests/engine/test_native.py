@@ -1,0 +1,121 @@
+"""The compiled kernels against their NumPy composites, bit for bit, and where they step aside.
+
+Each row of KERNEL_CASES runs one kernel's caller twice on the same inputs, once with the
+compiled kernels and once without, and requires identical float32 bits. CI also requires that
+the kernels were built (`.ci/run` checks `native.available()`); elsewhere these tests skip
+when no C compiler was there at install time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from engine import native
+from engine.backend import get_backend
+from engine.optimizers.adam import adam_update
+
+needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
+
+Arrays = dict[str, np.ndarray]
+
+
+def _adam_inputs(size: int, scale: float, seed: int) -> Arrays:
+    rng = np.random.default_rng(seed)
+    return {
+        "param": rng.standard_normal(size, dtype=np.float32),
+        "grad": (rng.standard_normal(size) * scale).astype(np.float32),
+        "m": (rng.standard_normal(size) * scale * 0.1).astype(np.float32),
+        "v": (np.abs(rng.standard_normal(size)) * scale * scale).astype(np.float32),
+    }
+
+
+def _adam(a: Arrays, step: int = 7) -> None:
+    adam_update(
+        a["param"],
+        a["grad"],
+        a["m"],
+        a["v"],
+        None,
+        np.empty_like(a["param"]),
+        lr=3e-3,
+        step=step,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+    )
+
+
+@dataclass(frozen=True)
+class KernelCase:
+    id: str
+    inputs: Callable[[], Arrays]
+    run: Callable[[Arrays], None]
+
+
+KERNEL_CASES = [
+    KernelCase("adam_w2_sized", lambda: _adam_inputs(536_074, 1e-2, 0), _adam),
+    KernelCase("adam_odd_length", lambda: _adam_inputs(1_001, 1.0, 1), _adam),
+    KernelCase("adam_one_element", lambda: _adam_inputs(1, 1.0, 2), _adam),
+    KernelCase("adam_empty", lambda: _adam_inputs(0, 1.0, 3), _adam),
+    KernelCase("adam_tiny_values", lambda: _adam_inputs(4_099, 1e-20, 4), _adam),
+    KernelCase("adam_huge_values", lambda: _adam_inputs(4_099, 1e15, 5), _adam),
+    KernelCase("adam_first_step", lambda: _adam_inputs(777, 1.0, 6), lambda a: _adam(a, step=1)),
+]
+
+
+def _run_case(case: KernelCase, compiled: bool, monkeypatch: pytest.MonkeyPatch) -> Arrays:
+    arrays = case.inputs()
+    with monkeypatch.context() as patch:
+        if not compiled:
+            patch.setattr(native, "_kernels", None)
+        case.run(arrays)
+    return arrays
+
+
+@needs_native
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: c.id)
+def test_kernel_matches_the_numpy_composite_bit_for_bit(
+    case: KernelCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled = _run_case(case, True, monkeypatch)
+    composite = _run_case(case, False, monkeypatch)
+    for name in compiled:
+        np.testing.assert_array_equal(
+            compiled[name].view(np.uint32), composite[name].view(np.uint32)
+        )
+
+
+@needs_native
+def test_adam_kernel_runs_for_plain_float32_and_changes_the_arrays() -> None:
+    a = _adam_inputs(64, 1.0, 7)
+    before = {k: v.copy() for k, v in a.items()}
+    ran = native.adam(a["param"], a["grad"], a["m"], a["v"], 0.1, 0.001, 1e-7, 1e-3)
+    assert ran
+    for name in ("param", "m", "v"):
+        assert not np.array_equal(a[name], before[name])
+    np.testing.assert_array_equal(a["grad"], before["grad"])
+
+
+def _float64(a: Arrays) -> Arrays:
+    return {k: v.astype(np.float64) for k, v in a.items()}
+
+
+def _strided(a: Arrays) -> Arrays:
+    return {k: np.repeat(v, 2)[::2] for k, v in a.items()}
+
+
+def _fake_device(a: Arrays) -> Arrays:
+    fake = get_backend("fake")
+    return {k: fake.asarray(v) for k, v in a.items()}
+
+
+@pytest.mark.parametrize("convert", [_float64, _strided, _fake_device], ids=lambda f: f.__name__)
+def test_adam_kernel_steps_aside_for_arrays_it_does_not_handle(
+    convert: Callable[[Arrays], Arrays],
+) -> None:
+    a = convert(_adam_inputs(16, 1.0, 8))
+    assert not native.adam(a["param"], a["grad"], a["m"], a["v"], 0.1, 0.001, 1e-7, 1e-3)
