@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
-from engine import activations
+from engine import activations, native
 from engine.activations import ActivationSpec
 from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
@@ -176,6 +176,8 @@ class Dense(Layer):
 def _bias_relu(xp: Any, z: Array, bias: Array | None, relu: bool, lo: int, hi: int) -> None:
     """The forward product's epilogue on rows lo:hi: add the bias, then relu in place."""
     rows = z[lo:hi]
+    if native.bias_relu(rows, bias, relu):
+        return
     if bias is not None:
         rows += bias
     if relu:

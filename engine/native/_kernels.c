@@ -29,6 +29,23 @@ static void adam_loop(float *p, const float *g, float *m,
     }
 }
 
+VECTOR_CLONES
+static void bias_relu_loop(float *z, const float *b, Py_ssize_t rows, Py_ssize_t cols, int relu) {
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        float *row = z + r * cols;
+        if (b) {
+            for (Py_ssize_t j = 0; j < cols; j++) row[j] = row[j] + b[j];
+        }
+        if (relu) {
+            /* NumPy's maximum(x, 0): NaN stays NaN, -0.0 becomes +0.0 */
+            for (Py_ssize_t j = 0; j < cols; j++) {
+                float x = row[j];
+                row[j] = (x > 0.0f || x != x) ? x : 0.0f;
+            }
+        }
+    }
+}
+
 static int same_length(Py_buffer *bufs, int count) {
     for (int k = 0; k < count; k++) {
         if (bufs[k].len != bufs[0].len || bufs[k].len % (Py_ssize_t)sizeof(float)) {
@@ -57,10 +74,35 @@ static PyObject *adam(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *bias_relu(PyObject *self, PyObject *args) {
+    Py_buffer z, b;
+    Py_ssize_t cols;
+    int has_bias, relu;
+    if (!PyArg_ParseTuple(args, "w*y*npp", &z, &b, &cols, &has_bias, &relu)) return NULL;
+    Py_ssize_t n = z.len / (Py_ssize_t)sizeof(float);
+    int ok = cols > 0 && z.len % (Py_ssize_t)sizeof(float) == 0 && n % cols == 0 &&
+             (!has_bias || b.len == cols * (Py_ssize_t)sizeof(float));
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "bias_relu: rows of `cols` float32s and a bias of cols");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        bias_relu_loop((float *)z.buf, has_bias ? (const float *)b.buf : NULL, n / cols, cols,
+                       relu);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&z);
+    PyBuffer_Release(&b);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
      "place on contiguous float32 buffers."},
+    {"bias_relu", bias_relu, METH_VARARGS,
+     "bias_relu(z, bias, cols, has_bias, relu): z = relu(z + bias) in place, row by row, on a "
+     "contiguous float32 buffer of rows of `cols`."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -16,6 +16,7 @@ import pytest
 
 from engine import native
 from engine.backend import get_backend
+from engine.layers.dense import _bias_relu
 from engine.optimizers.adam import adam_update
 
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
@@ -49,6 +50,21 @@ def _adam(a: Arrays, step: int = 7) -> None:
     )
 
 
+def _dense_rows(rows: int, cols: int, seed: int, specials: bool = False) -> Arrays:
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, cols), dtype=np.float32)
+    if specials:
+        z.reshape(-1)[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -1e-45]
+    return {"z": z, "bias": rng.standard_normal(cols, dtype=np.float32)}
+
+
+def _epilogue(bias: bool, relu: bool) -> Callable[[Arrays], None]:
+    def run(a: Arrays) -> None:
+        _bias_relu(np, a["z"], a["bias"] if bias else None, relu, 0, len(a["z"]))
+
+    return run
+
+
 @dataclass(frozen=True)
 class KernelCase:
     id: str
@@ -64,6 +80,10 @@ KERNEL_CASES = [
     KernelCase("adam_tiny_values", lambda: _adam_inputs(4_099, 1e-20, 4), _adam),
     KernelCase("adam_huge_values", lambda: _adam_inputs(4_099, 1e15, 5), _adam),
     KernelCase("adam_first_step", lambda: _adam_inputs(777, 1.0, 6), lambda a: _adam(a, step=1)),
+    KernelCase("bias_relu", lambda: _dense_rows(128, 512, 0), _epilogue(True, True)),
+    KernelCase("bias_relu_specials", lambda: _dense_rows(3, 7, 1, True), _epilogue(True, True)),
+    KernelCase("relu_only_specials", lambda: _dense_rows(5, 3, 2, True), _epilogue(False, True)),
+    KernelCase("bias_only", lambda: _dense_rows(64, 10, 3, True), _epilogue(True, False)),
 ]
 
 
