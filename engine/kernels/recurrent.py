@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+import engine.native as native
 from engine.activations import Activation
 from engine.backend import backend_of
 
@@ -296,19 +297,31 @@ def lstm_gate_scale(act: GateFn, ract: GateFn) -> tuple[float, ...] | None:
     return _EXP_GATE_SCALE if (ract.kind, act.kind) == ("sigmoid", "tanh") else None
 
 
-def _gates_by_exp(z: Array) -> None:
-    """Scaled pre-activations (4, N, u) -> sigmoid i, f, o and tanh c, in place."""
+def _cell_by_exp(z: Array, c_prev: Array, c: Array, ig: Array) -> None:
+    """Scaled pre-activations (4, N, u) -> sigmoid i, f, o and tanh g in place, then the cell
+    state c = f * c_prev + i * g (in one compiled pass after the exp where it applies)."""
     xp = backend_of(z).xp
     xp.exp(z, out=z)
+    if native.lstm_cell_forward(z, c_prev, c):
+        return
     z += 1.0
     xp.reciprocal(z, out=z)
     z[3] *= 2.0
     z[3] -= 1.0
+    _new_cell(z, c_prev, c, ig)
 
 
-def _gates_by_fn(act: GateFn, ract: GateFn, z: Array) -> None:
+def _cell_by_fn(act: GateFn, ract: GateFn, z: Array, c_prev: Array, c: Array, ig: Array) -> None:
     ract.apply(z[:3], z[:3])
     act.apply(z[3], z[3])
+    _new_cell(z, c_prev, c, ig)
+
+
+def _new_cell(z: Array, c_prev: Array, c: Array, ig: Array) -> None:
+    xp = backend_of(z).xp
+    xp.multiply(z[1], c_prev, out=c)
+    xp.multiply(z[0], z[3], out=ig)
+    c += ig
 
 
 @_QUIET_OVERFLOW
@@ -333,11 +346,11 @@ def lstm_forward(
     xp = backend_of(xz).xp
     steps, _, n, u = xz.shape
     scale = lstm_gate_scale(act, ract)
-    gates_fn: Callable[[Array], None]
+    cell_fn: Callable[[Array, Array, Array, Array], None]
     if scale is None:
-        gates_fn = functools.partial(_gates_by_fn, act, ract)
+        cell_fn = functools.partial(_cell_by_fn, act, ract)
     else:
-        gates_fn = _gates_by_exp
+        cell_fn = _cell_by_exp
         rk = rk * xp.asarray(scale, dtype=rk.dtype).reshape(4, 1, 1)
     hs = xp.empty((steps + 1, n, u), dtype=xz.dtype)
     cs = xp.empty((steps + 1, n, u), dtype=xz.dtype)
@@ -353,11 +366,8 @@ def lstm_forward(
         z += rec
         if pre is not None:
             pre[t] = z
-        gates_fn(z)
         c = cs[t + 1]
-        xp.multiply(z[1], cs[t], out=c)
-        xp.multiply(z[0], z[3], out=ig)
-        c += ig
+        cell_fn(z, cs[t], c, ig)
         act.apply(c, tcs[t])
         xp.multiply(z[2], tcs[t], out=hs[t + 1])
         _masked_state(xp, hs[t + 1], hs[t], mask, t)
@@ -389,25 +399,28 @@ def lstm_backward(
     dc = xp.zeros_like(hs[0])
     dtc = xp.empty_like(hs[0])
     rkt = xp.ascontiguousarray(rk.transpose(1, 0, 2).reshape(u, 4 * u).T)
+    compiled = mask is None and pre is None and lstm_gate_scale(act, ract) is not None
     for t in range(steps - 1, -1, -1):
         if dys is not None:
             dh += dys[t]
-        cell, passed = _split_dh(xp, dh, mask, t)
-        dc_cell, dc_passed = _split_dh(xp, dc, mask, t)
-        z = gates[t]
-        xp.multiply(cell, tcs[t], out=dz[2])
-        xp.multiply(cell, z[2], out=dtc)
-        act.scale_grad(cs[t + 1], tcs[t], dtc)
-        dc_cell += dtc
-        xp.multiply(dc_cell, z[3], out=dz[0])
-        xp.multiply(dc_cell, cs[t], out=dz[1])
-        xp.multiply(dc_cell, z[0], out=dz[3])
-        ract.scale_grad(None if pre is None else pre[t, :3], z[:3], dz[:3])
-        act.scale_grad(None if pre is None else pre[t, 3], z[3], dz[3])
-        dc = dc_cell * z[1]
-        if dc_passed is not None:
-            dc += dc_passed
-        xp.copyto(dxz[t].reshape(n, 4, u).transpose(1, 0, 2), dz)
+        passed = None
+        if not (compiled and native.lstm_cell_backward(dh, dc, gates[t], tcs[t], cs[t], dxz[t])):
+            cell, passed = _split_dh(xp, dh, mask, t)
+            dc_cell, dc_passed = _split_dh(xp, dc, mask, t)
+            z = gates[t]
+            xp.multiply(cell, tcs[t], out=dz[2])
+            xp.multiply(cell, z[2], out=dtc)
+            act.scale_grad(cs[t + 1], tcs[t], dtc)
+            dc_cell += dtc
+            xp.multiply(dc_cell, z[3], out=dz[0])
+            xp.multiply(dc_cell, cs[t], out=dz[1])
+            xp.multiply(dc_cell, z[0], out=dz[3])
+            ract.scale_grad(None if pre is None else pre[t, :3], z[:3], dz[:3])
+            act.scale_grad(None if pre is None else pre[t, 3], z[3], dz[3])
+            dc = dc_cell * z[1]
+            if dc_passed is not None:
+                dc += dc_passed
+            xp.copyto(dxz[t].reshape(n, 4, u).transpose(1, 0, 2), dz)
         dh = _dropped(dxz[t] @ rkt, cache.rec_mask)
         if passed is not None:
             dh += passed

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
-from engine import activations, native
+import engine.native as native
+from engine import activations
 from engine.activations import ActivationSpec
 from engine.backend import backend_of
 from engine.constraints import ConstraintSpec

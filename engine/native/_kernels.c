@@ -46,6 +46,46 @@ static void bias_relu_loop(float *z, const float *b, Py_ssize_t rows, Py_ssize_t
     }
 }
 
+/* After NumPy's exp of the scaled gate pre-activations z (4 gates of n*u: i, f, o, c):
+ * sigmoid gates 1 / (1 + e), the candidate 2 / (1 + e) - 1 (tanh), and the new cell state
+ * c = f * c_prev + i * g. */
+VECTOR_CLONES
+static void lstm_cell_forward_loop(float *z, const float *c_prev, float *c, Py_ssize_t m) {
+    for (Py_ssize_t k = 0; k < 4 * m; k++) z[k] = 1.0f / (z[k] + 1.0f);
+    float *i = z, *f = z + m, *g = z + 3 * m;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        g[k] = g[k] * 2.0f - 1.0f;
+        c[k] = f[k] * c_prev[k] + i[k] * g[k];
+    }
+}
+
+/* One step of backpropagation through the cell: from dh, dc, the gates (4, n, u), tanh(c) and
+ * c_prev, the gate pre-activation gradients written row-major into dxz (n, 4u), and dc
+ * replaced by the gradient reaching c_prev. */
+VECTOR_CLONES
+static void lstm_cell_backward_loop(const float *dh, float *dc, const float *z, const float *tc,
+                                    const float *c_prev, float *dxz, Py_ssize_t n,
+                                    Py_ssize_t u) {
+    Py_ssize_t m = n * u;
+    const float *i = z, *f = z + m, *o = z + 2 * m, *g = z + 3 * m;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        float *row = dxz + r * 4 * u;
+        for (Py_ssize_t j = 0; j < u; j++) {
+            Py_ssize_t k = r * u + j;
+            float d_o = dh[k] * tc[k];
+            float dtc = dh[k] * o[k];
+            dtc = dtc * (1.0f - tc[k] * tc[k]);
+            float dcc = dc[k] + dtc;
+            float d_i = dcc * g[k], d_f = dcc * c_prev[k], d_g = dcc * i[k];
+            row[j] = d_i * ((1.0f - i[k]) * i[k]);
+            row[u + j] = d_f * ((1.0f - f[k]) * f[k]);
+            row[2 * u + j] = d_o * ((1.0f - o[k]) * o[k]);
+            row[3 * u + j] = d_g * (1.0f - g[k] * g[k]);
+            dc[k] = dcc * f[k];
+        }
+    }
+}
+
 static int same_length(Py_buffer *bufs, int count) {
     for (int k = 0; k < count; k++) {
         if (bufs[k].len != bufs[0].len || bufs[k].len % (Py_ssize_t)sizeof(float)) {
@@ -96,6 +136,46 @@ static PyObject *bias_relu(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *lstm_cell_forward(PyObject *self, PyObject *args) {
+    Py_buffer b[3];
+    if (!PyArg_ParseTuple(args, "w*y*w*", &b[0], &b[1], &b[2])) return NULL;
+    Py_ssize_t m = b[1].len / (Py_ssize_t)sizeof(float);
+    int ok = same_length(b + 1, 2) && b[0].len == 4 * b[1].len;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        lstm_cell_forward_loop((float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf, m);
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "lstm_cell_forward: gates must hold 4 states");
+    }
+    for (int k = 0; k < 3; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *lstm_cell_backward(PyObject *self, PyObject *args) {
+    Py_buffer b[6]; /* dh, dc, gates, tc, c_prev, dxz */
+    Py_ssize_t n, u;
+    if (!PyArg_ParseTuple(args, "y*w*y*y*y*w*nn", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &n,
+                          &u))
+        return NULL;
+    Py_buffer states[4] = {b[0], b[1], b[3], b[4]};
+    int ok = same_length(states, 4) && b[0].len == n * u * (Py_ssize_t)sizeof(float) &&
+             b[2].len == 4 * b[0].len && b[5].len == 4 * b[0].len;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        lstm_cell_backward_loop((const float *)b[0].buf, (float *)b[1].buf,
+                                (const float *)b[2].buf, (const float *)b[3].buf,
+                                (const float *)b[4].buf, (float *)b[5].buf, n, u);
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "lstm_cell_backward: shapes do not match (n, u)");
+    }
+    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
@@ -103,6 +183,11 @@ static PyMethodDef methods[] = {
     {"bias_relu", bias_relu, METH_VARARGS,
      "bias_relu(z, bias, cols, has_bias, relu): z = relu(z + bias) in place, row by row, on a "
      "contiguous float32 buffer of rows of `cols`."},
+    {"lstm_cell_forward", lstm_cell_forward, METH_VARARGS,
+     "lstm_cell_forward(gates, c_prev, c): the LSTM cell after exp of its scaled gates."},
+    {"lstm_cell_backward", lstm_cell_backward, METH_VARARGS,
+     "lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, dxz, n, u): one step of the cell's "
+     "backward pass."},
     {NULL, NULL, 0, NULL},
 };
 

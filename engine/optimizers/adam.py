@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from engine import native
+import engine.native as native
 from engine.backend import backend_of
 from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from engine import native
+from engine import activations, native
 from engine.backend import get_backend
+from engine.kernels import recurrent as K
 from engine.layers.dense import _bias_relu
 from engine.optimizers.adam import adam_update
 
@@ -65,6 +66,38 @@ def _epilogue(bias: bool, relu: bool) -> Callable[[Arrays], None]:
     return run
 
 
+def _lstm_inputs(steps: int, n: int, u: int, seed: int) -> Arrays:
+    rng = np.random.default_rng(seed)
+    scale = np.asarray(K._EXP_GATE_SCALE, dtype=np.float32).reshape(1, 4, 1, 1)
+    return {
+        "xz": rng.standard_normal((steps, 4, n, u), dtype=np.float32) * scale,
+        "rk": rng.standard_normal((4, u, u), dtype=np.float32) * np.float32(0.3),
+        "h0": rng.standard_normal((n, u), dtype=np.float32),
+        "c0": rng.standard_normal((n, u), dtype=np.float32),
+        "dys": rng.standard_normal((steps, n, u), dtype=np.float32),
+        "dh_last": rng.standard_normal((n, u), dtype=np.float32),
+    }
+
+
+def _saturated(a: Arrays) -> Arrays:
+    a["xz"] *= np.float32(40.0)  # exp overflows to inf for some gates: limits 0 and 1
+    return a
+
+
+def _lstm(sequences: bool) -> Callable[[Arrays], None]:
+    """lstm_forward then lstm_backward; every array they produce is added to the dict."""
+
+    def run(a: Arrays) -> None:
+        act, ract = K.GateFn(activations.get("tanh")), K.GateFn(activations.get("sigmoid"))
+        with np.errstate(over="ignore"):
+            cache = K.lstm_forward(a["xz"], a["rk"], a["h0"], a["c0"], act, ract)
+        dys = a["dys"] if sequences else None
+        dxz, dh0 = K.lstm_backward(cache, a["rk"], act, ract, dys, a["dh_last"])
+        a.update(hs=cache.hs, cs=cache.extra["cs"], tcs=cache.extra["tcs"], dxz=dxz, dh0=dh0)
+
+    return run
+
+
 @dataclass(frozen=True)
 class KernelCase:
     id: str
@@ -84,6 +117,9 @@ KERNEL_CASES = [
     KernelCase("bias_relu_specials", lambda: _dense_rows(3, 7, 1, True), _epilogue(True, True)),
     KernelCase("relu_only_specials", lambda: _dense_rows(5, 3, 2, True), _epilogue(False, True)),
     KernelCase("bias_only", lambda: _dense_rows(64, 10, 3, True), _epilogue(True, False)),
+    KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
+    KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
+    KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
 ]
 
 

@@ -186,12 +186,17 @@ def test_lstm_gates_by_one_exp_match_sigmoid_and_tanh(dtype: Any) -> None:
     z = np.random.default_rng(8).standard_normal((4, 3, 5)).astype(dtype) * 4
     z[:, 0, :2] = [-100.0, 100.0]  # exp overflows to inf on one side: limits must hold
     scaled = z * np.asarray(K._EXP_GATE_SCALE, dtype=dtype).reshape(4, 1, 1)
+    c_prev = np.random.default_rng(9).standard_normal((3, 5)).astype(dtype)
+    c, ig = np.empty_like(c_prev), np.empty_like(c_prev)
     with np.errstate(over="ignore"):
-        K._gates_by_exp(scaled)
+        K._cell_by_exp(scaled, c_prev, c, ig)
     tol = 1e-6 if dtype == np.float32 else 1e-14
-    np.testing.assert_allclose(scaled[:3], 1 / (1 + np.exp(-z[:3].astype(np.float64))), atol=tol)
-    np.testing.assert_allclose(scaled[3], np.tanh(z[3].astype(np.float64)), atol=2 * tol)
-    assert scaled.dtype == dtype
+    gates = 1 / (1 + np.exp(-z[:3].astype(np.float64)))
+    candidate = np.tanh(z[3].astype(np.float64))
+    np.testing.assert_allclose(scaled[:3], gates, atol=tol)
+    np.testing.assert_allclose(scaled[3], candidate, atol=2 * tol)
+    np.testing.assert_allclose(c, gates[1] * c_prev + gates[0] * candidate, atol=4 * tol)
+    assert scaled.dtype == c.dtype == dtype
 
 
 def test_lstm_scales_its_gates_only_for_sigmoid_and_tanh() -> None:
