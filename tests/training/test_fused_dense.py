@@ -143,15 +143,21 @@ GEMM_SHAPES = [
 ]
 
 
+def _operands(
+    rng: np.random.Generator, a_shape: tuple[int, int], b_shape: tuple[int, int], transposed: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """a (a transposed view when `transposed`, as a weight gradient's x.T is), b and an output."""
+    a = rng.standard_normal(a_shape[::-1] if transposed else a_shape, dtype=np.float32)
+    a = a.T if transposed else a
+    b = rng.standard_normal(b_shape, dtype=np.float32)
+    return a, b, np.empty((a_shape[0], b_shape[1]), dtype=np.float32)
+
+
 @pytest.mark.parametrize(("a_shape", "b_shape", "transposed"), [s[1:] for s in GEMM_SHAPES])
 def test_split_gemm_matches_numpy_and_repeats_bit_for_bit(
     a_shape: tuple[int, int], b_shape: tuple[int, int], transposed: bool
 ) -> None:
-    rng = np.random.default_rng(3)
-    a = rng.standard_normal(a_shape[::-1] if transposed else a_shape, dtype=np.float32)
-    a = a.T if transposed else a
-    b = rng.standard_normal(b_shape, dtype=np.float32)
-    out = np.empty((a_shape[0], b_shape[1]), dtype=np.float32)
+    a, b, out = _operands(np.random.default_rng(3), a_shape, b_shape, transposed)
     with gemm.planned_blas():
         first = gemm.matmul(a, b, out).copy()
         second = gemm.matmul(a, b, out)
@@ -164,11 +170,8 @@ def test_epilogue_sees_every_row_once_after_its_product(
     a_shape: tuple[int, int], b_shape: tuple[int, int], transposed: bool
 ) -> None:
     rng = np.random.default_rng(4)
-    a = rng.standard_normal(a_shape[::-1] if transposed else a_shape, dtype=np.float32)
-    a = a.T if transposed else a
-    b = rng.standard_normal(b_shape, dtype=np.float32)
+    a, b, out = _operands(rng, a_shape, b_shape, transposed)
     bias = rng.standard_normal(b_shape[1], dtype=np.float32)
-    out = np.empty((a_shape[0], b_shape[1]), dtype=np.float32)
     seen = np.zeros(a_shape[0], dtype=int)
 
     def epilogue(lo: int, hi: int) -> None:
