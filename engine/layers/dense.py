@@ -132,7 +132,10 @@ class Dense(Layer):
         z = ctx.buffer(xp, "z", (x2.shape[0], self.config.units), dtype)
         kind = self._inplace_kind
         bias = params[1] if self.config.use_bias else None
-        gemm.matmul(x2, kernel, z, functools.partial(_bias_relu, xp, z, bias, kind == "relu"))
+        epilogue = None
+        if bias is not None or kind == "relu":
+            epilogue = functools.partial(_bias_relu, xp, z, bias, kind == "relu")
+        gemm.matmul(x2, kernel, z, epilogue)
         # other activations see the output's own shape: an `axis` argument refers to it
         z = z.reshape((*inputs.shape[:-1], self.config.units))
         y = z if kind is not None else self.activation(z)
