@@ -299,11 +299,9 @@ def lstm_gate_scale(act: GateFn, ract: GateFn) -> tuple[float, ...] | None:
 
 def _cell_by_exp(z: Array, c_prev: Array, c: Array, ig: Array) -> None:
     """Scaled pre-activations (4, N, u) -> sigmoid i, f, o and tanh g in place, then the cell
-    state c = f * c_prev + i * g (in one compiled pass after the exp where it applies)."""
+    state c = f * c_prev + i * g (`native.lstm_forward_steps` does all but the exp in one pass)."""
     xp = backend_of(z).xp
     xp.exp(z, out=z)
-    if native.lstm_cell_forward(z, c_prev, c):
-        return
     z += 1.0
     xp.reciprocal(z, out=z)
     z[3] *= 2.0
@@ -359,6 +357,7 @@ def lstm_forward(
     pre = xp.empty_like(xz) if (act.needs_pre or ract.needs_pre) else None
     rec = xp.empty((4, n, u), dtype=xz.dtype)
     ig = xp.empty((n, u), dtype=xz.dtype)
+    compiled = native.lstm_forward_steps(xz, cs) if scale is not None else None
     for t in range(steps):
         _call(ready, t)
         z = xz[t]
@@ -367,7 +366,11 @@ def lstm_forward(
         if pre is not None:
             pre[t] = z
         c = cs[t + 1]
-        cell_fn(z, cs[t], c, ig)
+        if compiled is None:
+            cell_fn(z, cs[t], c, ig)
+        else:
+            xp.exp(z, out=z)
+            compiled(t)
         act.apply(c, tcs[t])
         xp.multiply(z[2], tcs[t], out=hs[t + 1])
         _masked_state(xp, hs[t + 1], hs[t], mask, t)
@@ -399,12 +402,16 @@ def lstm_backward(
     dc = xp.zeros_like(hs[0])
     dtc = xp.empty_like(hs[0])
     rkt = xp.ascontiguousarray(rk.transpose(1, 0, 2).reshape(u, 4 * u).T)
-    compiled = mask is None and pre is None and lstm_gate_scale(act, ract) is not None
+    compiled = None
+    if mask is None and pre is None and lstm_gate_scale(act, ract) is not None:
+        compiled = native.lstm_backward_steps(dh, dc, gates, tcs, cs, dxz)
     for t in range(steps - 1, -1, -1):
         if dys is not None:
             dh += dys[t]
         passed = None
-        if not (compiled and native.lstm_cell_backward(dh, dc, gates[t], tcs[t], cs[t], dxz[t])):
+        if compiled is not None:
+            compiled(t, dh)
+        else:
             cell, passed = _split_dh(xp, dh, mask, t)
             dc_cell, dc_passed = _split_dh(xp, dc, mask, t)
             z = gates[t]

@@ -14,6 +14,7 @@ step's cell, around NumPy's own exp and tanh, is about ten small calls forward a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -66,30 +67,53 @@ def bias_relu(z: Array, bias: Array | None, relu: bool) -> bool:
     return True
 
 
-def lstm_cell_forward(gates: Array, c_prev: Array, c: Array) -> bool:
-    """After `exp` of the scaled gate pre-activations `gates` (4, N, u), in place: sigmoid
-    gates i, f, o and tanh candidate g as `kernels.recurrent._gates_by_exp` makes them, then
-    `c = f * c_prev + i * g`; returns whether it ran."""
-    if _kernels is None or not _plain_float32(gates, c_prev, c):
-        return False
-    if gates.shape != (4, *c_prev.shape) or c.shape != c_prev.shape:
-        return False
-    _kernels.lstm_cell_forward(gates, c_prev, c)
-    return True
+def lstm_forward_steps(gates: Array, cs: Array) -> Callable[[int], None] | None:
+    """The compiled cell for each step t of an LSTM loop, checked once for the whole loop (a
+    check per step cost as much as a tenth of the kernel), or None where it does not apply.
+
+    `gates` (T, 4, N, u) holds, at step t, the exp of the scaled gate pre-activations; `step(t)`
+    turns them into sigmoid gates i, f, o and tanh candidate g as
+    `kernels.recurrent._cell_by_exp` does, then writes `cs[t + 1] = f * cs[t] + i * g`.
+    """
+    if _kernels is None or not _plain_float32(gates, cs):
+        return None
+    steps, four, n, u = gates.shape if gates.ndim == 4 else (0, 0, 0, 0)
+    if four != 4 or cs.shape != (steps + 1, n, u):
+        return None
+    kernel = _kernels.lstm_cell_forward
+
+    def step(t: int) -> None:
+        kernel(gates[t], cs[t], cs[t + 1])
+
+    return step
 
 
-def lstm_cell_backward(
-    dh: Array, dc: Array, gates: Array, tanh_c: Array, c_prev: Array, dxz: Array
-) -> bool:
-    """One step of `kernels.recurrent.lstm_backward` for sigmoid gates and a tanh cell without
-    masks: the gate gradients into `dxz` (N, 4u) and `dc` replaced by the gradient reaching
-    `c_prev`; returns whether it ran."""
-    if _kernels is None or not _plain_float32(dh, dc, gates, tanh_c, c_prev, dxz):
-        return False
-    n, u = dh.shape
-    if not (dc.shape == tanh_c.shape == c_prev.shape == dh.shape):
-        return False
-    if gates.shape != (4, n, u) or dxz.shape != (n, 4 * u):
-        return False
-    _kernels.lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, dxz, n, u)
-    return True
+def lstm_backward_steps(
+    dh: Array, dc: Array, gates: Array, tanh_cs: Array, cs: Array, dxz: Array
+) -> Callable[[int, Array], None] | None:
+    """One backward step of `kernels.recurrent.lstm_backward` (sigmoid gates, tanh cell, no
+    masks) for each t, checked once for the loop, or None where it does not apply.
+
+    `step(t, dh)` writes the gate gradients of step t row-major into `dxz[t]` (N, 4u) and
+    replaces `dc` (N, u) by the gradient reaching `cs[t]`. `dh` must be a fresh float32 (N, u)
+    array each step, as the loop's own GEMM makes it; no two buffers may overlap.
+    """
+    arrays = (dh, dc, gates, tanh_cs, cs, dxz)
+    if _kernels is None or not _plain_float32(*arrays):
+        return None
+    steps, four, n, u = gates.shape if gates.ndim == 4 else (0, 0, 0, 0)
+    shapes_match = (
+        four == 4
+        and dh.shape == dc.shape == (n, u)
+        and tanh_cs.shape == (steps, n, u)
+        and cs.shape == (steps + 1, n, u)
+        and dxz.shape == (steps, n, 4 * u)
+    )
+    if not shapes_match:
+        return None
+    kernel = _kernels.lstm_cell_backward
+
+    def step(t: int, dh: Array) -> None:
+        kernel(dh, dc, gates[t], tanh_cs[t], cs[t], dxz[t], n, u)
+
+    return step
