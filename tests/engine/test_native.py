@@ -169,6 +169,7 @@ def _fake_device(a: Arrays) -> Arrays:
     return {k: fake.asarray(v) for k, v in a.items()}
 
 
+@needs_native  # without the kernels it declines everything, so this could not fail
 @pytest.mark.parametrize("convert", [_float64, _strided, _fake_device], ids=lambda f: f.__name__)
 def test_adam_kernel_steps_aside_for_arrays_it_does_not_handle(
     convert: Callable[[Arrays], Arrays],
