@@ -9,7 +9,8 @@ second gradient are fixed at planning time; a step is then only the layers' fuse
 `forward`/`backward`, the loss and one optimizer update. A cross-entropy on a Dense layer's
 softmax or sigmoid hands that layer the gradient with respect to its logits directly. fit,
 evaluate and predict run with one BLAS thread and split large products over both cores
-themselves (see `engine.fused.gemm` for the measurements behind that).
+themselves (see `engine.fused.gemm` for the measurements behind that); predict with several
+batches instead runs two of them side by side, each on one core.
 
 Determinism: epoch `e`'s shuffle order comes from `default_rng([seed, e])` and its dropout
 randomness from `default_rng([seed, e, 1])`, so a run resumed at epoch k with the saved weights and
@@ -18,6 +19,7 @@ optimizer state continues bit-identically without any saved generator state.
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import threading
@@ -34,7 +36,8 @@ from engine import callbacks as cb
 from engine import rng as _rng
 from engine.activations import Activation
 from engine.backend import backend_of
-from engine.fused.gemm import planned_blas
+from engine.fused import parallel
+from engine.fused.gemm import planned_blas, whole_products
 from engine.fused.workspace import PlannedContext
 from engine.layers.base import Layer
 from engine.layers.dense import Dense
@@ -457,6 +460,7 @@ class Trainer:
         """Re-plan the executors (after a layer adapted and may have new weight arrays)."""
         self.train_exec = Executor(self.model, self.flat, training=True)
         self.test_exec = Executor(self.model, None, training=False)
+        self.side_exec = Executor(self.model, None, training=False)  # predict's second stream
         self.fused = _fuse_output_activations(self.train_exec, self.compiled.losses)
 
     def _losses(
@@ -586,11 +590,14 @@ class ModelState:
     epoch: int = 0
     callback_state: dict[str, Any] = field(default_factory=dict)
     live_callbacks: cb.CallbackList | None = None
+    # predict's executors for a model without a trainer, keyed by the ids of its weight arrays
+    inference: tuple[tuple[int, ...], list[Executor]] | None = None
 
     def invalidate(self) -> None:
         """Forget the plan and per-output choices after the graph changed (compile args stay)."""
         self.compiled = None
         self.trainer = None
+        self.inference = None
 
 
 def _trainer(model: Model) -> Trainer:
@@ -917,23 +924,65 @@ def evaluate(
 
 @planned_blas()
 def predict(model: Model, x: Any, batch_size: int | None = None) -> Any:
-    """The model's outputs for `x` in inference mode, as NumPy arrays."""
+    """The model's outputs for `x` in inference mode, as NumPy arrays.
+
+    With several batches and layers that allow it, two executors run batches side by side,
+    one per core, each product whole: no hand-off inside a batch, and the faster core takes
+    more batches. Each batch is computed the same whichever thread runs it.
+    """
     _ensure_built(model, x)
     xs = _cast_inputs(model, _arrays(x, model.input_names, "x"))
-    state = model._state
-    ex = state.trainer.test_exec if state.trainer is not None else Executor(model, None, False)
     size = batch_size or DEFAULT_BATCH_SIZE
     n = len(xs[0])
+    if not n:
+        empty = [np.empty((0, *_known(t.shape[1:])), dtype=t.dtype) for t in model.outputs]
+        return empty[0] if model._single_output else empty
+    count = math.ceil(n / size)
+    executors = _predict_executors(model, side_by_side=count > 1)
     results: list[np.ndarray] = []
-    for start in range(0, n, size):
+    allocating = threading.Lock()
+
+    def run_batch(ex: Executor, index: int) -> None:
+        start = index * size
         outs, _ = ex.forward([a[start : start + size] for a in xs])
-        if not results:
-            results = [np.empty((n, *o.shape[1:]), dtype=o.dtype) for o in outs]
+        with allocating:
+            if not results:
+                results.extend(np.empty((n, *o.shape[1:]), dtype=o.dtype) for o in outs)
         for r, o in zip(results, outs, strict=True):
             r[start : start + len(o)] = backend_of(o).to_host(o)
-    if not results:
-        results = [np.empty((0, *_known(t.shape[1:])), dtype=t.dtype) for t in model.outputs]
+
+    if len(executors) == 1:
+        for index in range(count):
+            run_batch(executors[0], index)
+    else:
+        parallel.share(count, [functools.partial(_whole_batch, run_batch, ex) for ex in executors])
     return results[0] if model._single_output else results
+
+
+def _whole_batch(run_batch: Callable[[Executor, int], None], ex: Executor, index: int) -> None:
+    with whole_products():
+        run_batch(ex, index)
+
+
+def _predict_executors(model: Model, side_by_side: bool) -> list[Executor]:
+    """One inference executor, or two for batches side by side when every layer allows it.
+
+    They are the trainer's once the model has been fit, else planned once and kept until a
+    weight array is replaced or the graph changes.
+    """
+    state = model._state
+    if state.trainer is not None:
+        pair = [state.trainer.test_exec, state.trainer.side_exec]
+    else:
+        key = tuple(id(w.data) for call in model.graph.calls for w in call.layer.weights)
+        if state.inference is None or state.inference[0] != key:
+            state.inference = (key, [Executor(model, None, False) for _ in range(2)])
+        pair = state.inference[1]
+    side_by_side = side_by_side and all(
+        c.layer.concurrent_inference and all(isinstance(p, np.ndarray) for p in c.params)
+        for c in pair[0].calls
+    )
+    return pair if side_by_side else pair[:1]
 
 
 def _known(shape: Sequence[int | None]) -> tuple[int, ...]:

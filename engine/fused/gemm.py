@@ -50,6 +50,21 @@ def planned_blas() -> Iterator[None]:
         _state.depth = depth
 
 
+@contextlib.contextmanager
+def whole_products() -> Iterator[None]:
+    """Compute every product in the block whole, on this thread.
+
+    For callers that already keep both cores busy with independent work (`parallel.share`):
+    splitting as well would only add hand-offs.
+    """
+    whole = getattr(_state, "whole", False)
+    _state.whole = True
+    try:
+        yield
+    finally:
+        _state.whole = whole
+
+
 def _rows(a: Array, b: Array, out: Array, lo: int, hi: int, epilogue: Epilogue | None) -> None:
     backend_of(out).xp.matmul(a[lo:hi], b, out=out[lo:hi])
     if epilogue is not None:
@@ -70,6 +85,7 @@ def matmul(a: Array, b: Array, out: Array, epilogue: Epilogue | None = None) -> 
         rows < 2
         or 2 * rows * a.shape[1] * b.shape[1] < SPLIT_MIN_FLOPS
         or not getattr(_state, "depth", 0)
+        or getattr(_state, "whole", False)
         or not isinstance(out, np.ndarray)
     ):
         xp.matmul(a, b, out=out)

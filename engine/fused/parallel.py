@@ -57,3 +57,33 @@ def run(tasks: Sequence[Callable[[], object]]) -> None:
     shared.done.wait()
     if shared.error is not None:
         raise shared.error
+
+
+def share(count: int, workers: Sequence[Callable[[int], None]]) -> None:
+    """Run items 0..count-1, each by exactly one worker; each worker takes the next free item.
+
+    Each worker runs as one `run` task, so a worker's own state (a second executor, say) is
+    only ever used by one thread at a time, and the faster core simply takes more items.
+    Which worker runs an item must not change what it computes. After an error, the other
+    workers stop at their next item and the error is raised here.
+    """
+    items = iter(range(count))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def loop(work: Callable[[int], None]) -> Callable[[], None]:
+        def go() -> None:
+            while not failed.is_set():
+                with lock:
+                    item = next(items, None)
+                if item is None:
+                    return
+                try:
+                    work(item)
+                except BaseException:
+                    failed.set()
+                    raise
+
+        return go
+
+    run([loop(work) for work in workers])

@@ -152,6 +152,9 @@ class Layer:
     positional: ClassVar[tuple[str, ...]] = ()
     supports_masking: ClassVar[bool] = False
     multi_input: ClassVar[bool] = False
+    # Two executors may run this layer's inference forward at once, one per thread: true for
+    # built-in layers whose forward keeps no state on the layer (`engine.training.predict`).
+    concurrent_inference: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config = kwargs.pop("config", None)

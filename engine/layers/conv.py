@@ -104,6 +104,8 @@ class Conv3DConfig(ConvConfig):
 class Conv(Layer):
     """Shared rules of the convolution layers; subclasses only name their config."""
 
+    concurrent_inference = True
+
     positional = ("filters", "kernel_size", "strides", "padding")
     config: ConvConfig
 

@@ -33,6 +33,7 @@ class Activation(Layer):
     """`y = activation(x)`, any shape. Example: `Activation("relu")`."""
 
     type_name = "Activation"
+    concurrent_inference = True
     config_class = ActivationLayerConfig
     positional = ("activation",)
     supports_masking = True
@@ -79,6 +80,7 @@ class Dropout(Layer):
     """
 
     type_name = "Dropout"
+    concurrent_inference = True
     config_class = DropoutConfig
     positional = ("rate", "noise_shape", "seed")
     supports_masking = True
@@ -136,6 +138,8 @@ class FlattenConfig(LayerConfig):
 
 class _Movement(Layer):
     """A layer whose forward is a pure reshape/transpose; backward undoes it."""
+
+    concurrent_inference = True
 
     def _move(self, x: Array) -> Array:
         raise NotImplementedError
@@ -276,6 +280,7 @@ class RepeatVector(Layer):
     (None, 3, 32)."""
 
     type_name = "RepeatVector"
+    concurrent_inference = True
     config_class = RepeatVectorConfig
     positional = ("n",)
     config: RepeatVectorConfig

@@ -48,6 +48,7 @@ class DenseConfig(LayerConfig):
 
 @register
 class Dense(Layer):
+    concurrent_inference = True
     type_name = "Dense"
     config_class = DenseConfig
     positional = ("units", "activation")

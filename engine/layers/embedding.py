@@ -79,6 +79,7 @@ class Embedding(Layer):
     """y[..., :] = embeddings[ids[...]]; the ids get no gradient."""
 
     type_name = "Embedding"
+    concurrent_inference = True
     config_class = EmbeddingConfig
     positional = ("input_dim", "output_dim")
     config: EmbeddingConfig

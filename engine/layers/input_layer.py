@@ -29,6 +29,7 @@ class InputLayer(Layer):
     """A model's entry point: it only records the shape and dtype the model expects."""
 
     type_name = "Input"
+    concurrent_inference = True
     display_name = "InputLayer"
     config_class = InputConfig
     positional = ("shape",)

@@ -29,6 +29,7 @@ class Masking(Layer):
     """Zeroes masked timesteps and passes their mask on. No weights."""
 
     type_name = "Masking"
+    concurrent_inference = True
     config_class = MaskingConfig
     positional = ("mask_value",)
     supports_masking = True

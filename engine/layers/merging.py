@@ -135,6 +135,8 @@ ELEMENTWISE: dict[str, ElementwiseOp] = {
 class Merge(Layer):
     """Element-wise merges; the type name picks the op from ELEMENTWISE."""
 
+    concurrent_inference = True
+
     multi_input = True
     supports_masking = True
 
@@ -204,6 +206,7 @@ class Concatenate(Layer):
     """
 
     type_name = "Concatenate"
+    concurrent_inference = True
     config_class = ConcatenateConfig
     positional = ("axis",)
     multi_input = True
@@ -309,6 +312,7 @@ class Dot(Layer):
     """
 
     type_name = "Dot"
+    concurrent_inference = True
     config_class = DotConfig
     positional = ("axes", "normalize")
     multi_input = True

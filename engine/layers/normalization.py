@@ -86,6 +86,8 @@ def _affine_specs(c: _NormConfig, shape: tuple[int, ...]) -> list[WeightSpec]:
 class _Normalizer(Layer):
     """Shared affine part: which of gamma/beta exist and their gradients."""
 
+    concurrent_inference = True
+
     supports_masking = True
     config: Any
 

@@ -60,6 +60,8 @@ def _check_rank(layer: Layer, input_shape: Any, rank: int) -> None:
 class Pool(Layer):
     """Windowed pooling; subclasses name their config and `mode`."""
 
+    concurrent_inference = True
+
     positional = ("pool_size", "strides", "padding")
     mode: ClassVar[Mode] = "max"
     config: PoolConfig
@@ -136,6 +138,8 @@ class GlobalPoolConfig(LayerConfig):
 
 class GlobalPool(Layer):
     """Reduce every spatial axis with max or mean; subclasses name their config and `mode`."""
+
+    concurrent_inference = True
 
     mode: ClassVar[Mode] = "max"
     config: GlobalPoolConfig

@@ -55,6 +55,7 @@ class Normalization(Layer):
     """(N, ..., C) -> same shape, standardized per position of `axis`."""
 
     type_name = "Normalization"
+    concurrent_inference = True
     config_class = NormalizationConfig
     supports_masking = True
     config: NormalizationConfig

@@ -21,6 +21,7 @@ class RescalingConfig(LayerConfig):
 
 @register
 class Rescaling(Layer):
+    concurrent_inference = True
     type_name = "Rescaling"
     config_class = RescalingConfig
     positional = ("scale", "offset")

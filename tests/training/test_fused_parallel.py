@@ -44,3 +44,48 @@ def test_the_caller_runs_all_tasks_while_the_helper_is_busy() -> None:
     parallel.run([lambda: ran_on.append(threading.current_thread().name)] * 2)
     release.set()
     assert ran_on == [threading.current_thread().name] * 2
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 7])
+def test_share_runs_every_item_once_with_one_worker_per_thread(count: int) -> None:
+    runs: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+
+    def worker(k: int, item: int) -> None:
+        with lock:
+            runs.append((item, k, threading.current_thread().name))
+
+    parallel.share(count, [lambda i, k=k: worker(k, i) for k in range(2)])
+    assert sorted(item for item, _, _ in runs) == list(range(count))
+    threads_per_worker = {k: {t for _, w, t in runs if w == k} for k in range(2)}
+    assert all(len(threads) <= 1 for threads in threads_per_worker.values())
+
+
+def test_share_stops_the_other_worker_after_an_error() -> None:
+    done: list[int] = []
+
+    def fail(item: int) -> None:
+        raise ValueError(f"item {item}")
+
+    def slow(item: int) -> None:
+        done.append(item)
+        threading.Event().wait(0.01)
+
+    with pytest.raises(ValueError, match="item"):
+        parallel.share(50, [fail, slow])
+    assert len(done) < 49
+
+
+def test_share_runs_everything_on_the_caller_while_the_helper_is_busy() -> None:
+    release, blocked = threading.Event(), threading.Event()
+
+    def hold_helper() -> None:
+        blocked.set()
+        release.wait(5)
+
+    parallel._POOL.submit(hold_helper)
+    blocked.wait(5)
+    ran_on: set[str] = set()
+    parallel.share(6, [lambda i: ran_on.add(threading.current_thread().name)] * 2)
+    release.set()
+    assert ran_on == {threading.current_thread().name}
