@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import engine.native as native
+
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-helper")
 
 
@@ -52,6 +54,7 @@ def run(tasks: Sequence[Callable[[], object]]) -> None:
             task()
         return
     shared = _Tasks(tasks)
+    native.rest_split_worker()
     _POOL.submit(shared.work)
     shared.work()
     shared.done.wait()

@@ -131,6 +131,12 @@ def _worker() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-gemm")
 
 
+def _submit(job: Callable[..., None], *args: Any) -> Future[None]:
+    """Hand a chunk to the worker; the compiled split's worker stops spinning for it."""
+    native.rest_split_worker()
+    return _worker().submit(job, *args)
+
+
 def _settle(future: Future[None], job: Callable[..., None], *args: Any) -> None:
     """Finish a submitted chunk: run it here if the worker has not started it (a busy worker
     then never makes the loop wait longer than doing the work itself), else wait for it."""
@@ -153,7 +159,7 @@ class Ahead:
             job(*bounds[0])
         self.job = job
         self.pending: dict[int, tuple[Future[None], int]] = {
-            t0: (_worker().submit(job, t0, t1), t1) for t0, t1 in bounds[1:]
+            t0: (_submit(job, t0, t1), t1) for t0, t1 in bounds[1:]
         }
 
     def __call__(self, t: int) -> None:
@@ -174,7 +180,7 @@ class Behind:
         t1 = self.ends.get(t)
         if t1 is not None:
             args = (t, t1, dxz, drz)
-            self.submitted.append((_worker().submit(self.job, *args), args))
+            self.submitted.append((_submit(self.job, *args), args))
 
     def finish(self) -> None:
         """Wait for every chunk, running the ones the worker has not started here (from the last

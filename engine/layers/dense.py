@@ -6,13 +6,11 @@ bias (units,). Parameters: in * units + units. Example: `Dense(16)` on 4 feature
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Literal
 
 from pydantic import PositiveInt
 
-import engine.native as native
 from engine import activations
 from engine.activations import ActivationSpec
 from engine.backend import backend_of
@@ -135,7 +133,7 @@ class Dense(Layer):
         bias = params[1] if self.config.use_bias else None
         epilogue = None
         if bias is not None or kind == "relu":
-            epilogue = functools.partial(_bias_relu, xp, z, bias, kind == "relu")
+            epilogue = gemm.BiasRelu(bias, kind == "relu")
         gemm.matmul(x2, kernel, z, epilogue)
         # other activations see the output's own shape: an `axis` argument refers to it
         z = z.reshape((*inputs.shape[:-1], self.config.units))
@@ -176,14 +174,3 @@ class Dense(Layer):
         dx = ctx.buffer(xp, "dx", x2.shape, dz.dtype)
         gemm.matmul(dz, kernel.T, dx)
         return dx.reshape(x.shape)
-
-
-def _bias_relu(xp: Any, z: Array, bias: Array | None, relu: bool, lo: int, hi: int) -> None:
-    """The forward product's epilogue on rows lo:hi: add the bias, then relu in place."""
-    rows = z[lo:hi]
-    if native.bias_relu(rows, bias, relu):
-        return
-    if bias is not None:
-        rows += bias
-    if relu:
-        xp.maximum(rows, 0, out=rows)

@@ -15,6 +15,7 @@ step's cell, around NumPy's own exp and tanh, is 7 small calls forward and 17 ba
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,12 +27,65 @@ try:
 except ImportError:  # built without a C compiler: the NumPy composites run instead
     _kernels = None
 
+_split: ModuleType | None
+try:
+    from engine.native import _split
+except ImportError:
+    _split = None
+
 Array = Any
 
 
 def available() -> bool:
     """Whether the compiled kernels were built."""
     return _kernels is not None
+
+
+def _numpy_sgemm() -> tuple[str, str] | None:
+    """The library file and ILP64 sgemm symbol of the OpenBLAS that NumPy's wheel bundles."""
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    if blas.get("name") != "scipy-openblas" or "USE64BITINT" not in str(
+        blas.get("openblas configuration", "")
+    ):
+        return None
+    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    found = sorted(libs.glob("libscipy_openblas64_*.so*"))
+    return (str(found[0]), "scipy_cblas_sgemm64_") if len(found) == 1 else None
+
+
+def _bind_split_gemm() -> bool:
+    if _split is None:
+        return False
+    target = _numpy_sgemm()
+    return target is not None and _split.bind(*target)
+
+
+_SPLIT_GEMM = _bind_split_gemm()
+
+
+def split_gemm_available() -> bool:
+    """Whether `split_matmul` can run: built, and NumPy's own OpenBLAS found in the process."""
+    return _SPLIT_GEMM
+
+
+def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool) -> bool:
+    """`out = a @ b` split by rows over this thread and a compiled worker, then `bias` and
+    relu on each piece's rows, bit-identical to NumPy's matmul on each half followed by
+    `bias_relu`; returns whether it ran (plain float32 NumPy matrices NumPy would hand to
+    one sgemm per half, `out` not overlapping an operand)."""
+    if not _SPLIT_GEMM or not (type(a) is type(b) is type(out) is np.ndarray):
+        return False
+    if bias is not None and not (type(bias) is np.ndarray and bias.dtype == np.float32):
+        return False
+    assert _split is not None
+    return _split.matmul(a, b, out, bias, relu)
+
+
+def rest_split_worker() -> None:
+    """Send the compiled split's worker to sleep instead of spinning: Python threads are about
+    to use both cores (`engine.fused.parallel.run`), and a spinning worker would take one."""
+    if _split is not None:
+        _split.rest()
 
 
 def _plain_float32(*arrays: Array) -> bool:
@@ -50,6 +104,18 @@ def adam(
     if not param.shape == grad.shape == m.shape == v.shape:
         return False
     _kernels.adam(param, grad, m, v, c1, c2, eps, alpha)
+    return True
+
+
+def adam_both_cores(
+    param: Array, grad: Array, m: Array, v: Array, c1: float, c2: float, eps: float, alpha: float
+) -> bool:
+    """`adam`, in two halves on this thread and the compiled split's worker; same bits."""
+    if _split is None or not _plain_float32(param, grad, m, v):
+        return False
+    if not param.shape == grad.shape == m.shape == v.shape:
+        return False
+    _split.adam(param, grad, m, v, c1, c2, eps, alpha)
     return True
 
 

@@ -10,41 +10,7 @@
 #include <Python.h>
 #include <math.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
-VECTOR_CLONES
-static void adam_loop(float *p, const float *g, float *m,
-                      float *v, Py_ssize_t n, float c1, float c2, float eps,
-                      float alpha) {
-    for (Py_ssize_t i = 0; i < n; i++) {
-        float mi = m[i] + (g[i] - m[i]) * c1;
-        float vi = v[i] + (g[i] * g[i] - v[i]) * c2;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i] - (mi / (sqrtf(vi) + eps)) * alpha;
-    }
-}
-
-VECTOR_CLONES
-static void bias_relu_loop(float *z, const float *b, Py_ssize_t rows, Py_ssize_t cols, int relu) {
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        float *row = z + r * cols;
-        if (b) {
-            for (Py_ssize_t j = 0; j < cols; j++) row[j] = row[j] + b[j];
-        }
-        if (relu) {
-            /* NumPy's maximum(x, 0): NaN stays NaN, -0.0 becomes +0.0 */
-            for (Py_ssize_t j = 0; j < cols; j++) {
-                float x = row[j];
-                row[j] = (x > 0.0f || x != x) ? x : 0.0f;
-            }
-        }
-    }
-}
+#include "loops.h"
 
 /* After NumPy's exp of the scaled gate pre-activations z (4 gates of n*u: i, f, o, c):
  * sigmoid gates 1 / (1 + e), the candidate 2 / (1 + e) - 1 (tanh), and the new cell state

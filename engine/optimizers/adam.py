@@ -9,7 +9,13 @@ from pydantic import Field
 
 import engine.native as native
 from engine.backend import backend_of
-from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
+from engine.optimizers.base import (
+    PARALLEL_MIN_SIZE,
+    Array,
+    BaseOptimizerConfig,
+    Optimizer,
+    ScheduleConfig,
+)
 
 
 class AdamConfig(BaseOptimizerConfig):
@@ -21,6 +27,11 @@ class AdamConfig(BaseOptimizerConfig):
     beta_2: float = Field(default=0.999, ge=0, lt=1)
     epsilon: float = Field(default=1e-7, gt=0)
     amsgrad: bool = False
+
+
+def adam_rate(lr: float, step: int, beta_1: float, beta_2: float) -> float:
+    """Keras's step size with both bias corrections folded in (see `adam_update`)."""
+    return lr * math.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
 
 
 def adam_update(
@@ -48,7 +59,7 @@ def adam_update(
     The NumPy operations below are the definition; `engine.native.adam` does the same float32
     operations in one pass, bit for bit, where it applies.
     """
-    alpha = lr * math.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
+    alpha = adam_rate(lr, step, beta_1, beta_2)
     if v_max is None and native.adam(param, grad, m, v, 1.0 - beta_1, 1.0 - beta_2, epsilon, alpha):
         return
     xp = backend_of(param).xp
@@ -79,6 +90,30 @@ class Adam(Optimizer):
 
     def slot_names(self) -> tuple[str, ...]:
         return ("m", "v", "v_max") if self.config.amsgrad else ("m", "v")
+
+    def _update_split(
+        self, param: Array, grad: Array, slots: dict[str, Any], scratch: list[Array], lr: float
+    ) -> None:
+        """Large updates without AMSGrad run on both cores in one compiled call (no Python
+        thread hand-off); the others split as every optimizer does."""
+        c = self.config
+        alpha = adam_rate(lr, self.iterations + 1, c.beta_1, c.beta_2)
+        if (
+            param.size >= PARALLEL_MIN_SIZE
+            and "v_max" not in slots
+            and native.adam_both_cores(
+                param,
+                grad,
+                slots["m"],
+                slots["v"],
+                1.0 - c.beta_1,
+                1.0 - c.beta_2,
+                c.epsilon,
+                alpha,
+            )
+        ):
+            return
+        super()._update_split(param, grad, slots, scratch, lr)
 
     def _update(
         self, param: Array, grad: Array, slots: dict[str, Any], scratch: list[Array], lr: float

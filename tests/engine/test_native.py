@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from engine import activations, native
+from engine import activations, native, optimizers
 from engine.backend import get_backend
+from engine.fused import gemm
 from engine.kernels import recurrent as K
-from engine.layers.dense import _bias_relu
 from engine.optimizers.adam import adam_update
 
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
@@ -51,6 +51,15 @@ def _adam(a: Arrays, step: int = 7) -> None:
     )
 
 
+def _adam_optimizer(a: Arrays) -> None:
+    """Three steps of the Adam optimizer on one flat buffer, as the trainer runs it."""
+    opt = optimizers.get({"type": "adam", "learning_rate": 3e-3})
+    opt.build([a["param"]])
+    for _ in range(3):
+        opt.apply([a["param"]], [a["grad"]])
+    a.update(m=opt._slots["m"][0], v=opt._slots["v"][0])
+
+
 def _dense_rows(rows: int, cols: int, seed: int, specials: bool = False) -> Arrays:
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((rows, cols), dtype=np.float32)
@@ -61,7 +70,30 @@ def _dense_rows(rows: int, cols: int, seed: int, specials: bool = False) -> Arra
 
 def _epilogue(bias: bool, relu: bool) -> Callable[[Arrays], None]:
     def run(a: Arrays) -> None:
-        _bias_relu(np, a["z"], a["bias"] if bias else None, relu, 0, len(a["z"]))
+        gemm.BiasRelu(a["bias"] if bias else None, relu)(a["z"], 0, len(a["z"]))
+
+    return run
+
+
+def _product_inputs(m: int, k: int, n: int, layout: str, seed: int) -> Arrays:
+    """Operands as the Dense layer passes them: `a.T` / `b.T` views for "ta" / "tb", and for
+    "wide_out" an output that is a column block of a wider buffer."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if layout == "ta" else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if layout == "tb" else (k, n), dtype=np.float32)
+    a.reshape(-1)[:4] = [np.nan, np.inf, -0.0, 1e-40]
+    out = np.zeros((m, n + 3 if layout == "wide_out" else n), dtype=np.float32)
+    return {"a": a, "b": b, "out": out, "bias": rng.standard_normal(n, dtype=np.float32)}
+
+
+def _product(layout: str, bias: bool, relu: bool) -> Callable[[Arrays], None]:
+    def run(p: Arrays) -> None:
+        a = p["a"].T if layout == "ta" else p["a"]
+        b = p["b"].T if layout == "tb" else p["b"]
+        out = p["out"][:, : b.shape[1]]
+        epilogue = gemm.BiasRelu(p["bias"] if bias else None, relu) if bias or relu else None
+        with gemm.planned_blas():
+            gemm.matmul(a, b, out, epilogue)
 
     return run
 
@@ -113,10 +145,34 @@ KERNEL_CASES = [
     KernelCase("adam_tiny_values", lambda: _adam_inputs(4_099, 1e-20, 4), _adam),
     KernelCase("adam_huge_values", lambda: _adam_inputs(4_099, 1e15, 5), _adam),
     KernelCase("adam_first_step", lambda: _adam_inputs(777, 1.0, 6), lambda a: _adam(a, step=1)),
+    KernelCase(
+        "adam_optimizer_both_cores", lambda: _adam_inputs(300_001, 1e-2, 7), _adam_optimizer
+    ),
     KernelCase("bias_relu", lambda: _dense_rows(128, 512, 0), _epilogue(True, True)),
     KernelCase("bias_relu_specials", lambda: _dense_rows(3, 7, 1, True), _epilogue(True, True)),
     KernelCase("relu_only_specials", lambda: _dense_rows(5, 3, 2, True), _epilogue(False, True)),
     KernelCase("bias_only", lambda: _dense_rows(64, 10, 3, True), _epilogue(True, False)),
+    KernelCase(
+        "split_w2_forward",
+        lambda: _product_inputs(128, 784, 512, "plain", 0),
+        _product("plain", True, True),
+    ),
+    KernelCase(
+        "split_weight_grad", lambda: _product_inputs(784, 128, 512, "ta", 1), _product("ta", 0, 0)
+    ),
+    KernelCase(
+        "split_input_grad", lambda: _product_inputs(128, 256, 512, "tb", 2), _product("tb", 0, 0)
+    ),
+    KernelCase(
+        "split_odd_rows_relu",
+        lambda: _product_inputs(129, 300, 200, "plain", 3),
+        _product("plain", 0, 1),
+    ),
+    KernelCase(
+        "split_strided_out_bias",
+        lambda: _product_inputs(100, 400, 300, "wide_out", 4),
+        _product("wide_out", True, False),
+    ),
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
     KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
@@ -128,6 +184,8 @@ def _run_case(case: KernelCase, compiled: bool, monkeypatch: pytest.MonkeyPatch)
     with monkeypatch.context() as patch:
         if not compiled:
             patch.setattr(native, "_kernels", None)
+            patch.setattr(native, "_SPLIT_GEMM", False)
+            patch.setattr(native, "_split", None)
         case.run(arrays)
     return arrays
 
@@ -176,3 +234,61 @@ def test_adam_kernel_steps_aside_for_arrays_it_does_not_handle(
 ) -> None:
     a = convert(_adam_inputs(16, 1.0, 8))
     assert not native.adam(a["param"], a["grad"], a["m"], a["v"], 0.1, 0.001, 1e-7, 1e-3)
+
+
+needs_split = pytest.mark.skipif(
+    not native.split_gemm_available(), reason="no compiled split or no NumPy-bundled OpenBLAS"
+)
+
+
+@needs_split
+@pytest.mark.parametrize("layout", ["plain", "ta", "tb", "wide_out"])
+def test_split_product_runs_for_the_layouts_dense_passes(layout: str) -> None:
+    p = _product_inputs(64, 32, 16, layout, 9)
+    a = p["a"].T if layout == "ta" else p["a"]
+    b = p["b"].T if layout == "tb" else p["b"]
+    out = p["out"][:, : b.shape[1]]
+    assert native.split_matmul(a, b, out, p["bias"], True)
+    expected = np.empty_like(out)
+    np.matmul(a[:32], b, out=expected[:32])
+    np.matmul(a[32:], b, out=expected[32:])
+    np.testing.assert_array_equal(out, np.maximum(expected + p["bias"], 0))
+
+
+def _declined(p: Arrays) -> bool:
+    return not native.split_matmul(p["a"], p["b"], p["out"], None, False)
+
+
+@needs_split
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        lambda p: _float64(p),
+        lambda p: _fake_device(p),
+        lambda p: {**p, "a": p["a"][:3], "out": p["out"][:3]},  # pieces NumPy would hand to gemv
+        lambda p: {**p, "out": p["a"][:, :16]},  # out overlaps an operand
+        lambda p: {**p, "a": p["a"][:, ::2], "b": p["b"][:16]},  # no unit stride: NumPy copies
+    ],
+    ids=["float64", "fake_device", "three_rows", "overlap", "strided"],
+)
+def test_split_product_steps_aside_where_numpy_would_not_call_one_sgemm_per_half(
+    inputs: Callable[[Arrays], Arrays],
+) -> None:
+    p = _product_inputs(64, 32, 16, "plain", 10)
+    del p["bias"]
+    assert _declined(inputs(p))
+
+
+@needs_native
+def test_adam_on_both_cores_runs_for_a_large_flat_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = native.adam_both_cores
+
+    def counted(*args: object) -> bool:
+        ran = real(*args)  # type: ignore[arg-type]
+        calls.append(ran)
+        return ran
+
+    monkeypatch.setattr(native, "adam_both_cores", counted)
+    _adam_optimizer(_adam_inputs(300_001, 1e-2, 8))
+    assert calls == [True] * 3

@@ -1,0 +1,354 @@
+/* Work split in two pieces over the calling thread and one worker thread, without the GIL:
+ * a float32 product split by output rows (with an optional bias + relu epilogue on each
+ * piece's rows), and Keras's Adam step split in halves.
+ *
+ * Why: splitting in Python costs a thread wake (50-90 us on this 2-vCPU machine) and a GIL
+ * hand-off each time. Here the worker waits for work by spinning, yielding the core to any
+ * other runnable thread, for a short while after each piece before it sleeps, so a piece
+ * starts within microseconds of being posted. `rest()` sends it to sleep at once, for when
+ * Python threads are about to use both cores.
+ *
+ * Each product piece is the very sgemm call NumPy makes for `matmul(a[lo:hi], b, out=out[lo:hi])`
+ * (same function, same arguments; see numpy/_core/src/umath/matmul.c.src), so results are
+ * bit-identical to the NumPy split. The function is NumPy's own bundled OpenBLAS, found with
+ * dlopen(RTLD_NOLOAD) so that the thread count set through threadpoolctl applies. If the
+ * worker has not started a piece by the time the caller finishes its own, the caller takes
+ * it: on a loaded machine no product waits for a descheduled thread.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "loops.h"
+
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+typedef void (*sgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *,
+                           int64_t, const float *, int64_t, float, float *, int64_t);
+
+static sgemm64_fn sgemm;
+
+/* How long the worker keeps looking for the next piece before it sleeps. */
+#define SPIN_NS 1000000L
+
+typedef struct {
+    int trans_a, trans_b;
+    int64_t m, n, k, lda, ldb, ldc;
+    const float *a, *b, *bias;
+    float *c;
+    int relu;
+} Product;
+
+typedef struct {
+    float *param, *m, *v;
+    const float *grad;
+    ptrdiff_t n;
+    float c1, c2, eps, alpha;
+} AdamPart;
+
+typedef struct {
+    enum { PRODUCT, ADAM } kind;
+    union {
+        Product product;
+        AdamPart adam;
+    };
+} Piece;
+
+static void run_product(const Product *p) {
+    sgemm(ROW_MAJOR, p->trans_a, p->trans_b, p->m, p->n, p->k, 1.0f, p->a, p->lda, p->b, p->ldb,
+          0.0f, p->c, p->ldc);
+    if (!p->bias && !p->relu) return;
+    if (p->ldc == p->n) {
+        bias_relu_loop(p->c, p->bias, p->m, p->n, p->relu);
+    } else {
+        for (int64_t r = 0; r < p->m; r++) bias_relu_loop(p->c + r * p->ldc, p->bias, 1, p->n, p->relu);
+    }
+}
+
+static void run_piece(const Piece *piece) {
+    if (piece->kind == PRODUCT) {
+        run_product(&piece->product);
+    } else {
+        const AdamPart *a = &piece->adam;
+        adam_loop(a->param, a->grad, a->m, a->v, a->n, a->c1, a->c2, a->eps, a->alpha);
+    }
+}
+
+static struct {
+    pthread_mutex_t call; /* one split product at a time */
+    pthread_mutex_t sleep_lock;
+    pthread_cond_t wake;
+    atomic_uint posted;   /* generation of the piece on offer */
+    atomic_int claimed;   /* whoever swaps this 0 -> 1 runs the piece */
+    atomic_int finished;  /* set by the worker when its claimed piece is done */
+    atomic_int sleeping;
+    atomic_int rest;      /* sleep now instead of spinning */
+    int started;
+    Piece piece;
+} W = {.call = PTHREAD_MUTEX_INITIALIZER,
+       .sleep_lock = PTHREAD_MUTEX_INITIALIZER,
+       .wake = PTHREAD_COND_INITIALIZER,
+       .claimed = 1,
+       .finished = 1};
+
+static long elapsed_ns(const struct timespec *since) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
+static void relax(unsigned spins) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (spins % 64 == 63) sched_yield();
+}
+
+static unsigned wait_for_post(unsigned seen) {
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned spins = 0;; spins++) {
+        unsigned now = atomic_load(&W.posted);
+        if (now != seen) return now;
+        if (atomic_load(&W.rest)) break;
+        if (spins % 256 == 255 && elapsed_ns(&start) > SPIN_NS) break;
+        relax(spins);
+    }
+    pthread_mutex_lock(&W.sleep_lock);
+    atomic_store(&W.sleeping, 1);
+    unsigned now;
+    while ((now = atomic_load(&W.posted)) == seen) pthread_cond_wait(&W.wake, &W.sleep_lock);
+    atomic_store(&W.sleeping, 0);
+    pthread_mutex_unlock(&W.sleep_lock);
+    return now;
+}
+
+static void *worker(void *unused) {
+    (void)unused;
+    unsigned seen = 0;
+    for (;;) {
+        seen = wait_for_post(seen);
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&W.claimed, &expected, 1)) {
+            Piece piece = W.piece;
+            run_piece(&piece);
+            atomic_store(&W.finished, 1);
+        }
+    }
+    return NULL;
+}
+
+static int start_worker(void) {
+    if (W.started) return 1;
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int ok = pthread_create(&thread, &attr, worker, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    W.started = ok;
+    return ok;
+}
+
+/* Both pieces, the second offered to the worker; called without the GIL. */
+static void split_run(const Piece *mine, const Piece *offered) {
+    if (pthread_mutex_trylock(&W.call) != 0) { /* another thread's product holds the worker */
+        run_piece(mine);
+        run_piece(offered);
+        return;
+    }
+    if (!start_worker()) {
+        pthread_mutex_unlock(&W.call);
+        run_piece(mine);
+        run_piece(offered);
+        return;
+    }
+    W.piece = *offered;
+    atomic_store(&W.rest, 0);
+    atomic_store(&W.finished, 0);
+    atomic_store(&W.claimed, 0);
+    atomic_fetch_add(&W.posted, 1);
+    if (atomic_load(&W.sleeping)) {
+        pthread_mutex_lock(&W.sleep_lock);
+        pthread_cond_signal(&W.wake);
+        pthread_mutex_unlock(&W.sleep_lock);
+    }
+    run_piece(mine);
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&W.claimed, &expected, 1)) {
+        run_piece(offered);
+    } else {
+        for (unsigned spins = 0; !atomic_load(&W.finished); spins++) relax(spins);
+    }
+    pthread_mutex_unlock(&W.call);
+}
+
+/* NumPy's choice of operand layout: no transpose when rows are contiguous, else transpose;
+ * 0 when BLAS cannot take the operand as it is. */
+static int blas_layout(const Py_buffer *v, int64_t rows, int64_t cols, int *trans, int64_t *ld) {
+    Py_ssize_t s0 = v->strides[0], s1 = v->strides[1], f = (Py_ssize_t)sizeof(float);
+    if (s1 == f && s0 % f == 0 && s0 / f >= cols && s0 / f <= INT32_MAX) {
+        *trans = NO_TRANS;
+        *ld = s0 / f;
+        return 1;
+    }
+    if (s0 == f && s1 % f == 0 && s1 / f >= rows && s1 / f <= INT32_MAX) {
+        *trans = TRANS;
+        *ld = s1 / f;
+        return 1;
+    }
+    return 0;
+}
+
+static int float_matrix(const Py_buffer *v) {
+    return v->ndim == 2 && v->itemsize == (Py_ssize_t)sizeof(float) && v->format &&
+           strcmp(v->format, "f") == 0;
+}
+
+static int overlaps(const Py_buffer *x, const Py_buffer *y) {
+    const char *x0 = x->buf, *y0 = y->buf;
+    const char *x1 = x0 + (x->shape[0] - 1) * x->strides[0] + (x->shape[1] - 1) * x->strides[1];
+    const char *y1 = y0 + (y->shape[0] - 1) * y->strides[0] + (y->shape[1] - 1) * y->strides[1];
+    if (x1 < x0) { const char *t = x0; x0 = x1; x1 = t; }
+    if (y1 < y0) { const char *t = y0; y0 = y1; y1 = t; }
+    return x0 <= y1 + sizeof(float) && y0 <= x1 + sizeof(float);
+}
+
+/* The two pieces of out = a @ b (+ bias, relu), split at row m / 2; 0 where NumPy would not
+ * make one sgemm call per piece (or would first copy an operand). */
+static int plan(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, const float *bias,
+                int relu, Piece halves[2]) {
+    if (!float_matrix(a) || !float_matrix(b) || !float_matrix(c)) return 0;
+    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+    if (b->shape[0] != k || c->shape[0] != m || c->shape[1] != n) return 0;
+    if (m < 4 || n < 2 || k < 2 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) return 0;
+    if (overlaps(a, c) || overlaps(b, c)) return 0;
+    int64_t half[2] = {m / 2, m - m / 2}, start[2] = {0, m / 2};
+    int trans_b, trans_c;
+    int64_t ldb, ldc;
+    if (!blas_layout(b, k, n, &trans_b, &ldb)) return 0;
+    if (!blas_layout(c, m, n, &trans_c, &ldc) || trans_c != NO_TRANS) return 0;
+    for (int i = 0; i < 2; i++) {
+        halves[i].kind = PRODUCT;
+        Product *p = &halves[i].product;
+        if (!blas_layout(a, half[i], k, &p->trans_a, &p->lda)) return 0;
+        /* NumPy calls syrk for a @ a.T; never the case for a row piece of a product here */
+        p->trans_b = trans_b;
+        p->ldb = ldb;
+        p->ldc = ldc;
+        p->m = half[i];
+        p->n = n;
+        p->k = k;
+        p->a = (const float *)((const char *)a->buf + start[i] * a->strides[0]);
+        p->b = (const float *)b->buf;
+        p->c = (float *)((char *)c->buf + start[i] * c->strides[0]);
+        p->bias = bias;
+        p->relu = relu;
+    }
+    return 1;
+}
+
+static PyObject *adam(PyObject *self, PyObject *args) {
+    Py_buffer b[4];
+    float c1, c2, eps, alpha;
+    if (!PyArg_ParseTuple(args, "w*y*w*w*ffff", &b[0], &b[1], &b[2], &b[3], &c1, &c2, &eps,
+                          &alpha))
+        return NULL;
+    Py_ssize_t n = b[0].len / (Py_ssize_t)sizeof(float);
+    int ok = 1;
+    for (int k = 0; k < 4; k++) ok = ok && b[k].len == b[0].len;
+    if (!ok || b[0].len % (Py_ssize_t)sizeof(float)) {
+        PyErr_SetString(PyExc_ValueError, "adam: buffers must hold the same number of float32s");
+        ok = 0;
+    } else {
+        Piece halves[2];
+        Py_ssize_t start[2] = {0, n / 2}, size[2] = {n / 2, n - n / 2};
+        for (int i = 0; i < 2; i++) {
+            halves[i].kind = ADAM;
+            halves[i].adam = (AdamPart){(float *)b[0].buf + start[i], (float *)b[2].buf + start[i],
+                                        (float *)b[3].buf + start[i],
+                                        (const float *)b[1].buf + start[i], size[i], c1, c2, eps,
+                                        alpha};
+        }
+        Py_BEGIN_ALLOW_THREADS
+        split_run(&halves[0], &halves[1]);
+        Py_END_ALLOW_THREADS
+    }
+    for (int k = 0; k < 4; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *rest(PyObject *self, PyObject *unused) {
+    atomic_store(&W.rest, 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *bind(PyObject *self, PyObject *args) {
+    const char *path, *symbol;
+    if (!PyArg_ParseTuple(args, "ss", &path, &symbol)) return NULL;
+    void *lib = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    sgemm = lib ? (sgemm64_fn)dlsym(lib, symbol) : NULL;
+    return PyBool_FromLong(sgemm != NULL);
+}
+
+static PyObject *matmul(PyObject *self, PyObject *args) {
+    PyObject *ao, *bo, *co, *bias_o;
+    int relu;
+    if (!PyArg_ParseTuple(args, "OOOOp", &ao, &bo, &co, &bias_o, &relu)) return NULL;
+    if (!sgemm) Py_RETURN_FALSE;
+    Py_buffer a, b, c, bias = {0};
+    int flags = PyBUF_STRIDES | PyBUF_FORMAT;
+    if (PyObject_GetBuffer(ao, &a, flags) < 0) return NULL;
+    if (PyObject_GetBuffer(bo, &b, flags) < 0) {
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(co, &c, flags | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&a);
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    int has_bias = bias_o != Py_None;
+    int ok = !has_bias || PyObject_GetBuffer(bias_o, &bias, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) == 0;
+    Piece halves[2];
+    if (ok && has_bias) {
+        ok = bias.ndim == 1 && bias.format && strcmp(bias.format, "f") == 0 && c.ndim == 2 &&
+             bias.shape[0] == c.shape[1];
+    }
+    int planned = ok && plan(&a, &b, &c, has_bias ? (const float *)bias.buf : NULL, relu, halves);
+    if (planned) {
+        Py_BEGIN_ALLOW_THREADS
+        split_run(&halves[0], &halves[1]);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&c);
+    if (has_bias && bias.obj) PyBuffer_Release(&bias);
+    if (PyErr_Occurred()) return NULL;
+    return PyBool_FromLong(planned);
+}
+
+static PyMethodDef methods[] = {
+    {"bind", bind, METH_VARARGS,
+     "bind(path, symbol): use the ILP64 cblas_sgemm `symbol` of the already loaded library "
+     "at `path`; returns whether it was found."},
+    {"matmul", matmul, METH_VARARGS,
+     "matmul(a, b, out, bias, relu): out = a @ b split over two threads, then bias and relu "
+     "on each piece's rows; returns False, doing nothing, where it does not apply."},
+    {"adam", adam, METH_VARARGS,
+     "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
+     "place on contiguous float32 buffers, in two halves on two threads."},
+    {"rest", rest, METH_NOARGS, "rest(): the worker sleeps now instead of spinning."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_split", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__split(void) { return PyModule_Create(&module); }

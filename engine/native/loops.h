@@ -1,0 +1,45 @@
+/* Element-wise loops shared by the one-thread kernels (_kernels.c) and the two-thread split
+ * (_split.c). Each does the same float32 operations in the same order as its NumPy composite. */
+#ifndef ENGINE_NATIVE_LOOPS_H
+#define ENGINE_NATIVE_LOOPS_H
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+VECTOR_CLONES
+static void adam_loop(float *p, const float *g, float *m,
+                      float *v, ptrdiff_t n, float c1, float c2, float eps,
+                      float alpha) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        float mi = m[i] + (g[i] - m[i]) * c1;
+        float vi = v[i] + (g[i] * g[i] - v[i]) * c2;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] - (mi / (sqrtf(vi) + eps)) * alpha;
+    }
+}
+
+VECTOR_CLONES
+static void bias_relu_loop(float *z, const float *b, ptrdiff_t rows, ptrdiff_t cols, int relu) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        float *row = z + r * cols;
+        if (b) {
+            for (ptrdiff_t j = 0; j < cols; j++) row[j] = row[j] + b[j];
+        }
+        if (relu) {
+            /* NumPy's maximum(x, 0): NaN stays NaN, -0.0 becomes +0.0 */
+            for (ptrdiff_t j = 0; j < cols; j++) {
+                float x = row[j];
+                row[j] = (x > 0.0f || x != x) ? x : 0.0f;
+            }
+        }
+    }
+}
+
+#endif
