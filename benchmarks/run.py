@@ -3,8 +3,11 @@
     python benchmarks/run.py [--quick] [--only W3 ...] [--repeats 3] [--json PATH]
 
 For each workload every contender runs in its own process: one warm-up epoch, then timed epochs
-taken in turn (modelspec, torch with 1 thread, torch with 2 threads, keras, then again), so that
-noise on this shared machine hits all of them alike. Reported: median samples/s, the ratios
+taken in turn (modelspec, torch with 1 thread, torch with 2 threads, keras; each round starts
+one contender later), so that noise on this shared machine hits all of them alike. Each timed
+epoch starts after a pause of SETTLE_S: threads that BLAS libraries and runtimes leave polling
+after their last call (the GEMM reading's, the previous contender's) would otherwise take a
+core from whoever runs next. Reported: median samples/s, the ratios
 modelspec / PyTorch (its faster thread setting) and modelspec / Keras, peak memory of each
 process, and NumPy's float32 GEMM speed, measured before each round of a workload's epochs (its
 median is that workload's BLAS ceiling, so `% GEMM` compares numbers taken minutes apart, not a
@@ -33,6 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.workloads import NAMES, WORKLOADS, Workload  # noqa: E402
+
+# Measured: modelspec's W5 epoch took 0.411 s right after the GEMM reading and 0.368 s after a
+# 0.5 s pause (medians of 6), while OpenBLAS's two threads kept polling.
+SETTLE_S = 0.5
 
 
 @dataclass
@@ -110,9 +117,11 @@ def run_workload(w: Workload, repeats: int, quick: bool, device: str) -> dict[st
         workers.append(worker)
     live = [wk for wk in workers if not wk.error]
     gemm_readings = []
-    for _ in range(repeats):
+    for round_ in range(repeats):
         gemm_readings.append(gemm_gflops())
-        for wk in live:
+        first = round_ % len(live) if live else 0
+        for wk in live[first:] + live[:first]:
+            time.sleep(SETTLE_S)
             wk.times.append(float(wk.ask("run")))
     for wk in live:
         wk.peak_mib = float(wk.ask("quit"))
