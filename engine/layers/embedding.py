@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
+import engine.native as native
 from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
@@ -47,8 +48,11 @@ def scatter_rows(ids: Array, rows: Array, out: Array) -> None:
     With the ids sorted, the k-th occurrences of all ids form a set without repeats, so each
     "level" k is one plain fancy-index add (ufunc.at is slow per row); the occurrences past
     MAX_LEVELS are summed per id with one segmented reduction. The order of additions is
-    fixed, so results repeat bit for bit.
+    fixed, so results repeat bit for bit. `native.scatter_rows` does the same additions in
+    the same order in one compiled pass (W4: 1.7 ms per step for the NumPy passes).
     """
+    if native.scatter_rows(ids, rows, out, MAX_LEVELS):
+        return
     xp = backend_of(rows).xp
     out[...] = 0
     n = ids.size

@@ -133,6 +133,20 @@ def bias_relu(z: Array, bias: Array | None, relu: bool) -> bool:
     return True
 
 
+def scatter_rows(ids: Array, rows: Array, out: Array, levels: int) -> bool:
+    """`engine.layers.embedding.scatter_rows` (out = 0; out[ids[k]] += rows[k]) in one pass,
+    bit for bit; returns whether it ran (integer ids, plain float32 rows (n, d) and out)."""
+    if _kernels is None or not _plain_float32(rows, out):
+        return False
+    if type(ids) is not np.ndarray or ids.dtype.kind not in "iu":
+        return False
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if rows.ndim != 2 or out.ndim != 2 or rows.shape != (ids.size, out.shape[1]):
+        return False
+    _kernels.scatter_rows(ids, rows, out, out.shape[1], levels)
+    return True
+
+
 def lstm_forward_steps(gates: Array, cs: Array) -> Callable[[int], None] | None:
     """The compiled cell for each step t of an LSTM loop, checked once for the whole loop (a
     check per step cost as much as a tenth of the kernel), or None where it does not apply.

@@ -9,6 +9,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "loops.h"
 
@@ -145,6 +147,103 @@ static PyObject *lstm_cell_backward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* NumPy's pairwise float32 sum (its add reduction's inner loop) of rows[idx[i] * d + c] over
+ * i < n: fewer than 8 terms one by one from -0.0; up to 128 in 8 interleaved accumulators
+ * combined as a tree, then the remainder; more split in two at a multiple of 8. */
+static float pairwise_column(const float *rows, const Py_ssize_t *idx, Py_ssize_t n,
+                             Py_ssize_t d, Py_ssize_t c) {
+    if (n < 8) {
+        float res = -0.0f;
+        for (Py_ssize_t i = 0; i < n; i++) res = res + rows[idx[i] * d + c];
+        return res;
+    }
+    if (n <= 128) {
+        float r[8];
+        for (int j = 0; j < 8; j++) r[j] = rows[idx[j] * d + c];
+        Py_ssize_t i = 8;
+        for (; i < n - n % 8; i += 8) {
+            for (int j = 0; j < 8; j++) r[j] = r[j] + rows[idx[i + j] * d + c];
+        }
+        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res = res + rows[idx[i] * d + c];
+        return res;
+    }
+    Py_ssize_t half = n / 2;
+    half -= half % 8;
+    return pairwise_column(rows, idx, half, d, c) +
+           pairwise_column(rows, idx + half, n - half, d, c);
+}
+
+/* out = 0, then out[ids[k]] += rows[k] in the order of engine.layers.embedding.scatter_rows:
+ * per id, its first `levels` occurrences (in k order) added one by one, then the rest summed
+ * as NumPy's add.reduceat sums a segment (its first row plus the pairwise sum of the others)
+ * and added once. order and start are scratch of n and vocab + 1. */
+static int scatter_rows_loop(const int64_t *ids, const float *rows, float *out, Py_ssize_t n,
+                             Py_ssize_t d, Py_ssize_t vocab, int levels, Py_ssize_t *order,
+                             Py_ssize_t *start) {
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (ids[k] < 0 || ids[k] >= vocab) return 0;
+    }
+    memset(out, 0, (size_t)(vocab * d) * sizeof(float));
+    memset(start, 0, (size_t)(vocab + 1) * sizeof(Py_ssize_t));
+    for (Py_ssize_t k = 0; k < n; k++) start[ids[k] + 1]++;
+    for (Py_ssize_t v = 0; v < vocab; v++) start[v + 1] += start[v];
+    for (Py_ssize_t k = 0; k < n; k++) order[start[ids[k]]++] = k;
+    /* start[v] is now the end of v's run; v's run begins at start[v - 1] (0 for v = 0) */
+    for (Py_ssize_t v = 0; v < vocab; v++) {
+        Py_ssize_t lo = v ? start[v - 1] : 0, count = start[v] - lo;
+        if (!count) continue;
+        float *o = out + v * d;
+        Py_ssize_t head = count < levels ? count : levels;
+        for (Py_ssize_t j = 0; j < head; j++) add_row(o, rows + order[lo + j] * d, d);
+        if (count > levels) {
+            const Py_ssize_t *rest = order + lo + levels;
+            for (Py_ssize_t c = 0; c < d; c++) {
+                float tail = rows[rest[0] * d + c] +
+                             pairwise_column(rows, rest + 1, count - levels - 1, d, c);
+                o[c] = o[c] + tail;
+            }
+        }
+    }
+    return 1;
+}
+
+static PyObject *scatter_rows(PyObject *self, PyObject *args) {
+    Py_buffer ids, rows, out;
+    Py_ssize_t d;
+    int levels;
+    if (!PyArg_ParseTuple(args, "y*y*w*ni", &ids, &rows, &out, &d, &levels)) return NULL;
+    Py_ssize_t n = ids.len / (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t vocab = d > 0 ? out.len / (Py_ssize_t)sizeof(float) / d : 0;
+    int ok = d > 0 && levels > 0 && rows.len == n * d * (Py_ssize_t)sizeof(float) &&
+             out.len == vocab * d * (Py_ssize_t)sizeof(float);
+    Py_ssize_t *order = NULL, *start = NULL;
+    if (ok) {
+        order = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+        start = PyMem_RawMalloc((size_t)(vocab + 1) * sizeof(Py_ssize_t));
+        if (!order || !start) {
+            PyErr_NoMemory();
+            ok = 0;
+        }
+    } else {
+        PyErr_SetString(PyExc_ValueError, "scatter_rows: rows (n, d) and out (vocab, d) float32");
+    }
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        ok = scatter_rows_loop((const int64_t *)ids.buf, (const float *)rows.buf, (float *)out.buf,
+                               n, d, vocab, levels, order, start);
+        Py_END_ALLOW_THREADS
+        if (!ok) PyErr_SetString(PyExc_IndexError, "scatter_rows: an id is outside [0, vocab)");
+    }
+    PyMem_RawFree(order);
+    PyMem_RawFree(start);
+    PyBuffer_Release(&ids);
+    PyBuffer_Release(&rows);
+    PyBuffer_Release(&out);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
@@ -157,6 +256,9 @@ static PyMethodDef methods[] = {
     {"lstm_cell_backward", lstm_cell_backward, METH_VARARGS,
      "lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, dxz, n, u): one step of the cell's "
      "backward pass."},
+    {"scatter_rows", scatter_rows, METH_VARARGS,
+     "scatter_rows(ids, rows, out, d, levels): out = 0, then each row added to out[id] in "
+     "Embedding's order (int64 ids, float32 rows of d)."},
     {NULL, NULL, 0, NULL},
 };
 

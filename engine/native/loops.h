@@ -10,6 +10,12 @@
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define VECTOR_CLONES
+/* row += other, element by element: one level of a scatter-add. */
+VECTOR_CLONES
+static void add_row(float *restrict row, const float *restrict other, ptrdiff_t d) {
+    for (ptrdiff_t j = 0; j < d; j++) row[j] = row[j] + other[j];
+}
+
 #endif
 
 VECTOR_CLONES
@@ -40,6 +46,12 @@ static void bias_relu_loop(float *z, const float *b, ptrdiff_t rows, ptrdiff_t c
             }
         }
     }
+}
+
+/* row += other, element by element: one level of a scatter-add. */
+VECTOR_CLONES
+static void add_row(float *restrict row, const float *restrict other, ptrdiff_t d) {
+    for (ptrdiff_t j = 0; j < d; j++) row[j] = row[j] + other[j];
 }
 
 #endif

@@ -18,6 +18,7 @@ from engine import activations, native, optimizers
 from engine.backend import get_backend
 from engine.fused import gemm
 from engine.kernels import recurrent as K
+from engine.layers import embedding
 from engine.optimizers.adam import adam_update
 
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
@@ -98,6 +99,20 @@ def _product(layout: str, bias: bool, relu: bool) -> Callable[[Arrays], None]:
     return run
 
 
+def _scatter_inputs(n: int, vocab: int, seed: int, dtype: type = np.int64) -> Arrays:
+    """Ids with padding-like repeats (id 0 taking the first n // 3 slots) and -0.0 rows."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, vocab, n).astype(dtype)
+    ids[: n // 3] = 0
+    rows = rng.standard_normal((n, 5), dtype=np.float32)
+    rows[ids == min(1, vocab - 1)] = -0.0
+    return {"ids": ids, "rows": rows, "out": np.full((vocab, 5), np.nan, dtype=np.float32)}
+
+
+def _scatter(a: Arrays) -> None:
+    embedding.scatter_rows(a["ids"], a["rows"], a["out"])
+
+
 def _lstm_inputs(steps: int, n: int, u: int, seed: int) -> Arrays:
     rng = np.random.default_rng(seed)
     scale = np.asarray(K._EXP_GATE_SCALE, dtype=np.float32).reshape(1, 4, 1, 1)
@@ -173,6 +188,11 @@ KERNEL_CASES = [
         lambda: _product_inputs(100, 400, 300, "wide_out", 4),
         _product("wide_out", True, False),
     ),
+    KernelCase("scatter_w4_sized", lambda: _scatter_inputs(6400, 10_000, 0), _scatter),
+    KernelCase("scatter_long_runs", lambda: _scatter_inputs(3000, 40, 1), _scatter),
+    KernelCase("scatter_int32_ids", lambda: _scatter_inputs(50, 7, 2, np.int32), _scatter),
+    KernelCase("scatter_one_row", lambda: _scatter_inputs(1, 3, 3), _scatter),
+    KernelCase("scatter_no_rows", lambda: _scatter_inputs(0, 3, 4), _scatter),
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
     KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
@@ -292,3 +312,12 @@ def test_adam_on_both_cores_runs_for_a_large_flat_buffer(monkeypatch: pytest.Mon
     monkeypatch.setattr(native, "adam_both_cores", counted)
     _adam_optimizer(_adam_inputs(300_001, 1e-2, 8))
     assert calls == [True] * 3
+
+
+@needs_native
+def test_scatter_kernel_runs_and_rejects_an_id_out_of_range() -> None:
+    a = _scatter_inputs(20, 4, 5)
+    assert native.scatter_rows(a["ids"], a["rows"], a["out"], embedding.MAX_LEVELS)
+    a["ids"][3] = 4
+    with pytest.raises(IndexError, match="outside"):
+        native.scatter_rows(a["ids"], a["rows"], a["out"], embedding.MAX_LEVELS)
