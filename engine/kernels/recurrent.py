@@ -33,6 +33,7 @@ import numpy as np
 import engine.native as native
 from engine.activations import Activation
 from engine.backend import backend_of
+from engine.kernels.gate_exp import gate_exp, tanh_by_exp
 
 Array = Any
 StepHook = Callable[[int], None]
@@ -293,7 +294,8 @@ def simple_backward(
 # ----- LSTM, gates i, f, o, c: c = f*c_prev + i*act(zc); h = o*act(c) ------------------------
 # With sigmoid gates and a tanh cell input, pre-activations scaled by these factors (exact: a
 # sign and powers of two) let one exp serve all four gates: sigmoid(z) = 1 / (1 + exp(-z)) and
-# tanh(z) = 2 / (1 + exp(-2z)) - 1. np.exp runs at about half np.tanh's cost per element here.
+# tanh(z) = 2 / (1 + exp(-2z)) - 1; the cell output tanh(c) takes the same form. That exp is
+# `gate_exp`, whose operations a compiled step repeats bit for bit.
 _EXP_GATE_SCALE = (-1.0, -1.0, -1.0, -2.0)
 
 
@@ -305,9 +307,10 @@ def lstm_gate_scale(act: GateFn, ract: GateFn) -> tuple[float, ...] | None:
 
 def _cell_by_exp(z: Array, c_prev: Array, c: Array, ig: Array) -> None:
     """Scaled pre-activations (4, N, u) -> sigmoid i, f, o and tanh g in place, then the cell
-    state c = f * c_prev + i * g (`native.lstm_forward_steps` does all but the exp in one pass)."""
+    state c = f * c_prev + i * g (`native.lstm_forward_steps` does this, the recurrent sum
+    before it and the cell output after it in one pass)."""
     xp = backend_of(z).xp
-    xp.exp(z, out=z)
+    gate_exp(z)
     z += 1.0
     xp.reciprocal(z, out=z)
     z[3] *= 2.0
@@ -363,22 +366,22 @@ def lstm_forward(
     pre = xp.empty_like(xz) if (act.needs_pre or ract.needs_pre) else None
     rec = xp.empty((4, n, u), dtype=xz.dtype)
     ig = xp.empty((n, u), dtype=xz.dtype)
-    compiled = native.lstm_forward_steps(xz, cs) if scale is not None else None
+    cell_out = act.apply if scale is None else tanh_by_exp
+    compiled = native.lstm_forward_steps(xz, rec, cs, tcs, hs) if scale is not None else None
     for t in range(steps):
         _call(ready, t)
         z = xz[t]
         xp.matmul(_dropped(hs[t], rec_mask), rk, out=rec)
-        z += rec
-        if pre is not None:
-            pre[t] = z
         c = cs[t + 1]
-        if compiled is None:
-            cell_fn(z, cs[t], c, ig)
-        else:
-            xp.exp(z, out=z)
+        if compiled is not None:
             compiled(t)
-        act.apply(c, tcs[t])
-        xp.multiply(z[2], tcs[t], out=hs[t + 1])
+        else:
+            z += rec
+            if pre is not None:
+                pre[t] = z
+            cell_fn(z, cs[t], c, ig)
+            cell_out(c, tcs[t])
+            xp.multiply(z[2], tcs[t], out=hs[t + 1])
         _masked_state(xp, hs[t + 1], hs[t], mask, t)
         _masked_state(xp, c, cs[t], mask, t)
     return LoopCache(hs, xz, pre, {"cs": cs, "tcs": tcs}, mask, rec_mask)

@@ -147,23 +147,31 @@ def scatter_rows(ids: Array, rows: Array, out: Array, levels: int) -> bool:
     return True
 
 
-def lstm_forward_steps(gates: Array, cs: Array) -> Callable[[int], None] | None:
-    """The compiled cell for each step t of an LSTM loop, checked once for the whole loop (a
+def lstm_forward_steps(
+    gates: Array, rec: Array, cs: Array, tanh_cs: Array, hs: Array
+) -> Callable[[int], None] | None:
+    """The compiled LSTM step for each step t of a loop, checked once for the whole loop (a
     check per step cost as much as a tenth of the kernel), or None where it does not apply.
 
-    `gates` (T, 4, N, u) holds, at step t, the exp of the scaled gate pre-activations; `step(t)`
-    turns them into sigmoid gates i, f, o and tanh candidate g as
-    `kernels.recurrent._cell_by_exp` does, then writes `cs[t + 1] = f * cs[t] + i * g`.
+    `gates` (T, 4, N, u) holds the scaled gate pre-activations and `rec` (4, N, u) step t's
+    recurrent product; `step(t)` does what `kernels.recurrent.lstm_forward`'s composite does
+    after that product: the gates in place, `cs[t + 1]`, `tanh_cs[t]` and `hs[t + 1]`.
     """
-    if _kernels is None or not _plain_float32(gates, cs):
+    if _kernels is None or not _plain_float32(gates, rec, cs, tanh_cs, hs):
         return None
     steps, four, n, u = gates.shape if gates.ndim == 4 else (0, 0, 0, 0)
-    if four != 4 or cs.shape != (steps + 1, n, u):
+    shapes_match = (
+        four == 4
+        and rec.shape == (4, n, u)
+        and cs.shape == hs.shape == (steps + 1, n, u)
+        and tanh_cs.shape == (steps, n, u)
+    )
+    if not shapes_match:
         return None
-    kernel = _kernels.lstm_cell_forward
+    kernel = _kernels.lstm_step_forward
 
     def step(t: int) -> None:
-        kernel(gates[t], cs[t], cs[t + 1])
+        kernel(gates[t], rec, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
 
     return step
 

@@ -14,16 +14,48 @@
 
 #include "loops.h"
 
-/* After NumPy's exp of the scaled gate pre-activations z (4 gates of n*u: i, f, o, c):
- * sigmoid gates 1 / (1 + e), the candidate 2 / (1 + e) - 1 (tanh), and the new cell state
- * c = f * c_prev + i * g. */
+/* engine.kernels.gate_exp.gate_exp on one value: the same float32 operations in the same
+ * order (constants as hex literals, equal to its float32 constants). */
+static inline float gate_exp1(float v) {
+    v = v < -0x1.5d58a0p+6f ? -0x1.5d58a0p+6f : v;
+    v = v > 88.0f ? 88.0f : v;
+    float t = v * 0x1.715476p+0f + 12582912.0f;
+    float k = t - 12582912.0f;
+    float r = v - k * 0x1.630000p-1f;
+    r = r - k * -0x1.bd0106p-13f;
+    float y = 0x1.a0d2cep-13f * r + 0x1.6e879cp-10f;
+    y = y * r + 0x1.111210p-7f;
+    y = y * r + 0x1.555382p-5f;
+    y = y * r + 0x1.555554p-3f;
+    y = y * r + 0.5f;
+    y = y * (r * r);
+    y = y + r;
+    y = y + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - 0x4B400000u + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+/* One LSTM step after the recurrent product, as kernels.recurrent.lstm_forward's composite:
+ * z (4 gates of m = n*u: i, f, o, c, pre-activations scaled by _EXP_GATE_SCALE) += rec; each
+ * gate 1 / (1 + exp(z)), the candidate g = 2 * that - 1 (tanh); c = f * c_prev + i * g;
+ * tc = tanh(c) as 2 / (1 + exp(-2c)) - 1; h = o * tc. exp is gate_exp1. */
 VECTOR_CLONES
-static void lstm_cell_forward_loop(float *z, const float *c_prev, float *c, Py_ssize_t m) {
-    for (Py_ssize_t k = 0; k < 4 * m; k++) z[k] = 1.0f / (z[k] + 1.0f);
-    float *i = z, *f = z + m, *g = z + 3 * m;
+static void lstm_step_forward_loop(float *restrict z, const float *restrict rec,
+                                   const float *restrict c_prev, float *restrict c,
+                                   float *restrict tc, float *restrict h, Py_ssize_t m) {
+    for (Py_ssize_t k = 0; k < 4 * m; k++) z[k] = 1.0f / (gate_exp1(z[k] + rec[k]) + 1.0f);
+    const float *restrict i = z, *restrict f = z + m, *restrict o = z + 2 * m;
+    float *restrict g = z + 3 * m;
     for (Py_ssize_t k = 0; k < m; k++) {
         g[k] = g[k] * 2.0f - 1.0f;
         c[k] = f[k] * c_prev[k] + i[k] * g[k];
+        float e = 1.0f / (gate_exp1(c[k] * -2.0f) + 1.0f);
+        tc[k] = e * 2.0f - 1.0f;
+        h[k] = o[k] * tc[k];
     }
 }
 
@@ -107,19 +139,22 @@ static PyObject *bias_relu(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *lstm_cell_forward(PyObject *self, PyObject *args) {
-    Py_buffer b[3];
-    if (!PyArg_ParseTuple(args, "w*y*w*", &b[0], &b[1], &b[2])) return NULL;
-    Py_ssize_t m = b[1].len / (Py_ssize_t)sizeof(float);
-    int ok = same_length(b + 1, 2) && b[0].len == 4 * b[1].len;
+static PyObject *lstm_step_forward(PyObject *self, PyObject *args) {
+    Py_buffer b[6]; /* gates, rec, c_prev, c, tc, h */
+    if (!PyArg_ParseTuple(args, "w*y*y*w*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]))
+        return NULL;
+    Py_ssize_t m = b[2].len / (Py_ssize_t)sizeof(float);
+    int ok = same_length(b + 2, 4) && b[0].len == 4 * b[2].len && b[1].len == b[0].len;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        lstm_cell_forward_loop((float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf, m);
+        lstm_step_forward_loop((float *)b[0].buf, (const float *)b[1].buf,
+                               (const float *)b[2].buf, (float *)b[3].buf, (float *)b[4].buf,
+                               (float *)b[5].buf, m);
         Py_END_ALLOW_THREADS
     } else if (!PyErr_Occurred()) {
-        PyErr_SetString(PyExc_ValueError, "lstm_cell_forward: gates must hold 4 states");
+        PyErr_SetString(PyExc_ValueError, "lstm_step_forward: gates must hold 4 states");
     }
-    for (int k = 0; k < 3; k++) PyBuffer_Release(&b[k]);
+    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
     if (!ok) return NULL;
     Py_RETURN_NONE;
 }
@@ -251,8 +286,9 @@ static PyMethodDef methods[] = {
     {"bias_relu", bias_relu, METH_VARARGS,
      "bias_relu(z, bias, cols, has_bias, relu): z = relu(z + bias) in place, row by row, on a "
      "contiguous float32 buffer of rows of `cols`."},
-    {"lstm_cell_forward", lstm_cell_forward, METH_VARARGS,
-     "lstm_cell_forward(gates, c_prev, c): the LSTM cell after exp of its scaled gates."},
+    {"lstm_step_forward", lstm_step_forward, METH_VARARGS,
+     "lstm_step_forward(gates, rec, c_prev, c, tanh_c, h): one LSTM step after its recurrent "
+     "product, exp included."},
     {"lstm_cell_backward", lstm_cell_backward, METH_VARARGS,
      "lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, dxz, n, u): one step of the cell's "
      "backward pass."},
