@@ -3,8 +3,8 @@
 `engine/native/_kernels.c` (one-thread kernels) and `_split.c` (products and Adam split over
 this thread and a spinning worker) are built when the package is installed, if a C compiler
 is there; without one the build is skipped and every caller runs its NumPy composite, with
-the same results bit for bit. A kernel applies only to plain, C-contiguous float32 NumPy arrays: CuPy
-arrays, the strict fake device's arrays and every other dtype take the NumPy path.
+the same results bit for bit. A kernel applies only to plain, C-contiguous float32 NumPy
+arrays: CuPy arrays, the strict fake device's arrays and every other dtype take the NumPy path.
 
 Why: an element-wise update written as NumPy operations makes one pass over memory per
 operation and takes the GIL between them. Keras's Adam is 12 such passes; as one pass it runs

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from engine.fused import parallel
+from tests.training.busy_helper import helper_busy
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 5])
@@ -32,17 +33,9 @@ def test_a_task_error_is_raised_on_the_calling_thread() -> None:
 
 
 def test_the_caller_runs_all_tasks_while_the_helper_is_busy() -> None:
-    release, blocked = threading.Event(), threading.Event()
-
-    def hold_helper() -> None:
-        blocked.set()
-        release.wait(5)
-
-    parallel._POOL.submit(hold_helper)
-    blocked.wait(5)
     ran_on: list[str] = []
-    parallel.run([lambda: ran_on.append(threading.current_thread().name)] * 2)
-    release.set()
+    with helper_busy():
+        parallel.run([lambda: ran_on.append(threading.current_thread().name)] * 2)
     assert ran_on == [threading.current_thread().name] * 2
 
 
@@ -77,15 +70,7 @@ def test_share_stops_the_other_worker_after_an_error() -> None:
 
 
 def test_share_runs_everything_on_the_caller_while_the_helper_is_busy() -> None:
-    release, blocked = threading.Event(), threading.Event()
-
-    def hold_helper() -> None:
-        blocked.set()
-        release.wait(5)
-
-    parallel._POOL.submit(hold_helper)
-    blocked.wait(5)
     ran_on: set[str] = set()
-    parallel.share(6, [lambda i: ran_on.add(threading.current_thread().name)] * 2)
-    release.set()
+    with helper_busy():
+        parallel.share(6, [lambda i: ran_on.add(threading.current_thread().name)] * 2)
     assert ran_on == {threading.current_thread().name}

@@ -3,13 +3,12 @@ whole, whichever thread takes a batch, and only for layers that allow it."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 from engine import Input, Model, backend, layers, training
-from engine.fused import gemm, parallel
+from engine.fused import gemm
+from tests.training.busy_helper import helper_busy
 
 
 def _wide_model(outputs: int = 1) -> Model:
@@ -49,18 +48,8 @@ def test_predict_matches_one_executor_running_every_batch_whole() -> None:
 def test_predict_is_the_same_when_the_caller_runs_every_batch() -> None:
     model, x = _wide_model(), _data()
     expected = model.predict(x, batch_size=256)
-    release, blocked = threading.Event(), threading.Event()
-
-    def hold_helper() -> None:
-        blocked.set()
-        release.wait(5)
-
-    parallel._POOL.submit(hold_helper)
-    blocked.wait(5)
-    try:
+    with helper_busy():
         np.testing.assert_array_equal(model.predict(x, batch_size=256), expected)
-    finally:
-        release.set()
 
 
 def test_multi_output_predict_fills_every_output() -> None:
