@@ -143,6 +143,19 @@ static void *worker(void *unused) {
     return NULL;
 }
 
+/* A forked child has no worker thread, and the parent's threads may have held a lock at the
+ * fork: start from a clean state (the next split starts a new worker). */
+static void reset_after_fork(void) {
+    pthread_mutex_init(&W.call, NULL);
+    pthread_mutex_init(&W.sleep_lock, NULL);
+    pthread_cond_init(&W.wake, NULL);
+    atomic_store(&W.sleeping, 0);
+    atomic_store(&W.rest, 0);
+    atomic_store(&W.claimed, 1);
+    atomic_store(&W.finished, 1);
+    W.started = 0;
+}
+
 static int start_worker(void) {
     if (W.started) return 1;
     pthread_t thread;
@@ -351,4 +364,10 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_split", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__split(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__split(void) {
+    if (pthread_atfork(NULL, NULL, reset_after_fork) != 0) {
+        PyErr_SetString(PyExc_OSError, "_split: pthread_atfork failed");
+        return NULL;
+    }
+    return PyModule_Create(&module);
+}

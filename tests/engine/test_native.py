@@ -8,8 +8,10 @@ when no C compiler was there at install time.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -321,3 +323,22 @@ def test_scatter_kernel_runs_and_rejects_an_id_out_of_range() -> None:
     a["ids"][3] = 4
     with pytest.raises(IndexError, match="outside"):
         native.scatter_rows(a["ids"], a["rows"], a["out"], embedding.MAX_LEVELS)
+
+
+def _split_in_child(queue: Any) -> None:
+    p = _product_inputs(64, 32, 16, "plain", 11)
+    queue.put(native.split_matmul(p["a"], p["b"], p["out"], None, False) and p["out"])
+
+
+@needs_split
+def test_a_forked_child_runs_split_products() -> None:
+    p = _product_inputs(64, 32, 16, "plain", 11)
+    assert native.split_matmul(p["a"], p["b"], p["out"], None, False)  # the worker is running
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_split_in_child, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, p["out"])
