@@ -96,14 +96,16 @@ def _plain_float32(*arrays: Array) -> bool:
     )
 
 
+def _adam_arrays(param: Array, grad: Array, m: Array, v: Array) -> bool:
+    return _plain_float32(param, grad, m, v) and param.shape == grad.shape == m.shape == v.shape
+
+
 def adam(
     param: Array, grad: Array, m: Array, v: Array, c1: float, c2: float, eps: float, alpha: float
 ) -> bool:
     """Keras's Adam step in place (see `engine.optimizers.adam.adam_update`), when the arrays
     suit the kernel; returns whether it ran."""
-    if _kernels is None or not _plain_float32(param, grad, m, v):
-        return False
-    if not param.shape == grad.shape == m.shape == v.shape:
+    if _kernels is None or not _adam_arrays(param, grad, m, v):
         return False
     _kernels.adam(param, grad, m, v, c1, c2, eps, alpha)
     return True
@@ -113,9 +115,7 @@ def adam_both_cores(
     param: Array, grad: Array, m: Array, v: Array, c1: float, c2: float, eps: float, alpha: float
 ) -> bool:
     """`adam`, in two halves on this thread and the compiled split's worker; same bits."""
-    if _split is None or not _plain_float32(param, grad, m, v):
-        return False
-    if not param.shape == grad.shape == m.shape == v.shape:
+    if _split is None or not _adam_arrays(param, grad, m, v):
         return False
     _split.adam(param, grad, m, v, c1, c2, eps, alpha)
     return True
