@@ -5,10 +5,10 @@ Measured on the 2-core machine with the other core busy, OpenBLAS's own two thre
 product waits for a descheduled thread several times. Inside `planned_blas()` BLAS runs one
 thread and large products are split by output rows into two halves, run by the compiled
 split's worker (`native.split_matmul`) or else by `parallel.run`: when the other core is busy
-this thread computes both, and when it is free it takes one. The
-split is fixed by the shapes, so results are bit-identical from run to run; it changes the last
-bits against an unsplit product, so it applies to every array in host memory (the strict fake
-device included, which then matches the CPU bit for bit) and never to CuPy's.
+this thread computes both, and when it is free it takes one. The split is fixed by the
+shapes, so results are bit-identical from run to run; it changes the last bits against an
+unsplit product, so it applies to every array in host memory (the strict fake device
+included, which then matches the CPU bit for bit) and never to CuPy's.
 """
 
 from __future__ import annotations
