@@ -77,7 +77,7 @@ def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool)
     one sgemm per half, `out` not overlapping an operand)."""
     if not _SPLIT_GEMM or not (type(a) is type(b) is type(out) is np.ndarray):
         return False
-    if bias is not None and not (type(bias) is np.ndarray and bias.dtype == np.float32):
+    if bias is not None and not _plain_float32(bias):
         return False
     assert _split is not None
     return _split.matmul(a, b, out, bias, relu)

@@ -277,6 +277,13 @@ def test_split_product_runs_for_the_layouts_dense_passes(layout: str) -> None:
     np.testing.assert_array_equal(out, np.maximum(expected + p["bias"], 0))
 
 
+@needs_split
+def test_split_product_steps_aside_for_a_strided_bias() -> None:
+    p = _product_inputs(64, 32, 16, "plain", 12)
+    strided_bias = np.repeat(p["bias"], 2)[::2]
+    assert not native.split_matmul(p["a"], p["b"], p["out"], strided_bias, True)
+
+
 def _declined(p: Arrays) -> bool:
     return not native.split_matmul(p["a"], p["b"], p["out"], None, False)
 
