@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.layers.base import CallContext
+from engine.call_context import CallContext
 
 Array = Any
 

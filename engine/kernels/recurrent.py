@@ -26,12 +26,11 @@ import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 import engine.native as native
-from engine.activations import Activation
 from engine.backend import backend_of
 from engine.kernels.gate_exp import gate_exp, tanh_by_exp
 
@@ -42,6 +41,21 @@ ChunkJob = Callable[[int, int], None]
 GradHook = Callable[[int, Array, Array], None]
 GradChunkJob = Callable[[int, int, Array, Array], None]
 _QUIET_OVERFLOW = np.errstate(over="ignore")
+
+
+class Activation(Protocol):
+    """What a gate needs of an activation (`engine.activations.Activation` fits), so that
+    kernels know no layer-side module."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def args(self) -> dict[str, Any]: ...
+
+    def __call__(self, x: Array) -> Array: ...
+
+    def grad(self, x: Array, y: Array, dy: Array) -> Array: ...
 
 
 class GateFn:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -34,6 +34,7 @@ from engine import regularizers as _regularizers
 from engine import rng as _rng
 from engine.autodiff import GradientTape, record
 from engine.backend import backend_of
+from engine.call_context import CallContext
 from engine.tensor import Tensor, Variable, as_tensor
 
 Shape = tuple[int | None, ...]
@@ -91,16 +92,6 @@ def configured_weight(
         getattr(config, f"{stem}_regularizer", None),
         getattr(config, f"{stem}_constraint", None),
     )
-
-
-@dataclass
-class CallContext:
-    """What a forward/backward pass needs besides arrays."""
-
-    training: bool = False
-    rng: np.random.Generator = field(default_factory=_rng.generator)
-    mask: Any = None
-    need_input_grad: bool = True
 
 
 _name_counts: dict[str, int] = {}
