@@ -1,7 +1,7 @@
 """Sequential, Model and Input: Keras's model API over a graph of layer calls, and its summary text.
 
 A Model is a list of layer calls in an order where each call follows its inputs; every value of
-the graph has a slot number, so the training loop (engine.training) runs it on raw arrays
+the graph has a slot number, so the training loop (engine.train) runs it on raw arrays
 without looking anything up by name. `Sequential` is a Model whose graph is its layer stack.
 """
 
@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from engine import training
 from engine.layers.base import Layer, SymbolicTensor, unique_name
 from engine.layers.input_layer import InputLayer
 from engine.tensor import Tensor, Variable
+from engine.train import compile as _compile
+from engine.train import loops
+from engine.train import state as train_state
 
 
 def Input(  # noqa: N802  (Keras's name for a function that returns a tensor)
@@ -97,7 +99,7 @@ class Model:
         self.output_names: list[str] = []
         self._single_input = True
         self._single_output = True
-        self._state = training.ModelState()
+        self._state = train_state.ModelState()
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ValueError("Model needs both `inputs` and `outputs`")
@@ -228,7 +230,7 @@ class Model:
                 raise ValueError(f"weight {w.name!r} has shape {w.shape}; got {arr.shape}")
             w.assign(arr)
 
-    # ----- training API (engine.training does the work) ----------------------------------
+    # ----- training API (engine.train does the work) ----------------------------------
     def compile(
         self,
         optimizer: Any = "rmsprop",
@@ -237,19 +239,19 @@ class Model:
         loss_weights: Any = None,
     ) -> None:
         """Choose the optimizer, loss(es), metrics and loss weights (strings or objects)."""
-        training.compile_model(self, optimizer, loss, metrics, loss_weights)
+        _compile.compile_model(self, optimizer, loss, metrics, loss_weights)
 
     def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        """Train; returns a History (see engine.training.fit for the arguments)."""
-        return training.fit(self, x, y, **kwargs)
+        """Train; returns a History (see engine.train.loops.fit for the arguments)."""
+        return loops.fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
         """The loss (and metrics) on data: a scalar, a list, or a dict with return_dict=True."""
-        return training.evaluate(self, x, y, **kwargs)
+        return loops.evaluate(self, x, y, **kwargs)
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = 0) -> Any:
         """Outputs as NumPy arrays (a list for several outputs)."""
-        return training.predict(self, x, batch_size=batch_size)
+        return loops.predict(self, x, batch_size=batch_size)
 
     def __call__(self, x: Any, training: bool = False) -> Any:
         """Run the model on concrete data in one batch; Tensors come back."""
@@ -258,10 +260,10 @@ class Model:
 
     def get_training_state(self) -> dict[str, Any]:
         """Epoch, seed, optimizer state, history and callback state: enough to resume exactly."""
-        return training.get_training_state(self)
+        return train_state.get_training_state(self)
 
     def set_training_state(self, state: dict[str, Any]) -> None:
-        training.set_training_state(self, state)
+        train_state.set_training_state(self, state)
 
     # ----- description -------------------------------------------------------------------
     def summary(

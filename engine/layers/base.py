@@ -144,8 +144,17 @@ class Layer:
     supports_masking: ClassVar[bool] = False
     multi_input: ClassVar[bool] = False
     # Two executors may run this layer's inference forward at once, one per thread: true for
-    # built-in layers whose forward keeps no state on the layer (`engine.training.predict`).
+    # built-in layers whose forward keeps no state on the layer (`engine.train.loops.predict`).
     concurrent_inference: ClassVar[bool] = False
+    # Its `backward` takes d loss / d logits when `ctx.preactivation_grad` is set, so a
+    # cross-entropy on its softmax or sigmoid output hands it that (engine.train.trainer).
+    takes_logits_gradient: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass with its own `backward` does not inherit the logits-gradient promise."""
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__ and "takes_logits_gradient" not in cls.__dict__:
+            cls.takes_logits_gradient = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config = kwargs.pop("config", None)

@@ -47,6 +47,7 @@ class DenseConfig(LayerConfig):
 @register
 class Dense(Layer):
     concurrent_inference = True
+    takes_logits_gradient = True
     type_name = "Dense"
     config_class = DenseConfig
     positional = ("units", "activation")

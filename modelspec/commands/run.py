@@ -76,7 +76,7 @@ def _exit_codes() -> list[tuple[type[BaseException], int]]:
 
 _ENGINE_ERRORS = (
     ("engine.saving", "ArtifactError", 2),
-    ("engine.training", "TrainingError", 1),
+    ("engine.train.errors", "TrainingError", 1),
     ("engine.build", "SpecError", 1),
 )
 
@@ -210,7 +210,7 @@ def _build(spec_data: dict[str, Any]) -> Any:
 
 def _fit_arguments(fit: dict[str, Any], run_dir: Path, schema: DataSchema) -> dict[str, Any]:
     """`model.fit` keyword arguments from the spec's `fit` section (callback files in the run)."""
-    from engine.training import FitConfig
+    from engine.train.config import FitConfig
 
     section = dict(fit)
     if section.get("class_weight"):

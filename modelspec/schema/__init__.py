@@ -17,7 +17,7 @@ from engine.layers import registry
 from engine.losses import LossSpec
 from engine.metrics import MetricSpec
 from engine.optimizers import OptimizerSpec
-from engine.training import FitConfig
+from engine.train.config import FitConfig
 
 __all__ = ["layer_config_classes", "spec_model", "json_schema"]
 

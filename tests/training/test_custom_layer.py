@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import engine as en
-from engine import Input, Model, layers, training
+from engine import Input, Model, layers
 from engine.layers.base import clear_session
+from engine.train.prepare import prepare
+from engine.train.trainer import get_trainer
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +68,8 @@ def test_custom_layer_gradients_match_central_differences(shared: bool) -> None:
     model = _model("float64", shared)
     model.compile(optimizer="sgd", loss="mse")
     x, y = _xy(shared)
-    trainer = training._trainer(model)
-    data = training._prepare(model, x, y)
+    trainer = get_trainer(model)
+    data = prepare(model, x, y)
 
     def loss() -> float:
         return trainer.gradients(data.xs, data.ys, data.sw)[0]

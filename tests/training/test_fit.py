@@ -10,11 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import Input, Model, layers, training
+from engine import Input, Model, layers
 from engine.build import build_model
 from engine.callbacks import Callback, TerminateOnNaN
 from engine.layers.base import Array, CallContext, Layer, clear_session
-from engine.training import FitConfig, TrainingError
+from engine.train.config import FitConfig
+from engine.train.errors import TrainingError
+from engine.train.prepare import prepare
+from engine.train.trainer import get_trainer
 
 
 @pytest.fixture(autouse=True)
@@ -159,8 +162,8 @@ def _data(case: GradCase, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def _loss_and_grad(model: Model, x: Any, y: Any) -> tuple[float, np.ndarray]:
-    trainer = training._trainer(model)
-    data = training._prepare(model, x, y)
+    trainer = get_trainer(model)
+    data = prepare(model, x, y)
     total, _, _ = trainer.gradients(data.xs, data.ys, data.sw)
     return total, trainer.flat.grad.copy()
 
@@ -171,7 +174,7 @@ def test_planned_gradients_match_central_differences(case: GradCase) -> None:
     model.compile(optimizer="sgd", loss=case.loss, **case.compile_extra)
     x, y = _data(case)
     _, grad = _loss_and_grad(model, x, y)
-    flat = training._trainer(model).flat.flat
+    flat = get_trainer(model).flat.flat
     assert flat.dtype == np.float64 and grad.size == flat.size
     numeric = np.empty_like(grad)
     eps = 1e-6
@@ -477,7 +480,7 @@ def test_dropout_is_active_in_training_only() -> None:
     model.compile(optimizer="sgd", loss="mse")
     x = np.ones((4, 50), dtype="float32")
     np.testing.assert_array_equal(model.predict(x), x)
-    trainer = training._trainer(model)
+    trainer = get_trainer(model)
     trainer.train_exec.set_rng(np.random.default_rng(0))
     (out,), _ = trainer.train_exec.forward([x])
     assert set(np.unique(out)) == {0.0, 2.0}

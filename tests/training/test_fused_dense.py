@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from engine import Input, Model, backend, layers, losses, native, training
+from engine import Input, Model, backend, layers, losses, native
 from engine.fused import gemm
 from engine.fused.workspace import PlannedContext
 from engine.layers.base import CallContext
+from engine.train.trainer import get_trainer
 
 
 @dataclass(frozen=True)
@@ -236,10 +237,29 @@ def test_trainer_fuses_only_a_dense_activation_the_loss_can_absorb(
     model = _model(activation, **options)
     n_out = len(model.outputs)
     model.compile(optimizer="sgd", loss=[loss, "mse"][:n_out] if n_out > 1 else loss)
-    trainer = training._trainer(model)
+    trainer = get_trainer(model)
     assert trainer.fused[0] is expected
     out_call = next(c for c in trainer.train_exec.calls if c.layer.name == "out")
     assert out_call.ctx.preactivation_grad is expected
+
+
+def test_a_subclass_with_its_own_backward_gets_the_probabilities_gradient() -> None:
+    """The planner asks the layer (`takes_logits_gradient`), not its class; a subclass that
+    replaces `backward` may not honour `preactivation_grad`, so it does not inherit the promise."""
+
+    class OwnBackward(layers.Dense):
+        def backward(self, params: Any, cache: Any, grad: Any, grads: Any, ctx: Any) -> Any:
+            return super().backward(params, cache, grad, grads, ctx)
+
+    class SameBackward(layers.Dense):
+        pass
+
+    assert layers.Dense.takes_logits_gradient and SameBackward.takes_logits_gradient
+    assert not OwnBackward.takes_logits_gradient
+    inp = Input((3,))
+    model = Model(inp, OwnBackward(2, activation="softmax", name="out")(inp))
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    assert get_trainer(model).fused == [False]
 
 
 def test_shuffled_batches_are_gathered_in_the_epoch_permutation() -> None:

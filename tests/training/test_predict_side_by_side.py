@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import Input, Model, backend, layers, training
+from engine import Input, Model, backend, layers
 from engine.fused import gemm
+from engine.train import loops
+from engine.train.executor import Executor
 from tests.training.busy_helper import helper_busy
 
 
@@ -27,7 +29,7 @@ def _data(rows: int = 1000) -> np.ndarray:
 
 
 def _one_executor_whole(model: Model, x: np.ndarray, size: int) -> list[np.ndarray]:
-    ex = training.Executor(model, None, False)
+    ex = Executor(model, None, False)
     parts: list[list[np.ndarray]] = []
     with gemm.planned_blas(), gemm.whole_products():
         for start in range(0, len(x), size):
@@ -39,7 +41,7 @@ def _one_executor_whole(model: Model, x: np.ndarray, size: int) -> list[np.ndarr
 def test_predict_matches_one_executor_running_every_batch_whole() -> None:
     model, x = _wide_model(), _data()
     assert gemm.SPLIT_MIN_FLOPS <= 2 * 256 * 300 * 200  # else whole and split would agree
-    assert len(training._predict_executors(model, side_by_side=True)) == 2
+    assert len(loops._predict_executors(model, side_by_side=True)) == 2
     expected = _one_executor_whole(model, x, 256)[0]
     np.testing.assert_array_equal(model.predict(x, batch_size=256), expected)
     np.testing.assert_array_equal(model.predict(x, batch_size=256), expected)
@@ -85,7 +87,7 @@ def test_the_fake_device_predicts_the_same_bits_as_the_cpu() -> None:
 def test_side_by_side_only_with_several_batches_and_layers_that_allow_it(
     make, batches: int, expected: int
 ) -> None:
-    assert len(training._predict_executors(make(), side_by_side=batches > 1)) == expected
+    assert len(loops._predict_executors(make(), side_by_side=batches > 1)) == expected
 
 
 def test_predict_keeps_its_executors_until_a_weight_array_is_replaced() -> None:
@@ -111,5 +113,5 @@ def test_after_fit_predict_runs_on_the_trainers_executors() -> None:
     got = model.predict(x, batch_size=100)
     trainer = model._state.trainer
     assert trainer is not None
-    assert training._predict_executors(model, True) == [trainer.test_exec, trainer.side_exec]
+    assert loops._predict_executors(model, True) == [trainer.test_exec, trainer.side_exec]
     np.testing.assert_array_equal(got, _one_executor_whole(model, x, 100)[0])

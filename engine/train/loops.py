@@ -1,0 +1,267 @@
+"""Keras's fit, evaluate and predict over a model's planned steps.
+
+fit, evaluate and predict run with one BLAS thread and split large products over both cores
+themselves (see `engine.fused.gemm` for the measurements behind that); predict with several
+batches instead runs two executors side by side, each on one core.
+
+Determinism: epoch `e`'s shuffle order comes from `default_rng([seed, e])` and its dropout
+randomness from `default_rng([seed, e, 1])`, so a run resumed at epoch k with the saved weights
+and optimizer state continues bit-identically without any saved generator state.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine import callbacks as cb
+from engine import rng as _rng
+from engine.backend import backend_of
+from engine.fused import parallel
+from engine.fused.gemm import planned_blas, whole_products
+from engine.train.adapt import adapt_layers
+from engine.train.config import DEFAULT_BATCH_SIZE
+from engine.train.errors import TrainingError
+from engine.train.executor import Executor
+from engine.train.interrupt import StopOnInterrupt
+from engine.train.prepare import Data, as_arrays, cast_inputs, prepare, prepare_validation
+from engine.train.tracker import Tracker
+from engine.train.trainer import Trainer, get_trainer
+
+if TYPE_CHECKING:
+    from engine.models import Model
+
+
+def _batch_hooks(callbacks: cb.CallbackList) -> bool:
+    return any(
+        type(c).on_train_batch_end is not cb.Callback.on_train_batch_end
+        or type(c).on_train_batch_begin is not cb.Callback.on_train_batch_begin
+        for c in callbacks.callbacks
+    )
+
+
+def _model_seed(model: Model) -> int:
+    if model.seed is None:
+        model.seed = int(_rng.generator().integers(2**31 - 1))
+    return model.seed
+
+
+@planned_blas()
+def fit(
+    model: Model,
+    x: Any = None,
+    y: Any = None,
+    batch_size: int | None = None,
+    epochs: int = 1,
+    verbose: int | str = "auto",
+    callbacks: Sequence[cb.Callback] | None = None,
+    validation_split: float = 0.0,
+    validation_data: Any = None,
+    shuffle: bool = True,
+    class_weight: dict[Any, float] | None = None,
+    sample_weight: Any = None,
+    initial_epoch: int = 0,
+) -> cb.History:
+    """Keras's fit on arrays (or maps of arrays by input/output name); returns a History.
+
+    Stops early when a callback sets `model.stop_training`, or after the current step on
+    Ctrl-C (KeyboardInterrupt), keeping the History so far. A NaN or infinite loss raises
+    TrainingError naming the epoch and step (1-based), unless TerminateOnNaN stopped the run.
+    """
+    _ensure_built(model, x)
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
+    data = prepare(model, x, y, sample_weight, class_weight)
+    val: Data | None = None
+    if validation_data is not None:
+        val = prepare_validation(validation_data, model)
+    elif validation_split:
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1); got {validation_split}")
+        split_at = int(math.floor(data.size * (1.0 - validation_split)))
+        if split_at in (0, data.size):
+            raise ValueError(
+                f"validation_split={validation_split} leaves no training or no validation "
+                f"samples out of {data.size}"
+            )
+        val = data.take(slice(split_at, None))
+        data = data.take(slice(None, split_at))
+    adapt_layers(model, data)
+    trainer = get_trainer(model)
+    seed = _model_seed(model)
+    steps = math.ceil(data.size / batch_size)
+    verbose_level = 1 if verbose == "auto" else int(verbose)
+    history = cb.History()
+    callback_list = cb.CallbackList(
+        list(callbacks or []),
+        model=model,
+        history=history,
+        verbose=verbose_level,
+        params={"epochs": epochs, "steps": steps, "verbose": verbose_level},
+    )
+    callback_list.set_state(model._state.callback_state)
+    model._state.live_callbacks = callback_list
+    model.stop_training = False
+    model.history = history
+    tracker = Tracker(trainer.compiled, model.output_names)
+    val_tracker = Tracker(trainer.compiled, model.output_names)
+    batch_hooks = _batch_hooks(callback_list)
+    callback_list.on_train_begin()
+    with StopOnInterrupt() as interrupt:
+        try:
+            for epoch in range(initial_epoch, epochs):
+                callback_list.on_epoch_begin(epoch)
+                order = (
+                    np.random.default_rng([seed, epoch]).permutation(data.size) if shuffle else None
+                )
+                trainer.train_exec.set_rng(np.random.default_rng([seed, epoch, 1]))
+                tracker.reset()
+                for step, (bx, by, bsw) in enumerate(data.batches(batch_size, order)):
+                    if batch_hooks:
+                        callback_list.on_train_batch_begin(step)
+                    loss = trainer.train_step(bx, by, bsw, tracker)
+                    if batch_hooks:
+                        callback_list.on_train_batch_end(step, tracker.logs())
+                    if not math.isfinite(loss):
+                        if model.stop_training:
+                            break
+                        kind = "NaN" if math.isnan(loss) else "infinite"
+                        raise TrainingError(
+                            f"loss became {kind} at epoch {epoch + 1}, step {step + 1}"
+                        )
+                    if interrupt.requested or model.stop_training:
+                        break
+                if interrupt.requested:
+                    break
+                logs = tracker.logs()
+                if val is not None:
+                    logs.update(
+                        (f"val_{k}", v)
+                        for k, v in _run_test(trainer, val, batch_size, val_tracker).items()
+                    )
+                model._state.epoch = epoch + 1
+                callback_list.on_epoch_end(epoch, logs)
+                if model.stop_training:
+                    break
+        except KeyboardInterrupt:
+            history.interrupted = True
+        history.interrupted = history.interrupted or interrupt.requested
+    callback_list.on_train_end()
+    model._state.callback_state = callback_list.get_state()
+    model._state.live_callbacks = None
+    return history
+
+
+def _run_test(trainer: Trainer, data: Data, batch_size: int, tracker: Tracker) -> dict[str, float]:
+    tracker.reset()
+    for bx, by, bsw in data.batches(batch_size):
+        trainer.test_step(bx, by, bsw, tracker)
+    return tracker.logs()
+
+
+@planned_blas()
+def evaluate(
+    model: Model,
+    x: Any = None,
+    y: Any = None,
+    batch_size: int | None = None,
+    verbose: Any = 0,
+    sample_weight: Any = None,
+    return_dict: bool = False,
+) -> Any:
+    """Loss and metrics on data, in inference mode; Keras's return shapes."""
+    _ensure_built(model, x)
+    data = prepare(model, x, y, sample_weight)
+    trainer = get_trainer(model)
+    logs = _run_test(
+        trainer,
+        data,
+        batch_size or DEFAULT_BATCH_SIZE,
+        Tracker(trainer.compiled, model.output_names),
+    )
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+@planned_blas()
+def predict(model: Model, x: Any, batch_size: int | None = None) -> Any:
+    """The model's outputs for `x` in inference mode, as NumPy arrays.
+
+    With several batches and layers that allow it, two executors run batches side by side,
+    one per core, each product whole: no hand-off inside a batch, and the faster core takes
+    more batches. Each batch is computed the same whichever thread runs it.
+    """
+    _ensure_built(model, x)
+    xs = cast_inputs(model, as_arrays(x, model.input_names, "x"))
+    size = batch_size or DEFAULT_BATCH_SIZE
+    n = len(xs[0])
+    if not n:
+        empty = [np.empty((0, *_known(t.shape[1:])), dtype=t.dtype) for t in model.outputs]
+        return empty[0] if model._single_output else empty
+    count = math.ceil(n / size)
+    executors = _predict_executors(model, side_by_side=count > 1)
+    results: list[np.ndarray] = []
+    allocating = threading.Lock()
+
+    def run_batch(ex: Executor, index: int) -> None:
+        start = index * size
+        outs, _ = ex.forward([a[start : start + size] for a in xs])
+        with allocating:
+            if not results:
+                results.extend(np.empty((n, *o.shape[1:]), dtype=o.dtype) for o in outs)
+        for r, o in zip(results, outs, strict=True):
+            r[start : start + len(o)] = backend_of(o).to_host(o)
+
+    if len(executors) == 1:
+        for index in range(count):
+            run_batch(executors[0], index)
+    else:
+        parallel.share(count, [functools.partial(_whole_batch, run_batch, ex) for ex in executors])
+    return results[0] if model._single_output else results
+
+
+def _whole_batch(run_batch: Callable[[Executor, int], None], ex: Executor, index: int) -> None:
+    with whole_products():
+        run_batch(ex, index)
+
+
+def _predict_executors(model: Model, side_by_side: bool) -> list[Executor]:
+    """One inference executor, or two for batches side by side when every layer allows it.
+
+    They are the trainer's once the model has been fit, else planned once and kept until a
+    weight array is replaced or the graph changes.
+    """
+    state = model._state
+    if state.trainer is not None:
+        pair = [state.trainer.test_exec, state.trainer.side_exec]
+    else:
+        key = tuple(id(w.data) for call in model.graph.calls for w in call.layer.weights)
+        if state.inference is None or state.inference[0] != key:
+            state.inference = (key, [Executor(model, None, False) for _ in range(2)])
+        pair = state.inference[1]
+    side_by_side = side_by_side and all(
+        c.layer.concurrent_inference and all(isinstance(p, np.ndarray) for p in c.params)
+        for c in pair[0].calls
+    )
+    return pair if side_by_side else pair[:1]
+
+
+def _known(shape: Sequence[int | None]) -> tuple[int, ...]:
+    return tuple(d or 0 for d in shape)
+
+
+def _ensure_built(model: Model, x: Any) -> None:
+    """A Sequential model without an input shape is built from the first data it sees."""
+    if model.built:
+        return
+    build: Callable[[Any], None] | None = getattr(model, "build", None)
+    if build is None or x is None:
+        model.graph  # noqa: B018  (raises the 'not built' error)
+        return
+    build(np.asarray(as_arrays(x, ["input"], "x")[0]).shape)

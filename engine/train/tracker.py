@@ -1,0 +1,70 @@
+"""Running means of the loss terms and the metrics over an epoch, and the logs they give."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import metrics
+from engine.train.compile import Compiled
+
+Array = Any
+
+
+class Tracker:
+    """Running means of the loss terms (weighted by batch size, as Keras does) and metrics."""
+
+    def __init__(self, compiled: Compiled, names: list[str]) -> None:
+        self.compiled = compiled
+        self.multi = len(names) > 1
+        self.names = names
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.loss = 0.0
+        self.per_output = [0.0] * len(self.names)
+        for group in self.compiled.metrics or []:
+            for m in group:
+                m.reset()
+
+    def add(self, loss: float, per_output: list[float], n: int) -> None:
+        self.count += n
+        self.loss += loss * n
+        for k, v in enumerate(per_output):
+            self.per_output[k] += v * n
+
+    def update_metrics(self, ys: list[Array], outs: list[Array], sw: Array | None) -> None:
+        for group, y, out in zip(self.compiled.metrics or [], ys, outs, strict=True):
+            for m in group:
+                m.update(y, out, sw)
+
+    def logs(self) -> dict[str, float]:
+        n = max(self.count, 1)
+        logs = {"loss": self.loss / n}
+        if self.multi:
+            for name, v in zip(self.names, self.per_output, strict=True):
+                logs[f"{name}_loss"] = v / n
+        for name, group in zip(self.names, self.compiled.metrics or [], strict=True):
+            for m in group:
+                key = f"{name}_{m.name}" if self.multi else m.name
+                logs[key] = float(m.result())
+        return logs
+
+
+def _loss_name(loss: Any) -> str | None:
+    name = getattr(loss, "name", None)
+    return str(name) if name is not None else None
+
+
+def resolve_metrics(compiled: Compiled, ys: list[Array], outs: list[Array]) -> None:
+    compiled.metrics = [
+        [
+            m
+            if not isinstance(m, (str, dict))
+            else metrics.resolve(m, tuple(y.shape), tuple(out.shape), _loss_name(loss))
+            for m in specs
+        ]
+        for specs, y, out, loss in zip(
+            compiled.metric_specs, ys, outs, compiled.losses, strict=True
+        )
+    ]
