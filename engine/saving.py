@@ -578,8 +578,7 @@ class CheckpointCallback(Callback):
     A checkpoint holds the History of the whole run; when fit resumes at epoch k > 0 the
     History of the first k epochs comes from the run's checkpoint, and at the end of training
     `model.history` is made whole again, so a resumed run reports the same History as an
-    uninterrupted one. At the end it also writes `history.csv` and `training_curves.png` into
-    `run_dir` (engine.report). `extras` go to model_artifact (spec, label_maps, ...).
+    uninterrupted one. `extras` go to model_artifact (spec, label_maps, ...).
     """
 
     saves_state = True
@@ -623,12 +622,9 @@ class CheckpointCallback(Callback):
         write_checkpoint(self.run_dir, epoch, artifact, keep=self.keep)
 
     def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
-        """Make a resumed run's History whole, and write the run's CSV and curves picture."""
-        from engine.report import write_run_report
-
+        """Make a resumed run's History whole."""
         whole = self._whole_history(None)
         history = getattr(self.model, "history", None)
         if self.earlier and history is not None and hasattr(history, "history"):
             history.history = whole
             history.epoch = list(range(len(next(iter(whole.values()), []))))
-        write_run_report(self.run_dir, whole)

@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine import report as run_report
 from engine import saving
+from modelspec import history as run_history
+from modelspec.pictures.terminal import braille_chart
 
 SERIES_STYLES = {1: "blue", 2: "dark_orange", 3: "magenta"}
 
@@ -117,7 +118,7 @@ def _chart(name: str, history: Mapping[str, list[float]], width: int) -> Text:
     for index, label in enumerate(series):
         text.append(f"━ {label}  ", style=SERIES_STYLES[1 << index])
     text.append("\n")
-    rows = run_report.braille_chart(series, width=width)
+    rows = braille_chart(series, width=width)
     for r, row in enumerate(rows):
         edge = (
             f"{hi:>10.4g} ┤"
@@ -139,18 +140,29 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a model.msz file).")],
     width: Annotated[int, typer.Option(help="Chart width in characters.", min=10)] = 60,
 ) -> None:
-    """Print a run's summary, final metrics and training curves, and what the curves show."""
+    """Print a run's summary, final metrics, curves and diagnosis; refresh its curves PNG."""
     console, err = Console(), Console(stderr=True)
     with _user_errors(err):
         source, artifact = _load_run(run_dir)
     console.print(_summary(source, run_dir, artifact))
     console.print(_final_metrics(artifact))
     history = artifact.history
-    for name in run_report.metric_names(history):
+    for name in run_history.metric_names(history):
         console.print(_chart(name, history, width))
-    diagnosis = run_report.diagnose(history)
+    diagnosis = run_history.diagnose(history)
     style = "green" if diagnosis.kind == "none" else "yellow"
     console.print(Text(f"Curves: {diagnosis.message}", style=style))
+    _refresh_files(console, run_dir, history)
+
+
+def _refresh_files(console: Console, run_dir: Path, history: Mapping[str, list[float]]) -> None:
+    """Rewrite the run folder's CSV and curves PNG from the artifact's History."""
+    from modelspec.run_report import write_run_report
+
+    folder = run_dir if run_dir.is_dir() else run_dir.parent
+    written = write_run_report(folder, history)
+    message = f"note: {written.note}" if written.note else f"Wrote {written.png}"
+    console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -408,8 +408,19 @@ def train(
             results = _train(console, model, run, signature, fit, run_dir, verbose)
             _save(model, run_dir, run, results)
             _write_spec(data, spec.parent, run_dir)
+            _write_report(console, model, run_dir)
     console.print(metrics_table(results))
     console.print(f"Saved the run to {run_dir}", highlight=False)
+
+
+def _write_report(console: Console, model: Any, run_dir: Path) -> None:
+    """The run's `history.csv` and curves PNG; without matplotlib, say once why there is no PNG."""
+    from modelspec.run_report import write_run_report
+
+    history = getattr(getattr(model, "history", None), "history", None) or {}
+    written = write_run_report(run_dir, history)
+    if written.note:
+        console.print(f"note: {written.note}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _resume(model: Any, run_dir: Path) -> int:

@@ -24,7 +24,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def test_training_leaves_csv_and_png(trained: Path) -> None:
+def test_report_writes_the_csv_and_png(trained: Path) -> None:
+    result = runner.invoke(app, ["report", str(trained)])
+    assert result.exit_code == 0, result.output
     assert (trained / "history.csv").read_text().startswith("epoch,")
     assert (trained / "training_curves.png").read_bytes().startswith(b"\x89PNG")
 

@@ -1,17 +1,18 @@
-"""The run report: History CSV, the built-in PNG writer, the text chart and the diagnosis."""
+"""The run report: History CSV, the matplotlib curves, the text chart and the diagnosis."""
 
 from __future__ import annotations
 
 import csv
 import io
-import struct
-import zlib
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engine import report
+from modelspec import history as report
+from modelspec import run_report
+from modelspec.pictures import curves, terminal
 
 EPOCHS = 12
 FALLING = [1.0 / (i + 1) for i in range(EPOCHS)]
@@ -66,66 +67,103 @@ def test_metric_names_put_loss_first(history: dict[str, list[float]], expected: 
     assert report.metric_names(history) == expected
 
 
-def _decode_png(data: bytes) -> np.ndarray:
-    """A minimal PNG reader for what png_bytes writes (8-bit RGB, filter 0)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    at, idat, size = 8, b"", (0, 0)
-    while at < len(data):
-        (length,) = struct.unpack(">I", data[at : at + 4])
-        tag, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
-        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
-        assert crc == zlib.crc32(tag + body)
-        if tag == b"IHDR":
-            size = struct.unpack(">II", body[:8])
-        elif tag == b"IDAT":
-            idat += body
-        at += 12 + length
-    width, height = size
-    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + 3 * width)
-    assert (raw[:, 0] == 0).all()
-    return raw[:, 1:].reshape(height, width, 3)
+def _read_png(path: Path) -> np.ndarray:
+    """The picture as uint8 RGB, read by matplotlib's own PNG reader."""
+    image = pytest.importorskip("matplotlib.image")
+    return (image.imread(str(path))[..., :3] * 255).round().astype(np.uint8)
 
 
-def _has_color(pixels: np.ndarray, color: tuple[int, int, int]) -> bool:
-    return bool((pixels == np.array(color, np.uint8)).all(axis=-1).any())
+def _has_color(pixels: np.ndarray, hex_color: str) -> bool:
+    rgb = np.array([int(hex_color[i : i + 2], 16) for i in (1, 3, 5)], np.int16)
+    return bool((np.abs(pixels.astype(np.int16) - rgb).max(axis=-1) <= 2).any())
+
+
+def _panel_px() -> tuple[int, int]:
+    return round(curves.PANEL_SIZE[1] * curves.DPI), round(curves.PANEL_SIZE[0] * curves.DPI)
 
 
 def test_png_has_a_panel_per_metric_and_both_curves(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
     history = {"loss": FALLING, "val_loss": OVERFIT_VAL, "accuracy": FALLING[::-1]}
-    csv_path, png_path = report.write_run_report(tmp_path, history)
-    pixels = _decode_png(png_path.read_bytes())
-    assert pixels.shape == (2 * 220, 640, 3)
-    top, bottom = pixels[:220], pixels[220:]
-    assert _has_color(top, report.TRAIN_COLOR) and _has_color(top, report.VAL_COLOR)
-    assert _has_color(bottom, report.TRAIN_COLOR)
-    assert csv_path.read_text().startswith("epoch,loss,val_loss,accuracy\n")
+    written = run_report.write_run_report(tmp_path, history)
+    assert written.png is not None and written.note is None
+    pixels = _read_png(written.png)
+    height, width = _panel_px()
+    assert pixels.shape == (height, 2 * width, 3)
+    left, right = pixels[:, :width], pixels[:, width:]
+    assert _has_color(left, curves.TRAIN_STYLE["color"])
+    assert _has_color(left, curves.VAL_STYLE["color"])
+    assert _has_color(right, curves.TRAIN_STYLE["color"])
+    assert not _has_color(right, curves.VAL_STYLE["color"])
+    assert written.csv.read_text().startswith("epoch,loss,val_loss,accuracy\n")
 
 
-def test_png_is_readable_by_matplotlib(tmp_path: Path) -> None:
-    image = pytest.importorskip("matplotlib.image")
-    _, png_path = report.write_run_report(tmp_path, {"loss": FALLING, "val_loss": FALLING})
-    ours = _decode_png(png_path.read_bytes())
-    theirs = image.imread(str(png_path))
-    np.testing.assert_array_equal((theirs[..., :3] * 255).round().astype(np.uint8), ours)
+def test_multi_output_runs_get_a_row_of_panels_per_output() -> None:
+    history = {
+        "loss": FALLING,
+        "digit_loss": FALLING,
+        "digit_accuracy": FALLING,
+        "parity_loss": FALLING,
+        "val_parity_loss": FALLING,
+    }
+    assert report.panel_groups(history) == [
+        ("model", ["loss"]),
+        ("digit", ["digit_loss", "digit_accuracy"]),
+        ("parity", ["parity_loss"]),
+    ]
+
+
+def test_multi_output_png_is_a_grid(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    history = {"loss": FALLING, "a_loss": FALLING, "a_mae": FALLING, "b_loss": FALLING}
+    written = run_report.write_run_report(tmp_path, history)
+    assert written.png is not None
+    height, width = _panel_px()
+    assert _read_png(written.png).shape == (3 * height, 2 * width, 3)
+
+
+@pytest.mark.parametrize(
+    ("history", "best"),
+    [
+        ({"loss": FALLING, "val_loss": OVERFIT_VAL}, int(np.argmin(OVERFIT_VAL)) + 1),
+        ({"loss": [3.0, float("nan"), 1.0, 2.0]}, 3),
+        ({"loss": [float("nan")]}, None),
+        ({}, None),
+    ],
+)
+def test_best_epoch_is_the_lowest_validation_loss(
+    history: dict[str, list[float]], best: int | None
+) -> None:
+    assert report.best_epoch(history) == best
 
 
 def test_png_is_deterministic_and_survives_odd_values() -> None:
+    pytest.importorskip("matplotlib")
     history = {"loss": [float("nan"), 1.0, float("inf"), 0.5], "val_loss": [2.0]}
-    assert report.png_bytes(report.curves_image(history)) == report.png_bytes(
-        report.curves_image(history)
-    )
-    report.curves_image({"loss": [3.0, 3.0, 3.0]})
-    report.curves_image({})
+    assert curves.curves_png(history) == curves.curves_png(history)
+    assert curves.curves_png({"loss": [3.0, 3.0, 3.0]}).startswith(b"\x89PNG")
+    assert curves.curves_png({}).startswith(b"\x89PNG")
+
+
+def test_without_matplotlib_the_csv_is_written_and_the_note_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    written = run_report.write_run_report(tmp_path, {"loss": FALLING})
+    assert written.png is None and written.csv.is_file()
+    assert written.note is not None
+    assert "matplotlib" in written.note and "modelspec[plots]" in written.note
+    assert not (tmp_path / run_report.CURVES_PNG).exists()
 
 
 def test_braille_chart_marks_each_series() -> None:
-    chart = report.braille_chart({"train": [1.0, 0.0], "val": [0.0, 1.0]}, width=10, height=4)
+    chart = terminal.braille_chart({"train": [1.0, 0.0], "val": [0.0, 1.0]}, width=10, height=4)
     assert len(chart) == 4 and all(len(row) == 10 for row in chart)
     assert chart[-1][0][1] & 2 and chart[0][-1][1] & 2 and chart[-1][-1][1] & 1
     assert all(0x2800 <= ord(c) <= 0x28FF for row in chart for c, _ in row)
 
 
 def test_braille_chart_skips_non_finite_values() -> None:
-    chart = report.braille_chart({"train": [1.0, float("nan"), float("inf"), 0.0]}, width=8)
+    chart = terminal.braille_chart({"train": [1.0, float("nan"), float("inf"), 0.0]}, width=8)
     marked = [c for row in chart for c, mask in row if mask]
     assert marked and all(0x2800 <= ord(c) <= 0x28FF for c in marked)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +87,22 @@ def test_train_writes_the_run_folder_and_prints_metrics(project: Path) -> None:
     run_dir = Path("runs/tiny")
     assert (run_dir / "model.msz").is_file()
     assert (run_dir / "spec.yaml").is_file()
+    assert (run_dir / "history.csv").read_text().startswith("epoch,")
+    assert (run_dir / "training_curves.png").read_bytes().startswith(b"\x89PNG")
     assert "Epoch 2/2" in out and "Epoch 3/2" not in out
     assert "Final metrics" in out and "accuracy" in out and "test" in out
     assert "Total params: 22" in out
+
+
+def test_train_without_matplotlib_says_once_why_there_is_no_png(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, out, err = run("train", str(project / "specs" / "tiny.yaml"))
+    assert code == 0, err
+    assert out.count("no training_curves.png written") == 1 and "modelspec[plots]" in out
+    assert (Path("runs/tiny") / "history.csv").is_file()
+    assert not (Path("runs/tiny") / "training_curves.png").exists()
 
 
 def test_set_overrides_keys_and_out_picks_the_folder(project: Path) -> None:

@@ -1,0 +1,1 @@
+"""Pictures of models and runs: training curves, architecture diagrams, the HTML report."""
