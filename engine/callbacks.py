@@ -1,5 +1,6 @@
 """Keras's training callbacks (History, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
-CSVLogger, TerminateOnNaN), their spec configs, and the plain-text progress printer of verbose 1/2.
+CSVLogger, TerminateOnNaN), their spec configs (TensorBoard's too: its callback lives in
+engine/tensorboard.py), and the plain-text progress printer of verbose 1/2.
 """
 
 from __future__ import annotations
@@ -468,11 +469,14 @@ class _CallbackConfig(BaseModel):
 
     def build(self, run_dir: str | Path | None = None) -> Callback:
         """The callback; relative file paths are taken inside `run_dir` when one is given."""
+        return self.callback_class(**self.arguments(run_dir))
+
+    def arguments(self, run_dir: str | Path | None) -> dict[str, Any]:
         args = self.model_dump(exclude={"type"})
-        for key in ("filepath", "filename"):
+        for key in ("filepath", "filename", "log_dir"):
             if key in args and run_dir is not None and not Path(args[key]).is_absolute():
                 args[key] = str(Path(run_dir) / args[key])
-        return self.callback_class(**args)
+        return args
 
 
 class EarlyStoppingConfig(_CallbackConfig):
@@ -524,11 +528,26 @@ class TerminateOnNaNConfig(_CallbackConfig):
     type: Literal["TerminateOnNaN"]
 
 
+class TensorBoardConfig(_CallbackConfig):
+    type: Literal["TensorBoard"]
+    log_dir: str = "logs"
+    histogram_freq: NonNegativeInt = 0
+    write_graph: bool = True
+    update_freq: Literal["epoch", "batch"] | Annotated[int, Field(ge=1)] = "epoch"
+
+    def build(self, run_dir: str | Path | None = None) -> Callback:
+        """The callback; engine.tensorboard (and tensorboardX) load only when one is asked for."""
+        from engine.tensorboard import TensorBoard
+
+        return TensorBoard(**self.arguments(run_dir))
+
+
 CallbackConfig = Annotated[
     EarlyStoppingConfig
     | ModelCheckpointConfig
     | ReduceLROnPlateauConfig
     | CSVLoggerConfig
-    | TerminateOnNaNConfig,
+    | TerminateOnNaNConfig
+    | TensorBoardConfig,
     Field(discriminator="type"),
 ]

@@ -78,6 +78,7 @@ _ENGINE_ERRORS = (
     ("engine.saving", "ArtifactError", 2),
     ("engine.train.errors", "TrainingError", 1),
     ("engine.build", "SpecError", 1),
+    ("engine.tensorboard", "WriterUnavailableError", 1),
 )
 
 

@@ -1,0 +1,125 @@
+"""Keras's TensorBoard callback: event files that `tensorboard --logdir` reads, via tensorboardX.
+
+Like Keras, training scalars go to `<log_dir>/train` and validation scalars (the `val_` prefix
+dropped) to `<log_dir>/validation`, as `epoch_<name>` per epoch and `batch_<name>` every
+`update_freq` batches. Weight histograms every `histogram_freq` epochs, the layer graph (one
+node per layer call) and the model's spec as text go to the train writer. tensorboardX is an
+optional extra, imported when training starts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from engine.callbacks import Callback, Logs
+
+UpdateFreq = Literal["epoch", "batch"] | int
+
+
+class WriterUnavailableError(ImportError):
+    """tensorboardX is not installed; the message names the extra that brings it."""
+
+
+def _writer_class() -> Any:
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise WriterUnavailableError(
+            "the TensorBoard callback needs tensorboardX, which is not installed: "
+            "pip install 'modelspec[tensorboard]'"
+        ) from None
+    return SummaryWriter
+
+
+class TensorBoard(Callback):
+    """Log scalars, weight histograms, the graph and the spec for TensorBoard (Keras's arguments).
+
+    `update_freq="batch"` logs every batch, an integer N every N batches, "epoch" only per epoch.
+    Example: `model.fit(x, y, callbacks=[TensorBoard("logs", histogram_freq=1)])`.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | Path = "logs",
+        histogram_freq: int = 0,
+        write_graph: bool = True,
+        update_freq: UpdateFreq = "epoch",
+    ) -> None:
+        if histogram_freq < 0:
+            raise ValueError(f"histogram_freq must be >= 0; got {histogram_freq}")
+        if isinstance(update_freq, int) and update_freq < 1:
+            raise ValueError(f"update_freq must be 'epoch', 'batch' or >= 1; got {update_freq}")
+        _writer_class()  # fail before training, not after the first epoch
+        self.log_dir = Path(log_dir)
+        self.histogram_freq = histogram_freq
+        self.write_graph = write_graph
+        self.update_freq: UpdateFreq = 1 if update_freq == "batch" else update_freq
+        self._writers: dict[str, Any] = {}
+        self._step = 0
+
+    def _writer(self, run: str) -> Any:
+        if run not in self._writers:
+            self._writers[run] = _writer_class()(logdir=str(self.log_dir / run))
+        return self._writers[run]
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        writer = self._writer("train")
+        self._step = 0
+        writer.add_text("spec", _spec_markdown(self.model), 0)
+        if self.write_graph:
+            writer._get_file_writer().add_onnx_graph(_graph_def(self.model))
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        self._step = max(self._step, epoch * int(self.params.get("steps") or 0))
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._step += 1
+        if isinstance(self.update_freq, int) and self._step % self.update_freq == 0:
+            writer = self._writer("train")
+            for name, value in (logs or {}).items():
+                writer.add_scalar(f"batch_{name}", float(value), self._step)
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        for name, value in (logs or {}).items():
+            run, base = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
+            self._writer(run).add_scalar(f"epoch_{base}", float(value), epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            writer = self._writer("train")
+            for weight in self.model.weights:
+                values = np.asarray(weight.numpy(), dtype=np.float64)
+                writer.add_histogram(weight.name, values, epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def _spec_markdown(model: Any) -> str:
+    """The model's spec mapping as a fenced JSON block (TensorBoard renders text as Markdown)."""
+    return "```json\n" + json.dumps({"model": model.get_config()}, indent=2) + "\n```"
+
+
+def _graph_def(model: Any) -> Any:
+    """The layer graph as a GraphDef: a node per input and per layer call, named by layer."""
+    from tensorboardX.proto.graph_pb2 import GraphDef
+    from tensorboardX.proto.node_def_pb2 import NodeDef
+
+    graph = model.graph
+    producer = dict(zip(graph.input_slots, model.input_names, strict=True))
+    nodes = [NodeDef(name=name, op="InputLayer") for name in model.input_names]
+    calls_of: dict[str, int] = {}
+    for call in graph.calls:
+        name = call.layer.name
+        calls_of[name] = calls_of.get(name, 0) + 1
+        node_name = name if calls_of[name] == 1 else f"{name}_call{calls_of[name]}"
+        inputs = [producer[slot] for slot in call.inputs]
+        nodes.append(NodeDef(name=node_name, op=type(call.layer).__name__, input=inputs))
+        producer[call.output] = node_name
+    return GraphDef(node=nodes)
