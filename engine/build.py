@@ -22,6 +22,8 @@ from engine.layers import registry
 from engine.layers.base import Layer, SymbolicTensor
 from engine.models import Input, Model, Sequential
 
+CustomObjects = Mapping[str, type[Layer]]
+
 
 class SpecError(ValueError):
     """The spec cannot be built; the message lists every problem, one per line."""
@@ -50,12 +52,16 @@ def _load(spec: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _make_layer(config: dict[str, Any], name: str, dtype: str, where: str) -> Layer:
-    type_name = config.get("type")
+def _make_layer(
+    config: dict[str, Any], name: str, dtype: str, where: str, custom: CustomObjects
+) -> Layer:
+    type_name = str(config.get("type"))
     try:
-        cls = registry.get(str(type_name))
+        cls = custom[type_name] if type_name in custom else registry.get(type_name)
     except KeyError as exc:
-        raise SpecError([f"{where}: {exc.args[0]}"]) from None
+        raise SpecError(
+            [f"{where}: {exc.args[0]} (a custom layer class is passed as custom_objects)"]
+        ) from None
     entry = {**config, "name": name}
     if "dtype" in cls.config_class.model_fields:
         entry.setdefault("dtype", dtype)
@@ -74,15 +80,20 @@ def _call(layer: Layer, inputs: list[SymbolicTensor], rng: np.random.Generator, 
     shapes = [t.shape for t in inputs]
     shape: Any = shapes if layer.multi_input else shapes[0]
     try:
-        if not layer.built:
-            layer.build(shape, rng=rng)
+        layer.ensure_built(shape, rng)
         return layer(inputs if layer.multi_input else inputs[0])
     except ValueError as exc:
         raise SpecError([f"{where}: {exc}"]) from None
 
 
-def build_model(model_spec: Any, seed: int | None = None, dtype: str = "float32") -> Model:
-    """The Model of a spec's `model` section (not compiled)."""
+def build_model(
+    model_spec: Any,
+    seed: int | None = None,
+    dtype: str = "float32",
+    custom_objects: CustomObjects | None = None,
+) -> Model:
+    """The Model of a spec's `model` section (not compiled); `custom_objects` maps the type
+    names of custom layers to their classes, as Keras's load_model takes them."""
     graph, problems = spec_graph.resolve(model_spec)
     errors = [f"{_where(p.path)}: {p.message}" for p in problems if p.code.startswith("E")]
     if errors:
@@ -99,7 +110,7 @@ def build_model(model_spec: Any, seed: int | None = None, dtype: str = "float32"
         if node.shares is not None:
             layer = layers[node.shares]
         else:
-            layer = _make_layer(node.config, node.name, dtype, where)
+            layer = _make_layer(node.config, node.name, dtype, where, custom_objects or {})
         layers[node.name] = layer
         tensors[node.name] = _call(layer, [tensors[r] for r in node.inputs], rng, where)
     if graph.kind == "sequential":
@@ -121,7 +132,9 @@ def build_model(model_spec: Any, seed: int | None = None, dtype: str = "float32"
     return model
 
 
-def from_spec(spec: str | Path | Mapping[str, Any]) -> Model:
+def from_spec(
+    spec: str | Path | Mapping[str, Any], custom_objects: CustomObjects | None = None
+) -> Model:
     """The spec's model, built with its seed and dtype and compiled from its `compile` section."""
     data = _load(spec)
     if "model" not in data:
@@ -132,7 +145,7 @@ def from_spec(spec: str | Path | Mapping[str, Any]) -> Model:
     seed = data.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise SpecError([f"seed: must be a non-negative integer; got {seed!r}"])
-    model = build_model(data["model"], seed=seed, dtype=dtype)
+    model = build_model(data["model"], seed=seed, dtype=dtype, custom_objects=custom_objects)
     # SPEC.md: `name` names the run and the model; by default the spec file's stem
     name = data.get("name") or (Path(spec).stem if isinstance(spec, (str, Path)) else None)
     if name:

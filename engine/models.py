@@ -305,7 +305,7 @@ class Model:
         }
 
     def save(self, path: Any) -> None:
-        """Write the model (spec, weights, optimizer state, history) to a folder."""
+        """Write the model (spec, weights, optimizer state, history) to one file at `path`."""
         from engine import saving
 
         saving.save_model(self, path)

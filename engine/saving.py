@@ -9,6 +9,7 @@ reader never sees half of one, and nothing in it is ever executed: JSON and safe
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -501,12 +502,17 @@ def model_artifact(
 
 
 def save_model(model: Any, path: str | os.PathLike[str], **extras: Any) -> Path:
-    """`model.save(path)`: write the artifact (a folder gets `model.msz`); returns the file.
+    """`model.save(path)`: the archive at exactly `path`, whatever its suffix, as Keras writes
+    one file (`m.keras`, `m.h5`, `m.msz`); an existing folder (a run folder) gets `model.msz`.
 
     `extras` are model_artifact's keywords: spec, label_maps, statistics, data_fingerprints,
     final_metrics.
     """
-    return write_artifact(path, model_artifact(model, **extras))
+    target = Path(path)
+    if target.is_dir():
+        target = target / MODEL_FILE
+    atomic_write_bytes(target, artifact_bytes(model_artifact(model, **extras)))
+    return target
 
 
 def fingerprint_file(path: str | os.PathLike[str]) -> str:
@@ -550,17 +556,21 @@ def apply_artifact(model: Any, artifact: Artifact, where: str, restore_state: bo
 
 
 def load_model(
-    path: str | os.PathLike[str], builder: Callable[[dict[str, Any]], Any] | None = None
+    path: str | os.PathLike[str],
+    builder: Callable[[dict[str, Any]], Any] | None = None,
+    custom_objects: Mapping[str, Any] | None = None,
 ) -> Any:
     """`engine.load_model(path)`: rebuild the model from the stored spec, then its weights.
 
-    The model gets `label_maps` and `artifact_metadata` attributes from the artifact.
+    `custom_objects` maps custom layer class names to the classes (Keras's argument): the
+    archive names a class, the caller supplies its code. The model gets `label_maps` and
+    `artifact_metadata` attributes from the artifact.
     """
     artifact = read_artifact(path)
     if builder is None:
         from engine.build import from_spec
 
-        builder = from_spec
+        builder = functools.partial(from_spec, custom_objects=custom_objects)
     return apply_artifact(builder(artifact.spec), artifact, str(path))
 
 

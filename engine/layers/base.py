@@ -19,8 +19,12 @@ same to the training loop.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -156,6 +160,14 @@ class Layer:
         if "backward" in cls.__dict__ and "takes_logits_gradient" not in cls.__dict__:
             cls.takes_logits_gradient = False
 
+    _init_arguments: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
+        layer = super().__new__(cls)
+        if cls.custom():
+            layer._init_arguments = _init_arguments(cls, args, kwargs)
+        return layer
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config = kwargs.pop("config", None)
         if config is None:
@@ -169,7 +181,7 @@ class Layer:
                 kwargs.setdefault("type", self.type_name)
             config = self.config_class(**kwargs)
         self.config = config
-        self.name: str = config.name or unique_name(snake_case(self.type_name))
+        self.name: str = config.name or unique_name(snake_case(self._class_name()))
         self.trainable: bool = config.trainable
         self.dtype: str = config.dtype or "float32"
         self.built = False
@@ -178,15 +190,50 @@ class Layer:
         self._weights: list[Variable] = []
         self._specs: list[WeightSpec] = []
 
+    @classmethod
+    def custom(cls) -> bool:
+        """A user's subclass (no `type_name` of its own): built from its constructor's arguments."""
+        return "type_name" not in cls.__dict__
+
+    @classmethod
+    def _class_name(cls) -> str:
+        """Keras names a layer after its class."""
+        return cls.__name__ if cls.custom() else cls.type_name
+
     # ----- configuration -------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: dict[str, Any] | LayerConfig) -> Layer:
+        """The layer of a `get_config()` mapping; a custom class gets it as keyword arguments,
+        less the common ones (name, trainable, dtype) its `__init__` does not take."""
+        if cls.custom() and isinstance(config, dict):
+            kwargs = {k: v for k, v in config.items() if k != "type"}
+            accepted = _parameters(cls.__init__)
+            common = {k: kwargs.pop(k) for k in _COMMON if k in kwargs and k not in accepted}
+            layer = cls(**kwargs)
+            layer.name = common.get("name", layer.name)
+            layer.trainable = common.get("trainable", layer.trainable)
+            layer.dtype = common.get("dtype", layer.dtype)
+            return layer
         if isinstance(config, dict):
             config = cls.config_class(**{"type": cls.type_name, **config})
         return cls(config=config)
 
     def get_config(self) -> dict[str, Any]:
-        """The spec entry for this layer, in JSON types, with its name filled in."""
+        """The spec entry for this layer, in JSON types, with its name filled in.
+
+        A custom layer's entry is its class name and its constructor's arguments, as Keras 3
+        records them; a subclass with other state overrides this and adds its keys."""
+        if self.custom():
+            data = {"type": type(self).__name__, **self._init_arguments}
+            data.update(name=self.name, trainable=self.trainable, dtype=self.dtype)
+            try:
+                json.dumps(data)
+            except TypeError:
+                raise ValueError(
+                    f"layer {self.name!r} ({type(self).__name__}) was made with arguments that "
+                    f"are not plain values ({data}); define get_config() to return plain ones"
+                ) from None
+            return data
         data = self.config.model_dump(mode="json", exclude_none=True)
         data["name"] = self.name
         data["trainable"] = self.trainable
@@ -305,7 +352,7 @@ class Layer:
             for x in xs:
                 if x.dtype.is_floating:
                     tape.watch(x)
-            out = self.call(xs if self.multi_input else xs[0], training=ctx.training)
+            out = self._run_call(xs, ctx.training, ctx.mask)
         return as_tensor(out).data, (tape, xs, out)
 
     def backward(
@@ -335,26 +382,80 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} defines neither call nor forward")
 
     # ----- calling a layer -----------------------------------------------------------------
+    def _run_call(self, tensors: list[Tensor], training: bool, mask: Any) -> Any:
+        """`call`, given `training` and `mask` only where its signature takes them (as Keras)."""
+        kwargs: dict[str, Any] = {}
+        accepts = _parameters(type(self).call)
+        if "training" in accepts or "..." in accepts:
+            kwargs["training"] = training
+        if mask is not None and ("mask" in accepts or "..." in accepts):
+            kwargs["mask"] = mask
+        return self.call(tensors if self.multi_input else tensors[0], **kwargs)
+
+    def ensure_built(self, input_shape: Any, rng: np.random.Generator | None = None) -> None:
+        """Build once; a custom `build` need not set `built`, call the base class or take `rng`."""
+        if self.built:
+            return
+        if rng is not None and "rng" in _parameters(self.build):
+            self.build(input_shape, rng=rng)
+        else:
+            self.build(input_shape)
+        self.built = True
+        self.input_shape = input_shape
+
+    def _custom_call(self) -> bool:
+        return type(self).forward is Layer.forward
+
     def __call__(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if any(isinstance(t, SymbolicTensor) for t in items):
             return self._call_symbolic(items)
         tensors = [as_tensor(t) for t in items]
         shapes = [(None, *t.shape[1:]) for t in tensors]
-        if not self.built:
-            self.build(shapes if self.multi_input else shapes[0])
-        if type(self).forward is Layer.forward:
-            return self.call(tensors if self.multi_input else tensors[0], training=bool(training))
-        return self._fused_call(tensors, bool(training), mask)
+        in_shape = shapes if self.multi_input else shapes[0]
+        self.ensure_built(in_shape)
+        if not self._custom_call():
+            if self.output_shape is None:
+                self.output_shape = self.compute_output_shape(in_shape)
+            return self._fused_call(tensors, bool(training), mask)
+        out = self._run_call(tensors, bool(training), mask)
+        if self.output_shape is None:
+            self.output_shape = (None, *as_tensor(out).shape[1:])
+        return out
 
     def _call_symbolic(self, items: list[Any]) -> SymbolicTensor:
         shapes = [t.shape for t in items]
         in_shape = shapes if self.multi_input else shapes[0]
-        out_shape = self.compute_output_shape(in_shape)
-        if not self.built:
-            self.build(in_shape)
+        if self._custom_call() and type(self).compute_output_shape is Layer.compute_output_shape:
+            self.ensure_built(in_shape)
+            out_shape = self._traced_output_shape(shapes)
+        else:
+            out_shape = self.compute_output_shape(in_shape)
+            self.ensure_built(in_shape)
         self.output_shape = out_shape
         return SymbolicTensor(out_shape, self.dtype, layer=self, inputs=items)
+
+    def _traced_output_shape(self, shapes: list[Shape]) -> Shape:
+        """Keras's way for a layer without `compute_output_shape`: run `call` on placeholders.
+
+        Zeros stand in for the input, every unknown dimension (the batch) set to 1 and then
+        to 2; an output dimension that follows them is unknown too.
+        """
+        runs = [self._placeholder_shape(shapes, size) for size in (1, 2)]
+        first, second = runs
+        if len(first) != len(second):
+            raise ShapeError(f"{self.name}: call's output rank depends on the batch size")
+        return tuple(a if a == b else None for a, b in zip(first, second, strict=True))
+
+    def _placeholder_shape(self, shapes: list[Shape], size: int) -> tuple[int, ...]:
+        xs = [
+            Tensor(np.zeros([size if d is None else d for d in shape], dtype=self.dtype))
+            for shape in shapes
+        ]
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            out = self._run_call(xs, False, None)
+        return tuple(as_tensor(out).shape)
 
     def _fused_call(self, tensors: list[Tensor], training: bool, mask: Any) -> Tensor:
         params = [w.data for w in self.weights]
@@ -379,3 +480,34 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{self.type_name} name={self.name!r} built={self.built}>"
+
+
+_COMMON = ("name", "trainable", "dtype")
+
+
+@functools.cache
+def _parameters(function: Any) -> frozenset[str]:
+    """The names a function takes by keyword (all names, with **kwargs, as `...`)."""
+    params = inspect.signature(function).parameters.values()
+    names = {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        names.add("...")
+    return frozenset(names)
+
+
+def _init_arguments(cls: type[Layer], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict:
+    """A custom layer's constructor arguments by name (its automatic config, as in Keras 3)."""
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return {}  # __init__ itself will raise the error
+    values: dict[str, Any] = {}
+    for i, (name, value) in enumerate(bound.arguments.items()):
+        kind = bound.signature.parameters[name].kind
+        if i == 0 or kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            values.update(value)
+        else:
+            values[name] = value
+    return {k: v for k, v in values.items() if k not in _COMMON}

@@ -61,9 +61,9 @@ class Trainer:
             value, cache = loss.forward(
                 y, out, sw if mask is None else masked_weights(mask, sw, out.dtype)
             )
-            v = w * float(value)
-            total += v
-            per_output.append(v)
+            # Keras 3 logs each output's loss unweighted; only the total is weighted.
+            per_output.append(float(value))
+            total += w * float(value)
             if grads:
                 g = loss.logits_backward(cache) if fused else loss.backward(cache)
                 gouts.append(g if w == 1.0 else g * w)
