@@ -45,11 +45,13 @@ _SUBMODULES = {
     "saving",
     "build",
     "models",
+    "keras",
 }
 
 # Names resolved on first use, so importing the tensor API does not load training code.
 _LAZY = {
     "layers": ("engine.layers", None),
+    "keras": ("engine.keras", None),
     "Sequential": ("engine.models", "Sequential"),
     "Model": ("engine.models", "Model"),
     "Input": ("engine.models", "Input"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -112,10 +113,21 @@ reduce_var = reduce_variance
 def device(name: str) -> Iterator[Backend]:
     """Place new tensors and run ops on "cpu" or "gpu" ("/GPU:0", "/CPU:0" accepted).
 
-    Raises DeviceUnavailableError, saying what is missing, where the GPU cannot be used.
+    Placement is soft, as TensorFlow's is by default: where the GPU cannot be used, the block
+    runs on the CPU and the reason is logged once (the CLI's `--device gpu` stays an error).
     """
+    try:
+        _backend.get_backend(name)
+    except _backend.DeviceUnavailableError as exc:
+        if not _fallbacks:
+            logging.getLogger("engine").warning("%s: %s; running on the CPU", name, exc)
+        _fallbacks.add(name)
+        name = "cpu"
     with _backend.use(name) as chosen:
         yield chosen
+
+
+_fallbacks: set[str] = set()
 
 
 def _index_tensor(value: Any) -> Tensor:

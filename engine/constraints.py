@@ -33,6 +33,51 @@ class ConstraintConfig(BaseModel):
             raise ValueError(f"{', '.join(extra)} does not apply to {self.type}; it takes {takes}")
         return self
 
+    def __call__(self, w: Any) -> Any:
+        """The constrained weight, as a Keras constraint object returns it."""
+        from engine.tensor import Tensor, as_tensor
+
+        return Tensor(_build(self)(as_tensor(w).data))
+
+
+class MaxNorm(ConstraintConfig):
+    """Keras's `constraints.MaxNorm(max_value=2, axis=0)`: norms above max_value scaled down."""
+
+    def __init__(self, max_value: float = 2.0, axis: int | list[int] = 0) -> None:
+        super().__init__(type="max_norm", max_value=max_value, axis=axis)
+
+
+class NonNeg(ConstraintConfig):
+    """Keras's `constraints.NonNeg()`: negative weights set to 0."""
+
+    def __init__(self) -> None:
+        super().__init__(type="non_neg")
+
+
+class UnitNorm(ConstraintConfig):
+    """Keras's `constraints.UnitNorm(axis=0)`: norms scaled to 1."""
+
+    def __init__(self, axis: int | list[int] = 0) -> None:
+        super().__init__(type="unit_norm", axis=axis)
+
+
+class MinMaxNorm(ConstraintConfig):
+    """Keras's `constraints.MinMaxNorm(min_value=0, max_value=1, rate=1, axis=0)`."""
+
+    def __init__(
+        self,
+        min_value: float = 0.0,
+        max_value: float = 1.0,
+        rate: float = 1.0,
+        axis: int | list[int] = 0,
+    ) -> None:
+        super().__init__(
+            type="min_max_norm", min_value=min_value, max_value=max_value, rate=rate, axis=axis
+        )
+
+
+max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
+
 
 _ARGUMENTS: dict[str, set[str]] = {
     "non_neg": set(),

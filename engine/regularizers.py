@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.backend import backend_of
@@ -33,6 +34,37 @@ class RegularizerConfig(BaseModel):
         if unused is not None and unused in self.model_fields_set:
             raise ValueError(f"{unused} does not apply to {self.type}; use l1_l2 for both")
         return self
+
+    def __call__(self, x: Any) -> Any:
+        """The penalty for weight `x`, as a Keras regularizer object computes it."""
+        from engine.tensor import Tensor, as_tensor
+
+        penalty = _from_config(self).penalty(as_tensor(x).data)
+        return Tensor(np.asarray(penalty, dtype=as_tensor(x).data.dtype))
+
+
+class L1(RegularizerConfig):
+    """Keras's `regularizers.L1(l1=0.01)`: penalty = l1 * sum(|w|)."""
+
+    def __init__(self, l1: float = 0.01) -> None:
+        super().__init__(type="l1", l1=l1)
+
+
+class L2(RegularizerConfig):
+    """Keras's `regularizers.L2(l2=0.01)`: penalty = l2 * sum(w**2)."""
+
+    def __init__(self, l2: float = 0.01) -> None:
+        super().__init__(type="l2", l2=l2)
+
+
+class L1L2(RegularizerConfig):
+    """Keras's `regularizers.L1L2(l1=0.0, l2=0.0)`: both penalties."""
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
+        super().__init__(type="l1_l2", l1=l1, l2=l2)
+
+
+l1, l2, l1_l2 = L1, L2, L1L2  # Keras's lower-case aliases
 
 
 RegularizerSpec = Annotated[RegularizerName | RegularizerConfig, Field(union_mode="left_to_right")]

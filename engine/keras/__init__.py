@@ -1,0 +1,56 @@
+"""Keras's namespace over the engine: with `import engine as tf`, `tf.keras.layers.Dense`,
+`tf.keras.Sequential` and `from engine.keras.models import Model` run as Keras code is written.
+
+`layers`, `models` and `utils` are modules of their own (Keras's `layers.Input` is the function,
+and `models` and `utils` gather names from several places); the other namespaces are the
+engine's own modules, registered under `engine.keras.` so that `from engine.keras.losses
+import ...` finds them too.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from engine import (
+    activations,
+    callbacks,
+    constraints,
+    initializers,
+    losses,
+    metrics,
+    optimizers,
+    regularizers,
+)
+from engine.keras import layers, models, utils
+from engine.models import Input, Model, Sequential
+from engine.saving import load_model
+
+for _module in (
+    activations,
+    callbacks,
+    constraints,
+    initializers,
+    losses,
+    metrics,
+    optimizers,
+    regularizers,
+):
+    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[-1]}"] = _module
+
+__all__ = [
+    "Input",
+    "Model",
+    "Sequential",
+    "activations",
+    "callbacks",
+    "constraints",
+    "initializers",
+    "layers",
+    "load_model",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "regularizers",
+    "utils",
+]
