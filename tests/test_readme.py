@@ -46,3 +46,20 @@ def test_lint_example_output_is_what_lint_prints(
     result = CliRunner().invoke(app, ["lint", "bad.yaml"])
     assert result.exit_code == 1
     assert result.output == block.group(1)
+
+
+def test_third_command_copies_an_example_and_trains_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quickstart for a plain install (tests/test_install.py runs it from a built wheel)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CI", "1")
+    commands = _first_commands()[2].split(" && ")
+    assert [c.split()[:2] for c in commands] == [["modelspec", "examples"], ["modelspec", "train"]]
+    for command in commands:
+        args = command.split()[1:]
+        if args[0] == "train":
+            args += ["--set", "fit.epochs=1"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "iris_mlp" / "model.msz").is_file()

@@ -1,0 +1,61 @@
+"""After a plain (non-editable) install, from another folder, the quickstart works as written.
+
+The package is built as a wheel, installed into a scratch virtual environment without the
+repository on its path, and run as a user would: copy an example out, train it, evaluate it.
+The scratch environment borrows this one's dependencies through a .pth line (no network).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_wheel_install_ships_the_examples(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    _run([*build, "-w", str(wheels), str(ROOT)], tmp_path, dict(os.environ))
+    scratch = tmp_path / "venv"
+    venv.create(scratch, with_pip=False)
+    python = scratch / "bin" / "python"
+    target = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(target) / "borrowed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    wheel = next(wheels.glob("modelspec-*.whl"))
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q"]
+    _run([*install, str(wheel)], tmp_path, dict(os.environ))
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(CI="1", COLUMNS="80", PATH=f"{scratch / 'bin'}{os.pathsep}{env['PATH']}")
+    where = _run([str(python), "-c", "import modelspec; print(modelspec.__file__)"], work, env)
+    assert where.startswith(str(scratch)), where
+    modelspec = str(scratch / "bin" / "modelspec")
+    listing = _run([modelspec, "examples"], work, env)
+    assert "iris_mlp" in listing
+    _run([modelspec, "examples", "iris_mlp", "--to", "."], work, env)
+    _run([modelspec, "train", "iris_mlp.yaml", "--set", "fit.epochs=2"], work, env)
+    assert (work / "runs" / "iris_mlp" / "model.msz").is_file()
+    evaluated = _run([modelspec, "evaluate", "iris_mlp.yaml", "--format", "json"], work, env)
+    assert '"accuracy"' in evaluated
