@@ -18,6 +18,7 @@ from modelspec import semantics
 from modelspec.diagnostics import Diagnostic, KeyPath
 from modelspec.infer import InferredModel, infer
 from modelspec.load import SourceMap, diagnostic, load_spec, parse
+from modelspec.overrides import relocate
 from modelspec.schema import spec_model
 from modelspec.validate import Finding, findings
 
@@ -138,7 +139,9 @@ def check_spec(
 ) -> SpecReport:
     """Load and check one spec file: every problem, the validated spec and the layer table."""
     data, source_map, loading = load_spec(path, overrides)
-    return check_document(data, source_map, SpecReport(str(path), diagnostics=loading))
+    report = check_document(data, source_map, SpecReport(str(path), diagnostics=loading))
+    report.diagnostics = relocate(report.diagnostics, overrides)
+    return report
 
 
 def check_text(text: str, path: str = "<string>") -> SpecReport:

@@ -9,6 +9,7 @@ docs/diagnostics.md is rendered from `CODES` (`python -m modelspec.diagnostics`)
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -202,9 +203,17 @@ CODES: dict[str, Code] = {
 }
 
 
+_SUGGESTION = re.compile(r"did you mean '([^']*)'\?")
+
+
 @dataclass(frozen=True)
 class Diagnostic:
-    """One problem found in one file: where it is, its code, and what to do about it."""
+    """One problem found in one file: where it is, its code, and what to do about it.
+
+    `end_line`/`end_column` are where the offending key or value ends, when it is one scalar.
+    `origin` is set when the problem is in a `--set KEY=VALUE` override rather than the file
+    (it holds `KEY=VALUE`); the line and column are then 1:1 and mean nothing.
+    """
 
     code: str
     severity: Severity
@@ -214,9 +223,36 @@ class Diagnostic:
     message: str
     hint: str | None = None
     key: KeyPath = field(default=())
+    end_line: int | None = None
+    end_column: int | None = None
+    origin: str | None = None
+
+    @property
+    def did_you_mean(self) -> str | None:
+        """The closest known name the message suggests, if any."""
+        match = _SUGGESTION.search(self.message)
+        return match.group(1) if match else None
+
+    @property
+    def where(self) -> str:
+        """`path:line:col`, or `path: --set KEY=VALUE` for a problem in an override."""
+        if self.origin is not None:
+            return f"{self.path}: --set {self.origin}"
+        return f"{self.path}:{self.line}:{self.column}"
+
+    @property
+    def message_with_fix(self) -> str:
+        """The message and its fix, as every format meant for people shows them."""
+        return self.message + (f" (fix: {self.hint})" if self.hint else "")
+
+    @property
+    def located_message(self) -> str:
+        """`message_with_fix`, led by the override it came from (for formats with no `where`)."""
+        origin = f"--set {self.origin}: " if self.origin is not None else ""
+        return origin + self.message_with_fix
 
     def as_json(self) -> dict[str, object]:
-        """The `lint --format json` record of SPEC.md."""
+        """The `lint --format json` record: SPEC.md's six keys, then the rest of what we know."""
         return {
             "path": self.path,
             "line": self.line,
@@ -224,6 +260,11 @@ class Diagnostic:
             "code": self.code,
             "severity": self.severity,
             "message": self.message,
+            "end_line": self.end_line,
+            "end_column": self.end_column,
+            "fix": self.hint,
+            "did_you_mean": self.did_you_mean,
+            "origin": None if self.origin is None else f"--set {self.origin}",
         }
 
 
@@ -264,8 +305,12 @@ def render_docs() -> str:
         "docs/diagnostics.md`.",
         "",
         "Formats: `--format text` (one line per problem, then a count), `--format json` (a list",
-        'of `{"path", "line", "column", "code", "severity", "message"}`, 1-based) and',
-        "`--format github` (GitHub Actions `::error`/`::warning` annotations). Exit codes: 0 no",
+        'of `{"path", "line", "column", "code", "severity", "message", "end_line", "end_column",',
+        '"fix", "did_you_mean", "origin"}`, 1-based; the end where the problem is one scalar,',
+        "else null), `--format github` (GitHub Actions `::error`/`::warning` annotations) and",
+        "`--format sarif` (SARIF 2.1.0, for GitHub code scanning's `upload-sarif`). Every format",
+        "carries the fix and the did-you-mean. A problem in a `train --set KEY=VALUE` override is",
+        "reported as `path: --set KEY=VALUE: CODE message` (`origin` in JSON). Exit codes: 0 no",
         "errors (warnings are fine unless `--strict`), 1 findings, 2 bad usage or an unreadable",
         "path (E002).",
         "",

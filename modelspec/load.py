@@ -25,21 +25,31 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @dataclass
 class SourceMap:
-    """1-based line:column of each key path's key (for mapping entries) and value."""
+    """1-based line:column of each key path's key (for mapping entries) and value.
+
+    `key_ends` and `value_ends` hold where a key or value ends (the column after its last
+    character), for scalars only: a block mapping's end is the start of whatever follows it.
+    """
 
     keys: dict[KeyPath, Position] = field(default_factory=dict)
     values: dict[KeyPath, Position] = field(default_factory=dict)
+    key_ends: dict[KeyPath, Position] = field(default_factory=dict)
+    value_ends: dict[KeyPath, Position] = field(default_factory=dict)
+
+    def span(self, path: KeyPath, prefer_key: bool = False) -> tuple[Position, Position | None]:
+        """Where `path` (or its nearest written ancestor) starts, and ends where known."""
+        keys, values = (self.keys, self.key_ends), (self.values, self.value_ends)
+        order = (keys, values) if prefer_key else (values, keys)
+        for depth in range(len(path), -1, -1):
+            sub = tuple(path[:depth])
+            for starts, ends in order:
+                if sub in starts:
+                    return starts[sub], ends.get(sub)
+        return (1, 1), None
 
     def locate(self, path: KeyPath, prefer_key: bool = False) -> Position:
         """Where `path` is written, or its nearest written ancestor (1:1 for nothing)."""
-        for depth in range(len(path), -1, -1):
-            sub = tuple(path[:depth])
-            first, second = (self.keys, self.values) if prefer_key else (self.values, self.keys)
-            if sub in first:
-                return first[sub]
-            if sub in second:
-                return second[sub]
-        return (1, 1)
+        return self.span(path, prefer_key)[0]
 
 
 def diagnostic(
@@ -52,12 +62,19 @@ def diagnostic(
     prefer_key: bool = False,
 ) -> Diagnostic:
     """A Diagnostic placed at `key`'s position in `file`."""
-    line, column = source_map.locate(key, prefer_key)
-    return Diagnostic(code, severity_of(code), file, line, column, message, hint, key)
+    (line, column), end = source_map.span(key, prefer_key)
+    end_line, end_column = end if end is not None else (None, None)
+    severity = severity_of(code)
+    return Diagnostic(code, severity, file, line, column, message, hint, key, end_line, end_column)
 
 
 def _position(node: yaml.Node) -> Position:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _end(node: yaml.Node, ends: dict[KeyPath, Position], path: KeyPath) -> None:
+    if isinstance(node, yaml.ScalarNode):
+        ends[path] = (node.end_mark.line + 1, node.end_mark.column + 1)
 
 
 class _Mapper:
@@ -72,6 +89,7 @@ class _Mapper:
 
     def walk(self, node: yaml.Node, path: KeyPath) -> None:
         self.map.values[path] = _position(node)
+        _end(node, self.map.value_ends, path)
         if id(node) in self.seen:  # an alias: its subtree is already mapped
             return
         self.seen.add(id(node))
@@ -97,6 +115,7 @@ class _Mapper:
                     )
                 keys.add(key)
                 self.map.keys[(*path, key)] = _position(key_node)
+                _end(key_node, self.map.key_ends, (*path, key))
                 self.walk(value_node, (*path, key))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
@@ -189,9 +208,8 @@ def apply_overrides(
         for text in overrides:
             key, sep, raw = text.partition("=")
             if not sep or not key.strip():
-                problems.append(
-                    Diagnostic("E005", "error", file, 1, 1, f"override {text!r} is not KEY=VALUE")
-                )
+                message = f"override {text!r} is not KEY=VALUE"
+                problems.append(Diagnostic("E005", "error", file, 1, 1, message, origin=text))
                 continue
             try:
                 value = yaml.safe_load(raw) if raw.strip() else ""
@@ -202,7 +220,8 @@ def apply_overrides(
         error = "the spec is not a mapping" if not isinstance(data, dict) else None
         error = error or _set_path(data, key, value)
         if error:
-            problems.append(Diagnostic("E005", "error", file, 1, 1, f"--set {key}: {error}"))
+            origin = f"{key}={value}"
+            problems.append(Diagnostic("E005", "error", file, 1, 1, error, origin=origin))
     return problems
 
 

@@ -1,7 +1,8 @@
-"""Reporters: diagnostics as text lines, as SPEC.md's JSON list, or as GitHub Actions annotations.
+"""Reporters: diagnostics as text lines, as JSON, as GitHub Actions annotations, or as SARIF.
 
 Each reporter returns a string; the CLI decides where it goes. Text is one line per problem,
-`path:line:col: CODE message (fix: hint)`, then a count, as ruff prints.
+`path:line:col: CODE message (fix: hint)`, then a count, as ruff prints. Every format carries
+the same fields: code, severity, where (with the end where known), message, fix, did-you-mean.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from modelspec.diagnostics import Diagnostic
+from modelspec.sarif import sarif
 
 
 def _plural(n: int, word: str) -> str:
@@ -17,10 +19,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def text(diagnostics: Sequence[Diagnostic], files: int) -> str:
-    lines = []
-    for d in diagnostics:
-        fix = f" (fix: {d.hint})" if d.hint else ""
-        lines.append(f"{d.path}:{d.line}:{d.column}: {d.code} {d.message}{fix}")
+    lines = [f"{d.where}: {d.code} {d.message_with_fix}" for d in diagnostics]
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
     checked = _plural(files, "file")
@@ -45,6 +44,15 @@ def _escape_property(value: str) -> str:
     return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
+def _annotation_place(d: Diagnostic) -> list[str]:
+    if d.origin is not None:
+        return []
+    place = [f"line={d.line}", f"col={d.column}"]
+    if d.end_line is not None and d.end_column is not None:
+        place += [f"endLine={d.end_line}", f"endColumn={d.end_column}"]
+    return place
+
+
 def github(diagnostics: Sequence[Diagnostic], files: int) -> str:
     """GitHub Actions workflow commands: one `::error`/`::warning` annotation per problem."""
     lines = []
@@ -52,13 +60,12 @@ def github(diagnostics: Sequence[Diagnostic], files: int) -> str:
         props = ",".join(
             [
                 f"file={_escape_property(d.path)}",
-                f"line={d.line}",
-                f"col={d.column}",
+                *_annotation_place(d),
                 f"title={_escape_property(d.code)}",
             ]
         )
-        fix = f" (fix: {d.hint})" if d.hint else ""
-        lines.append(f"::{d.severity} {props}::{_escape_data(d.code + ' ' + d.message + fix)}")
+        body = f"{d.code} {d.located_message}"
+        lines.append(f"::{d.severity} {props}::{_escape_data(body)}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -66,4 +73,5 @@ REPORTERS: dict[str, Callable[[Sequence[Diagnostic], int], str]] = {
     "text": text,
     "json": as_json,
     "github": github,
+    "sarif": sarif,
 }

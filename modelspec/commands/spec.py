@@ -35,6 +35,7 @@ class LintFormat(str, Enum):
     text = "text"
     json = "json"
     github = "github"
+    sarif = "sarif"
 
 
 def plain_output() -> bool:
