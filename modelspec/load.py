@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from modelspec.diagnostics import Diagnostic, KeyPath, severity_of
+from modelspec.yaml_hints import syntax_hint
 
 Position = tuple[int, int]
 # A spec is small; a document whose aliases expand past this is an attack (billion laughs).
@@ -127,7 +128,7 @@ def parse(text: str, file: str = "<string>") -> tuple[Any, SourceMap, list[Diagn
     try:
         loader = _Loader(text)
     except yaml.YAMLError as exc:  # the reader rejects control characters up front
-        return None, SourceMap(), [_syntax_error(exc, file)]
+        return None, SourceMap(), [_syntax_error(exc, file, text)]
     try:
         node = loader.get_single_node()
         if node is None:
@@ -140,7 +141,7 @@ def parse(text: str, file: str = "<string>") -> tuple[Any, SourceMap, list[Diagn
         mapper.walk(node, ())
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         # PyYAML raises plain ValueError/TypeError for some scalars (bad dates, unhashable keys).
-        return None, SourceMap(), [_syntax_error(exc, file)]
+        return None, SourceMap(), [_syntax_error(exc, file, text)]
     finally:
         loader.dispose()
     return data, mapper.map, mapper.diagnostics
@@ -160,8 +161,8 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return size
 
 
-def _syntax_error(exc: Exception, file: str) -> Diagnostic:
-    """E001 at the parser's mark where it has one."""
+def _syntax_error(exc: Exception, file: str, text: str = "") -> Diagnostic:
+    """E001 at the parser's mark where it has one, with the fix for tabs and bad indents."""
     line, column, message = 1, 1, str(exc)
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
@@ -171,7 +172,19 @@ def _syntax_error(exc: Exception, file: str) -> Diagnostic:
     elif isinstance(exc, yaml.reader.ReaderError):
         message = f"unacceptable character #x{exc.character:04x} at offset {exc.position}"
     message = " ".join(message.split())
-    return Diagnostic("E001", "error", file, line, column, f"YAML syntax error: {message}")
+    marked = isinstance(exc, yaml.MarkedYAMLError)
+    better = syntax_hint(text, line, column, message) if marked else None
+    if better is None:
+        return Diagnostic("E001", "error", file, line, column, f"YAML syntax error: {message}")
+    return Diagnostic(
+        "E001",
+        "error",
+        file,
+        better.line,
+        better.column,
+        f"YAML syntax error: {better.message}",
+        better.hint,
+    )
 
 
 def _set_path(data: Any, dotted: str, value: Any) -> str | None:
