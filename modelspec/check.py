@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.spec_graph import SpecGraph, resolve
 from modelspec import semantics
-from modelspec.diagnostics import Diagnostic, KeyPath
+from modelspec.diagnostics import Diagnostic, KeyPath, severity_of
 from modelspec.infer import InferredModel, infer
 from modelspec.load import SourceMap, diagnostic, load_spec, parse
 from modelspec.overrides import relocate
@@ -56,15 +56,19 @@ class _Collector:
 
     def __init__(self, report: SpecReport) -> None:
         self.report = report
-        self.blamed: set[KeyPath] = {d.key for d in report.diagnostics if d.key}
+        self.blamed: set[tuple[KeyPath, str]] = {
+            (d.key, d.severity) for d in report.diagnostics if d.key
+        }
 
     def add(self, code: str, message: str, key: KeyPath, hint: str | None = None) -> None:
         self.add_finding(Finding(code, message, key, hint))
 
     def add_finding(self, item: Finding) -> None:
-        if item.key and item.key in self.blamed:
+        # A warning at a key (W201 on an unreachable layer) never hides that key's own error.
+        blame = (item.key, severity_of(item.code))
+        if item.key and blame in self.blamed:
             return
-        self.blamed.add(item.key)
+        self.blamed.add(blame)
         r = self.report
         where = (r.path, r.source_map)
         r.diagnostics.append(

@@ -62,9 +62,10 @@ def _broadcast(layer: Layer, shapes: list[tuple[Any, ...]]) -> tuple[Any, ...]:
         sizes = {s[axis] for s in shapes} - {1}
         known = sizes - {None}
         if len(known) > 1:
+            # In input order, as the user listed them: (None, 16) and (None, 8) say [16, 8].
+            listed = [s[axis] for s in shapes if s[axis] not in (None, 1)]
             raise ShapeError(
-                f"{layer.type_name} cannot combine shapes {shapes}: axis {axis} has sizes "
-                f"{sorted(known)}",
+                f"{layer.type_name} cannot combine shapes {shapes}: axis {axis} has sizes {listed}",
                 hint="give the inputs equal shapes (or 1 where one should broadcast)",
             )
         out.append(known.pop() if known else (None if None in sizes else 1))
