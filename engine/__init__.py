@@ -8,6 +8,7 @@ Model, Input` gives the Keras-style model API.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any
 
 from engine.autodiff import GradientTape
@@ -28,25 +29,9 @@ from engine.tensor import Tensor, Variable, constant
 
 bool = bool_  # noqa: A001  (TensorFlow's spelling: en.bool)
 
-_SUBMODULES = {
-    "api",
-    "rng",
-    "backend",
-    "tensor",
-    "autodiff",
-    "dtypes",
-    "ops",
-    "kernels",
-    "fake_device",
-    "random",
-    "nn",
-    "training",
-    "data",
-    "saving",
-    "build",
-    "models",
-    "keras",
-}
+# Every module and package of engine: `from engine import x` of one not yet imported asks
+# __getattr__ first, which must not load the tensor API (and its ops) for it.
+_SUBMODULES = {m.name for m in pkgutil.iter_modules(__path__)}
 
 # Names resolved on first use, so importing the tensor API does not load training code.
 _LAZY = {

@@ -12,13 +12,13 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TextIO
+from typing import Any, ClassVar, Literal, TextIO
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
+
+from engine.config.callbacks import CallbackConfig, Mode
 
 Logs = dict[str, float]
-Mode = Literal["auto", "min", "max"]
 
 # Metrics that get better as they grow, for mode="auto" (Keras asks the metric's direction).
 _UP_METRICS = ("accuracy", "acc", "auc", "precision", "recall")
@@ -462,92 +462,28 @@ class CallbackList:
             c.on_train_batch_end(batch, logs)
 
 
-# ----- spec configs --------------------------------------------------------------------------
-class _CallbackConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    callback_class: ClassVar[type[Callback]]
-
-    def build(self, run_dir: str | Path | None = None) -> Callback:
-        """The callback; relative file paths are taken inside `run_dir` when one is given."""
-        return self.callback_class(**self.arguments(run_dir))
-
-    def arguments(self, run_dir: str | Path | None) -> dict[str, Any]:
-        args = self.model_dump(exclude={"type"})
-        for key in ("filepath", "filename", "log_dir"):
-            if key in args and run_dir is not None and not Path(args[key]).is_absolute():
-                args[key] = str(Path(run_dir) / args[key])
-        return args
+_CLASSES: dict[str, type[Callback]] = {
+    "EarlyStopping": EarlyStopping,
+    "ModelCheckpoint": ModelCheckpoint,
+    "ReduceLROnPlateau": ReduceLROnPlateau,
+    "CSVLogger": CSVLogger,
+    "TerminateOnNaN": TerminateOnNaN,
+}
 
 
-class EarlyStoppingConfig(_CallbackConfig):
-    callback_class = EarlyStopping
-    type: Literal["EarlyStopping"]
-    monitor: str = "val_loss"
-    min_delta: NonNegativeFloat = 0.0
-    patience: NonNegativeInt = 0
-    verbose: Literal[0, 1] = 0
-    mode: Mode = "auto"
-    baseline: float | None = None
-    restore_best_weights: bool = False
-    start_from_epoch: NonNegativeInt = 0
+def from_config(config: CallbackConfig, run_dir: str | Path | None = None) -> Callback:
+    """The callback of a spec entry; relative file paths are taken inside `run_dir` if given."""
+    args = config.model_dump(exclude={"type"})
+    for key in ("filepath", "filename", "log_dir"):
+        if key in args and run_dir is not None and not Path(args[key]).is_absolute():
+            args[key] = str(Path(run_dir) / args[key])
+    return _callback_class(config.type)(**args)
 
 
-class ModelCheckpointConfig(_CallbackConfig):
-    callback_class = ModelCheckpoint
-    type: Literal["ModelCheckpoint"]
-    filepath: str = "checkpoint"
-    monitor: str = "val_loss"
-    verbose: Literal[0, 1] = 0
-    save_best_only: bool = False
-    mode: Mode = "auto"
-
-
-class ReduceLROnPlateauConfig(_CallbackConfig):
-    callback_class = ReduceLROnPlateau
-    type: Literal["ReduceLROnPlateau"]
-    monitor: str = "val_loss"
-    factor: float = Field(default=0.1, gt=0.0, lt=1.0)
-    patience: NonNegativeInt = 10
-    verbose: Literal[0, 1] = 0
-    mode: Mode = "auto"
-    min_delta: NonNegativeFloat = 1e-4
-    cooldown: NonNegativeInt = 0
-    min_lr: NonNegativeFloat = 0.0
-
-
-class CSVLoggerConfig(_CallbackConfig):
-    callback_class = CSVLogger
-    type: Literal["CSVLogger"]
-    filename: str = "training.log"
-    separator: str = ","
-    append: bool = False
-
-
-class TerminateOnNaNConfig(_CallbackConfig):
-    callback_class = TerminateOnNaN
-    type: Literal["TerminateOnNaN"]
-
-
-class TensorBoardConfig(_CallbackConfig):
-    type: Literal["TensorBoard"]
-    log_dir: str = "logs"
-    histogram_freq: NonNegativeInt = 0
-    write_graph: bool = True
-    update_freq: Literal["epoch", "batch"] | Annotated[int, Field(ge=1)] = "epoch"
-
-    def build(self, run_dir: str | Path | None = None) -> Callback:
-        """The callback; engine.tensorboard (and tensorboardX) load only when one is asked for."""
+def _callback_class(type_name: str) -> type[Callback]:
+    if type_name == "TensorBoard":
+        # engine.tensorboard (and tensorboardX) load only when a spec asks for one
         from engine.tensorboard import TensorBoard
 
-        return TensorBoard(**self.arguments(run_dir))
-
-
-CallbackConfig = Annotated[
-    EarlyStoppingConfig
-    | ModelCheckpointConfig
-    | ReduceLROnPlateauConfig
-    | CSVLoggerConfig
-    | TerminateOnNaNConfig
-    | TensorBoardConfig,
-    Field(discriminator="type"),
-]
+        return TensorBoard
+    return _CLASSES[type_name]

@@ -11,92 +11,17 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import TypeAdapter
 
 from engine.backend import backend_of
+from engine.config.metrics import MetricConfig, MetricSpec
 from engine.losses import canonical_name
 
 EPSILON = 1e-7  # keras.config.epsilon()
 Array = Any
-
-MeanMetricName = Literal[
-    "accuracy",
-    "acc",
-    "categorical_accuracy",
-    "sparse_categorical_accuracy",
-    "mae",
-    "mean_absolute_error",
-    "mse",
-    "mean_squared_error",
-    "rmse",
-    "root_mean_squared_error",
-]
-MetricName = (
-    MeanMetricName
-    | Literal[
-        "binary_accuracy",
-        "top_k_categorical_accuracy",
-        "sparse_top_k_categorical_accuracy",
-        "precision",
-        "recall",
-        "auc",
-    ]
-)
-
-
-class _MetricConfigBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-
-
-class MeanMetricConfig(_MetricConfigBase):
-    """A metric without arguments in map form: `{type: mae, name: val_mae}`."""
-
-    type: MeanMetricName
-
-
-class BinaryAccuracyConfig(_MetricConfigBase):
-    """`{type: binary_accuracy, threshold: 0.5}`."""
-
-    type: Literal["binary_accuracy"]
-    threshold: float = 0.5
-
-
-class TopKCategoricalAccuracyConfig(_MetricConfigBase):
-    """`{type: top_k_categorical_accuracy, k: 5}` (also the sparse form with class ids)."""
-
-    type: Literal["top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"]
-    k: int = Field(default=5, ge=1)
-
-
-class PrecisionRecallConfig(_MetricConfigBase):
-    """`{type: precision, thresholds: 0.5}` (also recall)."""
-
-    type: Literal["precision", "recall"]
-    thresholds: float = Field(default=0.5, ge=0, le=1)
-
-
-class AUCConfig(_MetricConfigBase):
-    """`{type: auc, num_thresholds: 200, curve: ROC, from_logits: false}`."""
-
-    type: Literal["auc"]
-    num_thresholds: int = Field(default=200, gt=1)
-    curve: Literal["ROC", "PR"] = "ROC"
-    from_logits: bool = False
-
-
-MetricConfig = Annotated[
-    MeanMetricConfig
-    | BinaryAccuracyConfig
-    | TopKCategoricalAccuracyConfig
-    | PrecisionRecallConfig
-    | AUCConfig,
-    Field(discriminator="type"),
-]
-MetricSpec = Annotated[MetricName | MetricConfig, Field(union_mode="left_to_right")]
 
 
 class Metric(ABC):

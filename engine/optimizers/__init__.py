@@ -1,4 +1,4 @@
-"""The optimizer registry: Keras 3's optimizers by name, their config models and `get`.
+"""The optimizer registry: Keras 3's optimizers by name and `get` (configs: engine.config).
 
 A spec names an optimizer (`adam`) or gives a config map discriminated on `type`
 (`{type: adam, learning_rate: 0.0003}`); `learning_rate` may itself be a schedule config.
@@ -6,31 +6,30 @@ A spec names an optimizer (`adam`) or gives a config map discriminated on `type`
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import Field, TypeAdapter
+from pydantic import TypeAdapter
 
-from engine.optimizers.adagrad import Adagrad, AdagradConfig
-from engine.optimizers.adam import Adam, AdamConfig
-from engine.optimizers.adamw import AdamW, AdamWConfig
-from engine.optimizers.base import BaseOptimizerConfig, Optimizer
-from engine.optimizers.nadam import Nadam, NadamConfig
-from engine.optimizers.rmsprop import RMSprop, RMSpropConfig
+from engine.config.optimizers import (
+    BaseOptimizerConfig,
+    OptimizerConfig,
+    OptimizerName,
+    OptimizerSpec,
+    ScheduleConfig,
+)
+from engine.optimizers.adagrad import Adagrad
+from engine.optimizers.adam import Adam
+from engine.optimizers.adamw import AdamW
+from engine.optimizers.base import Optimizer
+from engine.optimizers.nadam import Nadam
+from engine.optimizers.rmsprop import RMSprop
 from engine.optimizers.schedules import (
     CosineDecay,
     ExponentialDecay,
     LearningRateSchedule,
     PiecewiseConstantDecay,
-    ScheduleConfig,
 )
-from engine.optimizers.sgd import SGD, SGDConfig
-
-OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam"]
-OptimizerConfig = Annotated[
-    SGDConfig | AdamConfig | AdamWConfig | RMSpropConfig | AdagradConfig | NadamConfig,
-    Field(discriminator="type"),
-]
-OptimizerSpec = Annotated[OptimizerName | OptimizerConfig, Field(union_mode="left_to_right")]
+from engine.optimizers.sgd import SGD
 
 _REGISTRY: dict[str, type[Optimizer]] = {
     cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam)

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from engine.backend import backend_of
-from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
-
-
-class AdagradConfig(BaseOptimizerConfig):
-    """`{type: adagrad, learning_rate: 0.001, initial_accumulator_value: 0.1, epsilon: 1e-7}`."""
-
-    type: Literal["adagrad"]
-    learning_rate: float | ScheduleConfig = 0.001
-    initial_accumulator_value: float = Field(default=0.1, ge=0)
-    epsilon: float = Field(default=1e-7, gt=0)
+from engine.config.optimizers import AdagradConfig
+from engine.optimizers.base import Array, Optimizer
 
 
 def adagrad_update(

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import Any, ClassVar
 
 import engine.native as native
 from engine.backend import backend_of
+from engine.config.optimizers import AdamConfig
 from engine.optimizers.base import (
     PARALLEL_MIN_SIZE,
     Array,
-    BaseOptimizerConfig,
     Optimizer,
-    ScheduleConfig,
 )
-
-
-class AdamConfig(BaseOptimizerConfig):
-    """`{type: adam, learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7}`."""
-
-    type: Literal["adam"]
-    learning_rate: float | ScheduleConfig = 0.001
-    beta_1: float = Field(default=0.9, ge=0, lt=1)
-    beta_2: float = Field(default=0.999, ge=0, lt=1)
-    epsilon: float = Field(default=1e-7, gt=0)
-    amsgrad: bool = False
 
 
 def adam_rate(lr: float, step: int, beta_1: float, beta_2: float) -> float:

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.backend import CPU, backend_of
+from engine.config.optimizers import BaseOptimizerConfig
 from engine.fused import parallel
 from engine.optimizers import schedules
-from engine.optimizers.schedules import LearningRateSchedule, ScheduleConfig
+from engine.optimizers.schedules import LearningRateSchedule
 
 Array = Any
 StateValue = np.ndarray | int | float
@@ -34,34 +34,6 @@ StateValue = np.ndarray | int | float
 # split into two halves on two threads uses both cores; each element sees the same operations
 # either way, so results are bit-identical to the unsplit update.
 PARALLEL_MIN_SIZE = 1 << 17
-
-
-class BaseOptimizerConfig(BaseModel):
-    """Arguments every Keras 3 optimizer takes."""
-
-    model_config = ConfigDict(extra="forbid")
-    learning_rate: float | ScheduleConfig = 0.001
-    weight_decay: float | None = Field(default=None, ge=0)
-    clipnorm: float | None = Field(default=None, gt=0)
-    clipvalue: float | None = Field(default=None, gt=0)
-    global_clipnorm: float | None = Field(default=None, gt=0)
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _positive_rate(cls, value: Any) -> Any:
-        if isinstance(value, float) and not value > 0:
-            raise ValueError(f"learning_rate must be positive; got {value:g}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_clip(self) -> BaseOptimizerConfig:
-        set_ = [n for n in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(self, n)]
-        if len(set_) > 1:
-            raise ValueError(
-                "only one of clipnorm, clipvalue and global_clipnorm can be set; got "
-                + ", ".join(set_)
-            )
-        return self
 
 
 def _sum_squares(g: Array) -> float:

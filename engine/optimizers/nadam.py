@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from engine.backend import backend_of
-from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
+from engine.config.optimizers import NadamConfig
+from engine.optimizers.base import Array, Optimizer
 
 MOMENTUM_DECAY = 0.96
-
-
-class NadamConfig(BaseOptimizerConfig):
-    """`{type: nadam, learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7}`."""
-
-    type: Literal["nadam"]
-    learning_rate: float | ScheduleConfig = 0.001
-    beta_1: float = Field(default=0.9, ge=0, lt=1)
-    beta_2: float = Field(default=0.999, ge=0, lt=1)
-    epsilon: float = Field(default=1e-7, gt=0)
 
 
 def momentum_schedule(beta_1: float, step: int) -> float:

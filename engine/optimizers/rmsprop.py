@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from engine.backend import backend_of
-from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
-
-
-class RMSpropConfig(BaseOptimizerConfig):
-    """`{type: rmsprop, learning_rate: 0.001, rho: 0.9, momentum: 0.0, epsilon: 1e-7}`."""
-
-    type: Literal["rmsprop"]
-    learning_rate: float | ScheduleConfig = 0.001
-    rho: float = Field(default=0.9, ge=0, lt=1)
-    momentum: float = Field(default=0.0, ge=0, le=1)
-    epsilon: float = Field(default=1e-7, gt=0)
-    centered: bool = False
+from engine.config.optimizers import RMSpropConfig
+from engine.optimizers.base import Array, Optimizer
 
 
 def rmsprop_update(

@@ -7,58 +7,16 @@ A schedule is a callable `schedule(step) -> float` evaluated by the optimizer at
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import TypeAdapter
 
-
-class ExponentialDecayConfig(BaseModel):
-    """`initial_learning_rate * decay_rate ** (step / decay_steps)` (floored when staircase)."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["exponential_decay"]
-    initial_learning_rate: float = Field(gt=0)
-    decay_steps: int = Field(gt=0)
-    decay_rate: float = Field(gt=0)
-    staircase: bool = False
-
-
-class CosineDecayConfig(BaseModel):
-    """Keras's CosineDecay, with its optional linear warmup to `warmup_target`."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["cosine_decay"]
-    initial_learning_rate: float = Field(ge=0)
-    decay_steps: int = Field(gt=0)
-    alpha: float = Field(default=0.0, ge=0, le=1)
-    warmup_target: float | None = Field(default=None, ge=0)
-    warmup_steps: int = Field(default=0, ge=0)
-
-
-class PiecewiseConstantDecayConfig(BaseModel):
-    """`values[i]` while `boundaries[i-1] < step <= boundaries[i]`."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["piecewise_constant_decay"]
-    boundaries: list[int] = Field(min_length=1)
-    values: list[float]
-
-    @model_validator(mode="after")
-    def _check_lengths(self) -> PiecewiseConstantDecayConfig:
-        if len(self.values) != len(self.boundaries) + 1:
-            raise ValueError(
-                "values must have one more entry than boundaries; got "
-                f"{len(self.values)} values for {len(self.boundaries)} boundaries"
-            )
-        if any(a >= b for a, b in zip(self.boundaries, self.boundaries[1:], strict=False)):
-            raise ValueError(f"boundaries must be strictly increasing; got {self.boundaries}")
-        return self
-
-
-ScheduleConfig = Annotated[
-    ExponentialDecayConfig | CosineDecayConfig | PiecewiseConstantDecayConfig,
-    Field(discriminator="type"),
-]
+from engine.config.optimizers import (
+    CosineDecayConfig,
+    ExponentialDecayConfig,
+    PiecewiseConstantDecayConfig,
+    ScheduleConfig,
+)
 
 
 class LearningRateSchedule(Protocol):

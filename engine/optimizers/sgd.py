@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from engine.backend import backend_of
-from engine.optimizers.base import Array, BaseOptimizerConfig, Optimizer, ScheduleConfig
-
-
-class SGDConfig(BaseOptimizerConfig):
-    """`{type: sgd, learning_rate: 0.01, momentum: 0.0, nesterov: false}`."""
-
-    type: Literal["sgd"]
-    learning_rate: float | ScheduleConfig = 0.01
-    momentum: float = Field(default=0.0, ge=0, le=1)
-    nesterov: bool = False
+from engine.config.optimizers import SGDConfig
+from engine.optimizers.base import Array, Optimizer
 
 
 def sgd_update(

@@ -15,6 +15,7 @@ import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,10 +23,10 @@ import numpy as np
 from engine import callbacks as cb
 from engine import rng as _rng
 from engine.backend import backend_of
+from engine.config.fit import DEFAULT_BATCH_SIZE, FitConfig
 from engine.fused import parallel
 from engine.fused.gemm import planned_blas, whole_products
 from engine.train.adapt import adapt_layers
-from engine.train.config import DEFAULT_BATCH_SIZE
 from engine.train.errors import TrainingError
 from engine.train.executor import Executor
 from engine.train.interrupt import StopOnInterrupt
@@ -49,6 +50,14 @@ def _model_seed(model: Model) -> int:
     if model.seed is None:
         model.seed = int(_rng.generator().integers(2**31 - 1))
     return model.seed
+
+
+def fit_arguments(config: FitConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Arguments for `fit` from the spec's `fit` section, callbacks built (their files inside
+    `run_dir` when one is given)."""
+    arguments = config.model_dump(exclude={"callbacks"})
+    arguments["callbacks"] = [cb.from_config(c, run_dir) for c in config.callbacks]
+    return arguments
 
 
 @planned_blas()

@@ -26,12 +26,11 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from engine.backend import DeviceUnavailableError
+from engine.config.data import DataConfig, DataSource
 from engine.data import (
-    DataConfig,
     DataError,
     DataSchema,
     Dataset,
-    DataSource,
     InputSpec,
     ModelSignature,
     OutputSpec,
@@ -211,7 +210,8 @@ def _build(spec_data: dict[str, Any]) -> Any:
 
 def _fit_arguments(fit: dict[str, Any], run_dir: Path, schema: DataSchema) -> dict[str, Any]:
     """`model.fit` keyword arguments from the spec's `fit` section (callback files in the run)."""
-    from engine.train.config import FitConfig
+    from engine.config.fit import FitConfig
+    from engine.train.loops import fit_arguments
 
     section = dict(fit)
     if section.get("class_weight"):
@@ -220,8 +220,8 @@ def _fit_arguments(fit: dict[str, Any], run_dir: Path, schema: DataSchema) -> di
         config = FitConfig.model_validate(section)
     except ValidationError as exc:
         raise CommandError(f"invalid `fit` section: {exc}") from exc
-    arguments = config.model_dump(exclude={"callbacks", "verbose"})
-    arguments["callbacks"] = [c.build(run_dir) for c in config.callbacks]
+    arguments = fit_arguments(config, run_dir)
+    del arguments["verbose"]
     return arguments
 
 

@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, Tag, create_model
 
-from engine.data import DataConfig
+from engine.config.data import DataConfig
+from engine.config.fit import FitConfig
+from engine.config.losses import LossSpec
+from engine.config.metrics import MetricSpec
+from engine.config.optimizers import OptimizerSpec
 from engine.layers import registry
-from engine.losses import LossSpec
-from engine.metrics import MetricSpec
-from engine.optimizers import OptimizerSpec
-from engine.train.config import FitConfig
 
 __all__ = ["layer_config_classes", "spec_model", "json_schema"]
 

@@ -18,6 +18,7 @@ from engine.callbacks import (
     History,
     ModelCheckpoint,
     ReduceLROnPlateau,
+    from_config,
 )
 from engine.layers.base import clear_session
 
@@ -223,17 +224,17 @@ ADAPTER: TypeAdapter[Any] = TypeAdapter(CallbackConfig)
 def test_callback_configs_build_callbacks(
     spec: dict[str, Any], cls: type, attrs: dict[str, Any]
 ) -> None:
-    callback = ADAPTER.validate_python(spec).build()
+    callback = from_config(ADAPTER.validate_python(spec))
     assert isinstance(callback, cls)
     for name, value in attrs.items():
         assert getattr(callback, name) == value
 
 
 def test_callback_config_paths_go_into_the_run_dir(tmp_path: Path) -> None:
-    logger = ADAPTER.validate_python({"type": "CSVLogger"}).build(run_dir=tmp_path)
+    logger = from_config(ADAPTER.validate_python({"type": "CSVLogger"}), run_dir=tmp_path)
     assert isinstance(logger, CSVLogger) and logger.filename == tmp_path / "training.log"
     ckpt = ADAPTER.validate_python({"type": "ModelCheckpoint", "filepath": "/abs/x"})
-    assert ckpt.build(run_dir=tmp_path).filepath == "/abs/x"  # type: ignore[attr-defined]
+    assert from_config(ckpt, run_dir=tmp_path).filepath == "/abs/x"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from engine.config.data import DataConfig, DataSource
 from engine.data import (
-    DataConfig,
     DataError,
     DataSchema,
-    DataSource,
     InputSpec,
     ModelSignature,
     OutputSpec,

@@ -13,9 +13,10 @@ import pytest
 from engine import Input, Model, layers
 from engine.build import build_model
 from engine.callbacks import Callback, TerminateOnNaN
+from engine.config.fit import FitConfig
 from engine.layers.base import Array, CallContext, Layer, clear_session
-from engine.train.config import FitConfig
 from engine.train.errors import TrainingError
+from engine.train.loops import fit_arguments
 from engine.train.prepare import prepare
 from engine.train.trainer import get_trainer
 
@@ -395,7 +396,7 @@ def test_fit_config_defaults_and_callbacks() -> None:
     config = FitConfig.model_validate(
         {"epochs": 3, "callbacks": [{"type": "EarlyStopping", "patience": 2}]}
     )
-    kwargs = config.fit_kwargs()
+    kwargs = fit_arguments(config)
     assert kwargs["batch_size"] == 32 and kwargs["epochs"] == 3 and kwargs["shuffle"] is True
     assert type(kwargs["callbacks"][0]).__name__ == "EarlyStopping"
     with pytest.raises(ValueError):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
-from engine import callbacks as cb
+from engine.config.callbacks import CallbackConfig
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -25,10 +24,4 @@ class FitConfig(BaseModel):
     initial_epoch: NonNegativeInt = 0
     # String keys are class labels: the caller maps them to class ids before fit.
     class_weight: dict[int | str, float] | None = None
-    callbacks: list[cb.CallbackConfig] = Field(default_factory=list)
-
-    def fit_kwargs(self, run_dir: str | Path | None = None) -> dict[str, Any]:
-        """Arguments for `model.fit`, callbacks built (their files inside `run_dir` if given)."""
-        data = self.model_dump(exclude={"callbacks"})
-        data["callbacks"] = [c.build(run_dir) for c in self.callbacks]
-        return data
+    callbacks: list[CallbackConfig] = Field(default_factory=list)
