@@ -257,6 +257,15 @@ def _artifact_file(path: Path, must_exist: bool = True) -> Path:
     return path
 
 
+def is_artifact_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a file that starts as a model archive does (whatever its suffix)."""
+    file = Path(path)
+    if not file.is_file():
+        return False
+    with file.open("rb") as handle:
+        return handle.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
+
+
 def read_artifact(path: str | os.PathLike[str]) -> Artifact:
     """Read and verify an artifact; every kind of damage is its own ArtifactError subclass."""
     file = _artifact_file(Path(path))

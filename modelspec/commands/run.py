@@ -489,7 +489,9 @@ def _device(name: str) -> Iterator[None]:
 
 
 def evaluate(
-    target: Annotated[Path, typer.Argument(help="A spec file, or a run folder.")],
+    target: Annotated[
+        Path, typer.Argument(help="A spec file, a run folder, or a model file (with --data).")
+    ],
     model_dir: Annotated[
         Path | None, typer.Option("--model", help="The run folder (default runs/<name>/).")
     ] = None,
@@ -506,10 +508,8 @@ def evaluate(
             raise CommandError(f"--format must be text or json; got {output_format!r}", 2)
         if not target.exists():
             raise CommandError(f"{target}: no such spec file or run folder", 2)
-        spec = _run_spec(target) if target.is_dir() else target
-        report = _checked(spec, [])
+        spec, report, run_dir = _evaluation_target(target, model_dir)
         data: dict[str, Any] = report.data
-        run_dir = model_dir or (target if target.is_dir() else _default_run_dir(data, spec))
         signature = signature_of(report)
         with _device(device):
             model, schema = _load(run_dir)
@@ -521,6 +521,22 @@ def evaluate(
         typer.echo(json.dumps(metrics))
     else:
         console.print(metrics_table({"test": metrics}, title=f"Evaluation on {source.path}"))
+
+
+def _evaluation_target(target: Path, model_dir: Path | None) -> tuple[Path, SpecReport, Path]:
+    """The spec, its checked report and the model for `evaluate`'s argument: a model file
+    carries its own spec, a run folder has its spec.yaml, a spec names its run folder."""
+    from engine.saving import is_artifact_file
+
+    if is_artifact_file(target):
+        return target, _stored_report(target), model_dir or target
+    spec = _run_spec(target) if target.is_dir() else target
+    report = _checked(spec, [])
+    return (
+        spec,
+        report,
+        model_dir or (target if target.is_dir() else _default_run_dir(report.data, spec)),
+    )
 
 
 def _default_run_dir(data: Mapping[str, Any], spec: Path) -> Path:

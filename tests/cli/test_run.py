@@ -264,3 +264,32 @@ def test_resume_continues_to_the_same_result(project: Path) -> None:
     assert "Epoch 3/4" in out and "Epoch 1/4" not in out
     whole = run("evaluate", "whole", "--format", "json")[1]
     assert run("evaluate", "part", "--format", "json")[1] == whole
+
+
+def test_evaluate_a_model_file_of_any_suffix(project: Path) -> None:
+    """A model file carries its spec, whatever its suffix: a trained run's archive evaluates
+    on --data as its run folder does, and so does a model saved from Python."""
+    import shutil
+
+    from engine import Input, Model, layers
+
+    assert run("train", str(project / "specs" / "tiny.yaml"))[0] == 0
+    shutil.copy("runs/tiny/model.msz", "copy.keras")
+    by_dir = json.loads(run("evaluate", "runs/tiny", "--format", "json")[1])
+    test_csv = str(project / "specs" / "data" / "test.csv")
+    for model_file in ("runs/tiny/model.msz", "copy.keras"):
+        code, out, err = run("evaluate", model_file, "--data", test_csv, "--format", "json")
+        assert code == 0, err
+        assert json.loads(out) == by_dir
+    code, _, err = run("evaluate", "copy.keras")
+    assert code == 2 and "--data" in err
+
+    inputs = Input(shape=(2,))
+    model = Model(inputs, layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32)
+    model.save("python.h5")
+    np.savez("xy.npz", x=x, y=y)
+    code, out, err = run("evaluate", "python.h5", "--data", "xy.npz", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["loss"] == pytest.approx(model.evaluate(x, y), rel=1e-6)
