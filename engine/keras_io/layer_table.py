@@ -1,0 +1,123 @@
+"""The table of Keras layers modelspec reads and writes: one row per Keras class.
+
+A row names the spec's layer type and where Keras 3 keeps the layer's weights inside
+`model.weights.h5`: under `layers/<layer>/vars/0..n`, then under each child group in the row's
+order (an RNN's `cell`, a Bidirectional's `forward_layer` then `backward_layer`, a
+TimeDistributed's `layer`). Weight arrays come in Keras's order, which is the spec's order too.
+A layer added to the engine with Keras's name and arguments needs one row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Predicate = Callable[[Any, Mapping[str, Any]], bool]
+
+
+def _always(value: Any, config: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _one_of(*values: Any) -> Predicate:
+    return lambda value, config: value in values
+
+
+def _unless_sequences(value: Any, config: Mapping[str, Any]) -> bool:
+    """zero_output_for_mask only changes masked steps of a returned sequence."""
+    return not value or not config.get("return_sequences")
+
+
+# Keras arguments with no spec field, and the values under which dropping them changes nothing.
+IGNORABLE: dict[str, Predicate] = {
+    "unroll": _always,  # speed only
+    "implementation": _always,
+    "seed": _always,  # an RNN's dropout seed: training noise, not the model
+    "time_major": _one_of(False),
+    "return_state": _one_of(False),
+    "zero_output_for_mask": _unless_sequences,
+    "quantization_config": _one_of(None),
+    "lora_rank": _one_of(None),
+    "lora_alpha": _always,
+    "synchronized": _one_of(False),
+    "renorm": _one_of(False),
+    "renorm_clipping": _one_of(None),
+    "renorm_momentum": _always,
+    "rms_scaling": _one_of(False),
+    "data_format": _one_of("channels_last", None),
+    "input_length": _always,  # Keras 2's Embedding, checked by the input shape instead
+    "autocast": _one_of(True),
+    "sparse": _one_of(False),
+    "ragged": _one_of(False),
+    "optional": _one_of(False),
+    "activity_regularizer": _one_of(None),
+}
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """A Keras class: the spec type, the h5 child groups holding more weights, nested layers."""
+
+    keras: str
+    spec: str
+    children: tuple[tuple[str, str | None], ...] = ()  # (h5 group, config key of its layer)
+    nested: tuple[str, ...] = ()  # config keys holding a whole layer config
+    dropped: Mapping[str, Predicate] = field(default_factory=dict)
+    nested_set_by_keras: tuple[str, ...] = ()  # nested layers' arguments the wrapper sets
+
+
+def _same(*names: str, **kwargs: Any) -> list[LayerRow]:
+    return [LayerRow(n, n, **kwargs) for n in names]
+
+
+_CELL = (("cell", None),)
+
+
+_NOT_MIRRORED = ("name", "go_backwards", "shared_object_id", "zero_output_for_mask")
+
+
+def _without(value: Any) -> Any:
+    """A serialized layer without what legitimately differs between its two directions."""
+    if isinstance(value, Mapping):
+        return {k: _without(v) for k, v in value.items() if k not in _NOT_MIRRORED}
+    return value
+
+
+def _mirrors_forward(value: Any, config: Mapping[str, Any]) -> bool:
+    """A Bidirectional's backward layer that is its forward layer run backwards."""
+    return not value or _without(value) == _without(config.get("layer"))
+
+
+ROWS: list[LayerRow] = [
+    *_same("Dense", "Activation", "Dropout", "Flatten", "Reshape", "Permute", "RepeatVector"),
+    *_same("Conv1D", "Conv2D", "Conv3D"),
+    *_same("MaxPooling1D", "MaxPooling2D", "MaxPooling3D"),
+    *_same("AveragePooling1D", "AveragePooling2D", "AveragePooling3D"),
+    *_same("GlobalMaxPooling1D", "GlobalMaxPooling2D"),
+    *_same("GlobalAveragePooling1D", "GlobalAveragePooling2D"),
+    *_same("BatchNormalization", "LayerNormalization", "Normalization", "Rescaling"),
+    *_same("Embedding", "Masking"),
+    *_same("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"),
+    *_same("SimpleRNN", "LSTM", "GRU", children=_CELL),
+    LayerRow(
+        "Bidirectional",
+        "Bidirectional",
+        children=(("forward_layer", "layer"), ("backward_layer", "backward_layer")),
+        nested=("layer",),
+        dropped={"backward_layer": _mirrors_forward},
+        nested_set_by_keras=("zero_output_for_mask",),  # True for sequences, as Keras does
+    ),
+    LayerRow(
+        "TimeDistributed", "TimeDistributed", children=(("layer", "layer"),), nested=("layer",)
+    ),
+]
+BY_KERAS: dict[str, LayerRow] = {row.keras: row for row in ROWS}
+BY_SPEC: dict[str, LayerRow] = {row.spec: row for row in ROWS}
+# Keras 2 / tf.keras class names that are today's classes under another name.
+KERAS_ALIASES = {"Convolution1D": "Conv1D", "Convolution2D": "Conv2D", "MaxPool2D": "MaxPooling2D"}
+
+
+def row_for(keras_class: str) -> LayerRow | None:
+    """The row of a Keras class name (Keras 2 aliases included), or None."""
+    return BY_KERAS.get(KERAS_ALIASES.get(keras_class, keras_class))
