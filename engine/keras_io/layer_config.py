@@ -35,9 +35,11 @@ def _refuse(layer: Mapping[str, Any]) -> KerasUnsupportedError:
             "Lambda with an `expression` (SPEC.md), or replace it in Keras and save again"
         )
     if objects.is_custom(layer):
+        registered = layer.get("registered_name") or layer.get("module")
         return KerasUnsupportedError(
-            f"{what} is a custom class that only its own Python code can rebuild, which "
-            "modelspec never runs: replace it with built-in layers in Keras and save again"
+            f"{what}, registered as {registered!r}, is a custom class that only its own "
+            "Python code can rebuild, which modelspec never runs: replace it with built-in "
+            "layers in Keras and save again"
         )
     return KerasUnsupportedError(
         f"{what} has no modelspec equivalent (supported: {', '.join(sorted(BY_KERAS))}); "

@@ -1,7 +1,7 @@
-"""The `export` and `report` commands: a trained model as ONNX, a run's curves in the terminal.
+"""The `export` and `report` commands: a trained model as ONNX or Keras, a run's curves.
 
-A damaged or missing artifact is one line on stderr and exit 2; a model with a layer ONNX cannot
-express is one line naming the layer and exit 1.
+A damaged or missing artifact is one line on stderr and exit 2; a model with a layer the format
+cannot express is one line naming the layer and exit 1.
 """
 
 from __future__ import annotations
@@ -28,19 +28,21 @@ SERIES_STYLES = {1: "blue", 2: "dark_orange", 3: "magenta"}
 
 class ExportFormat(str, Enum):
     onnx = "onnx"
+    keras = "keras"
 
 
 @contextmanager
 def _user_errors(err: Console) -> Iterator[None]:
     """Turn damaged artifacts (exit 2) and unexportable models (exit 1) into one line."""
     from engine.export_onnx import ExportError
+    from engine.keras_io.errors import KerasArchiveError, KerasUnsupportedError
 
     try:
         yield
-    except saving.ArtifactError as exc:
+    except (saving.ArtifactError, KerasArchiveError) as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    except ExportError as exc:
+    except (ExportError, KerasUnsupportedError) as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
@@ -53,12 +55,17 @@ def export(
     ] = ExportFormat.onnx,
     opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
 ) -> None:
-    """Export a trained model for use outside modelspec (ONNX needs the `onnx` extra)."""
+    """Export a trained model for use outside modelspec (ONNX needs the `onnx` extra, Keras
+    the `keras` extra)."""
     from engine.export_onnx import export_onnx
+    from engine.keras_io.exporter import export_keras
 
     console, err = Console(), Console(stderr=True)
     with _user_errors(err):
-        written = export_onnx(model, output, opset=opset)
+        if format is ExportFormat.keras:
+            written = export_keras(model, output)
+        else:
+            written = export_onnx(model, output, opset=opset)
     console.print(f"Wrote {written}", highlight=False)
 
 
