@@ -389,7 +389,7 @@ class Layer:
         if "training" in accepts or "..." in accepts:
             kwargs["training"] = training
         if mask is not None and ("mask" in accepts or "..." in accepts):
-            kwargs["mask"] = mask
+            kwargs["mask"] = _mask_tensors(mask)
         return self.call(tensors if self.multi_input else tensors[0], **kwargs)
 
     def ensure_built(self, input_shape: Any, rng: np.random.Generator | None = None) -> None:
@@ -480,6 +480,13 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{self.type_name} name={self.name!r} built={self.built}>"
+
+
+def _mask_tensors(mask: Any) -> Any:
+    """Masks reach `call` as Tensors (a list of them, or None, per input for merge layers)."""
+    if isinstance(mask, (list, tuple)):
+        return [None if m is None else as_tensor(m) for m in mask]
+    return as_tensor(mask)
 
 
 _COMMON = ("name", "trainable", "dtype")
