@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from engine.layers.base import clear_session
 from modelspec.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,3 +64,22 @@ def test_third_command_copies_an_example_and_trains_it(
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
     assert (tmp_path / "runs" / "iris_mlp" / "model.msz").is_file()
+
+
+def test_python_section_runs_and_prints_what_its_comments_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = README[README.index("## The Python API") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block and "import engine as tf" in block.group(1)
+    expected = [
+        line.split("#", 1)[1].strip()
+        for line in block.group(1).splitlines()
+        if line.startswith("print(") and "#" in line
+    ]
+    (tmp_path / "specs").symlink_to(ROOT / "specs")
+    monkeypatch.chdir(tmp_path)
+    clear_session()
+    exec(compile(block.group(1), "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out.splitlines() == expected
+    assert (tmp_path / "model.keras").is_file()

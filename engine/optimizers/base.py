@@ -53,7 +53,10 @@ class Optimizer(ABC):
     config_class: ClassVar[type[BaseOptimizerConfig]]
     scratch_count: ClassVar[int] = 1
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, learning_rate: Any = None, **kwargs: Any) -> None:
+        """Keras's arguments by keyword; the learning rate may come first by position."""
+        if learning_rate is not None:
+            kwargs["learning_rate"] = learning_rate
         self.config = self.config_class(type=self.name, **kwargs)  # type: ignore[call-arg]
         rate = self.config.learning_rate
         self._schedule: LearningRateSchedule | None = (
