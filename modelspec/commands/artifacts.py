@@ -13,7 +13,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -22,6 +21,7 @@ from rich.text import Text
 from engine import saving
 from modelspec import history as run_history
 from modelspec.pictures.terminal import braille_chart
+from modelspec.run_summary import final_metrics, load_run, summary_rows
 
 SERIES_STYLES = {1: "blue", 2: "dark_orange", 3: "magenta"}
 
@@ -69,46 +69,20 @@ def export(
     console.print(f"Wrote {written}", highlight=False)
 
 
-def _load_run(run_dir: Path) -> tuple[str, saving.Artifact]:
-    """The run's final model, or its newest checkpoint when training never finished."""
-    if (run_dir / saving.MODEL_FILE).is_file() or run_dir.is_file():
-        return "final model", saving.read_artifact(run_dir)
-    if not run_dir.exists():
-        raise saving.ArtifactNotFoundError(run_dir, "no such run folder or model file")
-    path, artifact = saving.latest_checkpoint(run_dir)
-    return f"checkpoint {path.name} (training did not finish)", artifact
-
-
 def _summary(source: str, run_dir: Path, artifact: saving.Artifact) -> Table:
-    meta = artifact.metadata
-    model = artifact.spec.get("model", {})
-    epochs = max((len(v) for v in artifact.history.values()), default=0)
-    params = sum(int(np.prod(w.shape)) for w in artifact.weights.values())
     table = Table(title=f"Run {run_dir}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    rows = [
-        ("source", source),
-        ("model", f"{artifact.spec.get('name') or model.get('name', '?')} ({model.get('type')})"),
-        ("epochs", str(epochs)),
-        ("parameters", f"{params:,}"),
-        ("seed", str(meta.get("seed"))),
-        ("versions", ", ".join(f"{k} {v}" for k, v in meta.get("package_versions", {}).items())),
-    ]
-    rows += [(f"data {k}", v) for k, v in meta.get("data_fingerprints", {}).items()]
-    for key, value in rows:
+    for key, value in summary_rows(source, artifact):
         table.add_row(key, Text(value))
     return table
 
 
 def _final_metrics(artifact: saving.Artifact) -> Table:
-    metrics: Mapping[str, float] = artifact.metadata.get("final_metrics") or {
-        k: v[-1] for k, v in artifact.history.items() if v
-    }
     table = Table(title="Final metrics", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, value in metrics.items():
+    for name, value in final_metrics(artifact).items():
         table.add_row(name, f"{value:.6g}")
     return table
 
@@ -146,11 +120,21 @@ def _chart(name: str, history: Mapping[str, list[float]], width: int) -> Text:
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a model.msz file).")],
     width: Annotated[int, typer.Option(help="Chart width in characters.", min=10)] = 60,
+    html: Annotated[
+        bool, typer.Option("--html", help="Write one self-contained HTML page instead.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The page (default RUN/report.html).")
+    ] = None,
 ) -> None:
     """Print a run's summary, final metrics, curves and diagnosis; refresh its curves PNG."""
     console, err = Console(), Console(stderr=True)
     with _user_errors(err):
-        source, artifact = _load_run(run_dir)
+        source, artifact = load_run(run_dir)
+    if html:
+        _write_html(console, run_dir, output, source, artifact)
+        _refresh_files(console, run_dir, artifact.history)
+        return
     console.print(_summary(source, run_dir, artifact))
     console.print(_final_metrics(artifact))
     history = artifact.history
@@ -160,6 +144,17 @@ def report(
     style = "green" if diagnosis.kind == "none" else "yellow"
     console.print(Text(f"Curves: {diagnosis.message}", style=style))
     _refresh_files(console, run_dir, history)
+
+
+def _write_html(
+    console: Console, run_dir: Path, output: Path | None, source: str, artifact: saving.Artifact
+) -> None:
+    from modelspec.pictures.html_report import html_page
+
+    folder = run_dir if run_dir.is_dir() else run_dir.parent
+    page = output or folder / "report.html"
+    saving.atomic_write_bytes(page, html_page(source, str(run_dir), artifact).encode("utf-8"))
+    console.print(f"Wrote {page}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _refresh_files(console: Console, run_dir: Path, history: Mapping[str, list[float]]) -> None:
