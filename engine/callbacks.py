@@ -1,6 +1,6 @@
 """Keras's training callbacks (History, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
-CSVLogger, TerminateOnNaN), their spec configs (TensorBoard's too: its callback lives in
-engine/tensorboard.py), and the plain-text progress printer of verbose 1/2.
+CSVLogger, TerminateOnNaN; TensorBoard lives in engine/tensorboard.py), the callbacks of a spec's
+entries, and the plain-text progress printer of verbose 1/2.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from engine.build import from_spec
-from engine.callbacks import CallbackConfig
+from engine.callbacks import CallbackConfig, from_config
 from engine.layers.base import clear_session
 from tests.artifacts import train_script
 
@@ -92,7 +92,7 @@ def test_spec_config_logs_inside_the_run_folder(tmp_path: Path) -> None:
     config = TypeAdapter(CallbackConfig).validate_python(
         {"type": "TensorBoard", "histogram_freq": 2, "update_freq": "batch"}
     )
-    callback = config.build(run_dir=tmp_path)
+    callback = from_config(config, run_dir=tmp_path)
     assert isinstance(callback, TensorBoard)
     assert callback.log_dir == tmp_path / "logs"
     assert (callback.histogram_freq, callback.update_freq, callback.write_graph) == (2, 1, True)
