@@ -165,7 +165,7 @@ def _rows(model: Model) -> list[tuple[str, tuple[int | None, ...], int]]:
 
 
 def test_shapes_and_counts_in_sequential_and_functional_match_keras() -> None:
-    # Keras 3: MyLayer(3) on 8 features gives (None, 3) with 8*3 weights; Dense(1) then 3+1.
+    # Keras 3.15.1's rows for the same code (scripts/keras_custom_layers.py).
     seq = en.keras.Sequential([en.keras.Input((8,)), Plain(3), layers.Dense(1)])
     assert _rows(seq) == [("plain", (None, 3), 24), ("dense", (None, 1), 4)]
     x = en.keras.Input((None, 4))

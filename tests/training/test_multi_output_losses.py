@@ -3,7 +3,8 @@
 For outputs `a` and `b` with `loss_weights={"a": 1, "b": 0.1}` and mean squared error, Keras 3
 logs `a_loss = mean((y_a - p_a)**2)`, `b_loss = mean((y_b - p_b)**2)` and
 `loss = 1 * a_loss + 0.1 * b_loss`, in evaluate, History and therefore in the CLI's tables and
-history.csv. The expected numbers are that formula on the model's own predictions.
+history.csv. The expected numbers are that formula on the model's own predictions; Keras
+3.15.1 gives the same for the same model (scripts/keras_custom_layers.py).
 """
 
 from __future__ import annotations
