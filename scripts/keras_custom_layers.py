@@ -69,7 +69,8 @@ def two_output_logs() -> None:
     yb = rng.normal(size=(24, 2)).astype("float32")
     inputs = keras.Input((3,))
     hidden = layers.Dense(4, activation="tanh")(inputs)
-    model = keras.Model(inputs, [layers.Dense(1, name="a")(hidden), layers.Dense(2, name="b")(hidden)])
+    outputs = [layers.Dense(1, name="a")(hidden), layers.Dense(2, name="b")(hidden)]
+    model = keras.Model(inputs, outputs)
     model.compile(optimizer="adam", loss=["mse", "mse"], loss_weights=[1.0, 0.1])
     logs = model.evaluate(x, [ya, yb], return_dict=True, verbose=0)
     pa, pb = model.predict(x, verbose=0)
