@@ -10,6 +10,7 @@ import ...` finds them too.
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 
 from engine import (
     activations,
@@ -25,17 +26,9 @@ from engine.keras import layers, models, utils
 from engine.models import Input, Model, Sequential
 from engine.saving import load_model
 
-for _module in (
-    activations,
-    callbacks,
-    constraints,
-    initializers,
-    losses,
-    metrics,
-    optimizers,
-    regularizers,
-):
-    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[-1]}"] = _module
+for _module in [m for m in list(globals().values()) if isinstance(m, ModuleType)]:
+    if _module.__name__.count(".") == 1 and _module.__name__.startswith("engine."):
+        sys.modules[f"{__name__}.{_module.__name__.split('.')[1]}"] = _module
 
 __all__ = [
     "Input",
