@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from engine.keras_io.errors import KerasArchiveError, h5py_module
+from engine.keras_io.layer_order import group_names
 from engine.keras_io.layer_table import row_for
-from engine.layers.base import snake_case
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -194,16 +194,13 @@ def read(path: str | Path) -> KerasFile:
 
 
 def _fill_group_names(keras_file: KerasFile) -> None:
-    """Name layer groups as Keras 3 does when the file does not record layer names:
-    each of the model's layers in order, by class, `dense`, `dense_1`, ..."""
-    layers = (keras_file.config.get("config") or {}).get("layers") or []
-    used: dict[str, int] = {}
-    for layer in layers:
-        if not isinstance(layer, Mapping) or row_for(str(layer.get("class_name"))) is None:
-            continue
-        stem = snake_case(str(layer.get("class_name")))
-        count = used.get(stem)
-        used[stem] = 0 if count is None else count + 1
-        group = f"layers/{stem}" if count is None else f"layers/{stem}_{count + 1}"
+    """Name layer groups as Keras 3 does where the file does not record the layer names."""
+    layers = [
+        layer
+        for layer in (keras_file.config.get("config") or {}).get("layers") or []
+        if isinstance(layer, Mapping) and row_for(str(layer.get("class_name"))) is not None
+    ]
+    groups = group_names([str(layer.get("class_name")) for layer in layers])
+    for layer, group in zip(layers, groups, strict=True):
         name = str((layer.get("config") or {}).get("name"))
         keras_file.group_names.setdefault(name, group)

@@ -78,8 +78,11 @@ def _optimizer(value: Any) -> Any:
         spec = {"type": str(value.get("class_name")).lower(), **_args(config)}
         if "learning_rate" in config:
             spec["learning_rate"] = _schedule(config["learning_rate"])
-    _OPTIMIZER.validate_python(spec)
-    return spec
+    config = _OPTIMIZER.validate_python(spec)
+    if isinstance(spec, dict):
+        fields = type(config).model_fields
+        spec = {k: v for k, v in spec.items() if k == "type" or v != fields[k].default}
+    return spec if not isinstance(spec, dict) or len(spec) > 1 else spec["type"]
 
 
 def _named(value: Any, adapter: TypeAdapter[Any], drop: tuple[str, ...]) -> Any:

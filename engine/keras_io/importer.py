@@ -91,7 +91,8 @@ def _input_entry(layer: Mapping[str, Any]) -> dict[str, Any]:
     dtype = config.get("dtype") or "float32"
     if isinstance(dtype, Mapping):
         dtype = (dtype.get("config") or {}).get("name", "float32")
-    return {"name": _name(layer), "shape": list(shape[1:]), "dtype": str(dtype)}
+    entry = {"name": _name(layer), "shape": list(shape[1:])}
+    return entry if dtype == "float32" else {**entry, "dtype": str(dtype)}
 
 
 def _output_refs(value: Any) -> list[Ref]:
@@ -156,7 +157,8 @@ def _functional(config: Mapping[str, Any]) -> dict[str, Any]:
             entry = {"name": layer_name, **spec_entry(call.layer)}
             names[call.key] = layer_name
         else:
-            fresh = _fresh(f"{layer_name}_call{call.node}", taken)
+            calls = sum(1 for k in names if k[0] == layer_name)
+            fresh = _fresh(f"{layer_name}_call_{calls}", taken)
             entry = {"name": fresh, "shares": names[first]}
             names[call.key] = fresh
         sources = [r[0] if r[0] in inputs else names[(r[0], r[1])] for r in call.refs]

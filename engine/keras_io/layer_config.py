@@ -98,14 +98,15 @@ def spec_entry(layer: Mapping[str, Any]) -> dict[str, Any]:
                 f"{where}: argument {key}={value!r} has no modelspec equivalent; "
                 "set it to Keras's default in Keras and save again"
             )
-    return {
-        k: v
-        for k, v in entry.items()
-        if k == "type"
-        or k not in fields
-        or fields[k].default in (PydanticUndefined,)
-        or v != fields[k].default
-    }
+    return {k: v for k, v in entry.items() if k == "type" or not _is_default(fields, k, v)}
+
+
+def _is_default(fields: Mapping[str, Any], key: str, value: Any) -> bool:
+    """Whether the spec would have this value anyway (Keras's `linear` is the spec's None)."""
+    if key not in fields or fields[key].default is PydanticUndefined:
+        return False
+    default = fields[key].default
+    return value == default or (key in ACTIVATION_KEYS and value == "linear" and default is None)
 
 
 def _keras_value(key: str, value: Any, where: str) -> Any:

@@ -38,6 +38,15 @@ CONSTRAINTS = {
     "unit_norm": "UnitNorm",
     "min_max_norm": "MinMaxNorm",
 }
+# Keras's default arguments, which the spec's initializers share: not worth writing out.
+_DEFAULT_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "random_normal": {"mean": 0.0, "stddev": 0.05},
+    "truncated_normal": {"mean": 0.0, "stddev": 0.05},
+    "random_uniform": {"minval": -0.05, "maxval": 0.05},
+    "orthogonal": {"gain": 1.0},
+    "identity": {"gain": 1.0},
+    "constant": {"value": 0.0},
+}
 # Keras arguments that carry no meaning for the spec when they hold these values.
 _SILENT_ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "input_axes": (None,),
@@ -70,10 +79,11 @@ class ObjectKind:
             raise KerasUnsupportedError(f"{where}: {self.label} {value!r} is not a Keras object")
         _refuse_registered(value, f"{where}: {self.label}")
         name = self._name(str(value["class_name"]), where)
+        defaults = _DEFAULT_ARGUMENTS.get(name, {})
         args = {
             k: v
             for k, v in dict(value.get("config") or {}).items()
-            if v not in _SILENT_ARGUMENTS.get(k, ()) and k != "name"
+            if k != "name" and v not in _SILENT_ARGUMENTS.get(k, ()) and defaults.get(k, ...) != v
         }
         return {"type": name, **args} if args else name
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -52,8 +53,8 @@ def test_the_spec_lints_clean(name: str, tmp_path: Path) -> None:
 def test_shared_layers_become_shares_entries() -> None:
     layers = import_keras(FIXTURES / "shared.keras").spec["model"]["layers"]
     shares = {e["name"]: e["shares"] for e in layers if "shares" in e}
-    assert shares == {"embed_call1": "embed", "encode_call1": "encode"}
-    assert next(e for e in layers if e["name"] == "diff")["inputs"] == ["encode", "encode_call1"]
+    assert shares == {"embed_call_1": "embed", "encode_call_1": "encode"}
+    assert next(e for e in layers if e["name"] == "diff")["inputs"] == ["encode", "encode_call_1"]
 
 
 def test_masks_follow_the_embedding() -> None:
@@ -165,3 +166,21 @@ def test_reading_never_unmarshals_code(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, name, refuse)
     with pytest.raises(KerasUnsupportedError):
         import_keras(FIXTURES / "unsafe_lambda.keras")
+
+
+@pytest.mark.parametrize("name", ["multi_io", "sequences"])
+def test_weight_groups_found_without_recorded_names(name: str, tmp_path: Path) -> None:
+    """Older Keras 3 archives do not record layer names; groups follow Keras's naming."""
+    import h5py
+
+    with zipfile.ZipFile(FIXTURES / f"{name}.keras") as src:
+        weights = io.BytesIO(src.read("model.weights.h5"))
+    with h5py.File(weights, "r+") as handle:
+        handle.visititems(lambda _, obj: obj.attrs.pop("name", None))
+    out = tmp_path / "unnamed.keras"
+    with zipfile.ZipFile(FIXTURES / f"{name}.keras") as src, zipfile.ZipFile(out, "w") as dst:
+        for member in src.namelist():
+            data = weights.getvalue() if member == "model.weights.h5" else src.read(member)
+            dst.writestr(member, data)
+    assert archive.read(out).group_names  # filled in from the config
+    assert max_difference(import_keras(out).model, name) <= TOLERANCE
