@@ -626,11 +626,14 @@ class CheckpointCallback(Callback):
         return {k: v[:epoch] for k, v in read_artifact(source).history.items()}
 
     def _whole_history(self, logs: Mapping[str, float] | None) -> dict[str, list[float]]:
-        whole = {k: list(v) for k, v in self.earlier.items()}
-        for key, values in history_of(self.model).items():
-            whole.setdefault(key, []).extend(values)
+        current = history_of(self.model)
+        # Keys in the order fit logs them (loss first), not the checkpoint's sorted JSON order.
+        order = [*current, *(logs or {}), *self.earlier]
+        whole = {k: list(self.earlier.get(k, [])) for k in dict.fromkeys(order)}
+        for key, values in current.items():
+            whole[key].extend(values)
         for key, value in (logs or {}).items():
-            whole.setdefault(key, []).append(float(value))
+            whole[key].append(float(value))
         return whole
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:

@@ -279,13 +279,33 @@ def steps_per_epoch(dataset: Dataset, validation_split: float, batch_size: int) 
     return max(1, -(-int(len(dataset) * (1.0 - validation_split)) // batch_size))
 
 
-def resume_from(model: Any, run_dir: Path) -> int:
-    """Load the last complete checkpoint into `model`; returns the epoch to continue from."""
-    from engine.saving import apply_artifact, latest_checkpoint
+def resume_from(model: Any, run_dir: Path, spec: Path) -> int:
+    """Load the last complete checkpoint into `model`; returns the epoch to continue from.
+
+    A run folder made from another spec has weights that do not fit the model: say which spec
+    made it and what to do, not only which weight differs.
+    """
+    from engine.saving import WeightsMismatchError, apply_artifact, latest_checkpoint
 
     path, artifact = latest_checkpoint(run_dir)
-    apply_artifact(model, artifact, str(path))
+    try:
+        apply_artifact(model, artifact, str(path))
+    except WeightsMismatchError as exc:
+        raise RunError(
+            f"{run_dir} was trained from spec {_made_from(run_dir, artifact.spec)}, not "
+            f"{spec}: its weights do not fit this model ({exc.detail}); resume with the spec "
+            "that made it, or train into a new folder with --out DIR",
+            2,
+        ) from exc
     return int((artifact.training_state or {}).get("epoch", 0))
+
+
+def _made_from(run_dir: Path, artifact_spec: dict[str, Any]) -> str:
+    """`'iris_mlp' (saved as runs/iris_mlp/spec.yaml)`, as far as the run folder tells."""
+    name = artifact_spec.get("name") or (artifact_spec.get("model") or {}).get("name")
+    saved = run_dir / SPEC_FILE
+    where = f" (saved as {saved})" if saved.is_file() else ""
+    return f"{name!r}{where}" if name else f"another spec{where}"
 
 
 def default_run_dir(data: Mapping[str, Any], spec: Path) -> Path:

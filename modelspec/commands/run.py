@@ -154,7 +154,7 @@ def train(
             fit = runs.fit_arguments(dict(data.get("fit") or {}), run_dir, run.schema)
             model = runs.build_model(data)
             if resume is not None:
-                fit["initial_epoch"] = runs.resume_from(model, resume)
+                fit["initial_epoch"] = runs.resume_from(model, resume, spec)
             _print_summary(console, report)
             run_dir.mkdir(parents=True, exist_ok=True)
             verbose = (data.get("fit") or {}).get("verbose", "auto")
