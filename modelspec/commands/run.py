@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from modelspec.check import SpecReport
     from modelspec.runs import RunData
 
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
+
 
 class CommandError(RunError):
     """A `RunError` the command words itself (spec diagnostics come without "error: ")."""
@@ -164,6 +166,8 @@ def train(
             _write_report(console, model, run_dir)
     console.print(metrics_table(results))
     console.print(f"Saved the run to {run_dir}", highlight=False)
+    if getattr(getattr(model, "history", None), "interrupted", False):
+        raise typer.Exit(INTERRUPTED)  # saved; 130 tells the shell that Ctrl-C ended it
 
 
 def _write_report(console: Console, model: Any, run_dir: Path) -> None:

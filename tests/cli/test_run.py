@@ -249,7 +249,7 @@ def test_ctrl_c_stops_cleanly_and_still_saves(
 
     monkeypatch.setattr(EpochLines, "on_epoch_begin", interrupt)
     code, out, err = run("train", str(project / "specs" / "tiny.yaml"), "--set", "fit.epochs=5")
-    assert code == 0, err
+    assert code == 130, err
     assert "Interrupted" in out and "Epoch 2/5" not in out
     assert Path("runs/tiny/model.msz").is_file()
     assert run("evaluate", "runs/tiny", "--format", "json")[0] == 0
