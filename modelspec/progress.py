@@ -21,7 +21,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from engine.callbacks import Callback
 
@@ -36,6 +36,18 @@ def plain_output(console: Console) -> bool:
 def format_logs(logs: Mapping[str, Any]) -> str:
     """`loss: 0.4213 - accuracy: 0.9000`, Keras's way of showing a line of metrics."""
     return " - ".join(f"{name}: {_number(value)}" for name, value in logs.items())
+
+
+def wrap_line(label: str, logs: Mapping[str, Any], width: int) -> str:
+    """`label - name: value - ...` broken only between metrics, never inside a number."""
+    items = [f"{name}: {_number(value)}" for name, value in logs.items()]
+    lines = [label]
+    for item in items:
+        if len(lines[-1]) + 3 + len(item) <= width:
+            lines[-1] += f" - {item}"
+        else:
+            lines.append(f"  {item}")
+    return "\n".join(lines)
 
 
 def _number(value: Any) -> str:
@@ -84,7 +96,7 @@ class RichProgress(EpochLines):
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[logs]}"),
+            TextColumn("{task.fields[logs]}", table_column=Column(no_wrap=True)),
             console=self.console,
         )
         self._progress.start()
@@ -100,8 +112,12 @@ class RichProgress(EpochLines):
             )
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        """The finished epoch leaves the live bar and stays as a whole line, as Keras's does."""
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=self.steps, logs=format_logs(logs or {}))
+            self._progress.remove_task(self._task)
+            self._task = None
+        line = wrap_line(self.label(epoch), logs or {}, self.console.width)
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if self._progress is not None:
@@ -119,7 +135,7 @@ def progress_callback(console: Console, epochs: int, steps: int, verbose: Any) -
 
 
 def metrics_table(
-    results: Mapping[str, Mapping[str, float]], title: str = "Final metrics"
+    results: Mapping[str, Mapping[str, float]], title: str | None = "Final metrics"
 ) -> Table:
     """One row per metric, one column per data split (train, validation, test)."""
     table = Table(title=title, title_justify="left")

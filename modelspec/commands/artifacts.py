@@ -24,6 +24,8 @@ from modelspec.pictures.terminal import braille_chart
 from modelspec.run_summary import final_metrics, load_run, summary_rows
 
 SERIES_STYLES = {1: "blue", 2: "dark_orange", 3: "magenta"}
+# Solid and dashed, so the legend tells train from validation without colour too.
+SERIES_MARKS = ("━", "┄")
 
 
 class ExportFormat(str, Enum):
@@ -69,10 +71,10 @@ def export(
     console.print(f"Wrote {written}", highlight=False)
 
 
-def _summary(source: str, run_dir: Path, artifact: saving.Artifact) -> Table:
-    table = Table(title=f"Run {run_dir}", title_justify="left", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
+def _summary(source: str, artifact: saving.Artifact) -> Table:
+    table = Table(show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # a digest folds whole rather than losing its end
     for key, value in summary_rows(source, artifact):
         table.add_row(key, Text(value))
     return table
@@ -97,7 +99,7 @@ def _chart(name: str, history: Mapping[str, list[float]], width: int) -> Text:
     lo, hi = (min(values), max(values)) if values else (0.0, 0.0)
     text = Text(f"{name}  ", style="bold")
     for index, label in enumerate(series):
-        text.append(f"━ {label}  ", style=SERIES_STYLES[1 << index])
+        text.append(f"{SERIES_MARKS[index]} {label}  ", style=SERIES_STYLES[1 << index])
     text.append("\n")
     rows = braille_chart(series, width=width)
     for r, row in enumerate(rows):
@@ -135,7 +137,8 @@ def report(
         _write_html(console, run_dir, output, source, artifact)
         _refresh_files(console, run_dir, artifact.history)
         return
-    console.print(_summary(source, run_dir, artifact))
+    console.print(f"Run {run_dir}", highlight=False, markup=False, soft_wrap=True)
+    console.print(_summary(source, artifact))
     console.print(_final_metrics(artifact))
     history = artifact.history
     for name in run_history.metric_names(history):

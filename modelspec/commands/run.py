@@ -165,7 +165,7 @@ def train(
             runs.write_spec(data, spec.parent, run_dir)
             _write_report(console, model, run_dir)
     console.print(metrics_table(results))
-    console.print(f"Saved the run to {run_dir}", highlight=False)
+    console.print(f"Saved the run to {run_dir}", highlight=False, markup=False, soft_wrap=True)
     if getattr(getattr(model, "history", None), "interrupted", False):
         raise typer.Exit(INTERRUPTED)  # saved; 130 tells the shell that Ctrl-C ended it
 
@@ -244,7 +244,7 @@ def evaluate(
     device: DeviceOption = "cpu",
 ) -> None:
     """Evaluate a trained model on the spec's test data (or --data FILE); trains nothing."""
-    from engine.data import load_dataset
+    from engine.data import load_dataset, resolve_path
     from modelspec import runs
     from modelspec.progress import metrics_table
 
@@ -266,7 +266,9 @@ def evaluate(
     if output_format == "json":
         typer.echo(json.dumps(metrics))
     else:
-        console.print(metrics_table({"test": metrics}, title=f"Evaluation on {source.path}"))
+        shown = _as_typed(resolve_path(source.path, base_dir))
+        console.print(f"Evaluation on {shown}", highlight=False, markup=False, soft_wrap=True)
+        console.print(metrics_table({"test": metrics}, title=None))
 
 
 def _evaluation_target(target: Path, model_dir: Path | None) -> tuple[Path, SpecReport, Path]:
@@ -284,6 +286,15 @@ def _evaluation_target(target: Path, model_dir: Path | None) -> tuple[Path, Spec
         report,
         model_dir or (target if target.is_dir() else runs.default_run_dir(report.data, spec)),
     )
+
+
+def _as_typed(path: Path) -> str:
+    """A path as the user would type it here: relative to the current folder when inside it."""
+    absolute = path.resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
 
 
 def predict(
@@ -320,6 +331,9 @@ def predict(
             _print_csv(outputs, signature, schema, probabilities)
         else:
             write_predictions(output_file, outputs, signature, schema, probabilities=probabilities)
+            rows = len(next(iter(outputs.values())))
+            done = f"Wrote {rows} predictions to {output_file}"
+            Console().print(done, highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_csv(

@@ -16,11 +16,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from modelspec import report as reporters
 from modelspec import summary as summaries
 from modelspec.check import SpecReport, check_spec
-from modelspec.diagnostics import CODES, Diagnostic, explain
+from modelspec.diagnostics import CODES, Diagnostic, explain, severity_of
 from modelspec.schema import json_schema
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -128,12 +129,29 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
+def _code_table() -> Table:
+    table = Table(title="Diagnostic codes", title_justify="left")
+    table.add_column("code", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("problem")
+    for code, entry in CODES.items():
+        table.add_row(code, severity_of(code), entry.title)
+    return table
+
+
 def explain_code(
-    code: Annotated[str, typer.Argument(help="A diagnostic code, e.g. E101.")],
+    code: Annotated[
+        str | None, typer.Argument(help="A diagnostic code, e.g. E101 (default: list them).")
+    ] = None,
 ) -> None:
-    """Explain a diagnostic code."""
+    """Explain a diagnostic code, or list every code."""
+    if code is None:
+        console = Console(highlight=False)
+        console.print(_code_table())
+        console.print("Explain one with `modelspec explain CODE`.", markup=False)
+        return
     if code.upper() not in CODES:
-        typer.echo(f"error: unknown code {code!r}; see `docs/diagnostics.md`", err=True)
+        typer.echo(f"error: unknown code {code!r}; `modelspec explain` lists them", err=True)
         raise typer.Exit(2)
     typer.echo(explain(code), nl=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from rich.console import Console
@@ -81,3 +82,41 @@ def test_metrics_table_has_a_column_per_split_with_values() -> None:
     text = buffer.getvalue()
     assert "train" in text and "test" in text and "validation" not in text
     assert "0.7500" in text and "0.9000" in text
+
+
+LONG_LOGS = {
+    "loss": 0.123456,
+    "accuracy": 0.875,
+    "precision": 0.8125,
+    "recall": 0.75,
+    "val_loss": 0.25,
+    "val_accuracy": 0.8,
+    "val_precision": 0.7,
+    "val_recall": 0.65,
+}
+
+
+def test_finished_epoch_at_80_columns_is_never_cut_mid_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("CI", "GITHUB_ACTIONS", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=80)
+    progress = progress_callback(console, epochs=2, steps=3, verbose=1)
+    assert isinstance(progress, RichProgress)
+    progress.set_params({"epochs": 2, "steps": 3})
+    progress.on_train_begin()
+    for epoch in range(2):
+        progress.on_epoch_begin(epoch)
+        progress.on_train_batch_end(0, LONG_LOGS)
+        progress.on_epoch_end(epoch, LONG_LOGS)
+    progress.on_train_end()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "\n", buffer.getvalue())
+    lines = [line for line in text.splitlines() if line.strip()]
+    for epoch in (1, 2):
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"Epoch {epoch}/2 - "))
+        block = " ".join(lines[start : start + 3])
+        for name, value in LONG_LOGS.items():
+            assert f"{name}: {value:.4f}" in block
+    assert all(len(line) <= 80 for line in lines)
