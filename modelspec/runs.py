@@ -223,6 +223,7 @@ def stored_report(model_path: Path) -> SpecReport:
     The stored `model` mapping is the Model's own config (it carries keys such as the model's
     name that a hand-written spec does not), so it is resolved and inferred, not linted.
     """
+    from engine.layers import registry
     from engine.saving import read_artifact
 
     if not model_path.exists():
@@ -230,6 +231,13 @@ def stored_report(model_path: Path) -> SpecReport:
     spec = read_artifact(model_path).spec
     graph, problems = resolve(spec.get("model"))
     model, shape_problems = infer(graph, model_path.stem, str(spec.get("dtype", "float32")))
+    custom = sorted({str(n.config.get("type")) for n in graph.nodes} - set(registry.all_layers()))
+    if custom:
+        raise RunError(
+            f"{model_path}: the model has custom Python layers ({', '.join(custom)}), which the "
+            "command line cannot run; load it with engine.load_model(path, custom_objects={...})",
+            2,
+        )
     if problems or shape_problems or not model.complete:
         raise RunError(f"{model_path}: the stored model does not resolve", 2)
     return SpecReport(str(model_path), data=spec, graph=graph, model=model)

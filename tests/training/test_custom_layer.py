@@ -232,3 +232,18 @@ def test_custom_layers_save_to_the_path_given_and_load_with_custom_objects(
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     loaded.fit(x, y, epochs=1, verbose=0)  # the optimizer state came back too
+
+
+def test_the_cli_says_a_custom_layer_needs_its_class(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from modelspec.cli import app
+
+    model = en.keras.Sequential([en.keras.Input((3,)), Plain(2)])
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", np.ones((2, 3), np.float32))
+    result = CliRunner().invoke(
+        app, ["predict", str(tmp_path / "m.keras"), "--input", str(tmp_path / "x.npy")]
+    )
+    assert result.exit_code == 2
+    assert "custom Python layers (Plain)" in result.output and "custom_objects" in result.output
