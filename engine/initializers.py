@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -71,6 +71,94 @@ _ARGUMENTS: dict[str, set[str]] = {
     "orthogonal": {"gain", "seed"},
     "identity": {"gain"},
 }
+
+
+class _Keras(InitializerConfig):
+    """Keras's initializer classes: a config of one `kind`, made from the class's arguments."""
+
+    kind: ClassVar[InitializerName]
+
+    def __init__(self, **arguments: Any) -> None:
+        given = {k: v for k, v in arguments.items() if v is not None}
+        super().__init__(type=self.kind, **given)
+
+
+class _Seeded(_Keras):
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed=seed)
+
+
+class Zeros(_Keras):
+    kind = "zeros"
+
+
+class Ones(_Keras):
+    kind = "ones"
+
+
+class Constant(_Keras):
+    kind = "constant"
+
+    def __init__(self, value: float = 0.0) -> None:
+        super().__init__(value=value)
+
+
+class RandomNormal(_Keras):
+    kind: ClassVar[InitializerName] = "random_normal"
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
+        super().__init__(mean=mean, stddev=stddev, seed=seed)
+
+
+class TruncatedNormal(RandomNormal):
+    kind = "truncated_normal"
+
+
+class RandomUniform(_Keras):
+    kind = "random_uniform"
+
+    def __init__(
+        self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None
+    ) -> None:
+        super().__init__(minval=minval, maxval=maxval, seed=seed)
+
+
+class Orthogonal(_Keras):
+    kind = "orthogonal"
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
+        super().__init__(gain=gain, seed=seed)
+
+
+class Identity(_Keras):
+    kind = "identity"
+
+    def __init__(self, gain: float = 1.0) -> None:
+        super().__init__(gain=gain)
+
+
+class GlorotUniform(_Seeded):
+    kind = "glorot_uniform"
+
+
+class GlorotNormal(_Seeded):
+    kind = "glorot_normal"
+
+
+class HeNormal(_Seeded):
+    kind = "he_normal"
+
+
+class HeUniform(_Seeded):
+    kind = "he_uniform"
+
+
+class LecunNormal(_Seeded):
+    kind = "lecun_normal"
+
+
+class LecunUniform(_Seeded):
+    kind = "lecun_uniform"
 
 
 InitializerSpec = Annotated[InitializerName | InitializerConfig, Field(union_mode="left_to_right")]
