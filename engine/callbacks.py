@@ -482,8 +482,19 @@ def from_config(config: CallbackConfig, run_dir: str | Path | None = None) -> Ca
 
 def _callback_class(type_name: str) -> type[Callback]:
     if type_name == "TensorBoard":
-        # engine.tensorboard (and tensorboardX) load only when a spec asks for one
-        from engine.tensorboard import TensorBoard
-
-        return TensorBoard
+        return _tensorboard()
     return _CLASSES[type_name]
+
+
+def _tensorboard() -> type[Callback]:
+    # engine.tensorboard (and tensorboardX) load only when a TensorBoard is asked for
+    from engine.tensorboard import TensorBoard
+
+    return TensorBoard
+
+
+def __getattr__(name: str) -> Any:
+    """`callbacks.TensorBoard` (Keras's `tf.keras.callbacks.TensorBoard`), imported on first use."""
+    if name == "TensorBoard":
+        return _tensorboard()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

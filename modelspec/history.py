@@ -32,9 +32,13 @@ def panel_groups(history: History) -> list[tuple[str, list[str]]]:
     outputs = output_names(history)
     if not outputs:
         return [("", names)]
-    groups = [(o, [n for n in names if n.startswith(f"{o}_")]) for o in outputs]
+    groups = [(o, _loss_first(o, [n for n in names if n.startswith(f"{o}_")])) for o in outputs]
     claimed = {n for _, group in groups for n in group}
     return [("model", [n for n in names if n not in claimed]), *groups]
+
+
+def _loss_first(output: str, names: list[str]) -> list[str]:
+    return sorted(names, key=lambda n: n != f"{output}_loss")
 
 
 def best_epoch(history: History) -> int | None:

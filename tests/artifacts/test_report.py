@@ -101,8 +101,8 @@ def test_png_has_a_panel_per_metric_and_both_curves(tmp_path: Path) -> None:
 def test_multi_output_runs_get_a_row_of_panels_per_output() -> None:
     history = {
         "loss": FALLING,
-        "digit_loss": FALLING,
         "digit_accuracy": FALLING,
+        "digit_loss": FALLING,
         "parity_loss": FALLING,
         "val_parity_loss": FALLING,
     }

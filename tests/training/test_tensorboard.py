@@ -104,3 +104,10 @@ def test_without_tensorboardx_the_error_names_the_extra(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     with pytest.raises(WriterUnavailableError, match=r"modelspec\[tensorboard\]"):
         TensorBoard("logs")
+
+
+def test_keras_namespace_finds_the_callback() -> None:
+    import engine as tf
+    from engine.tensorboard import TensorBoard
+
+    assert tf.keras.callbacks.TensorBoard is TensorBoard
