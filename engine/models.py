@@ -16,6 +16,7 @@ import numpy as np
 
 from engine.layers.base import Layer, SymbolicTensor, unique_name
 from engine.layers.input_layer import InputLayer
+from engine.sizes import readable_size
 from engine.tensor import Tensor, Variable
 from engine.train import compile as _compile
 from engine.train import loops
@@ -399,15 +400,6 @@ def _format_shape(shape: Any) -> str:
     if shape is None:
         return "?"
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-
-
-def readable_size(n_bytes: float) -> str:
-    """Keras's memory size text: 900.00 B, 1.25 KB, ..."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n_bytes / 1024 < 1:
-            return f"{n_bytes:.2f} {unit}"
-        n_bytes /= 1024
-    return f"{n_bytes:.2f} PB"
 
 
 def _display_type(layer: Layer) -> str:

@@ -32,16 +32,8 @@ from engine.data import (
 )
 from engine.spec_graph import resolve
 from modelspec.check import SpecReport
+from modelspec.errors import RunError
 from modelspec.infer import infer
-
-
-class RunError(Exception):
-    """A problem the user can fix, with the exit code it ends the command with."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 SPEC_FILE = "spec.yaml"
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from engine.models import readable_size
+from engine.sizes import readable_size
 from modelspec.infer import INPUT_LAYER, InferredModel, LayerRow, OutputShape
 
 # Keras's widths: 88 columns for a chain, 108 with "Connected to"; ours add 26 for two columns.

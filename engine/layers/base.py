@@ -58,7 +58,7 @@ class ShapeError(ValueError):
 class LayerConfig(BaseModel):
     """Arguments every layer takes. Subclasses add `type: Literal[...]` and their own."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
     type: str
     name: str | None = None
     trainable: bool = True

@@ -11,17 +11,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine import saving
-from modelspec import history as run_history
-from modelspec.pictures.terminal import braille_chart
-from modelspec.run_summary import final_metrics, load_run, summary_rows
+if TYPE_CHECKING:
+    from engine.saving import Artifact
 
 SERIES_STYLES = {1: "blue", 2: "dark_orange", 3: "magenta"}
 # Solid and dashed, so the legend tells train from validation without colour too.
@@ -36,6 +34,7 @@ class ExportFormat(str, Enum):
 @contextmanager
 def _user_errors(err: Console) -> Iterator[None]:
     """Turn damaged artifacts (exit 2) and unexportable models (exit 1) into one line."""
+    from engine import saving
     from engine.export_onnx import ExportError
     from engine.keras_io.errors import KerasArchiveError, KerasUnsupportedError
 
@@ -71,7 +70,9 @@ def export(
     console.print(f"Wrote {written}", highlight=False)
 
 
-def _summary(source: str, artifact: saving.Artifact) -> Table:
+def _summary(source: str, artifact: Artifact) -> Table:
+    from modelspec.run_summary import summary_rows
+
     table = Table(show_header=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # a digest folds whole rather than losing its end
@@ -80,7 +81,9 @@ def _summary(source: str, artifact: saving.Artifact) -> Table:
     return table
 
 
-def _final_metrics(artifact: saving.Artifact) -> Table:
+def _final_metrics(artifact: Artifact) -> Table:
+    from modelspec.run_summary import final_metrics
+
     table = Table(title="Final metrics", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -90,6 +93,8 @@ def _final_metrics(artifact: saving.Artifact) -> Table:
 
 
 def _chart(name: str, history: Mapping[str, list[float]], width: int) -> Text:
+    from modelspec.pictures.terminal import braille_chart
+
     series = {
         label: history[key]
         for label, key in (("train", name), ("validation", f"val_{name}"))
@@ -130,6 +135,9 @@ def report(
     ] = None,
 ) -> None:
     """Print a run's summary, final metrics, curves and diagnosis; refresh its curves PNG."""
+    from modelspec import history as run_history
+    from modelspec.run_summary import load_run
+
     console, err = Console(), Console(stderr=True)
     with _user_errors(err):
         source, artifact = load_run(run_dir)
@@ -150,8 +158,9 @@ def report(
 
 
 def _write_html(
-    console: Console, run_dir: Path, output: Path | None, source: str, artifact: saving.Artifact
+    console: Console, run_dir: Path, output: Path | None, source: str, artifact: Artifact
 ) -> None:
+    from engine import saving
     from modelspec.pictures.html_report import html_page
 
     folder = run_dir if run_dir.is_dir() else run_dir.parent

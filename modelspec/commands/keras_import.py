@@ -13,8 +13,6 @@ import typer
 import yaml
 from rich.console import Console
 
-from engine import saving
-
 SPEC_FILE = "spec.yaml"
 
 
@@ -34,6 +32,7 @@ def import_model(
     ] = False,
 ) -> None:
     """Import a Keras model: its spec and a model archive with its weights (`keras` extra)."""
+    from engine import saving
     from engine.keras_io.errors import KerasArchiveError, KerasUnsupportedError
     from engine.keras_io.importer import import_keras
 

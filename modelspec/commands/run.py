@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from modelspec.runs import RunError
+from modelspec.errors import RunError
 
 if TYPE_CHECKING:
     import numpy as np

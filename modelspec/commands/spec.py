@@ -12,17 +12,17 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from modelspec import report as reporters
-from modelspec import summary as summaries
-from modelspec.check import SpecReport, check_spec
 from modelspec.diagnostics import CODES, Diagnostic, explain, severity_of
-from modelspec.schema import json_schema
+
+if TYPE_CHECKING:
+    from modelspec.check import SpecReport
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -96,6 +96,8 @@ def lint(
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
 ) -> None:
     """Check spec files and report every problem as `path:line:col: CODE message`."""
+    from modelspec.check import check_spec
+
     files, bad = expand(paths or ["."])
     for pattern in bad:
         typer.echo(f"error: {pattern!r} matches no file", err=True)
@@ -112,6 +114,9 @@ def summary(
     ),
 ) -> None:
     """Print the model's layer table: shapes, parameters, FLOPs and memory, as Keras does."""
+    from modelspec import summary as summaries
+    from modelspec.check import check_spec
+
     result = check_spec(spec)
     if result.errors or result.model is None or not result.model.complete:
         typer.echo(reporters.text(result.diagnostics, 1), nl=False, err=True)
@@ -126,6 +131,8 @@ def summary(
 
 def schema() -> None:
     """Print the JSON Schema of the spec format, for editors' YAML plugins."""
+    from modelspec.schema import json_schema
+
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
