@@ -16,6 +16,7 @@ gradient is a sort and a fancy-index add per level.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -23,24 +24,12 @@ from typing import Any
 
 import numpy as np
 
-_kernels: ModuleType | None
-try:
-    from engine.native import _kernels
-except ImportError:  # built without a C compiler: the NumPy composites run instead
-    _kernels = None
-
-_split: ModuleType | None
-try:
-    from engine.native import _split
-except ImportError:
-    _split = None
-
 Array = Any
 
 
 def available() -> bool:
     """Whether the compiled kernels were built."""
-    return _kernels is not None
+    return _ext.kernels is not None
 
 
 def _numpy_sgemm() -> tuple[str, str] | None:
@@ -55,19 +44,42 @@ def _numpy_sgemm() -> tuple[str, str] | None:
     return (str(found[0]), "scipy_cblas_sgemm64_") if len(found) == 1 else None
 
 
-def _bind_split_gemm() -> bool:
-    if _split is None:
-        return False
-    target = _numpy_sgemm()
-    return target is not None and _split.bind(*target)
+class _Extensions:
+    """The compiled modules, loaded on first use: importing the engine to check a spec (lint)
+    then loads no shared library and binds no BLAS symbol."""
+
+    @functools.cached_property
+    def kernels(self) -> ModuleType | None:
+        try:
+            from engine.native import _kernels
+        except ImportError:  # built without a C compiler: the NumPy composites run instead
+            return None
+        return _kernels
+
+    @functools.cached_property
+    def split(self) -> ModuleType | None:
+        try:
+            from engine.native import _split
+        except ImportError:
+            return None
+        return _split
+
+    @functools.cached_property
+    def split_gemm(self) -> bool:
+        """Whether the compiled split is bound to the sgemm of NumPy's own OpenBLAS."""
+        split = self.split
+        if split is None:
+            return False
+        target = _numpy_sgemm()
+        return target is not None and bool(split.bind(*target))
 
 
-_SPLIT_GEMM = _bind_split_gemm()
+_ext = _Extensions()
 
 
 def split_gemm_available() -> bool:
     """Whether `split_matmul` can run: built, and NumPy's own OpenBLAS found in the process."""
-    return _SPLIT_GEMM
+    return _ext.split_gemm
 
 
 def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool) -> bool:
@@ -75,19 +87,21 @@ def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool)
     relu on each piece's rows, bit-identical to NumPy's matmul on each half followed by
     `bias_relu`; returns whether it ran (plain float32 NumPy matrices NumPy would hand to
     one sgemm per half, `out` not overlapping an operand)."""
-    if not _SPLIT_GEMM or not (type(a) is type(b) is type(out) is np.ndarray):
+    if not _ext.split_gemm or not (type(a) is type(b) is type(out) is np.ndarray):
         return False
     if bias is not None and not _plain_float32(bias):
         return False
-    assert _split is not None
-    return _split.matmul(a, b, out, bias, relu)
+    split = _ext.split
+    assert split is not None
+    return bool(split.matmul(a, b, out, bias, relu))
 
 
 def rest_split_worker() -> None:
     """Send the compiled split's worker to sleep instead of spinning: Python threads are about
     to use both cores (`engine.fused.parallel.run`), and a spinning worker would take one."""
-    if _split is not None:
-        _split.rest()
+    split = _ext.split
+    if split is not None:
+        split.rest()
 
 
 def _plain_float32(*arrays: Array) -> bool:
@@ -105,9 +119,10 @@ def adam(
 ) -> bool:
     """Keras's Adam step in place (see `engine.optimizers.adam.adam_update`), when the arrays
     suit the kernel; returns whether it ran."""
-    if _kernels is None or not _adam_arrays(param, grad, m, v):
+    kernels = _ext.kernels
+    if kernels is None or not _adam_arrays(param, grad, m, v):
         return False
-    _kernels.adam(param, grad, m, v, c1, c2, eps, alpha)
+    kernels.adam(param, grad, m, v, c1, c2, eps, alpha)
     return True
 
 
@@ -115,9 +130,10 @@ def adam_both_cores(
     param: Array, grad: Array, m: Array, v: Array, c1: float, c2: float, eps: float, alpha: float
 ) -> bool:
     """`adam`, in two halves on this thread and the compiled split's worker; same bits."""
-    if _split is None or not _adam_arrays(param, grad, m, v):
+    split = _ext.split
+    if split is None or not _adam_arrays(param, grad, m, v):
         return False
-    _split.adam(param, grad, m, v, c1, c2, eps, alpha)
+    split.adam(param, grad, m, v, c1, c2, eps, alpha)
     return True
 
 
@@ -127,25 +143,27 @@ _NO_BIAS = np.zeros(1, dtype=np.float32)
 def bias_relu(z: Array, bias: Array | None, relu: bool) -> bool:
     """`z += bias`, then relu (NumPy's `maximum(z, 0)`), in place over a 2-D block of rows;
     returns whether it ran."""
-    if _kernels is None or z.ndim != 2 or not _plain_float32(z):
+    kernels = _ext.kernels
+    if kernels is None or z.ndim != 2 or not _plain_float32(z):
         return False
     if bias is not None and (not _plain_float32(bias) or bias.shape != (z.shape[1],)):
         return False
-    _kernels.bias_relu(z, _NO_BIAS if bias is None else bias, z.shape[1], bias is not None, relu)
+    kernels.bias_relu(z, _NO_BIAS if bias is None else bias, z.shape[1], bias is not None, relu)
     return True
 
 
 def scatter_rows(ids: Array, rows: Array, out: Array, levels: int) -> bool:
     """`engine.layers.embedding.scatter_rows` (out = 0; out[ids[k]] += rows[k]) in one pass,
     bit for bit; returns whether it ran (integer ids, plain float32 rows (n, d) and out)."""
-    if _kernels is None or not _plain_float32(rows, out):
+    kernels = _ext.kernels
+    if kernels is None or not _plain_float32(rows, out):
         return False
     if type(ids) is not np.ndarray or ids.dtype.kind not in "iu":
         return False
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if rows.ndim != 2 or out.ndim != 2 or rows.shape != (ids.size, out.shape[1]):
         return False
-    _kernels.scatter_rows(ids, rows, out, out.shape[1], levels)
+    kernels.scatter_rows(ids, rows, out, out.shape[1], levels)
     return True
 
 
@@ -159,7 +177,8 @@ def lstm_forward_steps(
     recurrent product; `step(t)` does what `kernels.recurrent.lstm_forward`'s composite does
     after that product: the gates in place, `cs[t + 1]`, `tanh_cs[t]` and `hs[t + 1]`.
     """
-    if _kernels is None or not _plain_float32(gates, rec, cs, tanh_cs, hs):
+    kernels = _ext.kernels
+    if kernels is None or not _plain_float32(gates, rec, cs, tanh_cs, hs):
         return None
     steps, four, n, u = gates.shape if gates.ndim == 4 else (0, 0, 0, 0)
     shapes_match = (
@@ -170,7 +189,7 @@ def lstm_forward_steps(
     )
     if not shapes_match:
         return None
-    kernel = _kernels.lstm_step_forward
+    kernel = kernels.lstm_step_forward
 
     def step(t: int) -> None:
         kernel(gates[t], rec, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
@@ -189,7 +208,8 @@ def lstm_backward_steps(
     array each step, as the loop's own GEMM makes it; no two buffers may overlap.
     """
     arrays = (dh, dc, gates, tanh_cs, cs, dxz)
-    if _kernels is None or not _plain_float32(*arrays):
+    kernels = _ext.kernels
+    if kernels is None or not _plain_float32(*arrays):
         return None
     steps, four, n, u = gates.shape if gates.ndim == 4 else (0, 0, 0, 0)
     shapes_match = (
@@ -201,7 +221,7 @@ def lstm_backward_steps(
     )
     if not shapes_match:
         return None
-    kernel = _kernels.lstm_cell_backward
+    kernel = kernels.lstm_cell_backward
 
     def step(t: int, dh: Array) -> None:
         kernel(dh, dc, gates[t], tanh_cs[t], cs[t], dxz[t], n, u)

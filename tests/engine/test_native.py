@@ -205,9 +205,9 @@ def _run_case(case: KernelCase, compiled: bool, monkeypatch: pytest.MonkeyPatch)
     arrays = case.inputs()
     with monkeypatch.context() as patch:
         if not compiled:
-            patch.setattr(native, "_kernels", None)
-            patch.setattr(native, "_SPLIT_GEMM", False)
-            patch.setattr(native, "_split", None)
+            patch.setattr(native._ext, "kernels", None)
+            patch.setattr(native._ext, "split_gemm", False)
+            patch.setattr(native._ext, "split", None)
         case.run(arrays)
     return arrays
 

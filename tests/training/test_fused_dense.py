@@ -186,7 +186,7 @@ def test_epilogue_sees_every_row_once_after_its_product(
             super().__call__(out, lo, hi)
 
     if not compiled_split:
-        monkeypatch.setattr(native, "_SPLIT_GEMM", False)
+        monkeypatch.setattr(native._ext, "split_gemm", False)
     with gemm.planned_blas():
         gemm.matmul(a, b, out, Counted(bias, True))
     if not compiled_split or not native.split_gemm_available():
