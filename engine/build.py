@@ -95,7 +95,7 @@ def build_model(
     """The Model of a spec's `model` section (not compiled); `custom_objects` maps the type
     names of custom layers to their classes, as Keras's load_model takes them."""
     graph, problems = spec_graph.resolve(model_spec)
-    errors = [f"{_where(p.path)}: {p.message}" for p in problems if p.code.startswith("E")]
+    errors = [f"{_where(p.path)}: {p.message}" for p in problems if p.kind.is_error]
     if errors:
         raise SpecError(errors)
     rng = _rng.generator(seed)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from engine.layers.base import snake_case
@@ -23,18 +24,6 @@ from engine.layers.base import snake_case
 Path = tuple[str | int, ...]
 Shape = tuple[int | None, ...]
 
-# Problem codes; modelspec's diagnostics table documents each one.
-UNDEFINED_NAME = "E201"
-DUPLICATE_NAME = "E202"
-CYCLE = "E203"
-BAD_OUTPUT = "E204"
-AMBIGUOUS_INPUT = "E205"
-BAD_SHARES = "E206"
-NO_INPUT = "E207"
-BAD_MODEL = "E208"
-BAD_SHAPE = "E209"
-UNREACHED = "W201"
-UNUSED_INPUT = "W202"
 
 _MODEL_KINDS = ("sequential", "functional")
 _INPUT_NAME = "input_layer"
@@ -77,11 +66,33 @@ class SpecGraph:
         return next((n for n in self.nodes if n.name == name), None)
 
 
+class ProblemKind(StrEnum):
+    """What is wrong with a model's structure. The engine names the kind; the spec side maps
+    each kind to its diagnostic code (`modelspec.diagnostics.GRAPH_PROBLEM_CODES`)."""
+
+    UNDEFINED_NAME = "undefined_name"
+    DUPLICATE_NAME = "duplicate_name"
+    CYCLE = "cycle"
+    BAD_OUTPUT = "bad_output"
+    AMBIGUOUS_INPUT = "ambiguous_input"
+    BAD_SHARES = "bad_shares"
+    NO_INPUT = "no_input"
+    BAD_MODEL = "bad_model"
+    BAD_SHAPE = "bad_shape"
+    UNREACHED = "unreached"
+    UNUSED_INPUT = "unused_input"
+
+    @property
+    def is_error(self) -> bool:
+        """Whether the model cannot be built (the rest only never run or never read data)."""
+        return self not in (ProblemKind.UNREACHED, ProblemKind.UNUSED_INPUT)
+
+
 @dataclass(frozen=True)
 class GraphProblem:
     """Something wrong with the model's structure, at a key path of the spec."""
 
-    code: str
+    kind: ProblemKind
     message: str
     path: Path
     hint: str | None = None
@@ -93,8 +104,8 @@ class _Resolver:
     def __init__(self) -> None:
         self.problems: list[GraphProblem] = []
 
-    def problem(self, code: str, message: str, path: Path, hint: str | None = None) -> None:
-        self.problems.append(GraphProblem(code, message, path, hint))
+    def problem(self, kind: ProblemKind, message: str, path: Path, hint: str | None = None) -> None:
+        self.problems.append(GraphProblem(kind, message, path, hint))
 
     # ----- pieces shared by both kinds ----------------------------------------------------
     def shape(self, value: Any, path: Path) -> Shape | None:
@@ -104,7 +115,7 @@ class _Resolver:
             d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in value
         ):
             self.problem(
-                BAD_SHAPE,
+                ProblemKind.BAD_SHAPE,
                 f"a shape is a list of positive integers (or null); got {value!r}",
                 path,
                 hint="shapes never include the batch dimension, e.g. shape: [28, 28, 1]",
@@ -117,7 +128,7 @@ class _Resolver:
             return "float32"
         if value not in _INPUT_DTYPES:
             self.problem(
-                BAD_SHAPE,
+                ProblemKind.BAD_SHAPE,
                 f"input dtype must be one of {', '.join(_INPUT_DTYPES)}; got {value!r}",
                 path,
             )
@@ -129,7 +140,9 @@ class _Resolver:
         if items is None:
             return []
         if not isinstance(items, list):
-            self.problem(BAD_MODEL, f"`model.{key}` must be a list; got {_kind(items)}", (key,))
+            self.problem(
+                ProblemKind.BAD_MODEL, f"`model.{key}` must be a list; got {_kind(items)}", (key,)
+            )
             return []
         good: list[tuple[int, dict[str, Any]]] = []
         for i, item in enumerate(items):
@@ -137,7 +150,7 @@ class _Resolver:
                 good.append((i, item))
             else:
                 message = f"each entry of `{key}` must be a mapping; got {_kind(item)}"
-                self.problem(BAD_MODEL, message, (key, i))
+                self.problem(ProblemKind.BAD_MODEL, message, (key, i))
         return good
 
     # ----- sequential ---------------------------------------------------------------------
@@ -147,7 +160,7 @@ class _Resolver:
         for key in ("inputs", "outputs"):
             if key in model:
                 self.problem(
-                    BAD_MODEL,
+                    ProblemKind.BAD_MODEL,
                     f"a sequential model has no `{key}`",
                     (key,),
                     hint="use `type: functional` for a model with named inputs and outputs",
@@ -167,7 +180,7 @@ class _Resolver:
                 graph.inputs.append(GraphInput(_INPUT_NAME, shape, "float32", ("layers", i)))
         elif entries or not self.problems:
             self.problem(
-                NO_INPUT,
+                ProblemKind.NO_INPUT,
                 "the model has no input shape",
                 ("layers", entries[0][0]) if entries else ("layers",),
                 hint="start `layers` with {type: Input, shape: [...]} or give the first layer "
@@ -180,14 +193,14 @@ class _Resolver:
             for key in ("inputs", "shares"):
                 if key in entry:
                     self.problem(
-                        BAD_MODEL,
+                        ProblemKind.BAD_MODEL,
                         f"`{key}` only works in a functional model",
                         (*path, key),
                         hint="use `type: functional` to wire layers by name",
                     )
             if entry.get("type") == "Input":
                 self.problem(
-                    BAD_MODEL,
+                    ProblemKind.BAD_MODEL,
                     "an Input entry must come first in a sequential model",
                     (*path, "type"),
                 )
@@ -207,7 +220,7 @@ class _Resolver:
             path: Path = ("inputs", i)
             name = entry.get("name")
             if not isinstance(name, str) or not name:
-                self.problem(BAD_MODEL, "every input needs a `name`", path)
+                self.problem(ProblemKind.BAD_MODEL, "every input needs a `name`", path)
                 continue
             shape = self.shape(entry.get("shape"), (*path, "shape"))
             if shape is not None:
@@ -215,7 +228,7 @@ class _Resolver:
                 graph.inputs.append(GraphInput(name, shape, dtype, path))
         if "inputs" not in model:
             self.problem(
-                NO_INPUT,
+                ProblemKind.NO_INPUT,
                 "a functional model needs `inputs`",
                 (),
                 hint="add inputs: [{name: x, shape: [...]}]",
@@ -249,7 +262,7 @@ class _Resolver:
                         )
                     )
                     self.problem(
-                        UNDEFINED_NAME,
+                        ProblemKind.UNDEFINED_NAME,
                         f"`inputs` names {ref!r}, which is neither an input nor a layer"
                         + _suggest(ref, known),
                         where,
@@ -272,7 +285,7 @@ class _Resolver:
             if previous is None:
                 if first and len(graph.inputs) > 1:
                     self.problem(
-                        AMBIGUOUS_INPUT,
+                        ProblemKind.AMBIGUOUS_INPUT,
                         "the first layer must say which input it reads: the model has "
                         f"{len(graph.inputs)} inputs",
                         path,
@@ -285,7 +298,7 @@ class _Resolver:
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             return list(value)
         self.problem(
-            BAD_MODEL,
+            ProblemKind.BAD_MODEL,
             f"`inputs` is a name or a list of names; got {value!r}",
             (*path, "inputs"),
         )
@@ -296,7 +309,7 @@ class _Resolver:
     ) -> str | None:
         if extra := sorted(config):
             self.problem(
-                BAD_SHARES,
+                ProblemKind.BAD_SHARES,
                 "an entry with `shares` has only `name`, `shares` and `inputs`; "
                 f"remove {', '.join(map(repr, extra))}",
                 (*path, extra[0]),
@@ -305,7 +318,7 @@ class _Resolver:
         by_name = {n.name: n for n in earlier}
         if not isinstance(shares, str) or shares not in by_name:
             self.problem(
-                BAD_SHARES,
+                ProblemKind.BAD_SHARES,
                 f"`shares` must name an earlier layer entry; got {shares!r}"
                 + (_suggest(shares, by_name) if isinstance(shares, str) else ""),
                 (*path, "shares"),
@@ -326,7 +339,7 @@ class _Resolver:
             if not ready:
                 cycle = _find_cycle(pending, by_name)
                 self.problem(
-                    CYCLE,
+                    ProblemKind.CYCLE,
                     "these layers feed each other in a cycle: " + " -> ".join(cycle),
                     (*by_name[cycle[0]].path, "inputs"),
                     hint="`inputs` must name an input or an earlier layer",
@@ -342,7 +355,7 @@ class _Resolver:
         value = model.get("outputs")
         if value is None:
             self.problem(
-                BAD_OUTPUT,
+                ProblemKind.BAD_OUTPUT,
                 "a functional model needs `outputs`",
                 (),
                 hint="list the layers whose results the model returns, e.g. outputs: [out]",
@@ -350,20 +363,22 @@ class _Resolver:
             return []
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list):
-            self.problem(BAD_OUTPUT, "`outputs` is a name or a list of names", ("outputs",))
+            self.problem(
+                ProblemKind.BAD_OUTPUT, "`outputs` is a name or a list of names", ("outputs",)
+            )
             return []
         outputs: list[str] = []
         for j, ref in enumerate(items):
             where: Path = ("outputs",) if isinstance(value, str) else ("outputs", j)
             if not isinstance(ref, str) or ref not in known:
                 self.problem(
-                    BAD_OUTPUT,
+                    ProblemKind.BAD_OUTPUT,
                     f"output {ref!r} names no input or layer"
                     + (_suggest(ref, known) if isinstance(ref, str) else ""),
                     where,
                 )
             elif ref in outputs:
-                self.problem(DUPLICATE_NAME, f"output {ref!r} is listed twice", where)
+                self.problem(ProblemKind.DUPLICATE_NAME, f"output {ref!r} is listed twice", where)
             else:
                 outputs.append(ref)
         return outputs
@@ -382,19 +397,21 @@ class _Resolver:
                 stack.extend(node.inputs)
                 if node.shares:
                     stack.append(node.shares)
-        if not graph.outputs or any(p.code.startswith("E") for p in self.problems):
+        if not graph.outputs or any(p.kind.is_error for p in self.problems):
             return  # reachability in a broken graph would only repeat its errors
         for node in graph.nodes:
             if node.name not in needed:
                 self.problem(
-                    UNREACHED,
+                    ProblemKind.UNREACHED,
                     f"layer {node.name!r} reaches no output and would never run",
                     node.path,
                     hint="add it to `outputs` or feed it into a layer that reaches one",
                 )
         for inp in graph.inputs:
             if inp.name not in needed:
-                self.problem(UNUSED_INPUT, f"input {inp.name!r} is never used", inp.path)
+                self.problem(
+                    ProblemKind.UNUSED_INPUT, f"input {inp.name!r} is never used", inp.path
+                )
 
 
 class _Namer:
@@ -410,7 +427,7 @@ class _Namer:
         if isinstance(name, str) and name:
             if name in self.used:
                 resolver.problem(
-                    DUPLICATE_NAME,
+                    ProblemKind.DUPLICATE_NAME,
                     f"the name {name!r} is used twice",
                     (*path, "name"),
                     hint="every layer and input needs its own name",
@@ -418,7 +435,9 @@ class _Namer:
             self.used.add(name)
             return name
         if name is not None:
-            resolver.problem(BAD_MODEL, f"`name` must be a string; got {name!r}", (*path, "name"))
+            resolver.problem(
+                ProblemKind.BAD_MODEL, f"`name` must be a string; got {name!r}", (*path, "name")
+            )
         type_name = entry.get("type")
         stem = snake_case(type_name) if isinstance(type_name, str) and type_name else "layer"
         if "shares" in entry and isinstance(entry["shares"], str):
@@ -462,13 +481,15 @@ def resolve(model: Any) -> tuple[SpecGraph, list[GraphProblem]]:
     """Resolve a spec's `model` mapping; problem paths start with "model"."""
     resolver = _Resolver()
     if not isinstance(model, dict):
-        resolver.problem(BAD_MODEL, f"`model` must be a mapping; got {_kind(model)}", ())
+        resolver.problem(
+            ProblemKind.BAD_MODEL, f"`model` must be a mapping; got {_kind(model)}", ()
+        )
         graph = SpecGraph("sequential")
     else:
         kind = model.get("type", "functional" if "outputs" in model else "sequential")
         if kind not in _MODEL_KINDS:
             resolver.problem(
-                BAD_MODEL,
+                ProblemKind.BAD_MODEL,
                 f"`model.type` must be sequential or functional; got {kind!r}"
                 + (_suggest(str(kind), _MODEL_KINDS)),
                 ("type",),
@@ -476,7 +497,7 @@ def resolve(model: Any) -> tuple[SpecGraph, list[GraphProblem]]:
             kind = "sequential"
         graph = resolver.sequential(model) if kind == "sequential" else resolver.functional(model)
     problems = [
-        GraphProblem(p.code, p.message, ("model", *p.path), p.hint) for p in resolver.problems
+        GraphProblem(p.kind, p.message, ("model", *p.path), p.hint) for p in resolver.problems
     ]
     graph.inputs = [GraphInput(g.name, g.shape, g.dtype, ("model", *g.path)) for g in graph.inputs]
     for node in graph.nodes:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.spec_graph import SpecGraph, resolve
 from modelspec import semantics
-from modelspec.diagnostics import Diagnostic, KeyPath, severity_of
+from modelspec.diagnostics import GRAPH_PROBLEM_CODES, Diagnostic, KeyPath, severity_of
 from modelspec.infer import InferredModel, infer
 from modelspec.load import SourceMap, diagnostic, load_spec, parse
 from modelspec.overrides import relocate
@@ -119,7 +119,7 @@ def _check_into(report: SpecReport, data: Any, source_map: SourceMap, check_path
         report.graph = graph
         # Structural problems first: at a key both blame, the graph's message is the specific one.
         for p in problems:
-            out.add(p.code, p.message, p.path, p.hint)
+            out.add(GRAPH_PROBLEM_CODES[p.kind], p.message, p.path, p.hint)
     for item in schema_findings:
         out.add_finding(item)
     if report.graph is None:

@@ -203,6 +203,22 @@ CODES: dict[str, Code] = {
 }
 
 
+# The code of each kind of structural problem `engine.spec_graph` reports (keyed by the
+# kind's value, so this table loads no engine code).
+GRAPH_PROBLEM_CODES: dict[str, str] = {
+    "undefined_name": "E201",
+    "duplicate_name": "E202",
+    "cycle": "E203",
+    "bad_output": "E204",
+    "ambiguous_input": "E205",
+    "bad_shares": "E206",
+    "no_input": "E207",
+    "bad_model": "E208",
+    "bad_shape": "E209",
+    "unreached": "W201",
+    "unused_input": "W202",
+}
+
 _SUGGESTION = re.compile(r"did you mean '([^']*)'\?")
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from engine.spec_graph import resolve
+from engine.spec_graph import ProblemKind, resolve
+from modelspec.diagnostics import CODES, GRAPH_PROBLEM_CODES
 
 DENSE = {"type": "Dense", "units": 2}
 
@@ -188,7 +189,7 @@ GRAPH_PROBLEMS: list[tuple[str, Any, list[tuple[str, tuple[Any, ...]]]]] = [
 )
 def test_graph_problems(model: Any, expected: list[tuple[str, tuple[Any, ...]]]) -> None:
     _, problems = resolve(model)
-    assert [(p.code, p.path) for p in problems] == expected
+    assert [(GRAPH_PROBLEM_CODES[p.kind], p.path) for p in problems] == expected
 
 
 def test_did_you_mean_for_undefined_names() -> None:
@@ -196,3 +197,11 @@ def test_did_you_mean_for_undefined_names() -> None:
         _functional([{"name": "hidden", **DENSE}, {"name": "out", **DENSE, "inputs": "hiden"}])
     )
     assert "did you mean 'hidden'?" in problems[0].message
+
+
+def test_every_problem_kind_has_a_documented_code_of_its_severity() -> None:
+    assert set(GRAPH_PROBLEM_CODES) == {k.value for k in ProblemKind}
+    for kind in ProblemKind:
+        code = GRAPH_PROBLEM_CODES[kind]
+        assert code in CODES
+        assert code.startswith("E") == kind.is_error
