@@ -1,4 +1,4 @@
-"""Build and compile a Model from a spec (a YAML path or its parsed mapping), per SPEC.md.
+"""Build and compile a Model from a spec (a YAML path or its mapping), per docs/spec-format.md.
 
 The `model` section is resolved by engine.spec_graph; layers are made from the layer registry
 and built in spec order from one generator seeded by the spec's `seed` (the global generator of
@@ -146,7 +146,7 @@ def from_spec(
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise SpecError([f"seed: must be a non-negative integer; got {seed!r}"])
     model = build_model(data["model"], seed=seed, dtype=dtype, custom_objects=custom_objects)
-    # SPEC.md: `name` names the run and the model; by default the spec file's stem
+    # docs/spec-format.md: `name` names the run and the model; by default the spec file's stem
     name = data.get("name") or (Path(spec).stem if isinstance(spec, (str, Path)) else None)
     if name:
         model.name = str(name)

@@ -288,7 +288,7 @@ def _default_features(
     if chosen is not None:
         return chosen
     if source.features is not None:
-        # SPEC.md: the listed features are read in file order, whatever order the list has.
+        # docs/spec-format.md: listed features are read in file order, whatever the list order.
         listed = set(source.features)
         ordered = [c for c in table.arrays if c in listed]
         ordered += [c for c in source.features if c not in table.arrays]

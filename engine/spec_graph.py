@@ -7,8 +7,8 @@ schema does) and never prints; problems come back as data, each with the key pat
 
 Sequential: the input is a first `{type: Input, shape, dtype}` entry (it becomes the graph's
 input, named `input_layer` unless named) or `input_shape` on the first layer. Functional: the
-rules of SPEC.md (`inputs` omitted means the entry just above; on the first entry the model's only
-input; `shares` calls an earlier entry's layer again).
+rules of docs/spec-format.md (`inputs` omitted means the entry just above; on the first entry
+the model's only input; `shares` calls an earlier entry's layer again).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def _check_into(report: SpecReport, data: Any, source_map: SourceMap, check_path
             "E003",
             f"a spec is a mapping with a `model` section; this is {what}",
             (),
-            "see the format in SPEC.md or `modelspec schema`",
+            "see the format in docs/spec-format.md or `modelspec schema`",
         )
         return
     root = spec_model()

@@ -268,7 +268,7 @@ class Diagnostic:
         return origin + self.message_with_fix
 
     def as_json(self) -> dict[str, object]:
-        """The `lint --format json` record: SPEC.md's six keys, then the rest of what we know."""
+        """The `lint --format json` record (docs/spec-format.md): the six keys, then the rest."""
         return {
             "path": self.path,
             "line": self.line,

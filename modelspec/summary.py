@@ -107,7 +107,7 @@ def _shape_json(shape: OutputShape) -> Any:
 
 
 def as_json(model: InferredModel) -> dict[str, Any]:
-    """SPEC.md's machine-readable summary, plus FLOPs and memory totals."""
+    """docs/spec-format.md's machine-readable summary, plus FLOPs and memory totals."""
     return {
         "name": model.name,
         "layers": [

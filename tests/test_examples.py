@@ -49,7 +49,7 @@ def test_tutorial_network_has_the_tutorial_parameter_counts(name: str) -> None:
 
 
 def test_iris_example_is_the_spec_format_page_example() -> None:
-    """specs/iris_mlp.yaml is SPEC.md's whole-file example, byte for byte (copied, never read)."""
+    """specs/iris_mlp.yaml is the format page's whole-file example (docs/spec-format.md)."""
     text = (SPECS_DIR / "iris_mlp.yaml").read_text()
     assert text.startswith("version: 1                  # format version")
     assert (

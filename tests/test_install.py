@@ -8,6 +8,7 @@ The scratch environment borrows this one's dependencies through a .pth line (no 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+NOT_SOURCE = (".*", "build", "dist", "runs", "*.egg-info", "__pycache__", "*.so")
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -28,9 +30,13 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 @pytest.mark.slow
 def test_wheel_install_ships_the_examples(tmp_path: Path) -> None:
+    # Built from a copy: an in-tree build leaves build/ behind, whose stale files a later
+    # wheel would ship.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     wheels = tmp_path / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    _run([*build, "-w", str(wheels), str(ROOT)], tmp_path, dict(os.environ))
+    _run([*build, "-w", str(wheels), str(source)], tmp_path, dict(os.environ))
     scratch = tmp_path / "venv"
     venv.create(scratch, with_pip=False)
     python = scratch / "bin" / "python"

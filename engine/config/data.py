@@ -34,7 +34,7 @@ class DataSource(BaseModel):
 
 
 class DataConfig(BaseModel):
-    """SPEC.md's `data` section: where the training, validation and test data live."""
+    """docs/spec-format.md's `data` section: where the training, validation and test data live."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -32,7 +32,8 @@ def _refuse(layer: Mapping[str, Any]) -> KerasUnsupportedError:
     if layer.get("class_name") == "Lambda":
         return KerasUnsupportedError(
             f"{what} holds Python code, which modelspec never runs: rewrite it as a spec "
-            "Lambda with an `expression` (SPEC.md), or replace it in Keras and save again"
+            "Lambda with an `expression` (docs/spec-format.md), or replace it in Keras and save "
+            "again"
         )
     if objects.is_custom(layer):
         registered = layer.get("registered_name") or layer.get("module")

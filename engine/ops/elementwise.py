@@ -100,7 +100,7 @@ round = _unary("round", lambda xp, x: xp.round(x), lambda xp, x, y, g: None, flo
 
 
 def activation(name: str, **args: Any) -> Callable[[Any], Tensor]:
-    """An op from a named activation of SPEC.md, its arguments bound (`leaky_relu`, alpha...)."""
+    """An op from a named activation (docs/spec-format.md) with its arguments bound."""
     base = _activations.get(name)
     act = _activations.Activation(base.name, base.forward, base.backward, args)
 

@@ -178,7 +178,7 @@ ROWS: list[OpCase] = [
     OpCase("sin", en.sin, (X,), np.sin, lambda T, a: a.sin()),
     OpCase("cos", en.cos, (X,), np.cos, lambda T, a: a.cos()),
     OpCase("pow_scalar", lambda a: en.pow(a, 3.0), (X,), lambda a: a**3, lambda T, a: a**3),
-    # activations (the names of SPEC.md)
+    # activations (the names of docs/spec-format.md)
     OpCase("tanh", en.tanh, (X,), np.tanh, lambda T, a: a.tanh()),
     OpCase(
         "sigmoid", en.sigmoid, (AWAY,), lambda a: 1 / (1 + np.exp(-a)), lambda T, a: a.sigmoid()
