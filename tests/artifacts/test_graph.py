@@ -93,6 +93,38 @@ def test_own_layout_places_boxes_apart_and_arrows_downward(name: str) -> None:
         assert boxes[source][1] + boxes[source][3] < boxes[target][1]
 
 
+SKIP_SPEC = """
+name: skipnet
+model:
+  type: functional
+  inputs:
+    - {name: x, shape: [16]}
+    - {name: extra, shape: [4]}
+  layers:
+    - {name: d1, type: Dense, units: 16, inputs: x}
+    - {name: d2, type: Dense, units: 16}
+    - {name: d3, type: Dense, units: 16}
+    - {name: add, type: Add, inputs: [d3, x]}
+    - {name: cat, type: Concatenate, inputs: [add, extra]}
+    - {name: head_a, type: Dense, units: 3}
+    - {name: head_b, type: Dense, units: 1, inputs: cat}
+  outputs: [head_a, head_b]
+"""
+
+
+def test_own_layout_runs_skip_connections_beside_the_boxes(tmp_path: Path) -> None:
+    spec = tmp_path / "skip.yaml"
+    spec.write_text(SKIP_SPEC)
+    laid = svg_layout.layout(diagram_from(check_spec(spec)), True, True)
+    route = laid.routes[("x", "add")]
+    assert len(route) == 2 + 2 * 3  # start, a gap in d1's, d2's and d3's layers, end
+    for (xa, ya), (xb, yb) in zip(route[1::2], route[2::2], strict=False):
+        assert xa == xb  # straight down through the gap kept for it
+        for p in laid.boxes:
+            overlaps_rows = p.y < yb and ya < p.y + p.h
+            assert not (overlaps_rows and p.x <= xa <= p.x + p.w), f"passes behind {p.box.name}"
+
+
 def test_labels_follow_the_flags() -> None:
     box = diagrams.Box("dense", "Dense", "(None, 8)", 40)
     assert box.lines(False, False) == ["dense (Dense)"]
