@@ -206,6 +206,27 @@ def _conv3d() -> keras.Model:
     )
 
 
+def _variants() -> keras.Model:
+    """Arguments off their defaults: groups, adapted statistics, merge modes, normalize."""
+    seq = keras.Input((6, 4), name="seq")
+    x = layers.Normalization(axis=-1, name="adapted")(seq)
+    x = layers.Conv1D(4, 2, groups=2, name="grouped1d")(x)
+    x = layers.Bidirectional(layers.LSTM(3, return_sequences=True), merge_mode="mul")(x)
+    x = layers.Bidirectional(layers.GRU(2, return_sequences=True), merge_mode="ave")(x)
+    x = layers.GlobalMaxPooling1D()(x)
+    x = layers.Dense(3, name="project")(x)
+    image = keras.Input((5, 5, 4), name="image")
+    y = layers.Conv2D(4, 3, groups=2, padding="same", name="grouped2d")(image)
+    y = layers.BatchNormalization(center=False, epsilon=0.01, name="bn")(y)
+    y = layers.GlobalAveragePooling2D(keepdims=True)(y)
+    y = layers.Flatten()(y)
+    y = layers.Dense(3, activation="selu", kernel_initializer="he_normal", name="features")(y)
+    cosine = layers.Dot(axes=1, normalize=True, name="cosine")([x, y])
+    both = layers.Concatenate(name="both")([x, y, cosine])
+    out = layers.Dense(2, activation="softmax", name="out")(both)
+    return keras.Model([seq, image], [out, cosine], name="variants")
+
+
 FIXTURES: dict[str, Callable[[], keras.Model]] = {
     "mlp": _mlp,
     "embedding_lstm": _embedding_lstm,
@@ -216,6 +237,7 @@ FIXTURES: dict[str, Callable[[], keras.Model]] = {
     "shapes_and_norms": _shapes_and_norms,
     "merging": _merging,
     "conv3d": _conv3d,
+    "variants": _variants,
 }
 LEGACY_H5 = ("mlp", "multi_io")
 
@@ -269,8 +291,10 @@ def make() -> None:
         model = build()
         _randomize(model, rng)
         inputs = _inputs(model, rng)
-        outputs = _predict(model, inputs)
         model.save(OUT / f"{name}.keras")
+        # Predict with the saved model: set_weights leaves Normalization's derived
+        # statistics stale until the layer is loaded (or adapted) again.
+        outputs = _predict(keras.saving.load_model(OUT / f"{name}.keras"), inputs)
         if name in LEGACY_H5:
             model.save(OUT / f"{name}.h5")
         arrays = {f"in/{k}": v for k, v in inputs.items()}

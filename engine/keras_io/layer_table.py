@@ -112,6 +112,11 @@ ROWS: list[LayerRow] = [
         "TimeDistributed", "TimeDistributed", children=(("layer", "layer"),), nested=("layer",)
     ),
 ]
+# Spec layer types with no row, and why: an import or export of one is refused by name.
+NO_KERAS_EQUIVALENT = {
+    "Input": "models carry their inputs as Keras's InputLayer, written by the graph itself",
+    "Lambda": "Keras's Lambda holds Python bytecode, which safe mode refuses to load",
+}
 BY_KERAS: dict[str, LayerRow] = {row.keras: row for row in ROWS}
 BY_SPEC: dict[str, LayerRow] = {row.spec: row for row in ROWS}
 # Keras 2 / tf.keras class names that are today's classes under another name.

@@ -18,6 +18,7 @@ MODELS = [
     "shapes_and_norms",
     "merging",
     "conv3d",
+    "variants",
 ]
 LEGACY = ["mlp", "multi_io"]
 TOLERANCE = 1e-5
