@@ -328,6 +328,51 @@ def _roundtrip(modelspec: str) -> dict[str, Any]:
     return record
 
 
+TRAINED_EXAMPLES = ("iris_mlp", "digits_cnn", "digits_multi_io", "digits_siamese", "sunspots_gru")
+# Run with modelspec's own Python: the trained model's predictions on seeded inputs.
+_PREDICT = """
+import sys, numpy as np
+from engine import saving
+model = saving.load_model(sys.argv[1])
+rng = np.random.default_rng(0)
+inputs = {}
+for t in model.inputs:
+    shape = (4, *t.shape[1:])
+    inputs[t.name] = rng.integers(0, 3, shape).astype(t.dtype) if "int" in t.dtype \
+        else rng.normal(size=shape).astype("float32")
+out = model.predict([inputs[t.name] for t in model.inputs] if len(inputs) > 1 else
+                    inputs[model.inputs[0].name])
+out = out if isinstance(out, list) else [out]
+np.savez(sys.argv[2], **{f"in/{k}": v for k, v in inputs.items()},
+         **{f"out/{i}": o for i, o in enumerate(out)})
+"""
+
+
+def _trained_examples(modelspec: str) -> dict[str, Any]:
+    """Example specs trained one epoch by modelspec, exported, loaded and run by Keras."""
+    python = str(Path(modelspec).parent / "python")
+    specs = Path(__file__).resolve().parent.parent / "specs"
+    record = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in TRAINED_EXAMPLES:
+            run, exported, ours = (Path(tmp) / f"{name}{s}" for s in ("", ".keras", ".npz"))
+            for args in (
+                [modelspec, "train", str(specs / f"{name}.yaml"), "--out", str(run)]
+                + ["--set", "fit.epochs=1"],
+                [modelspec, "export", str(run), "--format", "keras", "--output", str(exported)],
+                [python, "-c", _PREDICT, str(run), str(ours)],
+            ):
+                subprocess.run(args, check=True, capture_output=True)
+            model = keras.saving.load_model(exported, safe_mode=True)
+            data = np.load(ours)
+            inputs = {k[3:]: data[k] for k in data.files if k.startswith("in/")}
+            got = _predict(model, inputs)
+            diff = max(float(np.max(np.abs(g - data[f"out/{i}"]))) for i, g in enumerate(got))
+            record[name] = {"max_abs_diff": diff, "ok": diff <= 1e-5}
+            print(f"{name}: trained by modelspec, Keras predicts the same, max |diff| {diff:.2e}")
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modelspec", help="the modelspec executable, to check round trips")
@@ -335,8 +380,10 @@ def main() -> None:
     make()
     if args.modelspec:
         record = _roundtrip(args.modelspec)
+        record["trained_examples"] = _trained_examples(args.modelspec)
         (OUT / "roundtrip.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        if not all(m["ok"] for m in record["models"].values()):
+        checks = [*record["models"].values(), *record["trained_examples"].values()]
+        if not all(m["ok"] for m in checks):
             sys.exit(1)
 
 

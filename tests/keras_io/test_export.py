@@ -136,4 +136,6 @@ def test_keras_loaded_every_export() -> None:
     """The record scripts/make_keras_fixtures.py leaves after loading exports with Keras."""
     record = json.loads((FIXTURES / "roundtrip.json").read_text())
     assert set(record["models"]) == set(MODELS)
-    assert all(m["ok"] and m["max_abs_diff"] <= TOLERANCE for m in record["models"].values())
+    checks = [*record["models"].values(), *record["trained_examples"].values()]
+    assert len(record["trained_examples"]) >= 5
+    assert all(m["ok"] and m["max_abs_diff"] <= TOLERANCE for m in checks)
