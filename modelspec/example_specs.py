@@ -70,7 +70,8 @@ def find(name: str) -> Example:
     return known[stem]
 
 
-def _source(relative: str) -> Traversable:
+def shipped_file(relative: str) -> Traversable:
+    """A file of the shipped examples, by its path relative to the examples folder."""
     node = _root()
     for part in PurePosixPath(relative).parts:
         node = node / part
@@ -85,7 +86,7 @@ def copy_example(example: Example, folder: Path) -> list[Path]:
     """
     from engine.saving import atomic_write_bytes
 
-    planned = [(folder / relative, _source(relative).read_bytes()) for relative in example.files]
+    planned = [(folder / name, shipped_file(name).read_bytes()) for name in example.files]
     for target, content in planned:
         if target.exists() and (not target.is_file() or target.read_bytes() != content):
             raise ExampleError(f"{target} already exists and differs; remove it or choose --to")

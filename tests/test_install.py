@@ -57,6 +57,15 @@ def test_wheel_install_ships_the_examples(tmp_path: Path) -> None:
     env.update(CI="1", COLUMNS="80", PATH=f"{scratch / 'bin'}{os.pathsep}{env['PATH']}")
     where = _run([str(python), "-c", "import modelspec; print(modelspec.__file__)"], work, env)
     assert where.startswith(str(scratch)), where
+    every_file = (
+        "from modelspec.example_specs import examples, shipped_file\n"
+        "for example in examples():\n"
+        "    for name in example.files:\n"
+        "        assert shipped_file(name).read_bytes(), name\n"
+        "print(len(examples()))"
+    )
+    shipped = int(_run([str(python), "-c", every_file], work, env))
+    assert shipped == len(list((ROOT / "specs").glob("*.yaml")))
     modelspec = str(scratch / "bin" / "modelspec")
     listing = _run([modelspec, "examples"], work, env)
     assert "iris_mlp" in listing
