@@ -208,7 +208,11 @@ class Layer:
         if cls.custom() and isinstance(config, dict):
             kwargs = {k: v for k, v in config.items() if k != "type"}
             accepted = _parameters(cls.__init__)
-            common = {k: kwargs.pop(k) for k in _COMMON if k in kwargs and k not in accepted}
+            common = {
+                k: kwargs.pop(k)
+                for k in _COMMON
+                if k in kwargs and k not in accepted and "..." not in accepted
+            }
             layer = cls(**kwargs)
             layer.name = common.get("name", layer.name)
             layer.trainable = common.get("trainable", layer.trainable)
@@ -396,7 +400,7 @@ class Layer:
         """Build once; a custom `build` need not set `built`, call the base class or take `rng`."""
         if self.built:
             return
-        if rng is not None and "rng" in _parameters(self.build):
+        if rng is not None and "rng" in _parameters(type(self).build):
             self.build(input_shape, rng=rng)
         else:
             self.build(input_shape)
