@@ -216,7 +216,9 @@ def test_plain_call_trains_through_autodiff_like_central_differences() -> None:
 def test_custom_layers_save_to_the_path_given_and_load_with_custom_objects(
     tmp_path: Any, suffix: str
 ) -> None:
-    model = en.keras.Sequential([en.keras.Input((3,)), Plain(4), Flagged(name="gate"), layers.Dense(1)])
+    model = en.keras.Sequential(
+        [en.keras.Input((3,)), Plain(4), Flagged(name="gate"), layers.Dense(1)]
+    )
     model.compile(optimizer="adam", loss="mse")
     x, y = _xy(False)
     model.fit(x, y, epochs=2, verbose=0)
