@@ -471,10 +471,14 @@ _CLASSES: dict[str, type[Callback]] = {
 }
 
 
+# The arguments of spec callbacks that name files they write.
+FILE_ARGUMENTS = ("filepath", "filename", "log_dir")
+
+
 def from_config(config: CallbackConfig, run_dir: str | Path | None = None) -> Callback:
     """The callback of a spec entry; relative file paths are taken inside `run_dir` if given."""
     args = config.model_dump(exclude={"type"})
-    for key in ("filepath", "filename", "log_dir"):
+    for key in FILE_ARGUMENTS:
         if key in args and run_dir is not None and not Path(args[key]).is_absolute():
             args[key] = str(Path(run_dir) / args[key])
     return _callback_class(config.type)(**args)

@@ -25,7 +25,13 @@ Array = Any
 
 
 class Metric(ABC):
-    """A stateful metric: `reset()`, `update(y_true, y_pred, sample_weight)`, `result()`."""
+    """A stateful metric: `reset()`, `update(y_true, y_pred, sample_weight)`, `result()`.
+
+    `additive_state` names the attributes (floats or host arrays) that sum over disjoint parts
+    of the data: data-parallel training adds them over ranks to get one process's result.
+    """
+
+    additive_state: tuple[str, ...] = ()
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -103,6 +109,8 @@ class MeanMetric(Metric):
     """A running weighted mean over samples of a per-element function (MeanMetricWrapper):
     values are averaged within each sample, then over samples weighted by sample weight."""
 
+    additive_state = ("total", "count")
+
     def __init__(
         self, name: str, fn: Callable[[Any, Array, Array], Array], root: bool = False
     ) -> None:
@@ -153,6 +161,7 @@ class _Confusion(Metric):
     """Weighted true/false positive and negative counts at one threshold (`y_pred > t`)."""
 
     default_name: str
+    additive_state = ("tp", "fp", "fn", "tn")
 
     def __init__(self, thresholds: float = 0.5, name: str | None = None) -> None:
         self.threshold = thresholds
@@ -194,6 +203,8 @@ class AUC(Metric):
     """Keras's AUC: confusion counts at `num_thresholds` thresholds (i / (n - 1) for the inner
     ones, -eps and 1 + eps at the ends); ROC area by the trapezoidal rule, PR area by Keras's
     interpolation (Davis & Goadrich: precision varies along a hyperbola between thresholds)."""
+
+    additive_state = ("tp", "fp", "fn", "tn")
 
     def __init__(
         self,

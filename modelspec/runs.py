@@ -128,8 +128,15 @@ def build_model(spec_data: dict[str, Any]) -> Any:
     return from_spec(spec_data)
 
 
-def fit_arguments(fit: dict[str, Any], run_dir: Path, schema: DataSchema) -> dict[str, Any]:
-    """`model.fit` keyword arguments from the spec's `fit` section (callback files in the run)."""
+def fit_arguments(
+    fit: dict[str, Any], run_dir: Path, schema: DataSchema, writes: bool = True
+) -> dict[str, Any]:
+    """`model.fit` keyword arguments from the spec's `fit` section (callback files in the run).
+
+    Without `writes` (a data-parallel rank other than 0) callbacks that write files are left
+    out: rank 0 alone writes the run.
+    """
+    from engine.callbacks import FILE_ARGUMENTS
     from engine.config.fit import FitConfig
     from engine.train.loops import fit_arguments
 
@@ -140,6 +147,10 @@ def fit_arguments(fit: dict[str, Any], run_dir: Path, schema: DataSchema) -> dic
         config = FitConfig.model_validate(section)
     except ValidationError as exc:
         raise RunError(f"invalid `fit` section: {exc}") from exc
+    if not writes:
+        config.callbacks = [
+            c for c in config.callbacks if not set(type(c).model_fields) & set(FILE_ARGUMENTS)
+        ]
     arguments = fit_arguments(config, run_dir)
     del arguments["verbose"]
     return arguments

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from engine.config.callbacks import CallbackConfig
+from engine.config.distributed import DistributedConfig
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -25,3 +26,5 @@ class FitConfig(BaseModel):
     # String keys are class labels: the caller maps them to class ids before fit.
     class_weight: dict[int | str, float] | None = None
     callbacks: list[CallbackConfig] = Field(default_factory=list)
+    # How the run spreads over MPI ranks; not a Keras fit argument (see engine.distributed).
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)

@@ -153,6 +153,9 @@ class Layer:
     # Its `backward` takes d loss / d logits when `ctx.preactivation_grad` is set, so a
     # cross-entropy on its softmax or sigmoid output hands it that (engine.train.trainer).
     takes_logits_gradient: ClassVar[bool] = False
+    # Non-trainable weights that training updates from each batch; data-parallel training
+    # averages them over ranks after every step so that every rank keeps the same values.
+    replica_averaged: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass with its own `backward` does not inherit the logits-gradient promise."""

@@ -145,7 +145,11 @@ class BatchNormalization(_Normalizer):
     `BatchNormalization()` on 64 channels has 256 parameters, 128 trainable. In training the
     moving statistics are updated in place: moving = moving * momentum + batch * (1 -
     momentum). A frozen layer (`trainable: false`) always runs in inference mode, as in Keras.
+    Data-parallel, each rank normalizes with its own shard's statistics and the moving
+    statistics are averaged over ranks after every step (`replica_averaged`).
     """
+
+    replica_averaged = ("moving_mean", "moving_variance")
 
     type_name = "BatchNormalization"
     config_class = BatchNormalizationConfig

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import callbacks as cb
+from engine import distributed
 from engine import rng as _rng
 from engine.backend import backend_of
 from engine.config.fit import DEFAULT_BATCH_SIZE, FitConfig
@@ -35,6 +36,7 @@ from engine.train.tracker import Tracker
 from engine.train.trainer import Trainer, get_trainer
 
 if TYPE_CHECKING:
+    from engine.distributed.replica import DataParallel
     from engine.models import Model
 
 
@@ -55,7 +57,7 @@ def _model_seed(model: Model) -> int:
 def fit_arguments(config: FitConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """Arguments for `fit` from the spec's `fit` section, callbacks built (their files inside
     `run_dir` when one is given)."""
-    arguments = config.model_dump(exclude={"callbacks"})
+    arguments = config.model_dump(exclude={"callbacks", "distributed"})
     arguments["callbacks"] = [cb.from_config(c, run_dir) for c in config.callbacks]
     return arguments
 
@@ -102,6 +104,11 @@ def fit(
     adapt_layers(model, data)
     trainer = get_trainer(model)
     seed = _model_seed(model)
+    dp = distributed.active()
+    if dp is not None:
+        seed = dp.begin(model, trainer, batch_size, data)
+        val = dp.shard(val) if val is not None else None
+    reduce = dp.reduce_gradients if dp is not None else None
     steps = math.ceil(data.size / batch_size)
     verbose_level = 1 if verbose == "auto" else int(verbose)
     history = cb.History()
@@ -127,14 +134,29 @@ def fit(
                 order = (
                     np.random.default_rng([seed, epoch]).permutation(data.size) if shuffle else None
                 )
-                trainer.train_exec.set_rng(np.random.default_rng([seed, epoch, 1]))
+                key = [seed, epoch, 1] if dp is None else dp.rng_key(seed, epoch)
+                trainer.train_exec.set_rng(np.random.default_rng(key))
                 tracker.reset()
-                for step, (bx, by, bsw) in enumerate(data.batches(batch_size, order)):
+                batches = (
+                    data.batches(batch_size, order)
+                    if dp is None
+                    else dp.batches(data, batch_size, order)
+                )
+                for step, batch in enumerate(batches):
                     if batch_hooks:
                         callback_list.on_train_batch_begin(step)
-                    loss = trainer.train_step(bx, by, bsw, tracker)
+                    if batch is None and dp is not None:
+                        dp.idle_step(trainer)
+                        loss = 0.0
+                    else:
+                        bx, by, bsw = batch
+                        loss = trainer.train_step(bx, by, bsw, tracker, reduce)
                     if batch_hooks:
                         callback_list.on_train_batch_end(step, tracker.logs())
+                    if dp is not None:
+                        loss, model.stop_training, interrupt.requested = dp.agree(
+                            loss, model.stop_training, interrupt.requested
+                        )
                     if not math.isfinite(loss):
                         if model.stop_training:
                             break
@@ -146,11 +168,14 @@ def fit(
                         break
                 if interrupt.requested:
                     break
+                if dp is not None:
+                    dp.reduce_tracker(tracker)
+                    dp.check_weights(model, epoch)
                 logs = tracker.logs()
                 if val is not None:
                     logs.update(
                         (f"val_{k}", v)
-                        for k, v in _run_test(trainer, val, batch_size, val_tracker).items()
+                        for k, v in _run_test(trainer, val, batch_size, val_tracker, dp).items()
                     )
                 model._state.epoch = epoch + 1
                 callback_list.on_epoch_end(epoch, logs)
@@ -165,10 +190,19 @@ def fit(
     return history
 
 
-def _run_test(trainer: Trainer, data: Data, batch_size: int, tracker: Tracker) -> dict[str, float]:
+def _run_test(
+    trainer: Trainer,
+    data: Data,
+    batch_size: int,
+    tracker: Tracker,
+    dp: DataParallel | None = None,
+) -> dict[str, float]:
+    """Loss and metrics over `data`; data-parallel, over this rank's shard, summed over ranks."""
     tracker.reset()
     for bx, by, bsw in data.batches(batch_size):
         trainer.test_step(bx, by, bsw, tracker)
+    if dp is not None:
+        dp.reduce_tracker(tracker)
     return tracker.logs()
 
 

@@ -6,7 +6,7 @@ respect to its logits directly, when that layer declares it can take it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.activations import Activation
@@ -81,19 +81,31 @@ class Trainer:
         return total, per_output, outs
 
     def train_step(
-        self, xs: list[Array], ys: list[Array], sw: Array | None, tracker: Tracker
+        self,
+        xs: list[Array],
+        ys: list[Array],
+        sw: Array | None,
+        tracker: Tracker,
+        reduce: Callable[[FlatParams], None] | None = None,
     ) -> float:
-        """One forward, backward and update; returns the batch's total loss."""
+        """One forward, backward and update; returns the batch's total loss. `reduce` turns
+        this process's gradient into the whole batch's (data-parallel training)."""
         total, per_output, outs = self.gradients(xs, ys, sw)
         if self.compiled.metrics is None:
             resolve_metrics(self.compiled, ys, outs)
             tracker.reset()
-        if self.flat.size:
-            self.optimizer.apply([self.flat.flat], [self.flat.grad])
-            self.flat.apply_constraints()
+        if reduce is not None:
+            reduce(self.flat)
+        self.apply_update()
         tracker.add(total, per_output, len(xs[0]))
         tracker.update_metrics(ys, outs, sw)
         return total
+
+    def apply_update(self) -> None:
+        """The optimizer's step from the gradient buffer, then the weights' constraints."""
+        if self.flat.size:
+            self.optimizer.apply([self.flat.flat], [self.flat.grad])
+            self.flat.apply_constraints()
 
     def test_step(
         self, xs: list[Array], ys: list[Array], sw: Array | None, tracker: Tracker

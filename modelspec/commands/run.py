@@ -63,22 +63,29 @@ _ENGINE_ERRORS = (
 )
 
 
+def _exit_code(exc: BaseException) -> int | None:
+    """The exit code of an error a user can fix; None for any other."""
+    if isinstance(exc, RunError):
+        return exc.code
+    return next((code for kind, code in _exit_codes() if isinstance(exc, kind)), None)
+
+
 @contextlib.contextmanager
-def _user_errors(err: Console) -> Iterator[None]:
-    """Turn every error a user can fix into one line and an exit code."""
+def _user_errors(err: Console, quiet: bool = False) -> Iterator[None]:
+    """Turn every error a user can fix into one line and an exit code (`quiet`: the line is
+    left to rank 0 of a launched job, which meets the same error)."""
     try:
         yield
-    except RunError as exc:
-        _fail(err, getattr(exc, "prefix", "error: ") + str(exc), exc.code)
     except Exception as exc:
-        for kind, code in _exit_codes():
-            if isinstance(exc, kind):
-                _fail(err, f"error: {exc}", code)
-        raise
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        _fail(err, getattr(exc, "prefix", "error: ") + str(exc), code, quiet)
 
 
-def _fail(err: Console, message: str, code: int) -> NoReturn:
-    err.print(message, highlight=False, soft_wrap=True, markup=False)
+def _fail(err: Console, message: str, code: int, quiet: bool = False) -> NoReturn:
+    if not quiet:
+        err.print(message, highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(code)
 
 
@@ -139,31 +146,39 @@ def train(
         typer.Option("--resume", help="Continue from the last checkpoint in this run folder."),
     ] = None,
 ) -> None:
-    """Train the model of SPEC and write its run folder: model, spec, history."""
-    from modelspec import runs
+    """Train the model of SPEC and write its run folder: model, spec, history.
+
+    Under mpirun or srun with more than one process, the run is data-parallel (rank 0 writes)."""
+    from modelspec import replicas, runs
     from modelspec.progress import metrics_table
 
     console, err = Console(), Console(stderr=True)
-    with _user_errors(err):
+    with _user_errors(err, quiet=replicas.launched_follower()):
         report = _checked(spec, overrides or [])
         data: dict[str, Any] = report.data
         _require(data, "compile", spec)
         signature = runs.signature_of(report)
         run_dir = out or resume or runs.default_run_dir(data, spec)
-        with runs.device(device):
+        fit_section = dict(data.get("fit") or {})
+        with runs.device(device), replicas.session(fit_section, err, _exit_code) as role:
+            if not role.lead:
+                console = Console(quiet=True)
+            if role.description:
+                console.print(f"Data-parallel over {role.size} ranks ({role.description})")
             dtype = str(data.get("dtype", "float32"))
             run = runs.load_run_data(runs.data_config(data, spec), spec.parent, signature, dtype)
-            fit = runs.fit_arguments(dict(data.get("fit") or {}), run_dir, run.schema)
+            fit = runs.fit_arguments(fit_section, run_dir, run.schema, writes=role.lead)
             model = runs.build_model(data)
             if resume is not None:
                 fit["initial_epoch"] = runs.resume_from(model, resume, spec)
-            _print_summary(console, report)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            verbose = (data.get("fit") or {}).get("verbose", "auto")
-            results = _train(console, model, run, signature, fit, run_dir, verbose)
-            runs.save_run(model, run_dir, run, results)
-            runs.write_spec(data, spec.parent, run_dir)
-            _write_report(console, model, run_dir)
+            if role.lead:
+                _print_summary(console, report)
+            verbose = fit_section.get("verbose", "auto")
+            results = _train(console, model, run, signature, fit, run_dir, verbose, role.lead)
+            if role.lead:
+                runs.save_run(model, run_dir, run, results)
+                runs.write_spec(data, spec.parent, run_dir)
+                _write_report(console, model, run_dir)
     console.print(metrics_table(results))
     console.print(f"Saved the run to {run_dir}", highlight=False, markup=False, soft_wrap=True)
     if getattr(getattr(model, "history", None), "interrupted", False):
@@ -188,19 +203,26 @@ def _train(
     fit: dict[str, Any],
     run_dir: Path,
     verbose: Any,
+    lead: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Fit, checkpointing each epoch (Ctrl-C stops cleanly and keeps what was learnt); then test."""
+    """Fit, checkpointing each epoch (Ctrl-C stops cleanly and keeps what was learnt); then test.
+
+    Only the `lead` process (rank 0 of a data-parallel run) checkpoints, shows progress and
+    tests."""
     import numpy as np
 
     from engine.saving import CheckpointCallback
     from modelspec import runs
     from modelspec.progress import progress_callback
 
-    callbacks = [*fit.pop("callbacks"), CheckpointCallback(run_dir)]
-    steps = runs.steps_per_epoch(run.train, fit["validation_split"], fit["batch_size"])
-    progress = progress_callback(console, fit["epochs"], steps, verbose)
-    if progress is not None:
-        callbacks.insert(0, progress)
+    callbacks = fit.pop("callbacks")
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        callbacks.append(CheckpointCallback(run_dir))
+        steps = runs.steps_per_epoch(run.train, fit["validation_split"], fit["batch_size"])
+        progress = progress_callback(console, fit["epochs"], steps, verbose)
+        if progress is not None:
+            callbacks.insert(0, progress)
     validation = (
         (
             runs.model_inputs(run.validation, signature),
@@ -225,7 +247,7 @@ def _train(
     if getattr(history, "interrupted", False):
         console.print("Interrupted: saving the model as it is now.")
     results = runs.history_results(history)
-    if run.test is not None:
+    if run.test is not None and lead:
         results["test"] = runs.evaluate_model(model, run.test, signature, fit["batch_size"])
     return results
 

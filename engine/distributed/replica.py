@@ -1,0 +1,209 @@
+"""One rank of a data-parallel fit: Horovod's and DDP's semantics as hooks of the training loop.
+
+Each global batch of `batch_size` samples (drawn from the epoch's shuffled order, the same on
+every rank) is split into contiguous shards, one per rank, sizes differing by at most one. Each
+rank computes the mean gradient of its shard, scales it by its share of the batch and the flat
+gradient buffer is summed over ranks in one Allreduce: the result is the gradient of the whole
+batch, so every rank applies the same update a single process would. Running losses and
+metric states are sums over samples, so adding them over ranks gives one process's values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.backend import backend_of
+from engine.distributed.comm import Communicator
+from engine.distributed.errors import DistributedError
+from engine.distributed.reduce import Reduce, reducer_for
+from engine.distributed.session import check_batch_size
+from engine.tensor import Variable
+from engine.train.prepare import Data
+
+if TYPE_CHECKING:
+    from engine.models import Model
+    from engine.train.flat_params import FlatParams
+    from engine.train.tracker import Tracker
+    from engine.train.trainer import Trainer
+
+Array = Any
+Batch = tuple[list[Array], list[Array], Array | None]
+
+# Flags each step agrees on (maximum over ranks): a non-finite loss (2 NaN, 1 infinite), a
+# callback's stop_training, Ctrl-C.
+_NONFINITE, _STOP, _INTERRUPT = range(3)
+
+
+def shard_bounds(count: int, rank: int, size: int) -> tuple[int, int]:
+    """Rank `rank`'s contiguous part of `count` items split over `size` ranks."""
+    return count * rank // size, count * (rank + 1) // size
+
+
+class DataParallel:
+    """The hooks `fit` calls on one rank of a data-parallel run."""
+
+    def __init__(self, comm: Communicator, check_weights: bool = True) -> None:
+        self.comm = comm
+        self.rank = comm.rank
+        self.size = comm.size
+        self.check = check_weights
+        self.share = 1.0
+        self._reduce: Reduce | None = None
+        self._averaged: list[Variable] = []
+
+    # --- the start of fit ------------------------------------------------------------------
+
+    def begin(self, model: Model, trainer: Trainer, batch_size: int, data: Data) -> int:
+        """Check the run can be split, give every rank rank 0's seed and weights; returns the
+        seed (as Horovod broadcasts parameters before the first step)."""
+        check_batch_size(batch_size, self.size)
+        if data.size < self.size:
+            raise DistributedError(
+                f"{data.size} training samples cannot be shared by {self.size} ranks"
+            )
+        seed = np.array([model.seed if model.seed is not None else -1], dtype=np.int64)
+        self.comm.broadcast(seed)
+        model.seed = int(seed[0])
+        for w in model.weights:
+            self._broadcast(w)
+        self._reduce = reducer_for(self.comm, trainer.flat.grad) if trainer.flat.size else None
+        self._averaged = [
+            w
+            for call in model.graph.calls
+            for w in call.layer.weights
+            if w.name.rsplit("/", 1)[-1] in call.layer.replica_averaged
+        ]
+        return model.seed
+
+    def _broadcast(self, w: Variable) -> None:
+        backend = backend_of(w.data)
+        host = np.ascontiguousarray(backend.to_host(w.data))
+        self.comm.broadcast(host)
+        w.data[...] = backend.asarray(host)
+
+    def rng_key(self, seed: int, epoch: int) -> list[int]:
+        """Dropout's generator key: one stream per rank, all derived from the spec's seed."""
+        return [seed, epoch, 1, self.rank]
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def batches(
+        self, data: Data, batch_size: int, order: np.ndarray | None
+    ) -> Iterator[Batch | None]:
+        """This rank's shard of each global batch (None when a short last batch leaves it
+        nothing); `share` is the shard's fraction of the batch."""
+        for start in range(0, data.size, batch_size):
+            count = min(batch_size, data.size - start)
+            lo, hi = shard_bounds(count, self.rank, self.size)
+            self.share = (hi - lo) / count
+            if hi == lo:
+                yield None
+                continue
+            index = slice(start + lo, start + hi)
+            part = data.take(index if order is None else order[index])
+            yield part.xs, part.ys, part.sw
+
+    def reduce_gradients(self, flat: FlatParams) -> None:
+        """The whole batch's gradient on every rank: shares weighted, summed in one Allreduce;
+        then the statistics layers keep per batch (BatchNormalization's) averaged likewise."""
+        if self._reduce is not None:
+            flat.grad *= flat.grad.dtype.type(self.share)
+            self._reduce(flat.grad)
+        if self._averaged:
+            self._average_state()
+
+    def _average_state(self) -> None:
+        first = self._averaged[0].data
+        xp = backend_of(first).xp
+        packed = xp.concatenate([w.data.reshape(-1) for w in self._averaged])
+        packed *= packed.dtype.type(self.share)
+        reducer_for(self.comm, packed)(packed)
+        offset = 0
+        for w in self._averaged:
+            size = w.data.size
+            w.data[...] = packed[offset : offset + size].reshape(w.data.shape)
+            offset += size
+
+    def idle_step(self, trainer: Trainer) -> None:
+        """A rank with no samples in a short last batch adds nothing but takes the update."""
+        trainer.flat.grad.fill(0)
+        self.reduce_gradients(trainer.flat)
+        trainer.apply_update()
+
+    def agree(self, loss: float, stop: bool, interrupted: bool) -> tuple[float, bool, bool]:
+        """The step's outcome every rank acts on: a non-finite loss, a stop or a Ctrl-C on any
+        rank holds for all, so no rank leaves the loop while others wait for it."""
+        flags = np.zeros(3)
+        flags[_NONFINITE] = 0.0 if math.isfinite(loss) else (2.0 if math.isnan(loss) else 1.0)
+        flags[_STOP] = float(stop)
+        flags[_INTERRUPT] = float(interrupted)
+        agreed = self.comm.allreduce_max(flags)
+        kind = agreed[_NONFINITE]
+        if kind:
+            loss = math.nan if kind == 2.0 else math.inf
+        return loss, bool(agreed[_STOP]), bool(agreed[_INTERRUPT])
+
+    # --- epochs ----------------------------------------------------------------------------
+
+    def shard(self, data: Data) -> Data:
+        """This rank's contiguous part of a data set (validation)."""
+        if data.size < self.size:
+            raise DistributedError(
+                f"{data.size} validation samples cannot be shared by {self.size} ranks"
+            )
+        lo, hi = shard_bounds(data.size, self.rank, self.size)
+        return data.take(slice(lo, hi))
+
+    def reduce_tracker(self, tracker: Tracker) -> None:
+        """Sum the running losses and the metrics' additive state over ranks, in place."""
+        parts: list[np.ndarray] = [
+            np.array([tracker.count, tracker.loss, *tracker.per_output], dtype=np.float64)
+        ]
+        metrics = [m for group in tracker.compiled.metrics or [] for m in group]
+        for m in metrics:
+            if not m.additive_state:
+                raise DistributedError(
+                    f"metric {m.name!r} keeps no additive state, so it cannot be combined over "
+                    "ranks; declare `additive_state` on its class"
+                )
+            parts.extend(
+                np.asarray(getattr(m, k), dtype=np.float64).reshape(-1) for k in m.additive_state
+            )
+        packed = np.concatenate(parts)
+        self.comm.allreduce_sum(packed)
+        head = 2 + len(tracker.per_output)
+        tracker.count = int(packed[0])
+        tracker.loss = float(packed[1])
+        tracker.per_output = [float(v) for v in packed[2:head]]
+        offset = head
+        for m in metrics:
+            for k in m.additive_state:
+                old = getattr(m, k)
+                size = np.size(old)
+                value = packed[offset : offset + size]
+                setattr(
+                    m, k, value.reshape(np.shape(old)).copy() if np.ndim(old) else float(value[0])
+                )
+                offset += size
+
+    def check_weights(self, model: Model, epoch: int) -> None:
+        """Stop with an error when any rank's weights differ from rank 0's by a single bit."""
+        if not self.check:
+            return
+        digest = hashlib.blake2b(digest_size=8)
+        for w in model.weights:
+            digest.update(np.ascontiguousarray(backend_of(w.data).to_host(w.data)).tobytes())
+        mine = np.frombuffer(digest.digest(), dtype=np.uint64).copy()
+        every = self.comm.allgather(mine)[:, 0]
+        differ = [r for r in range(self.size) if every[r] != every[0]]
+        if differ:
+            raise DistributedError(
+                f"after epoch {epoch + 1} the weights of rank(s) "
+                f"{', '.join(map(str, differ))} differ from rank 0's (checksum over every "
+                "weight); the ranks no longer train the same model"
+            )
