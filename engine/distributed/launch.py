@@ -52,3 +52,18 @@ def local_rank(env: Mapping[str, str] | None = None) -> int:
         "SLURM_LOCALID",
     )
     return _first_int(keys, os.environ if env is None else env, 0)
+
+
+def mpirun_command(processes: int, mpirun: str = "mpirun") -> list[str]:
+    """An mpirun line for `processes` ranks on this machine, whichever MPI provides it: Open MPI
+    wants --oversubscribe beyond its core count and refuses root without a flag; MPICH wants
+    neither."""
+    import subprocess
+
+    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True, check=False)
+    command = [mpirun, "-n", str(processes)]
+    if "Open MPI" in version.stdout + version.stderr:
+        command.append("--oversubscribe")
+        if os.geteuid() == 0:
+            command.append("--allow-run-as-root")
+    return command

@@ -1,0 +1,186 @@
+"""`modelspec train` under `mpirun -n 2`: equal to one process, rank 0 writes, faults end the job.
+
+Each test launches a real MPI job (the `mpi` extra's MPI) through `worker.py`; they are skipped
+when mpi4py or mpirun is absent. Every launch has a timeout: a hang fails the test.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from engine import saving
+from engine.distributed.launch import mpirun_command
+from modelspec.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).with_name("worker.py")
+MPIRUN = shutil.which(
+    "mpirun", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+)
+TIMEOUT = 240
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None or MPIRUN is None,
+    reason="needs mpi4py and mpirun (pip install '.[mpi]')",
+)
+
+
+def launch(*args: str, ranks: int = 2, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    assert MPIRUN is not None
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [*mpirun_command(ranks, MPIRUN), sys.executable, str(WORKER), *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd, env=env, check=False
+    )
+
+
+def train_mpi(
+    spec: str, out: Path, *extra: str, fault: str = "none", ranks: int = 2
+) -> subprocess.CompletedProcess[str]:
+    return launch(
+        "cli",
+        fault,
+        "--",
+        "train",
+        str(ROOT / "specs" / f"{spec}.yaml"),
+        "--out",
+        str(out),
+        *extra,
+        ranks=ranks,
+        cwd=out.parent,
+    )
+
+
+def train_one(spec: str, out: Path, *extra: str) -> None:
+    result = CliRunner().invoke(
+        app, ["train", str(ROOT / "specs" / f"{spec}.yaml"), "--out", str(out), *extra]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def history(run: Path) -> dict[str, np.ndarray]:
+    with (run / "history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Equal to float32 tolerance: only the order of the sums differs."""
+    ha, hb = history(a), history(b)
+    assert ha.keys() == hb.keys()
+    for key in ha:
+        np.testing.assert_allclose(hb[key], ha[key], rtol=2e-5, atol=1e-6, err_msg=key)
+    wa, wb = saving.read_artifact(a).weights, saving.read_artifact(b).weights
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        np.testing.assert_allclose(wb[key], wa[key], rtol=1e-4, atol=2e-5, err_msg=key)
+
+
+@pytest.mark.parametrize(("spec", "epochs"), [("iris_mlp", 5), ("diabetes_regression", 5)])
+def test_two_ranks_equal_one_process_at_the_same_global_batch(
+    tmp_path: Path, spec: str, epochs: int
+) -> None:
+    """The design's proof: the History and the weights of a 2-rank run are one process's."""
+    train_one(spec, tmp_path / "one", "--set", f"fit.epochs={epochs}")
+    two = train_mpi(spec, tmp_path / "two", "--set", f"fit.epochs={epochs}")
+    assert two.returncode == 0, two.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+    # rank 0 alone prints: one summary, one progress line per epoch, one table
+    assert two.stdout.count(f"Epoch {epochs}/{epochs}") == 1
+    assert two.stdout.count("Final metrics") == 1
+    assert two.stdout.count("Total params") == 1
+    assert "Data-parallel over 2 ranks" in two.stdout
+
+
+def test_strict_fake_device_reduces_through_the_host(tmp_path: Path) -> None:
+    """The device path (copy out, MPI, copy back) on arrays that refuse host mixing."""
+    train_one("iris_mlp", tmp_path / "one", "--set", "fit.epochs=3")
+    two = train_mpi("iris_mlp", tmp_path / "two", "--set", "fit.epochs=3", "--device", "fake")
+    assert two.returncode == 0, two.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
+def test_resume_at_another_world_size(tmp_path: Path) -> None:
+    """Two epochs on 2 ranks, two more on 1 process, and the reverse: the 4-epoch run."""
+    train_one("iris_mlp", tmp_path / "whole", "--set", "fit.epochs=4")
+    first = train_mpi("iris_mlp", tmp_path / "a", "--set", "fit.epochs=2")
+    assert first.returncode == 0, first.stderr
+    train_one("iris_mlp", tmp_path / "a", "--resume", str(tmp_path / "a"), "--set", "fit.epochs=4")
+    assert_same_run(tmp_path / "whole", tmp_path / "a")
+    train_one("iris_mlp", tmp_path / "b", "--set", "fit.epochs=2")
+    second = train_mpi(
+        "iris_mlp", tmp_path / "b", "--resume", str(tmp_path / "b"), "--set", "fit.epochs=4"
+    )
+    assert second.returncode == 0, second.stderr
+    assert_same_run(tmp_path / "whole", tmp_path / "b")
+
+
+def test_a_batch_that_does_not_split_is_one_clear_error(tmp_path: Path) -> None:
+    result = train_mpi("iris_mlp", tmp_path / "run", "--set", "fit.batch_size=15")
+    assert result.returncode == 1
+    assert result.stderr.count("fit.batch_size 15 does not split evenly over 2 ranks") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_a_rank_that_raises_ends_the_job_naming_it(tmp_path: Path) -> None:
+    result = train_mpi("iris_mlp", tmp_path / "run", "--set", "fit.epochs=4", fault="raise")
+    assert result.returncode != 0
+    assert "error: rank 1 of 2: ValueError: injected failure" in result.stderr
+    _assert_checkpoints_valid(tmp_path / "run")
+
+
+def test_a_killed_rank_ends_the_job_and_the_launcher_names_its_pid(tmp_path: Path) -> None:
+    result = train_mpi("iris_mlp", tmp_path / "run", "--set", "fit.epochs=4", fault="kill")
+    assert result.returncode != 0
+    pid = re.search(r"rank 1\s+pid\s+(\d+)", result.stdout)
+    assert pid is not None, result.stdout
+    report = result.stdout + result.stderr
+    assert re.search(rf"PID {pid.group(1)}\b", report) or f"process id {pid.group(1)}" in report, (
+        report
+    )
+    _assert_checkpoints_valid(tmp_path / "run")
+
+
+def test_diverged_weights_are_an_error(tmp_path: Path) -> None:
+    result = train_mpi("iris_mlp", tmp_path / "run", "--set", "fit.epochs=4", fault="diverge")
+    assert result.returncode == 1
+    assert "the weights of rank(s) 1 differ from rank 0's" in result.stderr
+    assert result.stderr.count("differ from rank 0's") == 1
+
+
+def _assert_checkpoints_valid(run: Path) -> None:
+    """The fault came in the third epoch: the first two epochs' checkpoints are whole."""
+    checkpoints = saving.list_checkpoints(run)
+    assert checkpoints, "no checkpoint was written before the fault"
+    for path in checkpoints:
+        saving.read_artifact(path)
+    _, artifact = saving.latest_checkpoint(run)
+    assert int((artifact.training_state or {})["epoch"]) >= 1
+
+
+def test_batchnorm_statistics_per_rank_moving_statistics_averaged() -> None:
+    """One step over 8 samples on 2 ranks: each rank normalizes with its 4 samples' statistics;
+    moving mean = the whole batch's (as one process), moving variance = mean of the shards'."""
+    result = launch("batchnorm")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    x = np.asarray(out["x"], dtype=np.float64)
+    halves = (x[:4], x[4:])
+    momentum = 0.99
+    mean = (1 - momentum) * np.mean([h.mean(axis=0) for h in halves], axis=0)
+    var = momentum + (1 - momentum) * np.mean([h.var(axis=0) for h in halves], axis=0)
+    np.testing.assert_allclose(out["moving_mean"], mean, rtol=1e-5)
+    np.testing.assert_allclose(out["moving_mean"], (1 - momentum) * x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(out["moving_variance"], var, rtol=1e-6)
