@@ -10,6 +10,7 @@ optional extra, imported when training starts.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +39,9 @@ def _writer_class() -> Any:
 class TensorBoard(Callback):
     """Log scalars, weight histograms, the graph and the spec for TensorBoard (Keras's arguments).
 
-    `update_freq="batch"` logs every batch, an integer N every N batches, "epoch" only per epoch.
+    `update_freq="batch"` logs every batch, an integer N every N batches, "epoch" only per epoch;
+    `write_steps_per_second` adds the training speed. Weight images, the profiler and the
+    embedding projector are not written: their arguments are refused unless left at defaults.
     Example: `model.fit(x, y, callbacks=[TensorBoard("logs", histogram_freq=1)])`.
     """
 
@@ -47,19 +50,32 @@ class TensorBoard(Callback):
         log_dir: str | Path = "logs",
         histogram_freq: int = 0,
         write_graph: bool = True,
+        write_images: bool = False,
+        write_steps_per_second: bool = False,
         update_freq: UpdateFreq = "epoch",
+        profile_batch: int = 0,
+        embeddings_freq: int = 0,
+        embeddings_metadata: Any = None,
     ) -> None:
         if histogram_freq < 0:
             raise ValueError(f"histogram_freq must be >= 0; got {histogram_freq}")
         if isinstance(update_freq, int) and update_freq < 1:
             raise ValueError(f"update_freq must be 'epoch', 'batch' or >= 1; got {update_freq}")
+        _refuse_unsupported(
+            write_images=write_images,
+            profile_batch=profile_batch,
+            embeddings_freq=embeddings_freq,
+            embeddings_metadata=embeddings_metadata,
+        )
         _writer_class()  # fail before training, not after the first epoch
         self.log_dir = Path(log_dir)
         self.histogram_freq = histogram_freq
         self.write_graph = write_graph
+        self.write_steps_per_second = write_steps_per_second
         self.update_freq: UpdateFreq = 1 if update_freq == "batch" else update_freq
         self._writers: dict[str, Any] = {}
         self._step = 0
+        self._clock = {"epoch": 0.0, "batch": 0.0, "steps": 0.0}
 
     def _writer(self, run: str) -> Any:
         if run not in self._writers:
@@ -75,16 +91,27 @@ class TensorBoard(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._step = max(self._step, epoch * int(self.params.get("steps") or 0))
+        self._clock = dict.fromkeys(("epoch", "batch"), time.perf_counter()) | {"steps": 0.0}
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         self._step += 1
+        self._clock["steps"] += 1
         if isinstance(self.update_freq, int) and self._step % self.update_freq == 0:
+            scalars = dict(logs or {})
+            if self.write_steps_per_second:
+                now = time.perf_counter()
+                scalars["steps_per_second"] = self.update_freq / (now - self._clock["batch"])
+                self._clock["batch"] = now
             writer = self._writer("train")
-            for name, value in (logs or {}).items():
+            for name, value in scalars.items():
                 writer.add_scalar(f"batch_{name}", float(value), self._step)
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        for name, value in (logs or {}).items():
+        scalars = dict(logs or {})
+        if self.write_steps_per_second and self._clock["steps"]:
+            elapsed = time.perf_counter() - self._clock["epoch"]
+            scalars["steps_per_second"] = self._clock["steps"] / elapsed
+        for name, value in scalars.items():
             run, base = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
             self._writer(run).add_scalar(f"epoch_{base}", float(value), epoch)
         if self.histogram_freq and epoch % self.histogram_freq == 0:
@@ -99,6 +126,24 @@ class TensorBoard(Callback):
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
+
+
+_UNSUPPORTED = {
+    "write_images": "weight images",
+    "profile_batch": "the profiler",
+    "embeddings_freq": "the embedding projector",
+    "embeddings_metadata": "the embedding projector",
+}
+
+
+def _refuse_unsupported(**given: Any) -> None:
+    """Keras's arguments for what modelspec does not write: accepted only at their defaults."""
+    for name, value in given.items():
+        if value:
+            raise ValueError(
+                f"TensorBoard({name}={value!r}) is not supported: modelspec writes no data for "
+                f"{_UNSUPPORTED[name]}; leave {name} at its default"
+            )
 
 
 def _spec_markdown(model: Any) -> str:

@@ -62,6 +62,7 @@ class TensorBoardConfig(_CallbackConfig):
     log_dir: str = "logs"
     histogram_freq: NonNegativeInt = 0
     write_graph: bool = True
+    write_steps_per_second: bool = False
     update_freq: Literal["epoch", "batch"] | Annotated[int, Field(ge=1)] = "epoch"
 
 

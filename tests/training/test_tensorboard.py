@@ -37,7 +37,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, li
     log_dir = tmp_path_factory.mktemp("tb")
     model = from_spec(train_script.SPEC)
     x, y = train_script.data()
-    callback = TensorBoard(log_dir, histogram_freq=1, update_freq=2)
+    callback = TensorBoard(log_dir, histogram_freq=1, update_freq=2, write_steps_per_second=True)
     history = model.fit(
         x, y, epochs=EPOCHS, batch_size=BATCH, validation_split=0.25, callbacks=[callback]
     )
@@ -61,6 +61,32 @@ def test_batch_scalars_every_update_freq_batches(
     events = _read(logged[0] / "train").Scalars("batch_loss")
     assert [e.step for e in events] == list(range(2, EPOCHS * steps + 1, 2))
     assert all(np.isfinite(e.value) for e in events)
+
+
+def test_steps_per_second_per_epoch_and_per_logged_batch(
+    logged: tuple[Path, dict[str, list[float]]],
+) -> None:
+    train = _read(logged[0] / "train")
+    epochs = train.Scalars("epoch_steps_per_second")
+    batches = train.Scalars("batch_steps_per_second")
+    assert [e.step for e in epochs] == list(range(EPOCHS))
+    assert [e.step for e in batches] == [e.step for e in train.Scalars("batch_loss")]
+    assert all(np.isfinite(e.value) and e.value > 0 for e in [*epochs, *batches])
+    validation = _read(logged[0] / "validation").Tags()["scalars"]
+    assert "epoch_loss" in validation
+    assert not any("steps_per_second" in tag for tag in validation)
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [{"write_images": True}, {"profile_batch": 5}, {"embeddings_freq": 1}],
+)
+def test_what_is_not_written_is_refused_by_name(argument: dict[str, Any]) -> None:
+    from engine.tensorboard import TensorBoard
+
+    name = next(iter(argument))
+    with pytest.raises(ValueError, match=f"{name}=.*not supported"):
+        TensorBoard("logs", **argument)
 
 
 def test_weight_histograms_count_every_weight(
