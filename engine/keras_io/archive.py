@@ -184,17 +184,16 @@ def read(path: str | Path) -> KerasFile:
     except OSError as exc:
         raise KerasArchiveError(file, f"cannot read the file ({exc.strerror})") from None
     if magic.startswith(_ZIP_MAGIC):
-        keras_file = _read_keras_zip(file)
-        _fill_group_names(keras_file)
-        return keras_file
+        return _read_keras_zip(file)
     if magic == _HDF5_MAGIC:
         return _read_legacy_h5(file)
     what = "an empty file" if not magic else "neither a .keras archive nor an HDF5 model"
     raise KerasArchiveError(file, f"not a Keras model file: {what}")
 
 
-def _fill_group_names(keras_file: KerasFile) -> None:
-    """Name layer groups as Keras 3 does where the file does not record the layer names."""
+def fill_group_names(keras_file: KerasFile) -> None:
+    """Name layer groups as Keras 3 does where the file does not record the layer names
+    (the config must be well formed: the caller turns a malformed one into an error)."""
     layers = [
         layer
         for layer in (keras_file.config.get("config") or {}).get("layers") or []

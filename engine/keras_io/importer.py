@@ -20,7 +20,7 @@ import numpy as np
 from engine.build import SpecError, from_spec
 from engine.keras_io import archive, objects
 from engine.keras_io.compile_config import spec_compile
-from engine.keras_io.errors import KerasArchiveError, KerasUnsupportedError
+from engine.keras_io.errors import KerasArchiveError, KerasIOError, KerasUnsupportedError
 from engine.keras_io.layer_config import describe, spec_entry
 from engine.layers import registry
 from engine.models import Model
@@ -263,15 +263,27 @@ def _assign(model: Model, keras_file: archive.KerasFile) -> None:
         )
 
 
+def _build(spec: dict[str, Any], path: Path) -> Model:
+    try:
+        return from_spec(spec)
+    except SpecError as exc:
+        raise KerasUnsupportedError(f"{path}: the imported spec does not build: {exc}") from None
+
+
 def import_keras(path: str | Path) -> Imported:
     """Read a `.keras` or legacy `.h5` model into a spec and a Model with its weights."""
     keras_file = archive.read(path)
-    spec, notes = to_spec(keras_file)
     try:
-        model = from_spec(spec)
-    except SpecError as exc:
-        raise KerasUnsupportedError(
-            f"{keras_file.path}: the imported spec does not build: {exc}"
+        if not keras_file.legacy:
+            archive.fill_group_names(keras_file)
+        spec, notes = to_spec(keras_file)
+        model = _build(spec, keras_file.path)
+        _assign(model, keras_file)
+    except KerasIOError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise KerasArchiveError(
+            keras_file.path,
+            f"the model config is malformed ({type(exc).__name__}: {exc})",
         ) from None
-    _assign(model, keras_file)
     return Imported(spec, model, notes, keras_file.keras_version)

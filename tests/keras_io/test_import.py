@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
@@ -175,12 +176,60 @@ def test_weight_groups_found_without_recorded_names(name: str, tmp_path: Path) -
 
     with zipfile.ZipFile(FIXTURES / f"{name}.keras") as src:
         weights = io.BytesIO(src.read("model.weights.h5"))
+
+    def forget(_: str, obj: h5py.HLObject) -> None:
+        if "name" in obj.attrs:
+            del obj.attrs["name"]
+
     with h5py.File(weights, "r+") as handle:
-        handle.visititems(lambda _, obj: obj.attrs.pop("name", None))
+        handle.visititems(forget)
     out = tmp_path / "unnamed.keras"
     with zipfile.ZipFile(FIXTURES / f"{name}.keras") as src, zipfile.ZipFile(out, "w") as dst:
         for member in src.namelist():
             data = weights.getvalue() if member == "model.weights.h5" else src.read(member)
             dst.writestr(member, data)
-    assert archive.read(out).group_names  # filled in from the config
+    assert archive.read(out).group_names == {}  # nothing recorded: named from the config
     assert max_difference(import_keras(out).model, name) <= TOLERANCE
+
+
+def _mutations(config: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every key path inside a JSON tree."""
+    paths = [path] if path else []
+    if isinstance(config, dict):
+        for key, value in config.items():
+            paths += _mutations(value, (*path, key))
+    elif isinstance(config, list):
+        for index, value in enumerate(config):
+            paths += _mutations(value, (*path, index))
+    return paths
+
+
+def _mutated(config: dict[str, object], path: tuple[object, ...], value: object) -> bytes:
+    tree = json.loads(json.dumps(config))
+    node = tree
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return json.dumps(tree).encode()
+
+
+@pytest.mark.parametrize("name", ["mlp", "shared"])
+def test_any_damaged_config_is_an_error_not_a_crash(name: str, tmp_path: Path) -> None:
+    """Each value of config.json replaced by odd JSON: a KerasIOError or a working import."""
+    from engine.keras_io.errors import KerasIOError
+
+    with zipfile.ZipFile(FIXTURES / f"{name}.keras") as src:
+        members = {m: src.read(m) for m in src.namelist()}
+    config = json.loads(members["config.json"])
+    paths = _mutations(config)
+    odd_values: list[object] = [None, 7, "x", [], {}, [[1]], -1.5, True]
+    for index, path in enumerate(paths[:: max(1, len(paths) // 150)]):
+        value = odd_values[index % len(odd_values)]
+        out = tmp_path / f"m{index}.keras"
+        with zipfile.ZipFile(out, "w") as dst:
+            for member, data in members.items():
+                dst.writestr(
+                    member, _mutated(config, path, value) if member == "config.json" else data
+                )
+        with contextlib.suppress(KerasIOError):
+            import_keras(out)
