@@ -92,3 +92,14 @@ def test_backward_matches_finite_differences(case: LayerCase) -> None:
             np.testing.assert_allclose(
                 g, numeric_grad(loss, p), rtol=case.rtol, atol=1e-6, err_msg=f"weight {w.name}"
             )
+
+
+# Input is the model's placeholder, not a computation: tests/spec and tests/training cover it.
+NOT_IN_TABLE = {"Input"}
+
+
+def test_every_registered_layer_has_a_table_row() -> None:
+    """A layer is registered in one line; forgetting its row in tests/layers/cases/ fails here."""
+    covered = {c.config["type"] for c in CASES}
+    missing = sorted(set(registry.all_layers()) - covered - NOT_IN_TABLE)
+    assert missing == [], f"layers without a row in tests/layers/cases/: {missing}"
