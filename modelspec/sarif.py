@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,9 @@ SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
 def _version() -> str:
+    # importlib.metadata is slow to import; only SARIF output needs it.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("modelspec")
     except PackageNotFoundError:

@@ -10,7 +10,7 @@ Mode = Literal["auto", "min", "max"]
 
 
 class _CallbackConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class EarlyStoppingConfig(_CallbackConfig):

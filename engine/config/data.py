@@ -16,7 +16,7 @@ class DataSource(BaseModel):
     NPY file of labels (relative to the spec file).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: str
     target: str | list[str] | None = None
@@ -36,7 +36,7 @@ class DataSource(BaseModel):
 class DataConfig(BaseModel):
     """docs/spec-format.md's `data` section: where the training, validation and test data live."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     train: DataSource | None = None
     validation: DataSource | None = None

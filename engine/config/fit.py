@@ -15,7 +15,7 @@ DEFAULT_BATCH_SIZE = 32
 class FitConfig(BaseModel):
     """The spec's `fit` section: Keras's fit arguments with Keras's defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     epochs: PositiveInt = 1
     batch_size: PositiveInt = DEFAULT_BATCH_SIZE
     # The range (0, 1) is checked by fit and by the linter (with its own code), not here.

@@ -39,7 +39,7 @@ LossName = (
 
 
 class _LossConfigBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class SimpleLossConfig(_LossConfigBase):

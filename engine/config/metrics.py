@@ -34,7 +34,7 @@ MetricName = (
 
 
 class _MetricConfigBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str | None = None
 
 

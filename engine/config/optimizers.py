@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class ExponentialDecayConfig(BaseModel):
     """`initial_learning_rate * decay_rate ** (step / decay_steps)` (floored when staircase)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["exponential_decay"]
     initial_learning_rate: float = Field(gt=0)
     decay_steps: int = Field(gt=0)
@@ -21,7 +21,7 @@ class ExponentialDecayConfig(BaseModel):
 class CosineDecayConfig(BaseModel):
     """Keras's CosineDecay, with its optional linear warmup to `warmup_target`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["cosine_decay"]
     initial_learning_rate: float = Field(ge=0)
     decay_steps: int = Field(gt=0)
@@ -33,7 +33,7 @@ class CosineDecayConfig(BaseModel):
 class PiecewiseConstantDecayConfig(BaseModel):
     """`values[i]` while `boundaries[i-1] < step <= boundaries[i]`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["piecewise_constant_decay"]
     boundaries: list[int] = Field(min_length=1)
     values: list[float]
@@ -59,7 +59,7 @@ ScheduleConfig = Annotated[
 class BaseOptimizerConfig(BaseModel):
     """Arguments every Keras 3 optimizer takes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     learning_rate: float | ScheduleConfig = 0.001
     weight_decay: float | None = Field(default=None, ge=0)
     clipnorm: float | None = Field(default=None, gt=0)

@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelspec import example_specs
-
 
 def _listing() -> Table:
+    from modelspec import example_specs
+
     table = Table(title="Example specs", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("what it trains", overflow="fold")
@@ -31,6 +31,8 @@ def examples(
     ] = Path("."),
 ) -> None:
     """List the example specs, or copy one with its data into a folder, ready to train."""
+    from modelspec import example_specs
+
     console = Console(highlight=False)
     if name is None:
         console.print(_listing())

@@ -27,7 +27,7 @@ SHARES_TAG = "SharedCall"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class CompileConfig(_Strict):
