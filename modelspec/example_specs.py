@@ -86,6 +86,8 @@ def copy_example(example: Example, folder: Path) -> list[Path]:
     """
     from engine.saving import atomic_write_bytes
 
+    if folder.exists() and not folder.is_dir():
+        raise ExampleError(f"{folder} is a file, not a folder; give --to a folder", exit_code=2)
     planned = [(folder / name, shipped_file(name).read_bytes()) for name in example.files]
     for target, content in planned:
         if target.exists() and (not target.is_file() or target.read_bytes() != content):
@@ -93,6 +95,9 @@ def copy_example(example: Example, folder: Path) -> list[Path]:
     written = []
     for target, content in planned:
         if not target.exists():
-            atomic_write_bytes(target, content)
+            try:
+                atomic_write_bytes(target, content)
+            except OSError as exc:
+                raise ExampleError(f"cannot write {target}: {exc.strerror or exc}") from exc
             written.append(target)
     return written

@@ -54,3 +54,14 @@ def test_unknown_name_suggests_the_closest(tmp_path: Path) -> None:
     assert outcome.code == 2
     assert "no example called 'iris'; did you mean 'iris_mlp'?" in outcome.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_file_in_the_way_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    outcome = run_cli("examples", "iris_mlp", "--to", str(blocker))
+    assert outcome.code == 2
+    assert outcome.stderr == f"error: {blocker} is a file, not a folder; give --to a folder\n"
+    outcome = run_cli("examples", "iris_mlp", "--to", str(blocker / "below"))
+    assert outcome.code == 1
+    assert outcome.stderr.startswith(f"error: cannot write {blocker / 'below' / 'iris_mlp.yaml'}")
