@@ -1,0 +1,423 @@
+"""MultiHeadAttention: Keras 3's attention over `num_heads` heads, with its EinsumDense weights.
+
+Called on `[query, value]`, `[query, value, key]` or `[query, value, key, attention_mask]`
+(Keras's call order; key defaults to value). Shapes: query (B, *T, dq), value (B, *S, dv),
+key (B, *S, dk) -> (B, *T, output_shape or dq). Weights, in Keras's order and layouts:
+query/kernel (dq, heads, key_dim), query/bias (heads, key_dim), key/kernel (dk, heads,
+key_dim), key/bias, value/kernel (dv, heads, value_dim), value/bias (heads, value_dim),
+attention_output/kernel (heads, value_dim, *output_shape), attention_output/bias
+(*output_shape). Example: `MultiHeadAttention(num_heads=2, key_dim=2)` on (None, 8, 16) self
+attention has 3 * (16*2*2 + 2*2) + 2*2*16 + 16 = 284 parameters.
+
+Attention runs over `attention_axes` (default: every axis between the batch and the features);
+the other axes act as more batch. Masks as in Keras: the query's, value's and key's Keras masks
+(padding), `attention_mask` (B, T, S) where true means "may attend", and `use_causal_mask`
+(Keras's call argument, given in the spec entry) are and-ed; the output carries the query's
+mask. `return_attention_scores` is available on the Python call (not in a spec graph).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from engine.backend import backend_of
+from engine.constraints import ConstraintSpec
+from engine.initializers import InitializerSpec
+from engine.initializers import get as get_initializer
+from engine.kernels.attention import (
+    AttentionCache,
+    attention_backward,
+    attention_forward,
+    band_mask,
+    causal_mask,
+)
+from engine.layers.base import (
+    Array,
+    CallContext,
+    Layer,
+    LayerConfig,
+    ShapeError,
+    SymbolicTensor,
+    WeightSpec,
+)
+from engine.layers.registry import register
+from engine.regularizers import RegularizerSpec
+from engine.tensor import Tensor, as_tensor
+
+PORTS = ("query", "value", "key", "attention_mask")
+
+
+class MultiHeadAttentionConfig(LayerConfig):
+    type: Literal["MultiHeadAttention"] = "MultiHeadAttention"
+    num_heads: PositiveInt
+    key_dim: PositiveInt
+    value_dim: PositiveInt | None = None
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    use_bias: bool = True
+    output_shape: PositiveInt | tuple[PositiveInt, ...] | None = None
+    attention_axes: int | tuple[int, ...] | None = None
+    sliding_window: PositiveInt | None = None
+    kernel_initializer: InitializerSpec = "glorot_uniform"
+    bias_initializer: InitializerSpec = "zeros"
+    kernel_regularizer: RegularizerSpec | None = None
+    bias_regularizer: RegularizerSpec | None = None
+    activity_regularizer: RegularizerSpec | None = None
+    kernel_constraint: ConstraintSpec | None = None
+    bias_constraint: ConstraintSpec | None = None
+    seed: int | None = None
+    # Keras's call argument; a spec entry is one call, so it is written there
+    use_causal_mask: bool = False
+
+
+def matrix_initializer(spec: Any, fan_in_axes: int) -> Any:
+    """Initialize a kernel as the (inputs, outputs) matrix it multiplies as, as Keras's
+    EinsumDense does (its fans are the input and the output units, not a conv's)."""
+    init = get_initializer(spec)
+
+    def as_matrix(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
+        rows = math.prod(shape[:fan_in_axes])
+        return init((rows, math.prod(shape) // rows), rng, dtype).reshape(shape)
+
+    return as_matrix
+
+
+@dataclass(frozen=True)
+class HeadLayout:
+    """How (B, *axes, heads, dim) becomes (B', heads, L, dim): the non-attention axes join
+    the batch and the attention axes are flattened into one."""
+
+    perm: tuple[int, ...]
+    moved: tuple[int, ...]
+    rows: int
+    length: int
+    attention_axes: int
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...], attention: tuple[int, ...]) -> HeadLayout:
+        n = len(shape) - 2
+        others = [a for a in range(1, n) if a not in attention]
+        perm = (0, *others, n, *attention, n + 1)
+        moved = tuple(shape[p] for p in perm)
+        rows = shape[0] * math.prod(shape[a] for a in others)
+        return cls(perm, moved, rows, math.prod(shape[a] for a in attention), len(attention))
+
+    def split(self, x: Array) -> Array:
+        return x.transpose(self.perm).reshape(self.rows, x.shape[-2], self.length, x.shape[-1])
+
+    def merge(self, x: Array) -> Array:
+        inverse = [0] * len(self.perm)
+        for i, p in enumerate(self.perm):
+            inverse[p] = i
+        moved = (*self.moved[:-1], x.shape[-1])
+        return x.reshape(moved).transpose(inverse)
+
+
+@register
+class MultiHeadAttention(Layer):
+    type_name = "MultiHeadAttention"
+    concurrent_inference = True
+    config_class = MultiHeadAttentionConfig
+    positional = ("num_heads", "key_dim")
+    multi_input = True
+    supports_masking = True
+    call_ports = PORTS
+    config: MultiHeadAttentionConfig
+
+    # ----- configuration and shapes -------------------------------------------------------
+    @property
+    def value_dim(self) -> int:
+        return self.config.value_dim or self.config.key_dim
+
+    def _out_dims(self, query_dim: int) -> tuple[int, ...]:
+        given = self.config.output_shape
+        if given is None:
+            return (query_dim,)
+        return (given,) if isinstance(given, int) else tuple(given)
+
+    def _attention_axes(self, rank: int) -> tuple[int, ...]:
+        axes = self.config.attention_axes
+        if axes is None:
+            return tuple(range(1, rank - 1))
+        listed = (axes,) if isinstance(axes, int) else axes
+        out = tuple(sorted({a % rank for a in listed}))
+        if any(a in (0, rank - 1) for a in out) or len(out) != len(listed):
+            raise ShapeError(
+                f"attention_axes {list(listed)} must name distinct axes between the batch and "
+                f"the features of a rank-{rank} input",
+                field="attention_axes",
+            )
+        return out
+
+    def _shapes(self, input_shape: Any) -> list[tuple[Any, ...]]:
+        several = isinstance(input_shape, (list, tuple)) and all(
+            isinstance(s, (list, tuple)) for s in input_shape
+        )
+        if not several or not 2 <= len(input_shape) <= 4:
+            raise ShapeError(
+                "MultiHeadAttention takes [query, value], [query, value, key] or "
+                "[query, value, key, attention_mask]",
+                field="inputs",
+                hint="self-attention: inputs: [x, x], or inputs: {query: x, value: x}",
+            )
+        shapes = [tuple(s) for s in input_shape]
+        return shapes if len(shapes) > 2 else [*shapes, shapes[1]]
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        query, value, key = self._shapes(input_shape)[:3]
+        rank = len(query)
+        if rank < 3 or len(value) != rank or len(key) != rank:
+            raise ShapeError(
+                f"query, value and key need one rank of 3 or more (batch, ..., features); got "
+                f"{query}, {value}, {key}",
+                hint="add a Reshape to give a vector a sequence axis",
+            )
+        if value[1:-1] != key[1:-1]:
+            raise ShapeError(f"value {value} and key {key} must agree on every axis but the last")
+        if any(d is None for d in (query[-1], value[-1], key[-1])):
+            raise ShapeError("MultiHeadAttention needs known feature sizes (the last axis)")
+        axes = self._attention_axes(rank)
+        if (self.config.use_causal_mask or self.config.sliding_window) and len(axes) != 1:
+            raise ShapeError(
+                "use_causal_mask and sliding_window work on one attention axis",
+                field="attention_axes",
+            )
+        return (*query[:-1], *self._out_dims(int(query[-1])))
+
+    def weight_specs(self, input_shape: Any) -> list[WeightSpec]:
+        c = self.config
+        self.compute_output_shape(input_shape)
+        query, value, key = self._shapes(input_shape)[:3]
+        heads, kd, vd = c.num_heads, c.key_dim, self.value_dim
+        out = self._out_dims(int(query[-1]))
+        kernels = {
+            "query": ((int(query[-1]), heads, kd), 1),
+            "key": ((int(key[-1]), heads, kd), 1),
+            "value": ((int(value[-1]), heads, vd), 1),
+            "attention_output": ((heads, vd, *out), 2),
+        }
+        biases = {"query": (heads, kd), "key": (heads, kd), "value": (heads, vd)}
+        biases["attention_output"] = out
+        specs = []
+        for name, (shape, fan_in_axes) in kernels.items():
+            init = matrix_initializer(c.kernel_initializer, fan_in_axes)
+            specs.append(
+                WeightSpec(
+                    f"{name}/kernel", shape, init, True, c.kernel_regularizer, c.kernel_constraint
+                )
+            )
+            if c.use_bias:
+                specs.append(
+                    WeightSpec(
+                        f"{name}/bias",
+                        biases[name],
+                        c.bias_initializer,
+                        True,
+                        c.bias_regularizer,
+                        c.bias_constraint,
+                    )
+                )
+        return specs
+
+    def flops(self, input_shape: Any) -> int:
+        query, value, key = self._shapes(input_shape)[:3]
+        c = self.config
+        t = math.prod(d or 1 for d in query[1:-1])
+        s = math.prod(d or 1 for d in value[1:-1])
+        hk, hv = c.num_heads * c.key_dim, c.num_heads * self.value_dim
+        out = math.prod(self._out_dims(int(query[-1])))
+        projections = t * query[-1] * hk + s * key[-1] * hk + s * value[-1] * hv + t * hv * out
+        return 2 * (projections + t * s * (hk + hv))
+
+    # ----- masks --------------------------------------------------------------------------
+    def output_mask(self, inputs: Any, mask: Any) -> Any:
+        return mask[0] if mask else None
+
+    def _mask(self, xp: Any, arrays: list[Array], masks: Any, t: int, s: int) -> Array | None:
+        """The boolean mask over (B, 1, T, S), or None when every position may attend."""
+        parts: list[Array] = []
+        if masks:
+            keyed = len(arrays) > 2
+            if masks[0] is not None:
+                parts.append(xp.asarray(masks[0], dtype=bool)[:, None, :, None])
+            for m in (masks[1], masks[2] if keyed else None):
+                if m is not None:
+                    parts.append(xp.asarray(m, dtype=bool)[:, None, None, :])
+        if len(arrays) > 3:
+            explicit = xp.asarray(arrays[3]).astype(bool)
+            parts.append(explicit.reshape(explicit.shape[0], 1, *explicit.shape[1:]))
+        if self.config.use_causal_mask:
+            parts.append(causal_mask(xp, t, s))
+        if self.config.sliding_window:
+            parts.append(band_mask(xp, t, s, self.config.sliding_window))
+        if parts and arrays[0].ndim != 3:
+            raise ValueError(
+                f"MultiHeadAttention {self.name!r}: masks need rank-3 inputs (batch, time, "
+                f"features); got rank {arrays[0].ndim}"
+            )
+        combined = None
+        for p in parts:
+            combined = p if combined is None else combined & p
+        return combined
+
+    # ----- math ---------------------------------------------------------------------------
+    def _named(self, params: list[Array]) -> dict[str, tuple[Array, Array | None]]:
+        names = ("query", "key", "value", "attention_output")
+        if self.config.use_bias:
+            return {n: (params[2 * i], params[2 * i + 1]) for i, n in enumerate(names)}
+        return {n: (params[i], None) for i, n in enumerate(names)}
+
+    def forward(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Array, Any]:
+        arrays = list(inputs)
+        query, value = arrays[0], arrays[1]
+        key = arrays[2] if len(arrays) > 2 else value
+        xp = backend_of(query).xp
+        w = self._named(params)
+        axes = self._attention_axes(query.ndim)
+        q = _project(query, *w["query"], 1)
+        k = _project(key, *w["key"], 1)
+        v = _project(value, *w["value"], 1)
+        q_layout = HeadLayout.of(q.shape, axes)
+        k_layout = HeadLayout.of(k.shape, axes)
+        mask = self._mask(xp, arrays, ctx.mask, q_layout.length, k_layout.length)
+        rng = (self._rng or ctx.rng) if ctx.training else None
+        scale = 1.0 / math.sqrt(self.config.key_dim)
+        heads, attn = attention_forward(
+            q_layout.split(q),
+            k_layout.split(k),
+            k_layout.split(v),
+            scale,
+            mask,
+            self.config.dropout,
+            rng,
+        )
+        combined = q_layout.merge(heads)
+        out = _project(combined, *w["attention_output"], 2)
+        return out, (arrays, q_layout, k_layout, attn, combined)
+
+    def backward(
+        self,
+        params: list[Array],
+        cache: Any,
+        grad_output: Array,
+        grads: list[Array | None],
+        ctx: CallContext,
+    ) -> Any:
+        arrays, q_layout, k_layout, attn, combined = cache
+        w = self._named(params)
+        slots = _grad_slots(grads, self.config.use_bias)
+        dcombined = _project_backward(
+            combined, w["attention_output"][0], grad_output, slots["attention_output"], 2
+        )
+        dq, dk, dv = attention_backward(attn, q_layout.split(dcombined), self.config.dropout)
+        query, value = arrays[0], arrays[1]
+        key = arrays[2] if len(arrays) > 2 else value
+        gq = _project_backward(query, w["query"][0], q_layout.merge(dq), slots["query"], 1)
+        gk = _project_backward(key, w["key"][0], k_layout.merge(dk), slots["key"], 1)
+        gv = _project_backward(value, w["value"][0], k_layout.merge(dv), slots["value"], 1)
+        if not ctx.need_input_grad:
+            return [None] * len(arrays)
+        if len(arrays) == 2:
+            return [gq, gv + gk]
+        return [gq, gv, gk, *([None] * (len(arrays) - 3))]
+
+    @property
+    def _rng(self) -> np.random.Generator | None:
+        seed = self.config.seed
+        if seed is None:
+            return None
+        if getattr(self, "_seeded", None) is None:
+            self._seeded = np.random.default_rng(seed)
+        return self._seeded
+
+    # ----- the Python call, with Keras's signature ----------------------------------------
+    def __call__(  # type: ignore[override]
+        self,
+        query: Any,
+        value: Any = None,
+        key: Any = None,
+        query_mask: Any = None,
+        value_mask: Any = None,
+        key_mask: Any = None,
+        attention_mask: Any = None,
+        return_attention_scores: bool = False,
+        training: bool | None = None,
+        use_causal_mask: bool = False,
+    ) -> Any:
+        if value is None and isinstance(query, (list, tuple)):
+            items = list(query)  # the graph's form: one list in PORTS order
+        else:
+            items = [query, value]
+            if key is not None or attention_mask is not None:
+                items.append(value if key is None else key)
+            if attention_mask is not None:
+                items.append(attention_mask)
+        if use_causal_mask:
+            self.config = self.config.model_copy(update={"use_causal_mask": True})
+        if any(isinstance(t, SymbolicTensor) for t in items):
+            if return_attention_scores:
+                raise ValueError(
+                    "return_attention_scores works on eager tensors; a model graph takes one "
+                    "output per layer"
+                )
+            return super().__call__(items)
+        masks = [query_mask, value_mask, key_mask][: min(len(items), 3)]
+        mask = masks if any(m is not None for m in masks) else None
+        if not return_attention_scores:
+            return super().__call__(items, training=training, mask=mask)
+        return self._call_with_scores(items, bool(training), mask)
+
+    def _call_with_scores(self, items: list[Any], training: bool, mask: Any) -> Any:
+        tensors = [as_tensor(t) for t in items]
+        if not self.built:
+            self.build([(None, *t.shape[1:]) for t in tensors])
+        ctx = CallContext(training=training, mask=mask)
+        out, cache = self.forward([p.data for p in self.weights], [t.data for t in tensors], ctx)
+        q_layout: HeadLayout = cache[1]
+        k_layout: HeadLayout = cache[2]
+        attn: AttentionCache = cache[3]
+        n = q_layout.attention_axes
+        # Keras's layout: (B, *other axes, heads, *query attention axes, *key attention axes)
+        probs = attn.probs.reshape(*q_layout.moved[:-1], *k_layout.moved[-1 - n : -1])
+        return Tensor(out), Tensor(probs)
+
+
+def _project(x: Array, kernel: Array, bias: Array | None, contracted: int) -> Array:
+    """EinsumDense's product: the last `contracted` axes of x with the kernel's first ones."""
+    lead = x.shape[: x.ndim - contracted]
+    rows = math.prod(kernel.shape[:contracted])
+    y = x.reshape(-1, rows) @ kernel.reshape(rows, -1)
+    if bias is not None:
+        y += bias.reshape(-1)
+    return y.reshape(*lead, *kernel.shape[contracted:])
+
+
+def _project_backward(
+    x: Array,
+    kernel: Array,
+    dy: Array,
+    slots: tuple[Array | None, Array | None],
+    contracted: int,
+) -> Array:
+    rows = math.prod(kernel.shape[:contracted])
+    x2 = x.reshape(-1, rows)
+    dy2 = dy.reshape(x2.shape[0], -1)
+    kernel_grad, bias_grad = slots
+    if kernel_grad is not None:
+        kernel_grad[...] = (x2.T @ dy2).reshape(kernel.shape)
+    if bias_grad is not None:
+        bias_grad[...] = dy2.sum(axis=0).reshape(bias_grad.shape)
+    return (dy2 @ kernel.reshape(rows, -1).T).reshape(x.shape)
+
+
+def _grad_slots(
+    grads: list[Array | None], use_bias: bool
+) -> dict[str, tuple[Array | None, Array | None]]:
+    names = ("query", "key", "value", "attention_output")
+    if use_bias:
+        return {n: (grads[2 * i], grads[2 * i + 1]) for i, n in enumerate(names)}
+    return {n: (grads[i], None) for i, n in enumerate(names)}

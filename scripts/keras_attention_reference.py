@@ -1,0 +1,81 @@
+"""Write tests/fixtures/keras_attention.npz: Keras 3's own MultiHeadAttention numbers.
+
+Run once with Keras in a scratch venv (never a project dependency):
+`KERAS_BACKEND=jax /work/kerasvenv/bin/python scripts/keras_attention_reference.py`.
+For each case it records the output shape and parameter count Keras reports, and the output
+of the layer on seeded inputs with seeded weights (set through `set_weights`, in Keras's weight
+order), so the tests can compare our forward pass with Keras's without Keras installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+CASES = [
+    # name, layer kwargs, query shape, value shape, key shape or None, call kwargs
+    ("self", {"num_heads": 2, "key_dim": 2}, (8, 16), (8, 16), None, {}),
+    ("cross_key", {"num_heads": 3, "key_dim": 4, "value_dim": 5}, (6, 7), (5, 9), (5, 3), {}),
+    ("no_bias_out", {"num_heads": 2, "key_dim": 3, "use_bias": False, "output_shape": 4},
+     (5, 6), (5, 6), None, {}),
+    ("out_tuple", {"num_heads": 2, "key_dim": 3, "output_shape": (2, 3)}, (4, 5), (6, 5), None, {}),
+    ("axes", {"num_heads": 2, "key_dim": 3, "attention_axes": (2, 3)}, (3, 4, 5, 6),
+     (3, 4, 5, 6), None, {}),
+    ("causal", {"num_heads": 2, "key_dim": 4}, (6, 8), (6, 8), None, {"use_causal_mask": True}),
+    ("attention_mask", {"num_heads": 2, "key_dim": 4}, (5, 8), (7, 8), None, {"mask": True}),
+    ("window", {"num_heads": 2, "key_dim": 4, "sliding_window": 2}, (6, 8), (6, 8), None, {}),
+]
+
+
+def main() -> None:
+    out: dict[str, np.ndarray] = {}
+    meta = {}
+    rng = np.random.default_rng(0)
+    for name, kwargs, q_shape, v_shape, k_shape, call in CASES:
+        layer = keras.layers.MultiHeadAttention(**kwargs)
+        q = rng.standard_normal((2, *q_shape)).astype("float32")
+        v = rng.standard_normal((2, *v_shape)).astype("float32")
+        k = None if k_shape is None else rng.standard_normal((2, *k_shape)).astype("float32")
+        args = {"query": q, "value": v}
+        if k is not None:
+            args["key"] = k
+        if call.get("use_causal_mask"):
+            args["use_causal_mask"] = True
+        if call.get("mask"):
+            mask = rng.random((2, q_shape[0], v_shape[0])) > 0.3
+            mask[:, :, 0] = True
+            args["attention_mask"] = mask
+            out[f"{name}/attention_mask"] = mask
+        # the explicit-scores path: Keras's fused path rejects value_dim != key_dim on JAX
+        args["return_attention_scores"] = True
+        layer(**args)
+        weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in layer.weights]
+        layer.set_weights(weights)
+        y, scores = (np.asarray(a) for a in layer(**args))
+        out[f"{name}/scores"] = scores
+        out[f"{name}/query"] = q
+        out[f"{name}/value"] = v
+        if k is not None:
+            out[f"{name}/key"] = k
+        for i, w in enumerate(weights):
+            out[f"{name}/weight{i}"] = w
+        out[f"{name}/output"] = y
+        meta[name] = {
+            "config": {a: list(b) if isinstance(b, tuple) else b for a, b in kwargs.items()},
+            "call": call,
+            "params": int(layer.count_params()),
+            "weights": [w.path for w in layer.weights],
+            "output_shape": list(y.shape[1:]),
+        }
+    out["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/keras_attention.npz")
+    np.savez(target, **out)
+    print(json.dumps(meta, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""MultiHeadAttention against two independent oracles: numbers Keras 3.15.1 computed once
+(tests/fixtures/keras_attention.npz, from scripts/keras_attention_reference.py) and PyTorch's
+nn.MultiheadAttention with the same weights, causal and padding masks included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.layers import registry
+from engine.layers.base import CallContext
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "keras_attention.npz"
+
+
+def _keras_cases() -> tuple[Any, dict[str, Any]]:
+    data = np.load(FIXTURE)
+    return data, json.loads(bytes(data["meta"]).decode())
+
+
+DATA, META = _keras_cases()
+
+
+@pytest.mark.parametrize("name", sorted(META))
+def test_forward_equals_keras(name: str) -> None:
+    case = META[name]
+    config = {"type": "MultiHeadAttention", **case["config"], **case["call"]}
+    config.pop("mask", None)
+    layer = registry.get("MultiHeadAttention").from_config(config)
+    arrays = [DATA[f"{name}/query"], DATA[f"{name}/value"]]
+    if f"{name}/key" in DATA:
+        arrays.append(DATA[f"{name}/key"])
+    if f"{name}/attention_mask" in DATA:
+        if len(arrays) == 2:
+            arrays.append(arrays[1])
+        arrays.append(DATA[f"{name}/attention_mask"])
+    shapes = [(None, *a.shape[1:]) for a in arrays]
+    assert list(layer.compute_output_shape(shapes)[1:]) == case["output_shape"]
+    specs = layer.weight_specs(shapes)
+    assert sum(s.size for s in specs) == case["params"]
+    assert [s.name for s in specs] == [w.split("/", 1)[1] for w in case["weights"]]
+    weights = [DATA[f"{name}/weight{i}"] for i in range(len(specs))]
+    out, cache = layer.forward(weights, arrays, CallContext())
+    np.testing.assert_allclose(out, DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
+    scores = cache[3].probs.reshape(DATA[f"{name}/scores"].shape)
+    np.testing.assert_allclose(scores, DATA[f"{name}/scores"], rtol=1e-4, atol=1e-6)
+
+
+def _torch_pair(
+    embed: int, heads: int, use_bias: bool
+) -> tuple[Any, Any, list[np.ndarray]]:
+    """Our layer and torch's, with the same float64 weights."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    key_dim = embed // heads
+    layer = registry.get("MultiHeadAttention").from_config(
+        {"type": "MultiHeadAttention", "num_heads": heads, "key_dim": key_dim,
+         "use_bias": use_bias, "dtype": "float64"}
+    )
+    shapes = [(None, 5, embed), (None, 5, embed)]
+    params = [rng.standard_normal(s.shape) * 0.4 for s in layer.weight_specs(shapes)]
+    ref = torch.nn.MultiheadAttention(embed, heads, bias=use_bias, batch_first=True).double()
+    step = 2 if use_bias else 1
+    kernels = [params[i * step].reshape(embed, -1).T for i in range(3)]
+    out_kernel = params[3 * step].reshape(-1, embed).T
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.from_numpy(np.concatenate(kernels)))
+        ref.out_proj.weight.copy_(torch.from_numpy(out_kernel))
+        if use_bias:
+            biases = [params[i * 2 + 1].reshape(-1) for i in range(3)]
+            ref.in_proj_bias.copy_(torch.from_numpy(np.concatenate(biases)))
+            ref.out_proj.bias.copy_(torch.from_numpy(params[7]))
+    return layer, ref, params
+
+
+@pytest.mark.parametrize("mask", ["none", "causal", "padding", "both"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_matches_torch_multihead_attention(mask: str, use_bias: bool) -> None:
+    """Self-attention values and every gradient equal torch's (float64)."""
+    torch = pytest.importorskip("torch")
+    layer, ref, params = _torch_pair(8, 2, use_bias)
+    if mask in ("causal", "both"):
+        layer.config = layer.config.model_copy(update={"use_causal_mask": True})
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 5, 8))
+    valid = np.ones((3, 5), dtype=bool)
+    if mask in ("padding", "both"):
+        valid[1, 3:] = False
+        valid[2, 4:] = False
+    ctx = CallContext(mask=[valid, valid] if mask in ("padding", "both") else None)
+    out, cache = layer.forward(params, [x, x], ctx)
+    proj = rng.standard_normal(out.shape)
+    grads = [np.empty_like(p) for p in params]
+    gq, gv = layer.backward(params, cache, proj, grads, ctx)
+
+    xt = torch.from_numpy(x).requires_grad_(True)
+    kwargs: dict[str, Any] = {"need_weights": False}
+    if mask in ("causal", "both"):
+        kwargs["attn_mask"] = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)
+    if mask in ("padding", "both"):
+        kwargs["key_padding_mask"] = torch.from_numpy(~valid)
+    expected, _ = ref(xt, xt, xt, **kwargs)
+    # Keras also masks padded query rows: their weights are all zero, so they give the bias
+    rows = torch.from_numpy(valid)[..., None]
+    expected = torch.where(rows, expected, ref.out_proj.bias if use_bias else 0.0 * expected)
+    (expected * torch.from_numpy(proj)).sum().backward()
+    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(gq + gv, xt.grad.numpy(), rtol=1e-8, atol=1e-10)
+    torch_in = ref.in_proj_weight.grad.numpy()
+    step = 2 if use_bias else 1
+    for i in range(3):
+        ours = grads[i * step].reshape(8, -1).T
+        np.testing.assert_allclose(ours, torch_in[i * 8 : (i + 1) * 8], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        grads[3 * step].reshape(-1, 8).T, ref.out_proj.weight.grad.numpy(), rtol=1e-8, atol=1e-10
+    )
