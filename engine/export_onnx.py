@@ -527,6 +527,82 @@ def _embedding(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) 
     return g.op("Gather", [g.const("embeddings", _params(layer)["embeddings"]), ids], layer.name)
 
 
+@converter("PositionEmbedding")
+def _position_embedding(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    steps = shapes[0][-2]
+    if steps is None:
+        raise ExportError(f"layer {layer.name!r}: PositionEmbedding needs a fixed sequence length")
+    table = g.const("embeddings", layer.weights[0].numpy()[:steps])
+    return g.op("Expand", [table, g.op("Shape", xs, layer.name)], layer.name)
+
+
+def _heads(
+    g: GraphBuilder, x: str, kernel: np.ndarray, bias: Any, perm: list[int], stem: str
+) -> str:
+    """Project (B, L, d) with an EinsumDense kernel (d, heads, dim) and split the heads."""
+    y = g.op("MatMul", [x, g.const("kernel", kernel.reshape(kernel.shape[0], -1))], stem)
+    if bias is not None:
+        y = g.op("Add", [y, g.const("bias", bias.reshape(-1))], stem)
+    y = g.op("Reshape", [y, g.ints("shape", [0, 0, *kernel.shape[1:]])], stem)
+    return g.op("Transpose", [y], stem, perm=perm)
+
+
+@converter("MultiHeadAttention")
+def _multi_head_attention(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    c = layer.config
+    if len(shapes[0]) != 3 or c.attention_axes not in (None, 1, -2, (1,), (-2,)):
+        raise ExportError(f"layer {layer.name!r}: MultiHeadAttention exports on rank-3 inputs")
+    w = {v.name.split("/", 1)[1]: v.numpy() for v in layer.weights}
+    b = {k: w.get(f"{k}/bias") for k in ("query", "key", "value", "attention_output")}
+    stem = layer.name
+    key_in = xs[2] if len(xs) > 2 else xs[1]
+    q = _heads(g, xs[0], w["query/kernel"], b["query"], [0, 2, 1, 3], stem)
+    q = g.op("Mul", [q, g.const("scale", 1.0 / math.sqrt(c.key_dim))], stem)
+    k = _heads(g, key_in, w["key/kernel"], b["key"], [0, 2, 3, 1], stem)
+    v = _heads(g, xs[1], w["value/kernel"], b["value"], [0, 2, 1, 3], stem)
+    scores = g.op("MatMul", [q, k], stem)
+    mask = _attention_mask(g, layer, xs, shapes)
+    if mask is not None:
+        scores = g.op("Where", [mask, scores, g.const("large_negative", -1e9)], stem)
+    probs = g.op("Softmax", [scores], stem, axis=-1)
+    if mask is not None:
+        probs = g.op("Where", [mask, probs, g.const("zero", 0.0)], stem)
+    y = g.op("Transpose", [g.op("MatMul", [probs, v], stem)], stem, perm=[0, 2, 1, 3])
+    out_kernel = w["attention_output/kernel"]
+    rows = out_kernel.shape[0] * out_kernel.shape[1]
+    y = g.op("Reshape", [y, g.ints("shape", [0, 0, rows])], stem)
+    y = g.op("MatMul", [y, g.const("kernel", out_kernel.reshape(rows, -1))], stem)
+    if b["attention_output"] is not None:
+        y = g.op("Add", [y, g.const("bias", b["attention_output"].reshape(-1))], stem)
+    if out_kernel.ndim > 3:
+        y = g.op("Reshape", [y, g.ints("shape", [0, 0, *out_kernel.shape[2:]])], stem)
+    return y
+
+
+def _attention_mask(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> Any:
+    """The boolean (B or 1, 1, T, S) mask: an attention_mask input, and the causal and
+    sliding-window bands (constants, so they need fixed lengths)."""
+    from engine.kernels.attention import band_mask, causal_mask
+
+    c = layer.config
+    parts = []
+    if len(xs) > 3:
+        explicit = g.op("Cast", [xs[3]], layer.name, to=g.onnx.TensorProto.BOOL)
+        parts.append(g.op("Unsqueeze", [explicit, g.ints("axes", [1])], layer.name))
+    t, s = shapes[0][1], shapes[1][1]
+    if c.use_causal_mask or c.sliding_window:
+        if t is None or s is None:
+            raise ExportError(f"layer {layer.name!r}: a causal mask needs fixed sequence lengths")
+        if c.use_causal_mask:
+            parts.append(g.const("causal", causal_mask(np, t, s), np.bool_))
+        if c.sliding_window:
+            parts.append(g.const("window", band_mask(np, t, s, c.sliding_window), np.bool_))
+    mask = parts[0] if parts else None
+    for p in parts[1:]:
+        mask = g.op("And", [mask, p], layer.name)
+    return mask
+
+
 # ----- the whole model ---------------------------------------------------------------------
 def _value_info(onnx: Any, name: str, shape: Shape, dtype: str) -> Any:
     elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))

@@ -297,12 +297,51 @@ class _Resolver:
             return [value]
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             return list(value)
+        if isinstance(value, dict):
+            return self.named_inputs(entry.get("type"), value, (*path, "inputs"))
         self.problem(
             ProblemKind.BAD_MODEL,
             f"`inputs` is a name or a list of names; got {value!r}",
             (*path, "inputs"),
         )
         return []
+
+    def named_inputs(self, type_name: Any, value: dict[Any, Any], path: Path) -> list[str]:
+        """`inputs: {query: x, value: y}`: a layer's named call inputs, as the list of names in
+        the layer's call order (`call_ports`); a left-out port before a given one takes its
+        default (MultiHeadAttention's key is its value)."""
+        ports, defaults = _call_ports(type_name)
+        if not ports:
+            self.problem(
+                BAD_MODEL,
+                f"{type_name} takes `inputs` as a name or a list of names; a mapping names the "
+                "call inputs of layers such as MultiHeadAttention",
+                path,
+            )
+            return []
+        given: dict[str, str] = {}
+        for port, ref in value.items():
+            if port not in ports:
+                self.problem(
+                    BAD_MODEL,
+                    f"{type_name} has no call input {port!r}; it takes "
+                    + ", ".join(ports)
+                    + _suggest(str(port), ports),
+                    (*path, str(port)),
+                )
+            elif not isinstance(ref, str):
+                self.problem(BAD_MODEL, f"`{port}` names one input or layer", (*path, port))
+            else:
+                given[port] = ref
+        last = max((ports.index(p) for p in given), default=-1)
+        names: list[str] = []
+        for port in ports[: last + 1]:
+            ref = given.get(port) or given.get(defaults.get(port, ""))
+            if ref is None:
+                self.problem(BAD_MODEL, f"{type_name} needs `{port}` in `inputs`", path)
+                return []
+            names.append(ref)
+        return names
 
     def check_shares(
         self, shares: Any, config: dict[str, Any], path: Path, earlier: list[GraphNode]
@@ -449,6 +488,17 @@ class _Namer:
             if candidate not in self.explicit and candidate not in self.used:
                 self.used.add(candidate)
                 return candidate
+
+
+def _call_ports(type_name: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A layer type's named call inputs and their defaults; empty for other types."""
+    from engine.layers import registry
+
+    try:
+        cls = registry.get(str(type_name))
+    except KeyError:
+        return (), {}
+    return tuple(cls.call_ports), dict(cls.port_defaults)
 
 
 def _explicit_names(entries: Iterable[dict[str, Any]]) -> set[str]:

@@ -147,6 +147,10 @@ class Layer:
     positional: ClassVar[tuple[str, ...]] = ()
     supports_masking: ClassVar[bool] = False
     multi_input: ClassVar[bool] = False
+    # Named call inputs, in call order, that a spec may map (`inputs: {query: x, value: y}`);
+    # a left-out one before a given one takes the port named in `port_defaults`.
+    call_ports: ClassVar[tuple[str, ...]] = ()
+    port_defaults: ClassVar[dict[str, str]] = {}
     # Two executors may run this layer's inference forward at once, one per thread: true for
     # built-in layers whose forward keeps no state on the layer (`engine.train.loops.predict`).
     concurrent_inference: ClassVar[bool] = False

@@ -126,6 +126,7 @@ class MultiHeadAttention(Layer):
     multi_input = True
     supports_masking = True
     call_ports = PORTS
+    port_defaults = {"key": "value"}  # noqa: RUF012  (a class-level table, never mutated)
     config: MultiHeadAttentionConfig
 
     # ----- configuration and shapes -------------------------------------------------------

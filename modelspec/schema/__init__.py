@@ -52,7 +52,7 @@ class SharesEntry(_Strict):
 
     name: str | None = None
     shares: str
-    inputs: str | list[str] | None = None
+    inputs: str | list[str] | dict[str, str] | None = None
 
 
 def layer_config_classes() -> dict[str, type[BaseModel]]:
@@ -76,7 +76,8 @@ def _union(members: dict[str, type[BaseModel]]) -> Any:
 
 def _functional_entry(cls: type[BaseModel]) -> type[BaseModel]:
     """The config class plus `inputs`, for entries of a functional model."""
-    fields: Any = {"inputs": (str | list[str] | None, None)}
+    # a mapping names a layer's call inputs (MultiHeadAttention's query, value, key)
+    fields: Any = {"inputs": (str | list[str] | dict[str, str] | None, None)}
     return create_model(f"{cls.__name__}Entry", __base__=cls, **fields)
 
 

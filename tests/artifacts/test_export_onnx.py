@@ -43,6 +43,27 @@ def _merge(kind: str, **args: Any) -> dict[str, Any]:
     }
 
 
+def _attention(args: dict[str, Any], key: bool = False, mask: bool = False) -> dict[str, Any]:
+    inputs = [{"name": "q", "shape": [6, 8]}, {"name": "v", "shape": [6, 5]}]
+    ports = {"query": "q", "value": "v"}
+    if key:
+        inputs.append({"name": "k", "shape": [6, 3]})
+        ports["key"] = "k"
+    if mask:
+        inputs.append({"name": "allowed", "shape": [6, 6], "dtype": "bool"})
+        ports["attention_mask"] = "allowed"
+    layer = {"name": "m", "type": "MultiHeadAttention", "num_heads": 2, "key_dim": 4, **args}
+    return {
+        "seed": 3,
+        "model": {
+            "type": "functional",
+            "inputs": inputs,
+            "layers": [{**layer, "inputs": ports}],
+            "outputs": ["m"],
+        },
+    }
+
+
 def _act(name: Any) -> dict[str, Any]:
     return _sequential([5], {"type": "Dense", "units": 4, "activation": name})
 
@@ -158,6 +179,23 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "merge-dot": _merge("Dot", axes=1),
     "merge-dot-normalized": _merge("Dot", axes=1, normalize=True),
+    "position-embedding": _sequential([5, 4], {"type": "PositionEmbedding", "sequence_length": 7}),
+    "mha-self": {
+        "seed": 3,
+        "model": {
+            "type": "functional",
+            "inputs": [{"name": "x", "shape": [6, 8]}],
+            "layers": [
+                {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 3, "inputs": ["x", "x"]}
+            ],
+            "outputs": ["multi_head_attention"],
+        },
+    },
+    "mha-causal-window-cross": _attention(
+        {"use_causal_mask": True, "sliding_window": 3, "value_dim": 5, "output_shape": [2, 3]},
+        key=True,
+    ),
+    "mha-attention-mask-no-bias": _attention({"use_bias": False}, mask=True),
 }
 
 

@@ -63,3 +63,21 @@ CASES = [
         training=True,
     ),
 ]
+
+CASES += [
+    # sequence_length * features = 12 * 4 = 48 (Keras-Hub builds embeddings (sequence_length, features))
+    LayerCase(
+        "position_embedding",
+        {"type": "PositionEmbedding", "sequence_length": 12},
+        (None, 5, 4),
+        (None, 5, 4),
+        48,
+    ),
+    LayerCase(
+        "position_embedding_rank4",
+        {"type": "PositionEmbedding", "sequence_length": 3},
+        (None, 2, 3, 4),
+        (None, 2, 3, 4),
+        12,
+    ),
+]
