@@ -33,6 +33,10 @@ def keras_epoch(w: Workload, x: np.ndarray, y: np.ndarray, threads: int) -> Epoc
     import keras
 
     spec = w.spec()
+    if w.key == "W6":
+        model = _keras_encoder(keras)
+        model.compile(optimizer=keras.optimizers.Adam(), loss=spec["compile"]["loss"])
+        return lambda: model.fit(x, y, epochs=1, batch_size=w.batch_size, verbose=0)
     entries = spec["model"]["layers"]
     first = entries[0]
     layers: list[Any] = [
@@ -50,6 +54,61 @@ def keras_epoch(w: Workload, x: np.ndarray, y: np.ndarray, threads: int) -> Epoc
     if w.mode == "predict":
         return lambda: model.predict(x, batch_size=w.batch_size, verbose=0)
     return lambda: model.fit(x, y, epochs=1, batch_size=w.batch_size, verbose=0)
+
+
+def _keras_encoder(keras: Any) -> Any:
+    """W6 in Keras: its MultiHeadAttention, and Keras-Hub's PositionEmbedding written out (a
+    learned table broadcast over the batch) so the peer needs no keras_hub."""
+
+    class PositionEmbedding(keras.layers.Layer):
+        def build(self, input_shape: Any) -> None:
+            self.table = self.add_weight(shape=tuple(input_shape[1:]), name="embeddings")
+
+        def call(self, inputs: Any) -> Any:
+            return keras.ops.broadcast_to(self.table, keras.ops.shape(inputs))
+
+    L = keras.layers
+    tokens = keras.Input(shape=(128,), dtype="int32")
+    embed = L.Embedding(1000, 128)(tokens)
+    x = L.Add()([embed, PositionEmbedding()(embed)])
+    for _ in range(2):
+        x = L.LayerNormalization(epsilon=1e-6)(L.Add()([x, L.MultiHeadAttention(4, 32)(x, x)]))
+        ff = L.Dense(128)(L.Dense(256, activation="relu")(x))
+        x = L.LayerNormalization(epsilon=1e-6)(L.Add()([x, ff]))
+    out = L.Dense(1, activation="sigmoid")(L.GlobalAveragePooling1D()(x))
+    return keras.Model(tokens, out)
+
+
+def _torch_encoder() -> tuple[Any, Any]:
+    """W6 in PyTorch eager: the same encoder (post-norm blocks, learned positions, mean pool)."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention = nn.MultiheadAttention(128, 4, batch_first=True)
+            self.norm_a = nn.LayerNorm(128, eps=1e-6)
+            self.feed = nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 128))
+            self.norm_b = nn.LayerNorm(128, eps=1e-6)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.norm_a(x + self.attention(x, x, x, need_weights=False)[0])
+            return self.norm_b(x + self.feed(x))
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(1000, 128)
+            self.positions = nn.Parameter(torch.zeros(128, 128).uniform_(-0.1, 0.1))
+            self.blocks = nn.Sequential(Block(), Block())
+            self.out = nn.Linear(128, 1)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            x = self.blocks(self.embed(tokens) + self.positions)
+            return self.out(x.mean(dim=1))
+
+    return Encoder(), nn.BCEWithLogitsLoss()
 
 
 def _torch_model(key: str) -> tuple[Any, Any]:
@@ -80,6 +139,9 @@ def _torch_model(key: str) -> tuple[Any, Any]:
         )
         return net, nn.CrossEntropyLoss()
 
+    if key == "W6":
+        return _torch_encoder()
+
     class LstmText(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -101,7 +163,7 @@ def torch_epoch(w: Workload, x: np.ndarray, y: np.ndarray, threads: int) -> Epoc
     torch.manual_seed(0)
     net, loss_fn = _torch_model(w.key)
     xt = torch.from_numpy(np.transpose(x, (0, 3, 1, 2)).copy() if w.key == "W3" else x)
-    if w.key == "W4":
+    if w.key in ("W4", "W6"):
         xt = xt.long()
     yt = torch.from_numpy(y.astype(np.int64) if y.dtype.kind == "i" else y)
     bs = w.batch_size

@@ -1,4 +1,4 @@
-"""The five benchmark workloads: their specs, sizes and seeded synthetic float32 data."""
+"""The six benchmark workloads: their specs, sizes and seeded synthetic float32 data."""
 
 from __future__ import annotations
 
@@ -58,11 +58,20 @@ def _tokens(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _tokens_w6(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.integers(1, 1000, size=(n, 128), dtype=np.int32)
+    y = (x[:, :10].mean(axis=1) > 500).astype(np.float32).reshape(-1, 1)
+    return x, y
+
+
 _MLP_MACS = 784 * 512 + 512 * 256 + 256 * 10
 # conv1: 26*26*32 outputs of 3*3*1 MACs; conv2: 11*11*64 outputs of 3*3*32; dense: 1600*10
 _CNN_MACS = 26 * 26 * 32 * 9 + 11 * 11 * 64 * 9 * 32 + 1600 * 10
 # per step: input GEMM 64*256 + recurrent 64*256, over 100 steps; dense 64
 _LSTM_MACS = 100 * (64 * 256 * 2) + 64
+# per block: 4 projections 128x128 and 2 feed-forward products 128x256 per position, scores
+# and weighted values 128x128 per position and head dim; 2 blocks; dense 128
+_ENCODER_MACS = 2 * (128 * (4 * 128 * 128 + 2 * 128 * 256) + 2 * 128 * 128 * 128) + 128
 
 WORKLOADS = {
     w.key: w
@@ -72,6 +81,7 @@ WORKLOADS = {
         Workload("W3", "mnist_cnn.yaml", 10000, 1280, 128, "fit", _mnist_images, _CNN_MACS),
         Workload("W4", "lstm_text.yaml", 4096, 512, 64, "fit", _tokens, _LSTM_MACS),
         Workload("W5", "mnist_mlp.yaml", 60000, 15360, 1024, "predict", _mnist_flat, _MLP_MACS),
+        Workload("W6", "transformer_text.yaml", 2048, 256, 64, "fit", _tokens_w6, _ENCODER_MACS),
     ]
 }
 
@@ -81,6 +91,7 @@ NAMES = {
     "W3": "mnist_cnn",
     "W4": "lstm_text",
     "W5": "mnist_mlp_predict",
+    "W6": "transformer_text",
 }
 
 

@@ -597,7 +597,9 @@ def _attention_mask(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Sha
             parts.append(g.const("causal", causal_mask(np, t, s), np.bool_))
         if c.sliding_window:
             parts.append(g.const("window", band_mask(np, t, s, c.sliding_window), np.bool_))
-    mask = parts[0] if parts else None
+    if not parts:
+        return None
+    mask = parts[0]
     for p in parts[1:]:
         mask = g.op("And", [mask, p], layer.name)
     return mask

@@ -26,7 +26,7 @@ LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
 DOMAINS = ("coreutils", "grep", "sed", "tar", "bash", "dpkg", "apt", "findutils", "diffutils",
            "make", "wget", "gettext-runtime", "gettext-tools", "adduser", "procps-ng", "psmisc",
            "man-db", "xz", "libc", "shadow", "util-linux", "gnupg2", "binutils", "bfd", "gprof")
-PER_LANGUAGE = {"train": 500, "test": 150}
+PER_LANGUAGE = {"train": 800, "test": 200}
 LOCALE = Path("/usr/share/locale")
 OUT = Path(__file__).resolve().parent.parent / "specs" / "data"
 

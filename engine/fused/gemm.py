@@ -66,6 +66,12 @@ def whole_products() -> Iterator[None]:
         _state.whole = whole
 
 
+def splitting() -> bool:
+    """Whether work may be split over both cores here: inside `planned_blas`, and not under
+    `whole_products` (whose caller already keeps both cores busy)."""
+    return bool(getattr(_state, "depth", 0)) and not getattr(_state, "whole", False)
+
+
 @dataclass(frozen=True)
 class BiasRelu:
     """A product's epilogue: add `bias` (if any), then relu (if set), on rows just computed."""
@@ -104,8 +110,7 @@ def matmul(a: Array, b: Array, out: Array, epilogue: BiasRelu | None = None) -> 
     if (
         rows < 2
         or 2 * rows * a.shape[1] * b.shape[1] < SPLIT_MIN_FLOPS
-        or not getattr(_state, "depth", 0)
-        or getattr(_state, "whole", False)
+        or not splitting()
         or not isinstance(out, np.ndarray)
     ):
         xp.matmul(a, b, out=out)

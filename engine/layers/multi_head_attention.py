@@ -27,14 +27,16 @@ from pydantic import Field, PositiveInt
 
 from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
+from engine.fused import gemm
 from engine.initializers import InitializerSpec
 from engine.initializers import get as get_initializer
 from engine.kernels.attention import (
-    AttentionCache,
     attention_backward,
     attention_forward,
+    attention_probs,
     band_mask,
     causal_mask,
+    dropout_keep,
 )
 from engine.layers.base import (
     Array,
@@ -201,8 +203,12 @@ class MultiHeadAttention(Layer):
             "value": ((int(value[-1]), heads, vd), 1),
             "attention_output": ((heads, vd, *out), 2),
         }
-        biases = {"query": (heads, kd), "key": (heads, kd), "value": (heads, vd)}
-        biases["attention_output"] = out
+        biases: dict[str, tuple[int, ...]] = {
+            "query": (heads, kd),
+            "key": (heads, kd),
+            "value": (heads, vd),
+            "attention_output": out,
+        }
         specs = []
         for name, (shape, fan_in_axes) in kernels.items():
             init = matrix_initializer(c.kernel_initializer, fan_in_axes)
@@ -286,16 +292,11 @@ class MultiHeadAttention(Layer):
         k_layout = HeadLayout.of(k.shape, axes)
         mask = self._mask(xp, arrays, ctx.mask, q_layout.length, k_layout.length)
         rng = (self._rng or ctx.rng) if ctx.training else None
+        qh, kh, vh = q_layout.split(q), k_layout.split(k), k_layout.split(v)
+        weights_shape = (*qh.shape[:-1], kh.shape[-2])
+        keep = dropout_keep(weights_shape, q.dtype, self.config.dropout, rng, xp)
         scale = 1.0 / math.sqrt(self.config.key_dim)
-        heads, attn = attention_forward(
-            q_layout.split(q),
-            k_layout.split(k),
-            k_layout.split(v),
-            scale,
-            mask,
-            self.config.dropout,
-            rng,
-        )
+        heads, attn = attention_forward(qh, kh, vh, scale, mask, keep)
         combined = q_layout.merge(heads)
         out = _project(combined, *w["attention_output"], 2)
         return out, (arrays, q_layout, k_layout, attn, combined)
@@ -314,7 +315,7 @@ class MultiHeadAttention(Layer):
         dcombined = _project_backward(
             combined, w["attention_output"][0], grad_output, slots["attention_output"], 2
         )
-        dq, dk, dv = attention_backward(attn, q_layout.split(dcombined), self.config.dropout)
+        dq, dk, dv = attention_backward(attn, q_layout.split(dcombined))
         query, value = arrays[0], arrays[1]
         key = arrays[2] if len(arrays) > 2 else value
         gq = _project_backward(query, w["query"][0], q_layout.merge(dq), slots["query"], 1)
@@ -380,20 +381,23 @@ class MultiHeadAttention(Layer):
         out, cache = self.forward([p.data for p in self.weights], [t.data for t in tensors], ctx)
         q_layout: HeadLayout = cache[1]
         k_layout: HeadLayout = cache[2]
-        attn: AttentionCache = cache[3]
         n = q_layout.attention_axes
         # Keras's layout: (B, *other axes, heads, *query attention axes, *key attention axes)
-        probs = attn.probs.reshape(*q_layout.moved[:-1], *k_layout.moved[-1 - n : -1])
+        probs = attention_probs(cache[3]).reshape(
+            *q_layout.moved[:-1], *k_layout.moved[-1 - n : -1]
+        )
         return Tensor(out), Tensor(probs)
 
 
 def _project(x: Array, kernel: Array, bias: Array | None, contracted: int) -> Array:
     """EinsumDense's product: the last `contracted` axes of x with the kernel's first ones."""
+    xp = backend_of(x).xp
     lead = x.shape[: x.ndim - contracted]
     rows = math.prod(kernel.shape[:contracted])
-    y = x.reshape(-1, rows) @ kernel.reshape(rows, -1)
-    if bias is not None:
-        y += bias.reshape(-1)
+    x2 = x.reshape(-1, rows)
+    w2 = kernel.reshape(rows, -1)
+    y = xp.empty((x2.shape[0], w2.shape[1]), dtype=xp.result_type(x2.dtype, w2.dtype))
+    gemm.matmul(x2, w2, y, None if bias is None else gemm.BiasRelu(bias.reshape(-1), False))
     return y.reshape(*lead, *kernel.shape[contracted:])
 
 
@@ -404,15 +408,18 @@ def _project_backward(
     slots: tuple[Array | None, Array | None],
     contracted: int,
 ) -> Array:
+    xp = backend_of(x).xp
     rows = math.prod(kernel.shape[:contracted])
     x2 = x.reshape(-1, rows)
     dy2 = dy.reshape(x2.shape[0], -1)
     kernel_grad, bias_grad = slots
     if kernel_grad is not None:
-        kernel_grad[...] = (x2.T @ dy2).reshape(kernel.shape)
+        gemm.matmul(x2.T, dy2, kernel_grad.reshape(rows, -1))
     if bias_grad is not None:
-        bias_grad[...] = dy2.sum(axis=0).reshape(bias_grad.shape)
-    return (dy2 @ kernel.reshape(rows, -1).T).reshape(x.shape)
+        dy2.sum(axis=0, out=bias_grad.reshape(-1))
+    dx = xp.empty(x2.shape, dtype=dy2.dtype)
+    gemm.matmul(dy2, kernel.reshape(rows, -1).T, dx)
+    return dx.reshape(x.shape)
 
 
 def _grad_slots(

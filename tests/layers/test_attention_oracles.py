@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from engine.kernels.attention import attention_probs
 from engine.layers import registry
 from engine.layers.base import CallContext
 
@@ -46,20 +47,23 @@ def test_forward_equals_keras(name: str) -> None:
     weights = [DATA[f"{name}/weight{i}"] for i in range(len(specs))]
     out, cache = layer.forward(weights, arrays, CallContext())
     np.testing.assert_allclose(out, DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
-    scores = cache[3].probs.reshape(DATA[f"{name}/scores"].shape)
+    scores = attention_probs(cache[3]).reshape(DATA[f"{name}/scores"].shape)
     np.testing.assert_allclose(scores, DATA[f"{name}/scores"], rtol=1e-4, atol=1e-6)
 
 
-def _torch_pair(
-    embed: int, heads: int, use_bias: bool
-) -> tuple[Any, Any, list[np.ndarray]]:
+def _torch_pair(embed: int, heads: int, use_bias: bool) -> tuple[Any, Any, list[np.ndarray]]:
     """Our layer and torch's, with the same float64 weights."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)
     key_dim = embed // heads
     layer = registry.get("MultiHeadAttention").from_config(
-        {"type": "MultiHeadAttention", "num_heads": heads, "key_dim": key_dim,
-         "use_bias": use_bias, "dtype": "float64"}
+        {
+            "type": "MultiHeadAttention",
+            "num_heads": heads,
+            "key_dim": key_dim,
+            "use_bias": use_bias,
+            "dtype": "float64",
+        }
     )
     shapes = [(None, 5, embed), (None, 5, embed)]
     params = [rng.standard_normal(s.shape) * 0.4 for s in layer.weight_specs(shapes)]

@@ -276,6 +276,33 @@ model:
         (0, 0, 0),
     ),
     ModelCase(
+        "transformer_block",
+        """
+model:
+  type: functional
+  inputs: [{name: ids, shape: [10], dtype: int32}]
+  layers:
+    - {name: tok, type: Embedding, input_dim: 50, output_dim: 16, mask_zero: true}
+    - {name: pos, type: PositionEmbedding, sequence_length: 12}
+    - {name: x, type: Add, inputs: [tok, pos]}
+    - {name: att, type: MultiHeadAttention, num_heads: 2, key_dim: 8, inputs: {query: x, value: x}}
+    - {name: cross, type: MultiHeadAttention, num_heads: 2, key_dim: 4, value_dim: 3,
+       output_shape: 5, inputs: [att, x, tok]}
+  outputs: [cross]
+""",
+        [
+            ("ids", "InputLayer", (N, 10), 0, 0),
+            ("tok", "Embedding", (N, 10, 16), 800, 800),  # 50 * 16
+            ("pos", "PositionEmbedding", (N, 10, 16), 192, 192),  # 12 * 16
+            ("x", "Add", (N, 10, 16), 0, 0),
+            # q, k, v: 3 * (16*2*8 + 2*8); output: 2*8*16 + 16 (Keras 3: 1088)
+            ("att", "MultiHeadAttention", (N, 10, 16), 1088, 1088),
+            # q, k: 2 * (16*2*4 + 8); v: 16*2*3 + 6; output: 2*3*5 + 5
+            ("cross", "MultiHeadAttention", (N, 10, 5), 272 + 102 + 35, 272 + 102 + 35),
+        ],
+        (800 + 192 + 1088 + 409, 800 + 192 + 1088 + 409, 0),
+    ),
+    ModelCase(
         "batch_normalization",
         """
 model:

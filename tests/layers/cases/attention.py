@@ -1,4 +1,4 @@
-"""Attention rows; parameter counts as Keras 3.15.1 reports them (scripts/keras_attention_reference.py).
+"""Attention rows; parameter counts as Keras 3.15.1 reports them.
 
 MultiHeadAttention: 3 projections of (features * heads * dim + heads * dim) and an output
 projection of (heads * value_dim * out + out).
@@ -11,7 +11,10 @@ MHA = "MultiHeadAttention"
 CASES = [
     # 3 * (16*2*2 + 2*2) + 2*2*16 + 16 = 284 (Keras: 284)
     LayerCase(
-        "mha_self", {"type": MHA, "num_heads": 2, "key_dim": 2}, [(None, 8, 16)] * 2, (None, 8, 16),
+        "mha_self",
+        {"type": MHA, "num_heads": 2, "key_dim": 2},
+        [(None, 8, 16)] * 2,
+        (None, 8, 16),
         284,
     ),
     # query 7, value 9, key 3: (7*12+12) + (3*12+12) + (9*15+15) + (15*7+7) = 406 (Keras: 406)
@@ -65,7 +68,7 @@ CASES = [
 ]
 
 CASES += [
-    # sequence_length * features = 12 * 4 = 48 (Keras-Hub builds embeddings (sequence_length, features))
+    # Keras-Hub builds embeddings (sequence_length, features): 12 * 4 = 48
     LayerCase(
         "position_embedding",
         {"type": "PositionEmbedding", "sequence_length": 12},
