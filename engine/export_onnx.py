@@ -283,7 +283,7 @@ def _activation_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[S
     return activation(g, xs[0], layer.config.activation, layer.name)
 
 
-@converter("Dropout")
+@converter("Dropout", "Identity", "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D")
 def _identity(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
     return g.op("Identity", xs, layer.name)
 
@@ -603,6 +603,33 @@ def _attention_mask(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Sha
     for p in parts[1:]:
         mask = g.op("And", [mask, p], layer.name)
     return mask
+
+
+@converter("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D")
+def _border(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    amounts = layer.amounts()
+    if layer.sign > 0:
+        before = [0, *(a for a, _ in amounts), 0]
+        after = [0, *(b for _, b in amounts), 0]
+        return g.op("Pad", [xs[0], g.ints("pads", before + after)], layer.name)
+    axes = list(range(1, len(amounts) + 1))
+    starts = [a for a, _ in amounts]
+    ends = [-b if b else np.iinfo(np.int64).max for _, b in amounts]
+    inputs = [xs[0], g.ints("starts", starts), g.ints("ends", ends), g.ints("axes", axes)]
+    return g.op("Slice", inputs, layer.name)
+
+
+@converter("UpSampling1D", "UpSampling2D")
+def _upsampling(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    scales = g.const("scales", [1.0, *layer._factors(), 1.0], np.float32)
+    return g.op(
+        "Resize",
+        [xs[0], "", scales],
+        layer.name,
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
 
 
 # ----- the whole model ---------------------------------------------------------------------

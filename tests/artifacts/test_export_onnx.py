@@ -179,6 +179,22 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "merge-dot": _merge("Dot", axes=1),
     "merge-dot-normalized": _merge("Dot", axes=1, normalize=True),
+    "reshaping-1d": _sequential(
+        [6, 2],
+        {"type": "ZeroPadding1D", "padding": [2, 1]},
+        {"type": "UpSampling1D", "size": 3},
+        {"type": "Cropping1D", "cropping": [1, 0]},
+        {"type": "SpatialDropout1D", "rate": 0.5},
+        {"type": "GaussianNoise", "stddev": 0.1},
+    ),
+    "reshaping-2d": _sequential(
+        [4, 5, 2],
+        {"type": "ZeroPadding2D", "padding": [[1, 0], [2, 3]]},
+        {"type": "UpSampling2D", "size": [2, 3]},
+        {"type": "Cropping2D", "cropping": [[0, 2], [1, 1]]},
+        {"type": "SpatialDropout2D", "rate": 0.5},
+        {"type": "Identity"},
+    ),
     "position-embedding": _sequential([5, 4], {"type": "PositionEmbedding", "sequence_length": 7}),
     "mha-self": {
         "seed": 3,
