@@ -23,9 +23,33 @@ SEED = 20261207
 SEQUENCE = 64
 VOCAB = 96  # ids 2.. for the most frequent characters of the training text
 LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
-DOMAINS = ("coreutils", "grep", "sed", "tar", "bash", "dpkg", "apt", "findutils", "diffutils",
-           "make", "wget", "gettext-runtime", "gettext-tools", "adduser", "procps-ng", "psmisc",
-           "man-db", "xz", "libc", "shadow", "util-linux", "gnupg2", "binutils", "bfd", "gprof")
+DOMAINS = (
+    "coreutils",
+    "grep",
+    "sed",
+    "tar",
+    "bash",
+    "dpkg",
+    "apt",
+    "findutils",
+    "diffutils",
+    "make",
+    "wget",
+    "gettext-runtime",
+    "gettext-tools",
+    "adduser",
+    "procps-ng",
+    "psmisc",
+    "man-db",
+    "xz",
+    "libc",
+    "shadow",
+    "util-linux",
+    "gnupg2",
+    "binutils",
+    "bfd",
+    "gprof",
+)
 PER_LANGUAGE = {"train": 800, "test": 200}
 LOCALE = Path("/usr/share/locale")
 OUT = Path(__file__).resolve().parent.parent / "specs" / "data"
@@ -54,9 +78,14 @@ def _catalogs() -> dict[str, dict[str, str]]:
     full = {}
     for key, row in table.items():
         texts = {"en": _clean(key), **{k: _clean(v) for k, v in row.items()}}
-        if len(texts) == len(LANGUAGES) and all(
-            20 <= len(t) <= SEQUENCE and sum(c.isalpha() for c in t) >= 15 for t in texts.values()
-        ) and len(set(texts.values())) == len(LANGUAGES):
+        if (
+            len(texts) == len(LANGUAGES)
+            and all(
+                20 <= len(t) <= SEQUENCE and sum(c.isalpha() for c in t) >= 15
+                for t in texts.values()
+            )
+            and len(set(texts.values())) == len(LANGUAGES)
+        ):
             full[key] = texts
     return full
 
