@@ -43,6 +43,51 @@ CASES = [
 ]
 
 
+SIMPLE = [
+    # name, class, layer kwargs, query, value, key or None, masks, causal
+    ("dot", "Attention", {}, (5, 4), (6, 3), (6, 4), False, False),
+    ("dot_scale_masked", "Attention", {"use_scale": True}, (5, 4), (6, 4), None, True, False),
+    ("concat_scale_causal", "Attention", {"use_scale": True, "score_mode": "concat"},
+     (5, 4), (5, 3), (5, 4), False, True),
+    ("additive", "AdditiveAttention", {}, (5, 4), (6, 4), None, True, False),
+    ("additive_no_scale", "AdditiveAttention", {"use_scale": False}, (5, 4), (6, 2), (6, 4),
+     False, True),
+]
+
+
+def simple(out: dict[str, np.ndarray], meta: dict[str, object], rng: np.random.Generator) -> None:
+    """Attention and AdditiveAttention with seeded weights, Keras masks and causal masks."""
+    for name, cls, kwargs, q_shape, v_shape, k_shape, masked, causal in SIMPLE:
+        layer = getattr(keras.layers, cls)(**kwargs)
+        arrays = [rng.standard_normal((2, *s)).astype("float32") for s in (q_shape, v_shape)]
+        if k_shape is not None:
+            arrays.append(rng.standard_normal((2, *k_shape)).astype("float32"))
+        call: dict[str, object] = {"use_causal_mask": causal, "return_attention_scores": True}
+        if masked:
+            q_mask = np.ones((2, q_shape[0]), bool)
+            q_mask[1, -2:] = False
+            v_mask = np.ones((2, v_shape[0]), bool)
+            v_mask[0, -3:] = False
+            call["mask"] = [q_mask, v_mask]
+            out[f"{name}/query_mask"], out[f"{name}/value_mask"] = q_mask, v_mask
+        layer(arrays, **call)
+        weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 + 1 for w in layer.weights]
+        layer.set_weights(weights)
+        y, scores = (np.asarray(a) for a in layer(arrays, **call))
+        for i, a in enumerate(arrays):
+            out[f"{name}/input{i}"] = a
+        for i, w in enumerate(weights):
+            out[f"{name}/weight{i}"] = w
+        out[f"{name}/output"], out[f"{name}/scores"] = y, scores
+        meta[name] = {
+            "type": cls,
+            "config": {**kwargs, "use_causal_mask": causal},
+            "params": int(layer.count_params()),
+            "weights": [w.path.split("/")[-1] for w in layer.weights],
+            "output_shape": list(y.shape[1:]),
+        }
+
+
 def main() -> None:
     out: dict[str, np.ndarray] = {}
     meta = {}
@@ -83,10 +128,13 @@ def main() -> None:
             "weights": [w.path for w in layer.weights],
             "output_shape": list(y.shape[1:]),
         }
+    simple_meta: dict[str, object] = {}
+    simple(out, simple_meta, rng)
+    out["simple_meta"] = np.frombuffer(json.dumps(simple_meta).encode(), dtype=np.uint8)
     out["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/keras_attention.npz")
     np.savez(target, **out)
-    print(json.dumps(meta, indent=1))
+    print(json.dumps({**meta, **simple_meta}, indent=1))
 
 
 if __name__ == "__main__":

@@ -122,3 +122,25 @@ def test_matches_torch_multihead_attention(mask: str, use_bias: bool) -> None:
     np.testing.assert_allclose(
         grads[3 * step].reshape(-1, 8).T, ref.out_proj.weight.grad.numpy(), rtol=1e-8, atol=1e-10
     )
+
+
+SIMPLE = json.loads(bytes(DATA["simple_meta"]).decode())
+
+
+@pytest.mark.parametrize("name", sorted(SIMPLE))
+def test_attention_and_additive_attention_equal_keras(name: str) -> None:
+    case = SIMPLE[name]
+    layer = registry.get(case["type"]).from_config({"type": case["type"], **case["config"]})
+    arrays = [DATA[f"{name}/input{i}"] for i in range(3) if f"{name}/input{i}" in DATA]
+    shapes = [(None, *a.shape[1:]) for a in arrays]
+    assert list(layer.compute_output_shape(shapes)[1:]) == case["output_shape"]
+    specs = layer.weight_specs(shapes)
+    assert sum(s.size for s in specs) == case["params"]
+    assert [s.name for s in specs] == case["weights"]
+    weights = [DATA[f"{name}/weight{i}"] for i in range(len(specs))]
+    mask = None
+    if f"{name}/query_mask" in DATA:
+        mask = [DATA[f"{name}/query_mask"], DATA[f"{name}/value_mask"], None][: len(arrays)]
+    out, cache = layer.forward(weights, arrays, CallContext(mask=mask))
+    np.testing.assert_allclose(out, DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(cache[5], DATA[f"{name}/scores"], rtol=1e-4, atol=1e-6)

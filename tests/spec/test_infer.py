@@ -303,6 +303,62 @@ model:
         (800 + 192 + 1088 + 409, 800 + 192 + 1088 + 409, 0),
     ),
     ModelCase(
+        "reshaping_and_noise",
+        """
+model:
+  type: sequential
+  layers:
+    - {type: Input, shape: [6, 5, 2]}
+    - {type: GaussianNoise, stddev: 0.1}
+    - {type: ZeroPadding2D, padding: [[1, 0], [2, 3]]}
+    - {type: UpSampling2D, size: [2, 1]}
+    - {type: Cropping2D, cropping: 1}
+    - {type: SpatialDropout2D, rate: 0.2}
+    - {type: Identity}
+    - {type: Reshape, target_shape: [96, 2]}
+    - {type: ZeroPadding1D, padding: [1, 2]}
+    - {type: UpSampling1D, size: 2}
+    - {type: Cropping1D, cropping: [4, 2]}
+    - {type: SpatialDropout1D, rate: 0.2}
+""",
+        [
+            ("input_layer", "InputLayer", (N, 6, 5, 2), 0, 0),
+            ("gaussian_noise", "GaussianNoise", (N, 6, 5, 2), 0, 0),
+            ("zero_padding2d", "ZeroPadding2D", (N, 7, 10, 2), 0, 0),  # 6+1, 5+2+3
+            ("up_sampling2d", "UpSampling2D", (N, 14, 10, 2), 0, 0),  # 7*2, 10*1
+            ("cropping2d", "Cropping2D", (N, 12, 8, 2), 0, 0),  # 14-2, 10-2
+            ("spatial_dropout2d", "SpatialDropout2D", (N, 12, 8, 2), 0, 0),
+            ("identity", "Identity", (N, 12, 8, 2), 0, 0),
+            ("reshape", "Reshape", (N, 96, 2), 0, 0),
+            ("zero_padding1d", "ZeroPadding1D", (N, 99, 2), 0, 0),  # 96+1+2
+            ("up_sampling1d", "UpSampling1D", (N, 198, 2), 0, 0),
+            ("cropping1d", "Cropping1D", (N, 192, 2), 0, 0),  # 198-4-2
+            ("spatial_dropout1d", "SpatialDropout1D", (N, 192, 2), 0, 0),
+        ],
+        (0, 0, 0),
+    ),
+    ModelCase(
+        "luong_and_bahdanau",
+        """
+model:
+  type: functional
+  inputs: [{name: q, shape: [5, 4]}, {name: v, shape: [7, 4]}]
+  layers:
+    - {name: dot, type: Attention, use_scale: true, inputs: [q, v]}
+    - {name: concat, type: Attention, score_mode: concat, inputs: {query: dot, value: v}}
+    - {name: additive, type: AdditiveAttention, inputs: [concat, v, v]}
+  outputs: [additive]
+""",
+        [
+            ("q", "InputLayer", (N, 5, 4), 0, 0),
+            ("v", "InputLayer", (N, 7, 4), 0, 0),
+            ("dot", "Attention", (N, 5, 4), 1, 1),  # the scale
+            ("concat", "Attention", (N, 5, 4), 1, 1),  # concat_score_weight
+            ("additive", "AdditiveAttention", (N, 5, 4), 4, 4),  # a scale per feature
+        ],
+        (6, 6, 0),
+    ),
+    ModelCase(
         "batch_normalization",
         """
 model:

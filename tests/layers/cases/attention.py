@@ -84,3 +84,51 @@ CASES += [
         12,
     ),
 ]
+
+CASES += [
+    LayerCase(
+        "attention_dot",
+        {"type": "Attention"},
+        [(None, 5, 4), (None, 6, 3), (None, 6, 4)],
+        (None, 5, 3),
+        0,
+    ),
+    # the scalar scale: 1 (Keras: 1)
+    LayerCase(
+        "attention_scaled_self",
+        {"type": "Attention", "use_scale": True},
+        [(None, 5, 4)] * 2,
+        (None, 5, 4),
+        1,
+    ),
+    # scale and concat_score_weight: 2 (Keras: 2)
+    LayerCase(
+        "attention_concat_causal_dropout",
+        {
+            "type": "Attention",
+            "use_scale": True,
+            "score_mode": "concat",
+            "dropout": 0.3,
+            "use_causal_mask": True,
+        },
+        [(None, 5, 4), (None, 5, 3), (None, 5, 4)],
+        (None, 5, 3),
+        2,
+        training=True,
+    ),
+    # a scale per query feature: 4 (Keras: 4)
+    LayerCase(
+        "additive_attention",
+        {"type": "AdditiveAttention"},
+        [(None, 5, 4), (None, 6, 4)],
+        (None, 5, 4),
+        4,
+    ),
+    LayerCase(
+        "additive_attention_no_scale",
+        {"type": "AdditiveAttention", "use_scale": False, "use_causal_mask": True},
+        [(None, 5, 4), (None, 5, 2), (None, 5, 4)],
+        (None, 5, 2),
+        0,
+    ),
+]
