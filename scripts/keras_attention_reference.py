@@ -47,11 +47,27 @@ SIMPLE = [
     # name, class, layer kwargs, query, value, key or None, masks, causal
     ("dot", "Attention", {}, (5, 4), (6, 3), (6, 4), False, False),
     ("dot_scale_masked", "Attention", {"use_scale": True}, (5, 4), (6, 4), None, True, False),
-    ("concat_scale_causal", "Attention", {"use_scale": True, "score_mode": "concat"},
-     (5, 4), (5, 3), (5, 4), False, True),
+    (
+        "concat_scale_causal",
+        "Attention",
+        {"use_scale": True, "score_mode": "concat"},
+        (5, 4),
+        (5, 3),
+        (5, 4),
+        False,
+        True,
+    ),
     ("additive", "AdditiveAttention", {}, (5, 4), (6, 4), None, True, False),
-    ("additive_no_scale", "AdditiveAttention", {"use_scale": False}, (5, 4), (6, 2), (6, 4),
-     False, True),
+    (
+        "additive_no_scale",
+        "AdditiveAttention",
+        {"use_scale": False},
+        (5, 4),
+        (6, 2),
+        (6, 4),
+        False,
+        True,
+    ),
 ]
 
 
