@@ -35,6 +35,9 @@ def _data(model: Any, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     ys = []
     for t in model.outputs:
         units = t.shape[-1]
+        if len(t.shape) > 2:  # an image or sequence out (an autoencoder): a regression target
+            ys.append(rng.random((n, *t.shape[1:]), dtype=np.float32))
+            continue
         ys.append(
             rng.integers(0, units, n).astype(np.int32)
             if units > 1

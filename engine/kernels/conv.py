@@ -375,3 +375,42 @@ def all_offsets(kernel: Sequence[int]) -> list[tuple[int, ...]]:
     for k in kernel:
         offsets = [(*o, i) for o in offsets for i in range(k)]
     return offsets
+
+
+def conv_input_grad(
+    dy: Array,
+    w: Array,
+    x_shape: tuple[int, ...],
+    strides: IntOrSeq = 1,
+    padding: str = "valid",
+    dilation: IntOrSeq = 1,
+) -> Array:
+    """dX of `conv_forward` for an input of `x_shape`, from dy alone (no forward cache).
+
+    This is the transposed convolution: Conv2DTranspose's forward, with x_shape its output.
+    """
+    xp = backend_of(dy).xp
+    nd = dy.ndim - 2
+    kernel = tuple(int(k) for k in w.shape[:nd])
+    st = as_tuple(strides, nd, "strides")
+    dl = as_tuple(dilation, nd, "dilation")
+    pads = tuple(
+        pad_amounts(n, k, s, padding, d)
+        for n, k, s, d in zip(x_shape[1:-1], kernel, st, dl, strict=True)
+    )
+    pad_shape = (
+        x_shape[0],
+        *(n + a + b for n, (a, b) in zip(x_shape[1:-1], pads, strict=True)),
+        x_shape[-1],
+    )
+    out = tuple(int(d) for d in dy.shape[1:-1])
+    shards = batch_shards(dy, dy.size * w.shape[-2] * math.prod(kernel))
+    cache = ConvCache([], shards, w, tuple(x_shape), pad_shape, pads, out, st, dl, 1, False)
+    dpad = xp.empty(pad_shape, dtype=dy.dtype)
+    cout = w.shape[-1]
+
+    def run(i: int, s: slice) -> None:
+        _col2im(cache, dy[s].reshape(-1, cout), dpad[s])
+
+    run_shards(run, shards)
+    return _crop(cache, dpad)
