@@ -16,19 +16,44 @@ import numpy as np
 
 CASES = [
     ("depthwise", "DepthwiseConv2D", {"kernel_size": 3}, (6, 5, 3)),
-    ("depthwise_dm2_same_strided", "DepthwiseConv2D",
-     {"kernel_size": (3, 2), "strides": 2, "padding": "same", "depth_multiplier": 2}, (7, 6, 3)),
+    (
+        "depthwise_dm2_same_strided",
+        "DepthwiseConv2D",
+        {"kernel_size": (3, 2), "strides": 2, "padding": "same", "depth_multiplier": 2},
+        (7, 6, 3),
+    ),
     ("separable", "SeparableConv2D", {"filters": 4, "kernel_size": 3}, (6, 5, 3)),
-    ("separable_dm2_same_no_bias", "SeparableConv2D",
-     {"filters": 5, "kernel_size": 2, "padding": "same", "depth_multiplier": 2, "use_bias": False},
-     (5, 4, 2)),
+    (
+        "separable_dm2_same_no_bias",
+        "SeparableConv2D",
+        {
+            "filters": 5,
+            "kernel_size": 2,
+            "padding": "same",
+            "depth_multiplier": 2,
+            "use_bias": False,
+        },
+        (5, 4, 2),
+    ),
     ("transpose", "Conv2DTranspose", {"filters": 4, "kernel_size": 3}, (4, 5, 3)),
-    ("transpose_same_strided", "Conv2DTranspose",
-     {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, (4, 3, 3)),
-    ("transpose_valid_wide_stride", "Conv2DTranspose",
-     {"filters": 3, "kernel_size": 2, "strides": 3}, (3, 4, 2)),
-    ("transpose_dilated", "Conv2DTranspose",
-     {"filters": 2, "kernel_size": 3, "dilation_rate": 2, "activation": "relu"}, (4, 4, 2)),
+    (
+        "transpose_same_strided",
+        "Conv2DTranspose",
+        {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (4, 3, 3),
+    ),
+    (
+        "transpose_valid_wide_stride",
+        "Conv2DTranspose",
+        {"filters": 3, "kernel_size": 2, "strides": 3},
+        (3, 4, 2),
+    ),
+    (
+        "transpose_dilated",
+        "Conv2DTranspose",
+        {"filters": 2, "kernel_size": 3, "dilation_rate": 2, "activation": "relu"},
+        (4, 4, 2),
+    ),
 ]
 
 
