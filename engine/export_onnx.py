@@ -243,6 +243,87 @@ def _conv(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> st
     return activation(g, _to_channels_last(g, y, rank, layer.name), c.activation, layer.name)
 
 
+def _depthwise_conv(g: GraphBuilder, layer: Any, x: str, shape: Shape, bias: bool) -> str:
+    """A channels-first grouped Conv, one group per input channel, from (kh, kw, C, dm)."""
+    c, p = layer.config, _params(layer)
+    kernel = p.get("kernel", p.get("depthwise_kernel"))
+    kh, kw, channels, dm = kernel.shape
+    strides, dilation = _tuple(c.strides, 2), _tuple(c.dilation_rate, 2)
+    w = np.transpose(kernel.reshape(kh, kw, 1, channels * dm), (3, 2, 0, 1))
+    inputs = [x, g.const("kernel", w)]
+    if bias and "bias" in p:
+        inputs.append(g.const("bias", p["bias"]))
+    return g.op(
+        "Conv",
+        inputs,
+        layer.name,
+        kernel_shape=[kh, kw],
+        strides=list(strides),
+        dilations=list(dilation),
+        group=channels,
+        pads=_pads(c, shape, (kh, kw), strides, dilation),
+    )
+
+
+@converter("DepthwiseConv2D")
+def _depthwise(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    x = _to_channels_first(g, xs[0], 4, layer.name)
+    y = _depthwise_conv(g, layer, x, shapes[0], bias=True)
+    return activation(
+        g, _to_channels_last(g, y, 4, layer.name), layer.config.activation, layer.name
+    )
+
+
+@converter("SeparableConv2D")
+def _separable(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    p = _params(layer)
+    x = _to_channels_first(g, xs[0], 4, layer.name)
+    middle = _depthwise_conv(g, layer, x, shapes[0], bias=False)
+    inputs = [middle, g.const("kernel", np.transpose(p["pointwise_kernel"], (3, 2, 0, 1)))]
+    if "bias" in p:
+        inputs.append(g.const("bias", p["bias"]))
+    y = g.op("Conv", inputs, layer.name, kernel_shape=[1, 1])
+    return activation(
+        g, _to_channels_last(g, y, 4, layer.name), layer.config.activation, layer.name
+    )
+
+
+@converter("Conv2DTranspose")
+def _conv_transpose(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    from engine.kernels.conv import pad_amounts
+
+    c, p = layer.config, _params(layer)
+    kernel = p["kernel"]
+    ksize = tuple(kernel.shape[:2])
+    strides, dilation = _tuple(c.strides, 2), _tuple(c.dilation_rate, 2)
+    out = layer.compute_output_shape(shapes[0])
+    begin, end, extra = [], [], []
+    for n, size, k, s, d in zip(shapes[0][1:3], out[1:3], ksize, strides, dilation, strict=True):
+        if n is None:
+            raise ExportError(f"layer {layer.name!r}: Conv2DTranspose needs known sizes")
+        lo, hi = pad_amounts(size, k, s, c.padding, d)
+        begin.append(lo)
+        end.append(hi)
+        extra.append(size - (s * (n - 1) + (k - 1) * d + 1 - lo - hi))
+    inputs = [
+        _to_channels_first(g, xs[0], 4, layer.name),
+        g.const("kernel", np.transpose(kernel, (3, 2, 0, 1))),
+    ]
+    if "bias" in p:
+        inputs.append(g.const("bias", p["bias"]))
+    y = g.op(
+        "ConvTranspose",
+        inputs,
+        layer.name,
+        kernel_shape=list(ksize),
+        strides=list(strides),
+        dilations=list(dilation),
+        pads=begin + end,
+        output_padding=extra,
+    )
+    return activation(g, _to_channels_last(g, y, 4, layer.name), c.activation, layer.name)
+
+
 def _pool(op_type: str) -> Converter:
     def convert(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
         c = layer.config

@@ -179,6 +179,40 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "merge-dot": _merge("Dot", axes=1),
     "merge-dot-normalized": _merge("Dot", axes=1, normalize=True),
+    "depthwise-separable": _sequential(
+        [7, 6, 3],
+        {
+            "type": "DepthwiseConv2D",
+            "kernel_size": [3, 2],
+            "strides": 2,
+            "padding": "same",
+            "depth_multiplier": 2,
+            "activation": "relu",
+        },
+        {"type": "SeparableConv2D", "filters": 4, "kernel_size": 2, "depth_multiplier": 2},
+    ),
+    "conv-transpose-same": _sequential(
+        [4, 3, 3],
+        {
+            "type": "Conv2DTranspose",
+            "filters": 2,
+            "kernel_size": 3,
+            "strides": 2,
+            "padding": "same",
+            "activation": "relu",
+        },
+    ),
+    "conv-transpose-valid": _sequential(
+        [3, 4, 2],
+        {"type": "Conv2DTranspose", "filters": 3, "kernel_size": 2, "strides": 3},
+        {
+            "type": "Conv2DTranspose",
+            "filters": 2,
+            "kernel_size": 3,
+            "dilation_rate": 2,
+            "use_bias": False,
+        },
+    ),
     "reshaping-1d": _sequential(
         [6, 2],
         {"type": "ZeroPadding1D", "padding": [2, 1]},

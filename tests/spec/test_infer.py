@@ -359,6 +359,27 @@ model:
         (6, 6, 0),
     ),
     ModelCase(
+        "conv_variants",
+        """
+model:
+  layers:
+    - {type: Input, shape: [7, 6, 3]}
+    - {type: DepthwiseConv2D, kernel_size: 3, depth_multiplier: 2}
+    - {type: SeparableConv2D, filters: 4, kernel_size: 2, padding: same}
+    - {type: Conv2DTranspose, filters: 5, kernel_size: 3, strides: 2, padding: same}
+""",
+        [
+            ("input_layer", "InputLayer", (N, 7, 6, 3), 0, 0),
+            # 3*3*3*2 + 6; out 7-2, 6-2
+            ("depthwise_conv2d", "DepthwiseConv2D", (N, 5, 4, 6), 60, 60),
+            # depthwise 2*2*6*1, pointwise 6*4, bias 4
+            ("separable_conv2d", "SeparableConv2D", (N, 5, 4, 4), 52, 52),
+            # 3*3*5*4 + 5; out 5*2, 4*2
+            ("conv2d_transpose", "Conv2DTranspose", (N, 10, 8, 5), 185, 185),
+        ],
+        (297, 297, 0),
+    ),
+    ModelCase(
         "batch_normalization",
         """
 model:
