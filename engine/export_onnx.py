@@ -246,7 +246,7 @@ def _conv(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> st
 def _depthwise_conv(g: GraphBuilder, layer: Any, x: str, shape: Shape, bias: bool) -> str:
     """A channels-first grouped Conv, one group per input channel, from (kh, kw, C, dm)."""
     c, p = layer.config, _params(layer)
-    kernel = p.get("kernel", p.get("depthwise_kernel"))
+    kernel = p["kernel"] if "kernel" in p else p["depthwise_kernel"]
     kh, kw, channels, dm = kernel.shape
     strides, dilation = _tuple(c.strides, 2), _tuple(c.dilation_rate, 2)
     w = np.transpose(kernel.reshape(kh, kw, 1, channels * dm), (3, 2, 0, 1))

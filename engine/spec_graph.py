@@ -313,7 +313,7 @@ class _Resolver:
         ports, defaults = _call_ports(type_name)
         if not ports:
             self.problem(
-                BAD_MODEL,
+                ProblemKind.BAD_MODEL,
                 f"{type_name} takes `inputs` as a name or a list of names; a mapping names the "
                 "call inputs of layers such as MultiHeadAttention",
                 path,
@@ -323,14 +323,16 @@ class _Resolver:
         for port, ref in value.items():
             if port not in ports:
                 self.problem(
-                    BAD_MODEL,
+                    ProblemKind.BAD_MODEL,
                     f"{type_name} has no call input {port!r}; it takes "
                     + ", ".join(ports)
                     + _suggest(str(port), ports),
                     (*path, str(port)),
                 )
             elif not isinstance(ref, str):
-                self.problem(BAD_MODEL, f"`{port}` names one input or layer", (*path, port))
+                self.problem(
+                    ProblemKind.BAD_MODEL, f"`{port}` names one input or layer", (*path, port)
+                )
             else:
                 given[port] = ref
         last = max((ports.index(p) for p in given), default=-1)
@@ -338,7 +340,7 @@ class _Resolver:
         for port in ports[: last + 1]:
             ref = given.get(port) or given.get(defaults.get(port, ""))
             if ref is None:
-                self.problem(BAD_MODEL, f"{type_name} needs `{port}` in `inputs`", path)
+                self.problem(ProblemKind.BAD_MODEL, f"{type_name} needs `{port}` in `inputs`", path)
                 return []
             names.append(ref)
         return names

@@ -116,7 +116,9 @@ def main() -> None:
             x[row, : len(sentence)] = [ids.get(c, 1) for c in sentence]
             y[row] = label
             text.append(sentence)
-        np.savez(OUT / f"messages_{split}.npz", x=x, y=y, text=np.array(text))
+        # the sentences themselves only for the test set, to read predictions against
+        extra = {"text": np.array(text)} if split == "test" else {}
+        np.savez(OUT / f"messages_{split}.npz", x=x, y=y, **extra)
     (OUT / "messages_vocabulary.json").write_text(
         json.dumps({"languages": LANGUAGES, "characters": "".join(vocab)}, ensure_ascii=False)
         + "\n"

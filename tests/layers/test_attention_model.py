@@ -13,7 +13,7 @@ from engine import backend
 from engine.build import build_model
 from engine.fused import gemm
 from engine.kernels.attention import attention_backward, attention_forward
-from engine.spec_graph import resolve
+from engine.spec_graph import ProblemKind, resolve
 
 MASKED = {
     "type": "functional",
@@ -96,7 +96,7 @@ def test_mapping_on_a_layer_without_ports_is_an_error() -> None:
         "outputs": ["d"],
     }
     _, problems = resolve(spec)
-    assert [p.code for p in problems] == ["E208"]
+    assert [p.kind for p in problems] == [ProblemKind.BAD_MODEL]
     assert "a name or a list of names" in problems[0].message
 
 
