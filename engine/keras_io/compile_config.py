@@ -64,11 +64,18 @@ def _inert(key: str, value: Any) -> bool:
     return allowed is None or value in allowed
 
 
+def _without_defaults(spec: dict[str, Any], adapter: TypeAdapter[Any]) -> dict[str, Any]:
+    """The spec map without the arguments its config model would fill in anyway."""
+    fields = type(adapter.validate_python(spec)).model_fields
+    return {k: v for k, v in spec.items() if k == "type" or v != fields[k].default}
+
+
 def _schedule(value: Any) -> Any:
     if not isinstance(value, Mapping):
         return _float32(value)
     config = value.get("config") or {}
-    return {"type": snake_case(str(value.get("class_name"))), **_args(config, ("name",))}
+    spec = {"type": snake_case(str(value.get("class_name"))), **_args(config, ("name",))}
+    return _without_defaults(spec, _SCHEDULE)
 
 
 def _optimizer(value: Any) -> Any:
@@ -78,22 +85,20 @@ def _optimizer(value: Any) -> Any:
         spec = {"type": str(value.get("class_name")).lower(), **_args(config)}
         if "learning_rate" in config:
             spec["learning_rate"] = _schedule(config["learning_rate"])
-    config = _OPTIMIZER.validate_python(spec)
+    _OPTIMIZER.validate_python(spec)
     if isinstance(spec, dict):
-        fields = type(config).model_fields
-        spec = {k: v for k, v in spec.items() if k == "type" or v != fields[k].default}
+        spec = _without_defaults(spec, _OPTIMIZER)
     return spec if not isinstance(spec, dict) or len(spec) > 1 else spec["type"]
 
 
 def _named(value: Any, adapter: TypeAdapter[Any], drop: tuple[str, ...]) -> Any:
     """A loss or metric: a Keras name, or a serialized class with its arguments."""
     if isinstance(value, Mapping) and "class_name" in value:
+        name = snake_case(str(value["class_name"]))
         args = _args(value.get("config") or {}, drop)
-        value = (
-            {"type": snake_case(str(value["class_name"])), **args}
-            if args
-            else snake_case(str(value["class_name"]))
-        )
+        if args.get("name") == name:
+            del args["name"]
+        value = {"type": name, **args} if args else name
     adapter.validate_python(value)
     return value
 
