@@ -233,3 +233,12 @@ def test_any_damaged_config_is_an_error_not_a_crash(name: str, tmp_path: Path) -
                 )
         with contextlib.suppress(KerasIOError):
             import_keras(out)
+
+
+def test_registered_objects_inside_a_layer_are_refused(tmp_path: Path) -> None:
+    custom = {"module": "mypkg", "class_name": "MyInit", "registered_name": "mypkg>MyInit"}
+    path = _rewrite(tmp_path, {"config.json": _config_with({"kernel_initializer": custom})})
+    with pytest.raises(KerasUnsupportedError) as info:
+        import_keras(path)
+    for words in ("'dense' (Dense)", "kernel_initializer", "MyInit", "custom object"):
+        assert words in str(info.value)
