@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import struct
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -149,7 +150,20 @@ def _listing(names: Sequence[str], limit: int = 8) -> str:
 def _read_csv(path: Path) -> _Table:
     """Columns of a CSV with a header row: float where every cell parses, else strings."""
     with _open(path, "r", newline="") as handle:
-        rows = list(csv.reader(handle))
+        return _csv_rows(path, list(csv.reader(handle)))
+
+
+def csv_table(text: str, name: str) -> _Table:
+    """A CSV held in memory (a request body), read exactly as a CSV file is; `name` is its label."""
+    return _csv_rows(Path(name), list(csv.reader(io.StringIO(text, newline=""))))
+
+
+def array_table(arrays: Mapping[str, np.ndarray], name: str) -> _Table:
+    """Arrays keyed by the model's input names (a request body), read as an NPZ archive is."""
+    return _Table(Path(name), "npz", dict(arrays))
+
+
+def _csv_rows(path: Path, rows: list[list[str]]) -> _Table:
     if not rows or not any(rows[0]):
         raise DataError(f"{path}: empty CSV file; expected a header row of column names")
     header = [name.strip() for name in rows[0]]
@@ -552,7 +566,6 @@ def load_dataset(
     """
     table = _read_table(resolve_path(source.path, base_dir))
     label_key = _attach_npy_labels(table, source, base_dir)
-    inputs = [spec.name for spec in signature.inputs]
     outputs = [spec.name for spec in signature.outputs]
     remembered = schema if schema is not None and schema.format == table.format else None
     targets = _targets(source, outputs, table, label_key, need_targets)
@@ -566,10 +579,7 @@ def load_dataset(
     for spec in signature.outputs:
         for name in (targets or {}).get(spec.name, []):
             table.get(name, f"the labels of model output {spec.name!r}")
-    if remembered is not None and source.x is None and source.features is None:
-        features = remembered.inputs
-    else:
-        features = _default_features(source, inputs, table, targets)
+    features = _input_columns(source, table, signature, schema, targets)
     x = {spec.name: _fit_input(table, spec, features[spec.name]) for spec in signature.inputs}
     y: dict[str, np.ndarray] = {}
     classes: dict[str, list[str]] = {}
@@ -585,6 +595,41 @@ def load_dataset(
         format=table.format, inputs=features, outputs=targets or {}, classes=classes
     )
     return Dataset(str(table.path), x, y), made
+
+
+def prediction_inputs(
+    table: _Table, signature: ModelSignature, schema: DataSchema | None
+) -> dict[str, np.ndarray]:
+    """The model's inputs from a table of new samples, read as the training data was.
+
+    The one preprocessing path of `modelspec predict` and `modelspec serve`: the stored schema
+    picks the columns (or keys), and each input is checked and cast as in training.
+    """
+    source = DataSource(path=str(table.path))
+    features = _input_columns(source, table, signature, schema, None)
+    x = {spec.name: _fit_input(table, spec, features[spec.name]) for spec in signature.inputs}
+    _check_lengths(table, x)
+    return x
+
+
+def read_table(path: Path) -> _Table:
+    """A CSV, NPY or NPZ file of samples, for `prediction_inputs`."""
+    return _read_table(path)
+
+
+def _input_columns(
+    source: DataSource,
+    table: _Table,
+    signature: ModelSignature,
+    schema: DataSchema | None,
+    targets: dict[str, list[str]] | None,
+) -> dict[str, list[str]]:
+    """Which columns or keys feed each input: the data section's, else the stored schema's."""
+    named = source.x is not None or source.features is not None
+    if schema is not None and schema.format == table.format and not named:
+        return schema.inputs
+    inputs = [spec.name for spec in signature.inputs]
+    return _default_features(source, inputs, table, targets)
 
 
 def _targets(

@@ -23,9 +23,7 @@ from rich.console import Console
 from modelspec.errors import RunError
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from engine.data import DataSchema, ModelSignature
+    from engine.data import ModelSignature
     from modelspec.check import SpecReport
     from modelspec.runs import RunData
 
@@ -336,39 +334,31 @@ def predict(
     device: DeviceOption = "cpu",
 ) -> None:
     """Predict with a trained model; classifiers write the original class labels."""
-    from engine.config.data import DataSource
-    from engine.data import load_dataset, write_predictions
+    from engine.data import write_predictions
     from modelspec import runs
+    from modelspec.predictor import Predictor
 
     err = Console(stderr=True)
     with _user_errors(err):
-        signature = runs.signature_of(runs.stored_report(model_path))
         with runs.device(device):
-            model, schema = runs.load_trained(model_path)
-            dataset, _ = load_dataset(
-                DataSource(path=str(input_file)), Path.cwd(), signature, schema, need_targets=False
-            )
-            outputs = runs.as_outputs(
-                model.predict(runs.model_inputs(dataset, signature)), signature
-            )
+            predictor = Predictor.load(model_path)
+            outputs = predictor.predict(predictor.inputs_from_file(input_file))
         if output_file is None:
-            _print_csv(outputs, signature, schema, probabilities)
+            _print_csv(predictor.columns(outputs, probabilities=probabilities))
         else:
-            write_predictions(output_file, outputs, signature, schema, probabilities=probabilities)
+            write_predictions(
+                output_file,
+                outputs,
+                predictor.signature,
+                predictor.schema,
+                probabilities=probabilities,
+            )
             rows = len(next(iter(outputs.values())))
             done = f"Wrote {rows} predictions to {output_file}"
             Console().print(done, highlight=False, markup=False, soft_wrap=True)
 
 
-def _print_csv(
-    outputs: dict[str, np.ndarray],
-    signature: ModelSignature,
-    schema: DataSchema | None,
-    probabilities: bool,
-) -> None:
-    from engine.data import prediction_columns
-
-    columns = prediction_columns(outputs, signature, schema, probabilities=probabilities)
+def _print_csv(columns: Mapping[str, list[Any]]) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(list(columns))
