@@ -158,9 +158,11 @@ def csv_table(text: str, name: str) -> _Table:
     return _csv_rows(Path(name), list(csv.reader(io.StringIO(text, newline=""))))
 
 
-def array_table(arrays: Mapping[str, np.ndarray], name: str) -> _Table:
-    """Arrays keyed by the model's input names (a request body), read as an NPZ archive is."""
-    return _Table(Path(name), "npz", dict(arrays))
+def array_table(
+    arrays: Mapping[str, np.ndarray], name: str, format: Literal["csv", "npz"] = "npz"
+) -> _Table:
+    """Named arrays held in memory (a request body): CSV-like columns or NPZ-like arrays."""
+    return _Table(Path(name), format, dict(arrays))
 
 
 def _csv_rows(path: Path, rows: list[list[str]]) -> _Table:
