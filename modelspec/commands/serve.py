@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,16 @@ from rich.console import Console
 from modelspec.commands.run import CommandError, _user_errors
 
 SERVE_EXTRA = ("fastapi", "uvicorn")
+
+
+class LogLevel(str, Enum):
+    """uvicorn's log levels; below info the access log is off."""
+
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
 
 
 def serve(
@@ -32,15 +43,18 @@ def serve(
     max_delay_ms: Annotated[
         float,
         typer.Option(
-            "--max-delay-ms", min=0.0, help="Gather requests this long into one pass (0: off)."
+            "--max-delay-ms", min=0.0, help="Wait this long for more requests to join a pass."
         ),
     ] = 2.0,
     max_batch: Annotated[
-        int, typer.Option("--max-batch", min=1, help="Most samples in one gathered pass.")
+        int, typer.Option("--max-batch", min=1, help="Samples that close a pass (1: batching off).")
     ] = 256,
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", min=1, help="Larger request bodies get 413.")
     ] = 1 << 20,
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", help="uvicorn's log level (warning: no access log).")
+    ] = LogLevel.info,
 ) -> None:
     """Serve a trained model: POST /predict, GET /health, GET /metadata, /docs (OpenAPI)."""
     err = Console(stderr=True)
@@ -58,11 +72,18 @@ def serve(
     import uvicorn
 
     if workers == 1:
-        uvicorn.run(create_app(predictor, settings), host=host, port=port)
+        uvicorn.run(
+            create_app(predictor, settings), host=host, port=port, log_level=log_level.value
+        )
         return
     os.environ[ENV_SETTINGS] = settings.to_env()
     uvicorn.run(
-        "modelspec.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers
+        "modelspec.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level.value,
     )
 
 

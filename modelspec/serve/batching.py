@@ -1,9 +1,11 @@
 """Micro-batching: requests that arrive within a few milliseconds share one forward pass.
 
 One product per request wastes the engine (a 1-row GEMM costs nearly what a 32-row one does),
-so the first waiting request opens a window of `max_delay` seconds; every request that arrives
-in it (up to `max_rows` samples) is concatenated, predicted in one `model.predict` call on the
-model's own thread, and split back by rows. With `max_delay` 0 each request is its own pass.
+so a pass takes every request waiting when it starts (those that queued while the last pass ran)
+and those that arrive within `max_delay` seconds after, up to `max_rows` samples; they are
+concatenated, predicted in one `model.predict` call on the model's own thread, and split back by
+rows. `max_delay` 0 takes only what is already waiting; `max_rows` 1 makes each request its own
+pass (batching off).
 """
 
 from __future__ import annotations
@@ -75,17 +77,22 @@ class MicroBatcher:
             _split(batch, outputs)
 
     async def _gather(self) -> list[_Pending]:
+        """The first waiting request, everything queued behind it, then arrivals until the window
+        closes (`max_delay` after the first was taken) or `max_rows` samples are in."""
         batch = [await self._queue.get()]
         rows = batch[0].rows
         deadline = time.monotonic() + self.max_delay
-        while rows < self.max_rows and self.max_delay > 0:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                pending = await asyncio.wait_for(self._queue.get(), left)
-            except asyncio.TimeoutError:
-                break
+        while rows < self.max_rows:
+            if self._queue.empty():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    pending = await asyncio.wait_for(self._queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
+            else:
+                pending = self._queue.get_nowait()
             batch.append(pending)
             rows += pending.rows
         return batch

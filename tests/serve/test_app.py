@@ -223,10 +223,15 @@ def test_a_streamed_body_over_the_limit_is_refused(iris: TestClient) -> None:
 # --- micro-batching ------------------------------------------------------------------------------
 
 
-def test_concurrent_requests_share_one_forward_pass(iris_run: Path) -> None:
-    """Requests arriving within the window are one pass, and each gets its own rows back."""
+@pytest.mark.parametrize(
+    ("settings", "shared"), [({"max_delay_ms": 200.0}, True), ({"max_batch_rows": 1}, False)]
+)
+def test_concurrent_requests_share_a_pass_unless_batching_is_off(
+    iris_run: Path, settings: dict[str, float], shared: bool
+) -> None:
+    """Requests arriving within the window share a pass, and each gets its own rows back."""
     predictor = Predictor.load(iris_run)
-    app = create_app(predictor, ServeSettings(str(iris_run), max_delay_ms=200.0))
+    app = create_app(predictor, ServeSettings(str(iris_run), **settings))  # type: ignore[arg-type]
     records = iris_records()[:8]
     import httpx2
 
@@ -242,12 +247,11 @@ def test_concurrent_requests_share_one_forward_pass(iris_run: Path) -> None:
             return [app.state.batcher.passes, *answers]
 
     passes, *answers = asyncio.run(send_all())
-    assert passes < len(records)
+    assert (passes < len(records)) if shared else (passes == len(records))
     alone = predictor.columns(predictor.predict(_inputs(predictor, records)), probabilities=True)
     served = [a.json()["probabilities"][0] for a in answers]
-    assert served == [
-        dict(zip(alone, row, strict=True)) for row in zip(*alone.values(), strict=True)
-    ]
+    expected = [dict(zip(alone, row, strict=True)) for row in zip(*alone.values(), strict=True)]
+    assert served == expected
 
 
 def _inputs(predictor: Predictor, records: list[dict[str, float]]) -> dict[str, np.ndarray]:
