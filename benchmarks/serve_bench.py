@@ -6,8 +6,9 @@ batching setting (off: one request per pass; queued only: a pass takes the reque
 during the last one; 2 ms window: and those arriving within 2 ms) it starts `modelspec serve` on
 127.0.0.1 (a free port) and sends a bounded number of one-sample JSON requests from 1, 8 and 64
 concurrent httpx clients. Prints a Markdown table of the medians over the repeats: requests/s,
-p50 and p99 latency in milliseconds. The client and the server share the machine's cores, so the
-numbers are of the pair, not of the server alone.
+p50 and p99 latency in milliseconds, and the server process's CPU time per request (from /proc).
+The client and the server share the machine's cores, so requests/s and latency are of the pair;
+the CPU column is the server's own cost.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import os
 import socket
 import statistics
 import subprocess
@@ -66,8 +68,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (nan where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def server(run: Path, batching: list[str]) -> Iterator[str]:
+def server(run: Path, batching: list[str]) -> Iterator[tuple[str, int]]:
     port = free_port()
     command = [sys.executable, "-m", "modelspec.cli", "serve", str(run), "--port", str(port)]
     flags = [*batching, "--log-level", "warning"]
@@ -83,7 +94,7 @@ def server(run: Path, batching: list[str]) -> Iterator[str]:
                     f"the server for {run} stopped with exit code {process.returncode}"
                 )
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -117,16 +128,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(
-    url: str, samples: list[dict[str, float]], clients: int, total: int, repeats: int
-) -> tuple[float, float, float]:
+    url: str, pid: int, samples: list[dict[str, float]], clients: int, total: int, repeats: int
+) -> tuple[float, float, float, float]:
+    """Medians over `repeats`: requests/s, p50 and p99 ms, server CPU ms per request."""
     asyncio.run(drive(url, samples, clients, min(total, 50)))  # warm-up
-    rates, p50s, p99s = [], [], []
+    rates, p50s, p99s, cpus = [], [], [], []
     for _ in range(repeats):
+        before = cpu_seconds(pid)
         wall, latencies = asyncio.run(drive(url, samples, clients, total))
+        cpus.append((cpu_seconds(pid) - before) / total * 1000)
         rates.append(total / wall)
         p50s.append(percentile(latencies, 0.50) * 1000)
         p99s.append(percentile(latencies, 0.99) * 1000)
-    return statistics.median(rates), statistics.median(p50s), statistics.median(p99s)
+    medians = (statistics.median(v) for v in (rates, p50s, p99s, cpus))
+    return tuple(medians)  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -135,16 +150,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="measurements per cell (median)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "serve_bench")
     args = parser.parse_args()
-    print("| model | batching | clients | requests/s | p50 ms | p99 ms |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| model | batching | clients | requests/s | p50 ms | p99 ms | server CPU ms/request |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for model, (spec, data, target) in MODELS.items():
         run = trained(args.runs, spec)
         samples = records(data, target)
         for batching, flags in BATCHING.items():
-            with server(run, flags) as url:
+            with server(run, flags) as (url, pid):
                 for clients in CLIENTS:
-                    rate, p50, p99 = measure(url, samples, clients, args.requests, args.repeats)
-                    cells = f"{rate:.0f} | {p50:.1f} | {p99:.1f}"
+                    numbers = measure(url, pid, samples, clients, args.requests, args.repeats)
+                    cells = "{:.0f} | {:.1f} | {:.1f} | {:.2f}".format(*numbers)
                     print(f"| {model} | {batching} | {clients} | {cells} |", flush=True)
 
 
