@@ -7,7 +7,6 @@ model is the same one line and exit code as `modelspec predict` gives, and no se
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from enum import Enum
 from pathlib import Path
@@ -59,11 +58,7 @@ def serve(
     """Serve a trained model: POST /predict, GET /health, GET /metadata, /docs (OpenAPI)."""
     err = Console(stderr=True)
     with _user_errors(err):
-        missing = [name for name in SERVE_EXTRA if importlib.util.find_spec(name) is None]
-        if missing:
-            raise CommandError(
-                f"`serve` needs {' and '.join(missing)}: pip install 'modelspec[serve]'", 2
-            )
+        _require_extra()
         from modelspec.predictor import Predictor
         from modelspec.serve.app import ENV_SETTINGS, ServeSettings, create_app
 
@@ -85,6 +80,16 @@ def serve(
         workers=workers,
         log_level=log_level.value,
     )
+
+
+def _require_extra() -> None:
+    from modelspec.extras import MissingExtraError, require
+
+    try:
+        for module in SERVE_EXTRA:
+            require(module, "serve", "`modelspec serve`")
+    except MissingExtraError as exc:
+        raise CommandError(str(exc), 2) from None
 
 
 def register(app: typer.Typer) -> None:

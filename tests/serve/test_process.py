@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import socket
 import subprocess
@@ -96,10 +95,7 @@ def test_no_such_model_is_exit_2(tmp_path: Path) -> None:
 def test_without_the_extra_serve_says_what_to_install(
     iris_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a)
-    )
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # what an absent package imports as
     code, _, err = cli("serve", str(iris_run))
     assert code == 2
     assert "uvicorn" in err and "pip install 'modelspec[serve]'" in err
