@@ -116,6 +116,28 @@ ROWS: list[LayerRow] = [
 NO_KERAS_EQUIVALENT = {
     "Input": "models carry their inputs as Keras's InputLayer, written by the graph itself",
     "Lambda": "Keras's Lambda holds Python bytecode, which safe mode refuses to load",
+    **dict.fromkeys(
+        (
+            "AdditiveAttention",
+            "Attention",
+            "Conv2DTranspose",
+            "Cropping1D",
+            "Cropping2D",
+            "DepthwiseConv2D",
+            "GaussianNoise",
+            "Identity",
+            "MultiHeadAttention",
+            "PositionEmbedding",
+            "SeparableConv2D",
+            "SpatialDropout1D",
+            "SpatialDropout2D",
+            "UpSampling1D",
+            "UpSampling2D",
+            "ZeroPadding1D",
+            "ZeroPadding2D",
+        ),
+        "not mapped yet: a row needs a Keras fixture that checks its arguments and weights",
+    ),
 }
 BY_KERAS: dict[str, LayerRow] = {row.keras: row for row in ROWS}
 BY_SPEC: dict[str, LayerRow] = {row.spec: row for row in ROWS}

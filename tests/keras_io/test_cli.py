@@ -71,3 +71,16 @@ def test_without_h5py_say_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_p
     result = runner.invoke(app, ["import", str(FIXTURES / "mlp.keras"), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "pip install 'modelspec[keras]'" in result.stderr
+
+
+def test_export_without_h5py_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runner.invoke(app, ["import", str(FIXTURES / "mlp.keras"), "--out", str(tmp_path / "r")])
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    target = tmp_path / "out.keras"
+    result = runner.invoke(
+        app, ["export", str(tmp_path / "r"), "--format", "keras", "--output", str(target)]
+    )
+    assert result.exit_code == 2 and "pip install 'modelspec[keras]'" in result.stderr
+    assert not target.exists()

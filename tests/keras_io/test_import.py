@@ -242,3 +242,18 @@ def test_registered_objects_inside_a_layer_are_refused(tmp_path: Path) -> None:
         import_keras(path)
     for words in ("'dense' (Dense)", "kernel_initializer", "MyInit", "custom object"):
         assert words in str(info.value)
+
+
+def test_sequential_built_without_an_input_layer(tmp_path: Path) -> None:
+    """Keras 3 keeps `build_input_shape` when a Sequential was built by calling it."""
+    with zipfile.ZipFile(FIXTURES / "mlp.keras") as src:
+        config = json.loads(src.read("config.json"))
+    config["config"]["layers"].pop(0)
+    config["config"]["build_input_shape"] = [None, 4]
+    imported = import_keras(_rewrite(tmp_path, {"config.json": json.dumps(config).encode()}))
+    assert imported.spec["model"]["layers"][0] == {
+        "type": "Input",
+        "name": "input_layer",
+        "shape": [4],
+    }
+    assert max_difference(imported.model, "mlp") <= TOLERANCE
