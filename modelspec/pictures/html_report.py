@@ -78,10 +78,9 @@ def _table(
     rows: Sequence[tuple[str, str]], ident: str, header: tuple[str, str] | None = None
 ) -> str:
     head = f"<tr><th>{escape(header[0])}</th><th>{escape(header[1])}</th></tr>" if header else ""
+    cell = '<td class="number">' if header else "<td>"
     body = "".join(
-        f'<tr><th scope="row">{escape(k)}</th><td class="{"number" if header else ""}">'
-        f"{escape(v)}</td></tr>"
-        for k, v in rows
+        f'<tr><th scope="row">{escape(k)}</th>{cell}{escape(v)}</td></tr>' for k, v in rows
     )
     return f'<table id="{ident}">{head}{body}</table>'
 
