@@ -41,7 +41,7 @@ _LAZY = {
     "Model": ("engine.models", "Model"),
     "Input": ("engine.models", "Input"),
     "from_spec": ("engine.build", "from_spec"),
-    "load_model": ("engine.saving", "load_model"),
+    "load_model": ("engine.loading", "load_model"),
     "losses": ("engine.losses", None),
     "metrics": ("engine.metrics", None),
     "optimizers": ("engine.optimizers", None),

@@ -1,22 +1,33 @@
 """Keras's training callbacks (History, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
-CSVLogger, TerminateOnNaN; TensorBoard lives in engine/tensorboard.py), the callbacks of a spec's
-entries, and the plain-text progress printer of verbose 1/2.
+CSVLogger, TerminateOnNaN; TensorBoard lives in engine/tensorboard.py), the run folder's
+CheckpointCallback, the callbacks of a spec's entries, and the plain-text progress printer of
+verbose 1/2.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TextIO
 
 import numpy as np
 
-from engine.config.callbacks import CallbackConfig, Mode
+from engine.config.callbacks import Mode
+from engine.saving import (
+    checkpoint_epoch,
+    checkpoint_path,
+    history_of,
+    list_checkpoints,
+    model_artifact,
+    read_artifact,
+    write_checkpoint,
+)
 
 Logs = dict[str, float]
 
@@ -462,43 +473,72 @@ class CallbackList:
             c.on_train_batch_end(batch, logs)
 
 
-_CLASSES: dict[str, type[Callback]] = {
-    "EarlyStopping": EarlyStopping,
-    "ModelCheckpoint": ModelCheckpoint,
-    "ReduceLROnPlateau": ReduceLROnPlateau,
-    "CSVLogger": CSVLogger,
-    "TerminateOnNaN": TerminateOnNaN,
-}
-
-
-# The arguments of spec callbacks that name files they write.
-FILE_ARGUMENTS = ("filepath", "filename", "log_dir")
-
-
-def from_config(config: CallbackConfig, run_dir: str | Path | None = None) -> Callback:
-    """The callback of a spec entry; relative file paths are taken inside `run_dir` if given."""
-    args = config.model_dump(exclude={"type"})
-    for key in FILE_ARGUMENTS:
-        if key in args and run_dir is not None and not Path(args[key]).is_absolute():
-            args[key] = str(Path(run_dir) / args[key])
-    return _callback_class(config.type)(**args)
-
-
-def _callback_class(type_name: str) -> type[Callback]:
-    if type_name == "TensorBoard":
-        return _tensorboard()
-    return _CLASSES[type_name]
-
-
-def _tensorboard() -> type[Callback]:
-    # engine.tensorboard (and tensorboardX) load only when a TensorBoard is asked for
-    from engine.tensorboard import TensorBoard
-
-    return TensorBoard
-
-
 def __getattr__(name: str) -> Any:
     """`callbacks.TensorBoard` (Keras's `tf.keras.callbacks.TensorBoard`), imported on first use."""
     if name == "TensorBoard":
-        return _tensorboard()
+        # engine.tensorboard (and tensorboardX) load only when a TensorBoard is asked for
+        from engine.tensorboard import TensorBoard
+
+        return TensorBoard
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class CheckpointCallback(Callback):
+    """Write a complete, atomic checkpoint of the model after every epoch into `run_dir`.
+
+    A checkpoint holds the History of the whole run; when fit resumes at epoch k > 0 the
+    History of the first k epochs comes from the run's checkpoint, and at the end of training
+    `model.history` is made whole again, so a resumed run reports the same History as an
+    uninterrupted one. `extras` go to model_artifact (spec, label_maps, ...).
+    """
+
+    saves_state = True
+
+    def __init__(self, run_dir: str | os.PathLike[str], keep: int = 2, **extras: Any) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.keep = keep
+        self.extras = extras
+        self.earlier: dict[str, list[float]] = {}
+        self._first_epoch: int | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+            self.earlier = self._history_before(epoch)
+            for stale in list_checkpoints(self.run_dir):
+                if checkpoint_epoch(stale) >= epoch:
+                    stale.unlink()
+
+    def _history_before(self, epoch: int) -> dict[str, list[float]]:
+        """The History of epochs [0, epoch) from the checkpoint fit resumed from, if any."""
+        source = checkpoint_path(self.run_dir, epoch - 1)
+        if epoch == 0 or not source.is_file():
+            return {}
+        return {k: v[:epoch] for k, v in read_artifact(source).history.items()}
+
+    def _whole_history(self, logs: Mapping[str, float] | None) -> dict[str, list[float]]:
+        current = history_of(self.model)
+        # Keys in the order fit logs them (loss first), not the checkpoint's sorted JSON order.
+        order = [*current, *(logs or {}), *self.earlier]
+        whole = {k: list(self.earlier.get(k, [])) for k in dict.fromkeys(order)}
+        for key, values in current.items():
+            whole[key].extend(values)
+        for key, value in (logs or {}).items():
+            whole[key].append(float(value))
+        return whole
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        history = self._whole_history(logs)
+        state = dict(self.model.get_training_state())
+        state.update(epoch=epoch + 1, history=history)
+        artifact = model_artifact(self.model, training_state=state, history=history, **self.extras)
+        write_checkpoint(self.run_dir, epoch, artifact, keep=self.keep)
+
+    def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
+        """Make a resumed run's History whole."""
+        whole = self._whole_history(None)
+        history = getattr(self.model, "history", None)
+        if self.earlier and history is not None and hasattr(history, "history"):
+            history.history = whole
+            history.epoch = list(range(len(next(iter(whole.values()), []))))

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.saving import atomic_write_bytes
+from engine.atomic import atomic_write_bytes
+from engine.loading import load_model
 
 OPSET = 17
 Shape = tuple[int | None, ...]
@@ -759,8 +760,6 @@ def export_onnx(model_or_path: Any, output: str | os.PathLike[str], opset: int =
     """Write a model (or a saved artifact, by path) as an ONNX file, atomically."""
     model = model_or_path
     if isinstance(model_or_path, (str, os.PathLike)):
-        from engine.saving import load_model
-
         model = load_model(model_or_path)
     proto = export_model(model, opset)
     target = Path(output)

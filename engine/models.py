@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import saving
 from engine.layers.base import Layer, SymbolicTensor, unique_name
 from engine.layers.input_layer import InputLayer
 from engine.sizes import readable_size
@@ -307,8 +308,6 @@ class Model:
 
     def save(self, path: Any) -> None:
         """Write the model (spec, weights, optimizer state, history) to one file at `path`."""
-        from engine import saving
-
         saving.save_model(self, path)
 
     def __repr__(self) -> str:

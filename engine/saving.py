@@ -9,16 +9,14 @@ reader never sees half of one, and nothing in it is ever executed: JSON and safe
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import json
 import os
 import platform
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from engine.callbacks import Callback
+from engine.atomic import atomic_write_bytes
 
 FORMAT_NAME = "modelspec-artifact"
 FORMAT_VERSION = 1
@@ -39,7 +37,6 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _CHECKPOINT_RE = re.compile(r"^epoch-(\d{6})\.msz$")
 _MEMBER_RE = re.compile(r"^[a-z_]+\.(json|safetensors)$")
 _ARRAY_TAG = "__array__"
-SHARED_FILE_MODE = 0o644
 
 
 # ----- errors ------------------------------------------------------------------------------
@@ -122,36 +119,6 @@ class Artifact:
     label_maps: dict[str, list[Any]] = field(default_factory=dict)
     statistics: dict[str, np.ndarray] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-# ----- atomic files ------------------------------------------------------------------------
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` so a reader (or a crash) sees the old file or the new, never half."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.chmod(tmp, SHARED_FILE_MODE)  # mkstemp makes it private; artifacts are shared
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (a no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ----- state trees: nested JSON with arrays split out into safetensors ---------------------
@@ -562,91 +529,3 @@ def apply_artifact(model: Any, artifact: Artifact, where: str, restore_state: bo
     model.label_maps = artifact.label_maps
     model.artifact_metadata = artifact.metadata
     return model
-
-
-def load_model(
-    path: str | os.PathLike[str],
-    builder: Callable[[dict[str, Any]], Any] | None = None,
-    custom_objects: Mapping[str, Any] | None = None,
-) -> Any:
-    """`engine.load_model(path)`: rebuild the model from the stored spec, then its weights.
-
-    `custom_objects` maps custom layer class names to the classes (Keras's argument): the
-    archive names a class, the caller supplies its code. The model gets `label_maps` and
-    `artifact_metadata` attributes from the artifact.
-    """
-    artifact = read_artifact(path)
-    if builder is None:
-        from engine.build import from_spec
-
-        builder = functools.partial(from_spec, custom_objects=custom_objects)
-    return apply_artifact(builder(artifact.spec), artifact, str(path))
-
-
-def resume(model: Any, run_dir: str | os.PathLike[str]) -> int:
-    """Restore the newest intact checkpoint of a run into `model`; returns fit's initial_epoch."""
-    path, artifact = latest_checkpoint(run_dir)
-    apply_artifact(model, artifact, str(path))
-    return int((artifact.training_state or {}).get("epoch", 0))
-
-
-# ----- checkpoint callback -----------------------------------------------------------------
-class CheckpointCallback(Callback):
-    """Write a complete, atomic checkpoint of the model after every epoch into `run_dir`.
-
-    A checkpoint holds the History of the whole run; when fit resumes at epoch k > 0 the
-    History of the first k epochs comes from the run's checkpoint, and at the end of training
-    `model.history` is made whole again, so a resumed run reports the same History as an
-    uninterrupted one. `extras` go to model_artifact (spec, label_maps, ...).
-    """
-
-    saves_state = True
-
-    def __init__(self, run_dir: str | os.PathLike[str], keep: int = 2, **extras: Any) -> None:
-        super().__init__()
-        self.run_dir = Path(run_dir)
-        self.keep = keep
-        self.extras = extras
-        self.earlier: dict[str, list[float]] = {}
-        self._first_epoch: int | None = None
-
-    def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        if self._first_epoch is None:
-            self._first_epoch = epoch
-            self.earlier = self._history_before(epoch)
-            for stale in list_checkpoints(self.run_dir):
-                if checkpoint_epoch(stale) >= epoch:
-                    stale.unlink()
-
-    def _history_before(self, epoch: int) -> dict[str, list[float]]:
-        """The History of epochs [0, epoch) from the checkpoint fit resumed from, if any."""
-        source = checkpoint_path(self.run_dir, epoch - 1)
-        if epoch == 0 or not source.is_file():
-            return {}
-        return {k: v[:epoch] for k, v in read_artifact(source).history.items()}
-
-    def _whole_history(self, logs: Mapping[str, float] | None) -> dict[str, list[float]]:
-        current = history_of(self.model)
-        # Keys in the order fit logs them (loss first), not the checkpoint's sorted JSON order.
-        order = [*current, *(logs or {}), *self.earlier]
-        whole = {k: list(self.earlier.get(k, [])) for k in dict.fromkeys(order)}
-        for key, values in current.items():
-            whole[key].extend(values)
-        for key, value in (logs or {}).items():
-            whole[key].append(float(value))
-        return whole
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        history = self._whole_history(logs)
-        state = dict(self.model.get_training_state())
-        state.update(epoch=epoch + 1, history=history)
-        artifact = model_artifact(self.model, training_state=state, history=history, **self.extras)
-        write_checkpoint(self.run_dir, epoch, artifact, keep=self.keep)
-
-    def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
-        """Make a resumed run's History whole."""
-        whole = self._whole_history(None)
-        history = getattr(self.model, "history", None)
-        if self.earlier and history is not None and hasattr(history, "history"):
-            history.history = whole
-            history.epoch = list(range(len(next(iter(whole.values()), []))))

@@ -84,7 +84,7 @@ def copy_example(example: Example, folder: Path) -> list[Path]:
     A file already there with the same bytes is left as it is; one with other bytes stops the
     copy before anything is written, so a user's edited spec is never overwritten.
     """
-    from engine.saving import atomic_write_bytes
+    from engine.atomic import atomic_write_bytes
 
     if folder.exists() and not folder.is_dir():
         raise ExampleError(f"{folder} is a file, not a folder; give --to a folder", exit_code=2)

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.saving import atomic_write_bytes
+from engine.atomic import atomic_write_bytes
 from modelspec.extras import MissingExtraError
 from modelspec.history import History, history_csv
 from modelspec.pictures.curves import curves_png

@@ -136,8 +136,8 @@ def fit_arguments(
     Without `writes` (a data-parallel rank other than 0) callbacks that write files are left
     out: rank 0 alone writes the run.
     """
-    from engine.callbacks import FILE_ARGUMENTS
     from engine.config.fit import FitConfig
+    from engine.spec_callbacks import FILE_ARGUMENTS
     from engine.train.loops import fit_arguments
 
     section = dict(fit)
@@ -211,7 +211,7 @@ def save_run(
 
 def load_trained(model_path: Path) -> tuple[Any, DataSchema | None]:
     """A trained model and the data schema stored with it."""
-    from engine.saving import load_model
+    from engine.loading import load_model
 
     if not model_path.exists():
         raise RunError(f"{model_path}: no such run folder or model file", 2)

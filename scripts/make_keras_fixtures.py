@@ -332,8 +332,8 @@ TRAINED_EXAMPLES = ("iris_mlp", "digits_cnn", "digits_multi_io", "digits_siamese
 # Run with modelspec's own Python: the trained model's predictions on seeded inputs.
 _PREDICT = """
 import sys, numpy as np
-from engine import saving
-model = saving.load_model(sys.argv[1])
+from engine import load_model
+model = load_model(sys.argv[1])
 rng = np.random.default_rng(0)
 inputs = {}
 for t in model.inputs:

@@ -2,5 +2,5 @@
 
 The spec side (`modelspec.schema`, lint, summary) reads these without loading arrays' runtime,
 the optimizers, the callbacks or the compiled kernels; the runtime modules build their objects
-from them (`engine.optimizers.get`, `engine.callbacks.from_config`, ...).
+from them (`engine.optimizers.get`, `engine.spec_callbacks.from_config`, ...).
 """

@@ -23,8 +23,8 @@ from engine import (
     regularizers,
 )
 from engine.keras import layers, models, utils
+from engine.loading import load_model
 from engine.models import Input, Model, Sequential
-from engine.saving import load_model
 
 for _module in [m for m in list(globals().values()) if isinstance(m, ModuleType)]:
     if _module.__name__.count(".") == 1 and _module.__name__.startswith("engine."):

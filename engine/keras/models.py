@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
+from engine.loading import load_model
 from engine.models import Model, Sequential
-from engine.saving import load_model
 
 __all__ = ["Model", "Sequential", "load_model"]

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from engine import saving
+from engine.atomic import atomic_write_bytes
 from engine.keras_io.compile_config import keras_compile
 from engine.keras_io.errors import h5py_module
 from engine.keras_io.layer_config import keras_layer
 from engine.keras_io.layer_order import functional_order, group_names
 from engine.keras_io.layer_table import BY_KERAS
+from engine.loading import load_model
 from engine.models import Model, Sequential
 
 KERAS_VERSION = "3.5.0"  # the oldest Keras whose archive layout this writes
@@ -185,6 +186,6 @@ def export_keras(model_or_path: Any, output: str | os.PathLike[str]) -> Path:
     h5py_module(target)
     model = model_or_path
     if isinstance(model_or_path, (str, os.PathLike)):
-        model = saving.load_model(model_or_path)
-    saving.atomic_write_bytes(target, keras_archive(model, target))
+        model = load_model(model_or_path)
+    atomic_write_bytes(target, keras_archive(model, target))
     return target

@@ -27,6 +27,7 @@ from engine.backend import backend_of
 from engine.config.fit import DEFAULT_BATCH_SIZE, FitConfig
 from engine.fused import parallel
 from engine.fused.gemm import planned_blas, whole_products
+from engine.spec_callbacks import from_config
 from engine.train.adapt import adapt_layers
 from engine.train.errors import TrainingError
 from engine.train.executor import Executor
@@ -58,7 +59,7 @@ def fit_arguments(config: FitConfig, run_dir: str | Path | None = None) -> dict[
     """Arguments for `fit` from the spec's `fit` section, callbacks built (their files inside
     `run_dir` when one is given)."""
     arguments = config.model_dump(exclude={"callbacks", "distributed"})
-    arguments["callbacks"] = [cb.from_config(c, run_dir) for c in config.callbacks]
+    arguments["callbacks"] = [from_config(c, run_dir) for c in config.callbacks]
     return arguments
 
 

@@ -160,12 +160,12 @@ def report(
 def _write_html(
     console: Console, run_dir: Path, output: Path | None, source: str, artifact: Artifact
 ) -> None:
-    from engine import saving
+    from engine.atomic import atomic_write_bytes
     from modelspec.pictures.html_report import html_page
 
     folder = run_dir if run_dir.is_dir() else run_dir.parent
     page = output or folder / "report.html"
-    saving.atomic_write_bytes(page, html_page(source, str(run_dir), artifact).encode("utf-8"))
+    atomic_write_bytes(page, html_page(source, str(run_dir), artifact).encode("utf-8"))
     console.print(f"Wrote {page}", highlight=False, markup=False, soft_wrap=True)
 
 

@@ -20,7 +20,8 @@ def graph(
     show_params: Annotated[bool, typer.Option(help="Print each layer's parameter count.")] = False,
 ) -> None:
     """Draw the architecture: a box per layer and input, arrows for the connections."""
-    from engine.saving import ArtifactError, atomic_write_bytes, read_artifact
+    from engine.atomic import atomic_write_bytes
+    from engine.saving import ArtifactError, read_artifact
     from modelspec.check import check_spec
     from modelspec.extras import MissingExtraError
     from modelspec.pictures.graph_file import DiagramError, diagram_from, render, stored_diagram

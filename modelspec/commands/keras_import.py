@@ -33,6 +33,7 @@ def import_model(
 ) -> None:
     """Import a Keras model: its spec and a model archive with its weights (`keras` extra)."""
     from engine import saving
+    from engine.atomic import atomic_write_bytes
     from engine.keras_io.errors import KerasArchiveError, KerasUnsupportedError
     from engine.keras_io.importer import import_keras
 
@@ -44,7 +45,7 @@ def import_model(
         raise typer.Exit(2 if isinstance(exc, KerasArchiveError) else 1) from None
     folder = out if out is not None else Path("runs") / imported.spec["name"]
     text = _spec_text(imported.spec, model, imported.keras_version)
-    saving.atomic_write_bytes(folder / SPEC_FILE, text.encode("utf-8"))
+    atomic_write_bytes(folder / SPEC_FILE, text.encode("utf-8"))
     written = [folder / SPEC_FILE]
     if not spec_only:
         artifact = saving.model_artifact(imported.model, spec=imported.spec)

@@ -211,7 +211,7 @@ def _train(
     tests."""
     import numpy as np
 
-    from engine.saving import CheckpointCallback
+    from engine.callbacks import CheckpointCallback
     from modelspec import runs
     from modelspec.progress import progress_callback
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from engine import saving
 from engine.build import from_spec
+from engine.loading import load_model
 from modelspec.cli import app
 from tests.artifacts import train_script
 from tests.artifacts.helpers import sample_artifact
@@ -85,7 +86,7 @@ def test_export_writes_a_model_onnxruntime_runs(trained: Path, tmp_path: Path) -
     out = tmp_path / "model.onnx"
     result = runner.invoke(app, ["export", str(trained), "--format", "onnx", "--output", str(out)])
     assert result.exit_code == 0, result.output
-    model = saving.load_model(trained)
+    model = load_model(trained)
     x = train_script.data()[0][:7]
     got = ort.InferenceSession(str(out)).run(None, {model.input_names[0]: x})[0]
     np.testing.assert_allclose(got, model.predict(x), rtol=1e-5, atol=1e-5)

@@ -15,6 +15,8 @@ import pytest
 
 from engine import saving
 from engine.build import SpecError, from_spec
+from engine.callbacks import CheckpointCallback
+from engine.loading import load_model
 from tests.artifacts import train_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +46,7 @@ def test_example_round_trip_predicts_exactly(tmp_path: Path, spec: Path) -> None
         pytest.skip(f"the engine cannot build this spec yet: {exc}")
     x = _inputs(model)
     saving.save_model(model, tmp_path)
-    loaded = saving.load_model(tmp_path)
+    loaded = load_model(tmp_path)
     for a, b in zip(_outputs(model.predict(x)), _outputs(loaded.predict(x)), strict=True):
         np.testing.assert_array_equal(a, b)
     for w, v in zip(model.weights, loaded.weights, strict=True):
@@ -76,7 +78,7 @@ def test_resume_in_process_matches_uninterrupted(tmp_path: Path) -> None:
         batch_size=16,
         validation_split=0.25,
         verbose=0,
-        callbacks=[saving.CheckpointCallback(partial)],
+        callbacks=[CheckpointCallback(partial)],
     )
     train_script.train(str(partial), resume=True, sleep=0.0)
     _assert_same_run(_final(tmp_path / "full"), _final(partial))

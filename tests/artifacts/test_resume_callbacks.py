@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from engine import saving
+from engine import loading
 from engine.build import from_spec
-from engine.callbacks import EarlyStopping, ReduceLROnPlateau
+from engine.callbacks import CheckpointCallback, EarlyStopping, ReduceLROnPlateau
 from tests.artifacts import train_script
 
 EPOCHS = 30
@@ -24,7 +24,7 @@ CUT = 23  # after the first learning-rate cut, before the early stop at epoch 26
 def _callbacks(run_dir: Path) -> list[Any]:
     # The checkpoint is listed first on purpose: it must still save the others' state.
     return [
-        saving.CheckpointCallback(run_dir),
+        CheckpointCallback(run_dir),
         ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_delta=0.005),
         EarlyStopping(monitor="val_loss", patience=3, min_delta=0.005, restore_best_weights=True),
     ]
@@ -32,7 +32,7 @@ def _callbacks(run_dir: Path) -> list[Any]:
 
 def _fit(run_dir: Path, epochs: int, resume: bool) -> Any:
     model = from_spec(train_script.SPEC)
-    initial_epoch = saving.resume(model, run_dir) if resume else 0
+    initial_epoch = loading.resume(model, run_dir) if resume else 0
     x, y = train_script.data()
     history = model.fit(
         x,

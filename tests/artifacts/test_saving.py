@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 from engine import saving
+from engine.atomic import SHARED_FILE_MODE, atomic_write_bytes
+from engine.callbacks import CheckpointCallback
+from engine.loading import load_model
 from tests.artifacts.helpers import FakeModel, flip_member_byte, rezip, sample_artifact
 
 
@@ -34,7 +37,7 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     original = sample_artifact()
     file = saving.write_artifact(tmp_path / "run", original)
     assert file == tmp_path / "run" / saving.MODEL_FILE
-    assert file.stat().st_mode & 0o777 == saving.SHARED_FILE_MODE
+    assert file.stat().st_mode & 0o777 == SHARED_FILE_MODE
     loaded = saving.read_artifact(tmp_path / "run")
     for name in ("spec", "weights", "training_state", "history", "label_maps", "statistics"):
         _assert_same_tree(getattr(original, name), getattr(loaded, name))
@@ -188,7 +191,7 @@ def test_save_and_load_model_round_trip(tmp_path: Path) -> None:
     assert artifact.metadata["format_version"] == saving.FORMAT_VERSION
     assert {"python", "numpy"} <= set(artifact.metadata["package_versions"])
 
-    loaded = saving.load_model(tmp_path / "run", builder=lambda spec: FakeModel(spec["model"], 9))
+    loaded = load_model(tmp_path / "run", builder=lambda spec: FakeModel(spec["model"], 9))
     for a, b in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_array_equal(a.value, b.value)
     assert loaded.label_maps == {"y": ["a", "b"]}
@@ -218,7 +221,7 @@ def test_weights_that_do_not_fit_the_spec(
     edit(artifact.weights)
     saving.write_artifact(tmp_path / "m.msz", artifact)
     with pytest.raises(saving.WeightsMismatchError, match=message):
-        saving.load_model(tmp_path / "m.msz", builder=lambda spec: FakeModel({}))
+        load_model(tmp_path / "m.msz", builder=lambda spec: FakeModel({}))
 
 
 def test_fingerprint_is_sha256_of_the_file(tmp_path: Path) -> None:
@@ -260,7 +263,7 @@ def test_no_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_callback_writes_each_epoch(tmp_path: Path) -> None:
-    callback = saving.CheckpointCallback(tmp_path, keep=3, final_metrics={"loss": 1.0})
+    callback = CheckpointCallback(tmp_path, keep=3, final_metrics={"loss": 1.0})
     callback.set_model(FakeModel({}))
     for epoch in range(4):
         callback.on_epoch_end(epoch, {"loss": 1.0})
@@ -271,7 +274,7 @@ def test_callback_writes_each_epoch(tmp_path: Path) -> None:
 def test_fresh_run_drops_checkpoints_of_an_older_run(tmp_path: Path) -> None:
     for epoch in range(5, 7):
         saving.write_checkpoint(tmp_path, epoch, sample_artifact())
-    callback = saving.CheckpointCallback(tmp_path)
+    callback = CheckpointCallback(tmp_path)
     callback.set_model(FakeModel({}))
     callback.on_epoch_begin(0)
     callback.on_epoch_end(0, {"loss": 0.125})
@@ -284,14 +287,14 @@ def test_failed_write_leaves_old_file_and_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "f.bin"
-    saving.atomic_write_bytes(target, b"old")
+    atomic_write_bytes(target, b"old")
 
     def boom(src: str, dst: str) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        saving.atomic_write_bytes(target, b"new")
+        atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]
 

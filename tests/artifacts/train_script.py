@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from engine import saving
+from engine import loading, saving
 from engine.build import from_spec
-from engine.callbacks import Callback
+from engine.callbacks import Callback, CheckpointCallback
 
 EPOCHS = 8
 SPEC: dict[str, Any] = {
@@ -55,7 +55,7 @@ class Sleep(Callback):
 
 def train(run_dir: str, resume: bool, sleep: float) -> Any:
     model = from_spec(SPEC)
-    initial_epoch = saving.resume(model, run_dir) if resume else 0
+    initial_epoch = loading.resume(model, run_dir) if resume else 0
     x, y = data()
     model.fit(
         x,
@@ -65,7 +65,7 @@ def train(run_dir: str, resume: bool, sleep: float) -> Any:
         validation_split=0.25,
         verbose=0,
         initial_epoch=initial_epoch,
-        callbacks=[saving.CheckpointCallback(run_dir), Sleep(sleep)],
+        callbacks=[CheckpointCallback(run_dir), Sleep(sleep)],
     )
     saving.save_model(model, run_dir)
     return model

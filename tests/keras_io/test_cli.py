@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from engine import saving
+from engine.loading import load_model
 from modelspec.cli import app
 from tests.keras_io.helpers import FIXTURES, TOLERANCE, max_difference
 
@@ -23,7 +23,7 @@ def test_import_writes_a_run_folder(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     spec = yaml.safe_load((out / "spec.yaml").read_text())
     assert spec["model"]["outputs"] == ["digit", "big"]
-    model = saving.load_model(out)
+    model = load_model(out)
     assert max_difference(model, "multi_io") <= TOLERANCE
     assert model.artifact_metadata["imported_from"]["keras_version"] == "3.15.1"
 

@@ -12,15 +12,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine import Input, Model, layers
 from engine.callbacks import (
-    CallbackConfig,
     CSVLogger,
     EarlyStopping,
     History,
     ModelCheckpoint,
     ReduceLROnPlateau,
-    from_config,
 )
+from engine.config.callbacks import CallbackConfig
 from engine.layers.base import clear_session
+from engine.spec_callbacks import from_config
 
 
 @pytest.fixture(autouse=True)

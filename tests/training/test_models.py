@@ -292,6 +292,7 @@ def test_model_call_returns_tensors() -> None:
 
 def test_from_spec_names_the_model_after_the_spec(tmp_path: Path) -> None:
     from engine import saving
+    from engine.loading import load_model
 
     spec_file = tmp_path / "tiny_net.yaml"
     spec_file.write_text(
@@ -302,7 +303,7 @@ def test_from_spec_names_the_model_after_the_spec(tmp_path: Path) -> None:
     named = from_spec({"name": "given", "model": yaml.safe_load(spec_file.read_text())["model"]})
     assert named.name == "given"
     saving.save_model(named, tmp_path / "run")
-    assert saving.load_model(tmp_path / "run").name == "given"
+    assert load_model(tmp_path / "run").name == "given"
 
 
 def test_summary_names_each_call_of_a_shared_layer() -> None:

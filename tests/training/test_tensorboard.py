@@ -11,8 +11,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from engine.build import from_spec
-from engine.callbacks import CallbackConfig, from_config
+from engine.config.callbacks import CallbackConfig
 from engine.layers.base import clear_session
+from engine.spec_callbacks import from_config
 from tests.artifacts import train_script
 
 pytest.importorskip("tensorboardX")
