@@ -17,7 +17,7 @@ import difflib
 import io
 import struct
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -150,12 +150,20 @@ def _listing(names: Sequence[str], limit: int = 8) -> str:
 def _read_csv(path: Path) -> _Table:
     """Columns of a CSV with a header row: float where every cell parses, else strings."""
     with _open(path, "r", newline="") as handle:
-        return _csv_rows(path, list(csv.reader(handle)))
+        return _csv_rows(path, _parsed_csv(path, handle))
 
 
 def csv_table(text: str, name: str) -> _Table:
     """A CSV held in memory (a request body), read exactly as a CSV file is; `name` is its label."""
-    return _csv_rows(Path(name), list(csv.reader(io.StringIO(text, newline=""))))
+    return _csv_rows(Path(name), _parsed_csv(Path(name), io.StringIO(text, newline="")))
+
+
+def _parsed_csv(path: Path, lines: Iterable[str]) -> list[list[str]]:
+    """The rows, or a DataError for what the csv module refuses (NUL bytes, huge fields)."""
+    try:
+        return list(csv.reader(lines))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
 
 
 def array_table(

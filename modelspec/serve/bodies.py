@@ -78,7 +78,7 @@ class RequestModels:
             )
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise BodyError(f"the body is not valid JSON: {exc}", 400) from None
         return self._from_json(data)
 

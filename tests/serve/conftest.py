@@ -5,20 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from modelspec.cli import app
+from tests.cli.test_run import run as cli
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run modelspec in-process; a traceback is a failure whatever the exit code."""
-    result = CliRunner().invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert "Traceback" not in result.stdout + result.stderr
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _trained(tmp: Path, spec: str, epochs: int) -> Path:

@@ -195,6 +195,9 @@ BAD_BODIES = [
         422,
         "sepal_length",
     ),
+    ("a NUL byte in a CSV", b"sepal_length\x00\n1\n", "text/csv", 422, "sepal_length"),
+    ("a CSV that is not UTF-8", b"\xff\xfe,a\n", "text/csv", 400, "UTF-8"),
+    ("JSON nested past the parser", b"[" * 2000 + b"]" * 2000, "application/json", 400, "JSON"),
     ("a body over the limit", b"1" * 5000, "text/csv", 413, "limit"),
     ("an unknown content type", b"5.1 3.4", "text/plain", 415, "text/plain"),
 ]
@@ -209,6 +212,22 @@ def test_bad_bodies_are_a_4xx_with_a_message(
     answer = iris.post("/predict", content=body, headers={"content-type": content_type})
     assert answer.status_code == status, answer.text
     assert names in answer.json()["detail"]
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_a_422(iris_run: Path) -> None:
+    with client_for(iris_run) as client:
+        answer = client.post(
+            "/predict", content=b"x" * 140_000, headers={"content-type": "text/csv"}
+        )
+    assert answer.status_code == 422
+    assert "not a readable CSV" in answer.json()["detail"]
+
+
+def test_predict_refuses_a_csv_that_is_not_utf8_in_one_line(iris_run: Path, tmp_path: Path) -> None:
+    data = tmp_path / "latin1.csv"
+    data.write_bytes(",".join(COLUMNS).encode() + b"\n5.1,3.4,1.5,0.2\xe9\n")
+    code, _, err = cli("predict", str(iris_run), "--input", str(data))
+    assert code == 1 and "not a readable CSV" in err and str(data) in err
 
 
 def test_a_streamed_body_over_the_limit_is_refused(iris: TestClient) -> None:
