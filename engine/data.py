@@ -29,6 +29,12 @@ from engine.config.data import DataSource, Selection
 
 Shape = tuple[int | None, ...]
 TargetKind = Literal["class_ids", "one_hot", "binary", "values"]
+Format = Literal["csv", "npz", "npy", "parquet", "arrow", "images", "text"]
+
+# Formats of named columns (stacked into samples) rather than named arrays.
+COLUMNAR = frozenset({"csv", "parquet", "arrow"})
+# Formats whose arrays default to the keys `x` and `y`.
+_XY_KEYS = frozenset({"npz", "images", "text"})
 
 _NAN_CHUNK = 1 << 20
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
@@ -100,7 +106,7 @@ class DataSchema(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["csv", "npz", "npy"]
+    format: Format
     inputs: dict[str, list[str]]
     outputs: dict[str, list[str]] = {}
     classes: dict[str, list[str]] = {}
@@ -122,16 +128,20 @@ class Dataset:
 
 
 @dataclass
-class _Table:
+class Table:
     """What a file holds before it is fitted to the model: named columns or named arrays."""
 
     path: Path
-    format: Literal["csv", "npz", "npy"]
+    format: Format
     arrays: dict[str, np.ndarray]
 
     @property
+    def columnar(self) -> bool:
+        return self.format in COLUMNAR
+
+    @property
     def noun(self) -> str:
-        return "column" if self.format == "csv" else "key"
+        return "column" if self.columnar else "key"
 
     def get(self, name: str, expects: str) -> np.ndarray:
         if name not in self.arrays:
@@ -147,13 +157,13 @@ def _listing(names: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _read_csv(path: Path) -> _Table:
+def _read_csv(path: Path) -> Table:
     """Columns of a CSV with a header row: float where every cell parses, else strings."""
     with _open(path, "r", newline="") as handle:
         return _csv_rows(path, _parsed_csv(path, handle))
 
 
-def csv_table(text: str, name: str) -> _Table:
+def csv_table(text: str, name: str) -> Table:
     """A CSV held in memory (a request body), read exactly as a CSV file is; `name` is its label."""
     return _csv_rows(Path(name), _parsed_csv(Path(name), io.StringIO(text, newline="")))
 
@@ -168,12 +178,12 @@ def _parsed_csv(path: Path, lines: Iterable[str]) -> list[list[str]]:
 
 def array_table(
     arrays: Mapping[str, np.ndarray], name: str, format: Literal["csv", "npz"] = "npz"
-) -> _Table:
+) -> Table:
     """Named arrays held in memory (a request body): CSV-like columns or NPZ-like arrays."""
-    return _Table(Path(name), format, dict(arrays))
+    return Table(Path(name), format, dict(arrays))
 
 
-def _csv_rows(path: Path, rows: list[list[str]]) -> _Table:
+def _csv_rows(path: Path, rows: list[list[str]]) -> Table:
     if not rows or not any(rows[0]):
         raise DataError(f"{path}: empty CSV file; expected a header row of column names")
     header = [name.strip() for name in rows[0]]
@@ -187,9 +197,7 @@ def _csv_rows(path: Path, rows: list[list[str]]) -> _Table:
                 f"{path}:{line}: {len(row)} cells but the header names {len(header)} columns"
             )
     cells = list(zip(*body, strict=True)) if body else [() for _ in header]
-    return _Table(
-        path, "csv", {name: _column(col) for name, col in zip(header, cells, strict=True)}
-    )
+    return Table(path, "csv", {name: _column(col) for name, col in zip(header, cells, strict=True)})
 
 
 def _column(cells: Sequence[str]) -> np.ndarray:
@@ -206,22 +214,22 @@ def _open(path: Path, mode: str, **kwargs: Any) -> Any:
         raise UnreadableDataError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
 
 
-def _read_npy(path: Path) -> _Table:
+def _read_npy(path: Path) -> Table:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable NPY array ({exc})") from exc
-    return _Table(path, "npy", {path.stem: array})
+    return Table(path, "npy", {path.stem: array})
 
 
-def _read_npz(path: Path) -> _Table:
+def _read_npz(path: Path) -> Table:
     try:
         with zipfile.ZipFile(path) as archive:
             members = [i for i in archive.infolist() if i.filename.endswith(".npy")]
             arrays = {i.filename[:-4]: _npz_member(path, archive, i) for i in members}
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise DataError(f"{path}: not a readable NPZ archive ({exc})") from exc
-    return _Table(path, "npz", arrays)
+    return Table(path, "npz", arrays)
 
 
 def _npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
@@ -251,7 +259,7 @@ def _npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> 
 _READERS = {".csv": _read_csv, ".npy": _read_npy, ".npz": _read_npz}
 
 
-def _read_table(path: Path) -> _Table:
+def read_table(path: Path) -> Table:
     """Read a CSV, NPY or NPZ file by its suffix."""
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
@@ -292,11 +300,11 @@ def _by_name(
 
 
 def _default_targets(
-    source: DataSource, outputs: Sequence[str], table: _Table
+    source: DataSource, outputs: Sequence[str], table: Table
 ) -> dict[str, list[str]] | None:
     named = source.target if source.target is not None else source.y
     target = _by_name(named, outputs, "output", table.path)
-    if target is not None or table.format != "npz":
+    if target is not None or table.format not in _XY_KEYS:
         return target
     if len(outputs) == 1 and "y" in table.arrays:
         return {outputs[0]: ["y"]}
@@ -306,7 +314,7 @@ def _default_targets(
 
 
 def _default_features(
-    source: DataSource, inputs: Sequence[str], table: _Table, targets: dict[str, list[str]] | None
+    source: DataSource, inputs: Sequence[str], table: Table, targets: dict[str, list[str]] | None
 ) -> dict[str, list[str]]:
     chosen = _by_name(source.x, inputs, "input", table.path)
     if chosen is not None:
@@ -317,7 +325,7 @@ def _default_features(
         ordered = [c for c in table.arrays if c in listed]
         ordered += [c for c in source.features if c not in table.arrays]
         return _by_name(ordered, inputs, "input", table.path) or {}
-    if table.format == "csv" and len(inputs) == 1:
+    if table.columnar and len(inputs) == 1:
         used = {c for cols in (targets or {}).values() for c in cols}
         return {inputs[0]: [c for c in table.arrays if c not in used]}
     if len(inputs) == 1 and table.format == "npy":
@@ -332,9 +340,9 @@ def _default_features(
     )
 
 
-def _stack(table: _Table, names: list[str], expects: str) -> np.ndarray:
-    """One CSV column set as an (n, k) matrix, or one NPZ/NPY array as it is."""
-    if table.format != "csv":
+def _stack(table: Table, names: list[str], expects: str) -> np.ndarray:
+    """Columns as an (n, k) matrix, or one array (an NPZ key, a Parquet list column) as it is."""
+    if not table.columnar or (len(names) == 1 and table.get(names[0], expects).ndim > 1):
         if len(names) != 1:
             raise DataError(f"{table.path}: give one {table.noun} per name; got {_listing(names)}")
         return table.get(names[0], expects)
@@ -365,16 +373,18 @@ def _describe(shape: Sequence[int | None]) -> str:
     )
 
 
-def _fit_input(table: _Table, spec: InputSpec, names: list[str]) -> np.ndarray:
+def _fit_input(table: Table, spec: InputSpec, names: list[str]) -> np.ndarray:
     expects = f"model input {spec.name!r} of shape {_describe((None, *spec.shape))}"
     array = _stack(table, names, expects)
     where = (
-        f"{table.noun} {names[0]!r}" if table.format != "csv" else f"{len(names)} feature columns"
+        f"{len(names)} feature columns"
+        if table.columnar and array.ndim == 2 and len(names) > 1
+        else f"{table.noun} {names[0]!r}"
     )
     if array.ndim != len(spec.shape) + 1:
         hint = (
             "; CSV rows are rank-1 samples: put a Reshape layer first to make them images"
-            if table.format == "csv" and len(spec.shape) > 1
+            if table.columnar and len(spec.shape) > 1
             else ""
         )
         raise DataError(
@@ -383,7 +393,7 @@ def _fit_input(table: _Table, spec: InputSpec, names: list[str]) -> np.ndarray:
         )
     for axis, (got, want) in enumerate(zip(array.shape[1:], spec.shape, strict=True), start=1):
         if want is not None and got != want:
-            listed = f" ({_listing(names)})" if table.format == "csv" else ""
+            listed = f" ({_listing(names)})" if table.columnar else ""
             raise DataError(
                 f"{table.path}: {where}{listed}: width {got} on axis {axis}; {expects} needs {want}"
             )
@@ -396,7 +406,7 @@ _INT_KINDS = {"int32": np.int32, "int64": np.int64}
 _FLOAT_KINDS = {"float32": np.float32, "float64": np.float64, "float16": np.float16}
 
 
-def _cast_input(table: _Table, array: np.ndarray, spec: InputSpec, where: str) -> np.ndarray:
+def _cast_input(table: Table, array: np.ndarray, spec: InputSpec, where: str) -> np.ndarray:
     """The model's dtype, without a copy when the file already has it (memory maps stay maps)."""
     if spec.dtype in _INT_KINDS:
         if array.dtype.kind == "f":
@@ -415,7 +425,7 @@ def _cast_input(table: _Table, array: np.ndarray, spec: InputSpec, where: str) -
     return array
 
 
-def _check_finite(table: _Table, array: np.ndarray, where: str, names: list[str]) -> None:
+def _check_finite(table: Table, array: np.ndarray, where: str, names: list[str]) -> None:
     """Scan in chunks, so a memory-mapped array is never copied whole."""
     if array.dtype.kind != "f" or array.size == 0:
         return
@@ -425,7 +435,7 @@ def _check_finite(table: _Table, array: np.ndarray, where: str, names: list[str]
         bad = ~np.isfinite(flat[start : start + step])
         if bad.any():
             row, col = (int(i) for i in np.argwhere(bad)[0])
-            if table.format == "csv":
+            if table.format == "csv" and len(names) == flat.shape[1]:
                 place = f"{table.path}:{start + row + 2}: column {names[col]!r}"
             else:
                 place = f"{table.path}: {where}, sample {start + row}"
@@ -436,7 +446,7 @@ def _check_finite(table: _Table, array: np.ndarray, where: str, names: list[str]
 
 
 def _labels_to_ids(
-    table: _Table, name: str, column: np.ndarray, classes: list[str] | None
+    table: Table, name: str, column: np.ndarray, classes: list[str] | None
 ) -> tuple[np.ndarray, list[str]]:
     """String labels -> class ids in sorted order (or in the order the training data fixed)."""
     values = [str(v) for v in column]
@@ -452,19 +462,19 @@ def _labels_to_ids(
 
 
 def _raw_target(
-    table: _Table, spec: OutputSpec, names: list[str], classes: list[str] | None
+    table: Table, spec: OutputSpec, names: list[str], classes: list[str] | None
 ) -> tuple[np.ndarray, list[str] | None]:
     expects = f"model output {spec.name!r} of shape {_describe((None, *spec.shape))}"
     if len(names) == 1 and table.get(names[0], expects).dtype.kind in "USO":
         return _labels_to_ids(table, names[0], table.arrays[names[0]], classes)
     array = _stack(table, names, expects)
-    if table.format == "csv" and len(names) == 1:
+    if table.columnar and len(names) == 1 and table.arrays[names[0]].ndim == 1:
         array = array[:, 0]
     return np.asarray(array), None
 
 
 def _fit_target(
-    table: _Table, spec: OutputSpec, names: list[str], classes: list[str] | None, dtype: str
+    table: Table, spec: OutputSpec, names: list[str], classes: list[str] | None, dtype: str
 ) -> tuple[np.ndarray, list[str] | None]:
     raw, found = _raw_target(table, spec, names, classes)
     where = f"{table.noun} {names[0]!r}" if len(names) == 1 else f"columns {_listing(names)}"
@@ -574,8 +584,24 @@ def load_dataset(
     are taken from it, and string labels map to the classes the model was trained on; without
     one, a new schema is made from this (training) data.
     """
-    table = _read_table(resolve_path(source.path, base_dir))
+    table = read_table(resolve_path(source.path, base_dir))
     label_key = _attach_npy_labels(table, source, base_dir)
+    return fit_table(
+        table, source, signature, schema, label_key, need_targets=need_targets, dtype=dtype
+    )
+
+
+def fit_table(
+    table: Table,
+    source: DataSource,
+    signature: ModelSignature,
+    schema: DataSchema | None = None,
+    label_key: str | None = None,
+    *,
+    need_targets: bool = True,
+    dtype: str = "float32",
+) -> tuple[Dataset, DataSchema]:
+    """Fit columns or arrays already read (a whole file, or one block of a stream) to the model."""
     outputs = [spec.name for spec in signature.outputs]
     remembered = schema if schema is not None and schema.format == table.format else None
     targets = _targets(source, outputs, table, label_key, need_targets)
@@ -608,7 +634,7 @@ def load_dataset(
 
 
 def prediction_inputs(
-    table: _Table, signature: ModelSignature, schema: DataSchema | None
+    table: Table, signature: ModelSignature, schema: DataSchema | None
 ) -> dict[str, np.ndarray]:
     """The model's inputs from a table of new samples, read as the training data was.
 
@@ -622,14 +648,9 @@ def prediction_inputs(
     return x
 
 
-def read_table(path: Path) -> _Table:
-    """A CSV, NPY or NPZ file of samples, for `prediction_inputs`."""
-    return _read_table(path)
-
-
 def _input_columns(
     source: DataSource,
-    table: _Table,
+    table: Table,
     signature: ModelSignature,
     schema: DataSchema | None,
     targets: dict[str, list[str]] | None,
@@ -643,7 +664,7 @@ def _input_columns(
 
 
 def _targets(
-    source: DataSource, outputs: list[str], table: _Table, label_key: str | None, needed: bool
+    source: DataSource, outputs: list[str], table: Table, label_key: str | None, needed: bool
 ) -> dict[str, list[str]] | None:
     """Where the labels are: named in the source, or (when needed) found by the default names."""
     if label_key is not None:
@@ -653,7 +674,7 @@ def _targets(
     return None
 
 
-def _attach_npy_labels(table: _Table, source: DataSource, base_dir: Path) -> str | None:
+def _attach_npy_labels(table: Table, source: DataSource, base_dir: Path) -> str | None:
     """For an NPY input file, `y` is the path of a second NPY file holding the labels."""
     if table.format != "npy" or source.y is None:
         return None
@@ -664,7 +685,7 @@ def _attach_npy_labels(table: _Table, source: DataSource, base_dir: Path) -> str
     return next(iter(labels.arrays))
 
 
-def _check_lengths(table: _Table, arrays: Mapping[str, np.ndarray]) -> None:
+def _check_lengths(table: Table, arrays: Mapping[str, np.ndarray]) -> None:
     counts = {name: len(array) for name, array in arrays.items()}
     if not counts or max(counts.values()) == 0:
         raise DataError(f"{table.path}: no samples")

@@ -53,8 +53,16 @@ class Predictor:
         return cls(path, model, signature, schema, dict(report.data or {}), metadata, checksum)
 
     def inputs_from_file(self, path: Path) -> dict[str, np.ndarray]:
-        """The model's inputs from a CSV, NPZ or NPY file of new samples."""
-        return prediction_inputs(read_table(path), self.signature, self.schema)
+        """The model's inputs from a CSV, NPZ or NPY file of new samples, or a Parquet or Arrow
+        file (or folder) read whole, as the data section reads it."""
+        if path.suffix.lower() in (".csv", ".npz", ".npy"):
+            return prediction_inputs(read_table(path), self.signature, self.schema)
+        from engine.config.data import DataSource
+        from engine.streaming import read_whole
+
+        source = DataSource(path=str(path))
+        data, _ = read_whole(source, Path.cwd(), self.signature, self.schema, need_targets=False)
+        return data.x
 
     def predict(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's outputs keyed by output name (`model.predict`, default batch size)."""

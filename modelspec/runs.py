@@ -27,10 +27,10 @@ from engine.data import (
     InputSpec,
     ModelSignature,
     OutputSpec,
-    load_dataset,
     resolve_path,
 )
 from engine.spec_graph import resolve
+from engine.streaming import Stream, open_data
 from modelspec.check import SpecReport
 from modelspec.errors import RunError
 from modelspec.infer import infer
@@ -78,10 +78,10 @@ def signature_of(report: SpecReport) -> ModelSignature:
 class RunData:
     """The data of a run, fitted to the model: train, optional validation and test, the schema."""
 
-    train: Dataset
+    train: Dataset | Stream
     schema: DataSchema
-    validation: Dataset | None = None
-    test: Dataset | None = None
+    validation: Dataset | Stream | None = None
+    test: Dataset | Stream | None = None
 
 
 def load_run_data(
@@ -90,25 +90,28 @@ def load_run_data(
     """Load and check every split before training starts, the training split first."""
     if config.train is None:
         raise RunError("`train` needs `data.train`")
-    train, schema = load_dataset(config.train, base_dir, signature, dtype=dtype)
+    train, schema = open_data(config.train, base_dir, signature, dtype=dtype)
     run = RunData(train, schema)
     if config.validation is not None:
-        run.validation, _ = load_dataset(
-            config.validation, base_dir, signature, schema, dtype=dtype
-        )
+        run.validation, _ = open_data(config.validation, base_dir, signature, schema, dtype=dtype)
     if config.test is not None:
-        run.test, _ = load_dataset(config.test, base_dir, signature, schema, dtype=dtype)
+        run.test, _ = open_data(config.test, base_dir, signature, schema, dtype=dtype)
     return run
 
 
-def model_inputs(dataset: Dataset, signature: ModelSignature) -> Any:
-    """A single array for a single-input model, else a dict keyed by input name."""
+def model_inputs(dataset: Dataset | Stream, signature: ModelSignature) -> Any:
+    """A single array for a single-input model, else a dict keyed by input name; a Stream as
+    it is (it carries its labels)."""
+    if isinstance(dataset, Stream):
+        return dataset
     if len(signature.inputs) == 1:
         return dataset.x[signature.inputs[0].name]
     return dataset.x
 
 
-def model_targets(dataset: Dataset, signature: ModelSignature) -> Any:
+def model_targets(dataset: Dataset | Stream, signature: ModelSignature) -> Any:
+    if isinstance(dataset, Stream):
+        return None
     if len(signature.outputs) == 1:
         return dataset.y[signature.outputs[0].name]
     return dataset.y
@@ -167,7 +170,7 @@ def _class_weight_ids(weights: Mapping[Any, float], schema: DataSchema) -> dict[
 
 
 def evaluate_model(
-    model: Any, dataset: Dataset, signature: ModelSignature, batch_size: int
+    model: Any, dataset: Dataset | Stream, signature: ModelSignature, batch_size: int
 ) -> dict[str, float]:
     result = model.evaluate(
         model_inputs(dataset, signature),
@@ -191,13 +194,13 @@ def save_run(
     from engine.saving import fingerprint_file, model_artifact, write_artifact
 
     fingerprints = {
-        split: fingerprint_file(dataset.source)
+        split: fingerprint_file(_source_path(dataset))
         for split, dataset in (
             ("train", run.train),
             ("validation", run.validation),
             ("test", run.test),
         )
-        if dataset is not None
+        if dataset is not None and Path(_source_path(dataset)).is_file()
     }
     artifact = model_artifact(
         model,
@@ -207,6 +210,10 @@ def save_run(
     )
     artifact.metadata[SCHEMA_KEY] = run.schema.model_dump()
     write_artifact(run_dir, artifact)
+
+
+def _source_path(dataset: Dataset | Stream) -> str:
+    return dataset.path if isinstance(dataset, Stream) else dataset.source
 
 
 def load_trained(model_path: Path) -> tuple[Any, DataSchema | None]:
@@ -285,7 +292,7 @@ def history_results(history: Any) -> dict[str, dict[str, float]]:
     return {"train": train, "validation": validation}
 
 
-def steps_per_epoch(dataset: Dataset, validation_split: float, batch_size: int) -> int:
+def steps_per_epoch(dataset: Dataset | Stream, validation_split: float, batch_size: int) -> int:
     """Steps per epoch, as fit counts them (the validation split is the last fraction)."""
     return max(1, -(-int(len(dataset) * (1.0 - validation_split)) // batch_size))
 

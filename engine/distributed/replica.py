@@ -28,6 +28,7 @@ from engine.train.prepare import Data
 if TYPE_CHECKING:
     from engine.models import Model
     from engine.train.flat_params import FlatParams
+    from engine.train.stream_data import StreamData
     from engine.train.tracker import Tracker
     from engine.train.trainer import Trainer
 
@@ -58,7 +59,9 @@ class DataParallel:
 
     # --- the start of fit ------------------------------------------------------------------
 
-    def begin(self, model: Model, trainer: Trainer, batch_size: int, data: Data) -> int:
+    def begin(
+        self, model: Model, trainer: Trainer, batch_size: int, data: Data | StreamData
+    ) -> int:
         """Check the run can be split, give every rank rank 0's seed and weights; returns the
         seed (as Horovod broadcasts parameters before the first step)."""
         check_batch_size(batch_size, self.size)

@@ -12,10 +12,13 @@ from engine.train.executor import Executor
 from engine.train.prepare import Data
 
 if TYPE_CHECKING:
+    from engine.train.stream_data import StreamData
+
+if TYPE_CHECKING:
     from engine.models import Model
 
 
-def adapt_layers(model: Model, data: Data) -> None:
+def adapt_layers(model: Model, data: Data | StreamData) -> None:
     """Adapt layers that ask for it (`is_adapted` False) on the data as earlier layers shape it."""
     graph = model.graph
     pending = [c for c in graph.calls if getattr(c.layer, "is_adapted", True) is False]

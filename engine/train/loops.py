@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +28,13 @@ from engine.config.fit import DEFAULT_BATCH_SIZE, FitConfig
 from engine.fused import parallel
 from engine.fused.gemm import planned_blas, whole_products
 from engine.spec_callbacks import from_config
+from engine.streaming import Stream
 from engine.train.adapt import adapt_layers
 from engine.train.errors import TrainingError
 from engine.train.executor import Executor
 from engine.train.interrupt import StopOnInterrupt
 from engine.train.prepare import Data, as_arrays, cast_inputs, prepare, prepare_validation
+from engine.train.stream_data import StreamData
 from engine.train.tracker import Tracker
 from engine.train.trainer import Trainer, get_trainer
 
@@ -87,11 +89,19 @@ def fit(
     """
     _ensure_built(model, x)
     batch_size = batch_size or DEFAULT_BATCH_SIZE
-    data = prepare(model, x, y, sample_weight, class_weight)
-    val: Data | None = None
+    data = _fit_data(model, x, y, sample_weight, class_weight)
+    val: Data | StreamData | None = None
     if validation_data is not None:
-        val = prepare_validation(validation_data, model)
-    elif validation_split:
+        val = (
+            StreamData(model, validation_data)
+            if isinstance(validation_data, Stream)
+            else prepare_validation(validation_data, model)
+        )
+    elif validation_split and isinstance(data, StreamData):
+        raise ValueError(
+            "validation_split needs data in memory; give a stream's validation data separately"
+        )
+    elif validation_split and isinstance(data, Data):
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be in (0, 1); got {validation_split}")
         split_at = int(math.floor(data.size * (1.0 - validation_split)))
@@ -108,9 +118,10 @@ def fit(
     dp = distributed.active()
     if dp is not None:
         seed = dp.begin(model, trainer, batch_size, data)
-        val = dp.shard(val) if val is not None else None
+        if val is not None:
+            val = val.shard(dp.rank, dp.size) if isinstance(val, StreamData) else dp.shard(val)
     reduce = dp.reduce_gradients if dp is not None else None
-    steps = math.ceil(data.size / batch_size)
+    steps = data.steps(batch_size, seed, initial_epoch, shuffle)
     verbose_level = 1 if verbose == "auto" else int(verbose)
     history = cb.History()
     callback_list = cb.CallbackList(
@@ -132,17 +143,10 @@ def fit(
         try:
             for epoch in range(initial_epoch, epochs):
                 callback_list.on_epoch_begin(epoch)
-                order = (
-                    np.random.default_rng([seed, epoch]).permutation(data.size) if shuffle else None
-                )
                 key = [seed, epoch, 1] if dp is None else dp.rng_key(seed, epoch)
                 trainer.train_exec.set_rng(np.random.default_rng(key))
                 tracker.reset()
-                batches = (
-                    data.batches(batch_size, order)
-                    if dp is None
-                    else dp.batches(data, batch_size, order)
-                )
+                batches = _epoch_batches(data, dp, batch_size, seed, epoch, shuffle)
                 for step, batch in enumerate(batches):
                     if batch_hooks:
                         callback_list.on_train_batch_begin(step)
@@ -191,9 +195,37 @@ def fit(
     return history
 
 
+def _fit_data(
+    model: Model, x: Any, y: Any, sample_weight: Any, class_weight: dict[Any, float] | None
+) -> Data | StreamData:
+    """Arrays prepared once, or a Stream read batch by batch (labels come from the stream)."""
+    if not isinstance(x, Stream):
+        return prepare(model, x, y, sample_weight, class_weight)
+    if y is not None or sample_weight is not None or class_weight:
+        raise ValueError("with a Stream as x, give no y, sample_weight or class_weight")
+    return StreamData(model, x)
+
+
+def _epoch_batches(
+    data: Data | StreamData,
+    dp: DataParallel | None,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+) -> Iterator[Any]:
+    """Epoch `epoch`'s batches; data-parallel, this rank's part of each (None: nothing)."""
+    if dp is None:
+        return data.epoch_batches(batch_size, seed, epoch, shuffle)
+    if isinstance(data, StreamData):
+        return data.shard_batches(dp, batch_size, seed, epoch, shuffle)
+    order = np.random.default_rng([seed, epoch]).permutation(data.size) if shuffle else None
+    return dp.batches(data, batch_size, order)
+
+
 def _run_test(
     trainer: Trainer,
-    data: Data,
+    data: Data | StreamData,
     batch_size: int,
     tracker: Tracker,
     dp: DataParallel | None = None,
@@ -219,7 +251,7 @@ def evaluate(
 ) -> Any:
     """Loss and metrics on data, in inference mode; Keras's return shapes."""
     _ensure_built(model, x)
-    data = prepare(model, x, y, sample_weight)
+    data = _fit_data(model, x, y, sample_weight, None)
     trainer = get_trainer(model)
     logs = _run_test(
         trainer,
@@ -305,7 +337,7 @@ def _ensure_built(model: Model, x: Any) -> None:
     if model.built:
         return
     build: Callable[[Any], None] | None = getattr(model, "build", None)
-    if build is None or x is None:
+    if build is None or x is None or isinstance(x, Stream):
         model.graph  # noqa: B018  (raises the 'not built' error)
         return
     build(np.asarray(as_arrays(x, ["input"], "x")[0]).shape)

@@ -88,10 +88,25 @@ class Data:
         sw = self.sw[index] if self.sw is not None else None
         return Data([a[index] for a in self.xs], [a[index] for a in self.ys], sw)
 
+    def steps(self, batch_size: int, seed: int, epoch: int, shuffle: bool) -> int:
+        del seed, epoch, shuffle
+        return -(-self.size // batch_size)
+
+    def epoch_batches(
+        self, batch_size: int, seed: int, epoch: int, shuffle: bool, start_batch: int = 0
+    ) -> Any:
+        """Epoch `epoch`'s batches: its order from `default_rng([seed, epoch])`."""
+        order = np.random.default_rng([seed, epoch]).permutation(self.size) if shuffle else None
+        if start_batch:
+            order = (order if order is not None else np.arange(self.size))[
+                start_batch * batch_size :
+            ]
+        return self.batches(batch_size, order)
+
     def batches(self, batch_size: int, order: np.ndarray | None = None) -> Any:
         """Consecutive batches, or batches gathered in `order` (a permutation of the samples):
         gathering batch by batch never copies the whole data set."""
-        n = self.size
+        n = self.size if order is None else len(order)
         for start in range(0, n, batch_size):
             sl = slice(start, min(start + batch_size, n))
             index = sl if order is None else order[sl]

@@ -266,7 +266,8 @@ def evaluate(
     device: DeviceOption = "cpu",
 ) -> None:
     """Evaluate a trained model on the spec's test data (or --data FILE); trains nothing."""
-    from engine.data import load_dataset, resolve_path
+    from engine.data import resolve_path
+    from engine.streaming import open_data
     from modelspec import runs
     from modelspec.progress import metrics_table
 
@@ -282,7 +283,7 @@ def evaluate(
         with runs.device(device):
             model, schema = runs.load_trained(run_dir)
             source, base_dir = runs.evaluation_source(data, spec, data_file)
-            dataset, _ = load_dataset(source, base_dir, signature, schema)
+            dataset, _ = open_data(source, base_dir, signature, schema)
             batch = int((data.get("fit") or {}).get("batch_size") or 32)
             metrics = runs.evaluate_model(model, dataset, signature, batch)
     if output_format == "json":

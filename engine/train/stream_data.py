@@ -1,0 +1,92 @@
+"""A Stream as fit and evaluate see data: batches in the model's order and dtypes, per epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.streaming import Stream
+from engine.train.prepare import cast_inputs
+
+if TYPE_CHECKING:
+    from engine.distributed.replica import DataParallel
+    from engine.models import Model
+
+# Preprocessing layers (Normalization) adapt on the first rows of a stream, in file order.
+ADAPT_ROWS = 1 << 16
+
+
+class StreamData:
+    """fit's view of a Stream; same seed and epoch, same batches."""
+
+    def __init__(self, model: Model, stream: Stream) -> None:
+        self.model = model
+        self.stream = stream
+        self.sw = None
+
+    @property
+    def size(self) -> int:
+        return self.stream.rows()
+
+    def steps(self, batch_size: int, seed: int, epoch: int, shuffle: bool) -> int:
+        return self.stream.steps(batch_size, seed, epoch, shuffle)
+
+    @property
+    def xs(self) -> list[Any]:
+        """The first `ADAPT_ROWS` rows' inputs, for adapting preprocessing layers."""
+        taken: list[list[np.ndarray]] = []
+        held = 0
+        for x, _ in self.stream.batches(4096, shuffle=False):
+            taken.append([x[n] for n in self.model.input_names])
+            held += len(taken[-1][0])
+            if held >= ADAPT_ROWS:
+                break
+        return cast_inputs(self.model, [np.concatenate(col) for col in zip(*taken, strict=True)])
+
+    def epoch_batches(
+        self, batch_size: int, seed: int, epoch: int, shuffle: bool, start_batch: int = 0
+    ) -> Iterator[tuple[list[Any], list[Any], None]]:
+        batches = self.stream.batches(
+            batch_size, seed=seed, epoch=epoch, shuffle=shuffle, start_batch=start_batch
+        )
+        for x, y in batches:
+            yield self._cast(x, y)
+
+    def shard(self, rank: int, world: int) -> StreamData:
+        """This rank's share of the stream's units (validation under data parallelism)."""
+        return StreamData(self.model, self.stream.shard(rank, world))
+
+    def shard_batches(
+        self, dp: DataParallel, batch_size: int, seed: int, epoch: int, shuffle: bool
+    ) -> Iterator[tuple[list[Any], list[Any], None] | None]:
+        """This rank's part of each global step, read from its own units only.
+
+        Every rank knows every shard's row count from the units' sizes, so all take the same
+        number of steps (a rank whose shard ran out takes idle steps, None) and weight their
+        gradient by their share of the step's rows."""
+        local = batch_size // dp.size
+        rows = [self.stream.shard(r, dp.size).rows(seed, epoch, shuffle) for r in range(dp.size)]
+        steps = max(-(-n // local) for n in rows)
+        mine = self.stream.shard(dp.rank, dp.size)
+        own = mine.batches(local, seed=seed, epoch=epoch, shuffle=shuffle)
+        for step in range(steps):
+            counts = [max(0, min(local, n - step * local)) for n in rows]
+            dp.share = counts[dp.rank] / sum(counts)
+            batch = next(own, None) if counts[dp.rank] else None
+            yield None if batch is None else self._cast(*batch)
+
+    def batches(self, batch_size: int, order: None = None) -> Iterator[tuple[Any, Any, None]]:
+        del order
+        return self.epoch_batches(batch_size, 0, 0, shuffle=False)
+
+    def _cast(self, x: dict[str, Any], y: dict[str, Any]) -> tuple[list[Any], list[Any], None]:
+        model = self.model
+        ys = [y[n] for n in model.output_names if n in y]
+        if len(ys) != len(model.output_names):
+            raise ValueError(
+                f"{self.stream.path}: the stream has no labels for the model's outputs"
+            )
+        xs = cast_inputs(model, [x[n] for n in model.input_names])
+        return xs, ys, None
