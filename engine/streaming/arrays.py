@@ -3,6 +3,7 @@ units of rows, so that a block is read from disk only when the epoch reaches it.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +51,26 @@ class ArraySource:
     def read(self, unit: Unit, columns: list[str] | None = None) -> Iterator[Chunk]:
         stop = unit.index + (unit.rows or 0)
         names = columns if columns is not None else list(self._arrays)
-        yield {k: np.asarray(self._arrays[k][unit.index : stop]) for k in names}
+        chunk = {k: np.array(self._arrays[k][unit.index : stop]) for k in names}
+        for name in names:
+            _release(self._arrays[name], unit.index, stop)
+        yield chunk
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self._arrays.values())
+
+
+def _release(array: np.ndarray, start: int, stop: int) -> None:
+    """Drop a memory map's pages for rows already copied, so they leave this process's resident
+    memory (the kernel keeps them in its page cache); a stream of a file larger than memory
+    would otherwise end with the whole file resident."""
+    handle = getattr(array, "_mmap", None)
+    if handle is None or not hasattr(mmap, "MADV_DONTNEED") or array.ndim == 0:
+        return
+    row = array[:1].nbytes
+    lead = int(getattr(array, "offset", 0)) % mmap.ALLOCATIONGRANULARITY
+    first = lead + start * row
+    first -= first % mmap.PAGESIZE
+    end = min(len(handle), lead + stop * row)
+    if end > first:
+        handle.madvise(mmap.MADV_DONTNEED, first, end - first)

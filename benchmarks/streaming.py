@@ -1,0 +1,131 @@
+"""Streaming benchmark: W2's model trained one epoch on a float32 data set of about 2 GB read
+from disk (NPY memory-mapped, Parquet row groups), against the in-memory path on a slice of the
+same data that fits in memory: peak resident memory, samples per second, and how long the
+training step waited for the prefetch thread.
+
+    python benchmarks/streaming.py [--gb 2.0] [--dir DIR]
+
+Each measurement runs in its own process so that its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+WIDTH, CLASSES, ROW_GROUP = 784, 10, 8192
+SPEC = Path(__file__).parent / "workloads" / "mnist_mlp.yaml"
+
+
+def write_data(folder: Path, gigabytes: float) -> int:
+    """x.npy, y.npy and data.parquet (x as a fixed-size list column), written in slices."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = int(gigabytes * 1e9 / (WIDTH * 4)) // ROW_GROUP * ROW_GROUP
+    x_file = np.lib.format.open_memmap(folder / "x.npy", "w+", np.float32, (rows, WIDTH))
+    y_all = np.random.default_rng(1).integers(0, CLASSES, rows)
+    np.save(folder / "y.npy", y_all)
+    schema = pa.schema([("x", pa.list_(pa.float32(), WIDTH)), ("y", pa.int64())])
+    with pq.ParquetWriter(folder / "data.parquet", schema, compression="none") as writer:
+        for start in range(0, rows, ROW_GROUP):
+            rng = np.random.default_rng([2, start])
+            x = rng.random((ROW_GROUP, WIDTH), dtype=np.float32)
+            x_file[start : start + ROW_GROUP] = x
+            column = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), WIDTH)
+            y = pa.array(y_all[start : start + ROW_GROUP])
+            writer.write_table(pa.table({"x": column, "y": y}), row_group_size=ROW_GROUP)
+    x_file.flush()
+    del x_file
+    return rows
+
+
+def _model() -> Any:
+    from engine.build import from_spec
+
+    return from_spec(yaml.safe_load(SPEC.read_text()))
+
+
+def child(mode: str, folder: Path, memory_rows: int) -> dict[str, Any]:
+    """One epoch in this process: `npy` or `parquet` streamed, or `memory` on arrays."""
+    from engine.config.data import DataSource
+    from engine.data import InputSpec, ModelSignature, OutputSpec
+    from engine.streaming import open_stream
+
+    model = _model()
+    batch = int(yaml.safe_load(SPEC.read_text())["fit"]["batch_size"])
+    signature = ModelSignature(
+        (InputSpec(model.input_names[0], (WIDTH,)),),
+        (OutputSpec(model.output_names[0], (CLASSES,), "sparse_categorical_crossentropy"),),
+    )
+    if mode == "memory":
+        x = np.load(folder / "x.npy", mmap_mode="r")[:memory_rows].copy()
+        y = np.load(folder / "y.npy")[:memory_rows].copy()
+        start = time.perf_counter()
+        model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+        seconds, rows, waited = time.perf_counter() - start, len(x), 0.0
+    else:
+        source = (
+            DataSource(path="x.npy", y="y.npy", streaming=True)
+            if mode == "npy"
+            else DataSource(path="data.parquet", x="x", target="y", streaming=True)
+        )
+        stream = open_stream(source, folder, signature)
+        start = time.perf_counter()
+        model.fit(stream, epochs=1, batch_size=batch, verbose=0)
+        seconds, rows = time.perf_counter() - start, len(stream)
+        waited = stream.prefetcher.waited
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "mode": mode,
+        "rows": rows,
+        "seconds": seconds,
+        "samples_per_s": rows / seconds,
+        "peak_rss_mb": peak,
+        "waited_s": waited,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--gb", type=float, default=2.0)
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--memory-rows", type=int, default=65536)
+    parser.add_argument("--child", default=None)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.dir, args.memory_rows)))
+        return
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        folder = Path(tmp)
+        rows = write_data(folder, args.gb)
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 1e9
+        print(f"wrote {rows} rows, {size:.2f} GB on disk (NPY and Parquet) to {folder}")
+        results = []
+        for mode in ("memory", "npy", "parquet"):
+            command = [sys.executable, __file__, "--child", mode, "--dir", str(folder)]
+            command += ["--memory-rows", str(args.memory_rows)]
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    base = results[0]["samples_per_s"]
+    print("| path | rows | epoch s | samples/s | vs memory | peak RSS MB | step waited s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['mode']} | {r['rows']} | {r['seconds']:.1f} | {r['samples_per_s']:.0f} | "
+            f"{r['samples_per_s'] / base:.2f} | {r['peak_rss_mb']:.0f} | {r['waited_s']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
