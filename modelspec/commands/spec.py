@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelspec import report as reporters
-from modelspec.diagnostics import CODES, Diagnostic, explain, severity_of
+from modelspec.diagnostics import CODES, Diagnostic, did_you_mean, explain, severity_of
 
 if TYPE_CHECKING:
     from modelspec.check import SpecReport
@@ -158,7 +158,8 @@ def explain_code(
         console.print("Explain one with `modelspec explain CODE`.", markup=False)
         return
     if code.upper() not in CODES:
-        typer.echo(f"error: unknown code {code!r}; `modelspec explain` lists them", err=True)
+        hint = did_you_mean(code.upper(), CODES) or "; `modelspec explain` lists them"
+        typer.echo(f"error: unknown code {code!r}{hint}", err=True)
         raise typer.Exit(2)
     typer.echo(explain(code), nl=False)
 

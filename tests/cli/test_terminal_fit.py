@@ -80,3 +80,9 @@ def test_report_legend_tells_train_from_validation_without_colour(
     train_mark = legend.split(" train")[0].split()[-1]
     validation_mark = legend.split(" validation")[0].split()[-1]
     assert train_mark != validation_mark
+
+
+def test_explain_an_unknown_code_suggests_the_closest() -> None:
+    outcome = run_cli("explain", "E1O1")
+    assert outcome.code == 2
+    assert outcome.stderr == "error: unknown code 'E1O1'; did you mean 'E101'?\n"
