@@ -46,8 +46,9 @@ def parse(overrides: Overrides) -> list[Override]:
 
 
 def _corrected(override: Override, diagnostic: Diagnostic) -> str | None:
+    """The override with the suggested key or name, when the problem is the override itself."""
     suggestion = diagnostic.did_you_mean
-    if suggestion is None:
+    if suggestion is None or diagnostic.key != override.path:
         return None
     if diagnostic.code == "E101":
         *parents, _ = override.key.split(".")

@@ -36,6 +36,12 @@ CASES = [
         "'adma'; did you mean 'adam'? (fix: --set compile.optimizer=adam)",
     ),
     (
+        "fit={epoch: 3}",
+        1,
+        "iris_mlp.yaml: --set fit={epoch: 3}: E101 fit: unknown key `epoch`; did you mean "
+        "'epochs'? Found",
+    ),
+    (
         "model.layers.9.units=3",
         2,
         "iris_mlp.yaml: --set model.layers.9.units=3: E005 'model.layers.9': no list item '9'",
