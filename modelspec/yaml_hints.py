@@ -58,10 +58,12 @@ def _indent_hint(lines: list[str], line: int, column: int, problem: str) -> Synt
         return None
     before = _previous(lines, line)
     here = _indent(lines[line - 1])
-    above = _indent(lines[before - 1]) if before is not None else here
-    if before is None or ("mapping values" in problem and here <= above):
+    if "mapping values" in problem and ":" in lines[line - 1][: column - 1]:
         hint = "quote a value that contains ': ' (e.g. \"a: b\"), or start the key on its own line"
         return SyntaxHint(line, column, f"a second ':' on line {line}", hint)
+    if before is None:
+        return None
+    above = _indent(lines[before - 1])
     message = (
         f"line {line} is indented by {_spaces(here)} and line {before} by {_spaces(above)}, "
         "so YAML cannot tell which mapping or list it belongs to"
@@ -76,7 +78,13 @@ def _indent_hint(lines: list[str], line: int, column: int, problem: str) -> Synt
 def syntax_hint(text: str, line: int, column: int, problem: str) -> SyntaxHint | None:
     """A better account of a YAML syntax error at 1-based `line:column`, when it is clear."""
     lines = text.splitlines()
-    tab = _tab_in_indent(lines, max(line, 1))
+    # A tab may sit legally inside a flow collection, so an earlier one is blamed only when
+    # the parser's own words point at a tab.
+    tab = _tab_in_indent(lines[line - 1 : line], 1) if 0 < line <= len(lines) else None
+    if tab is not None:
+        tab = (line, tab[1])
+    elif "tab" in problem or "cannot start any token" in problem:
+        tab = _tab_in_indent(lines, max(line, 1))
     if tab is not None or "tab" in problem:
         where = tab or (line, 1)
         message = f"a tab character indents line {where[0]}; YAML indents with spaces only"

@@ -49,3 +49,11 @@ def test_other_syntax_errors_keep_the_parser_words(tmp_path: Path) -> None:
     outcome = run_cli("lint", str(spec))
     assert "did not find expected ',' or '}'" in outcome.stdout
     assert "(fix:" not in outcome.stdout
+
+
+def test_a_legal_tab_inside_brackets_is_not_blamed(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("model:\n  layers: [1,\n\t2]\n  foo: : bar\n")
+    outcome = run_cli("lint", str(spec))
+    assert f"{spec}:4:8: E001 YAML syntax error: a second ':' on line 4" in outcome.stdout
+    assert "tab" not in outcome.stdout.split(": E001 ")[1]
