@@ -227,6 +227,40 @@ def _variants() -> keras.Model:
     return keras.Model([seq, image], [out, cosine], name="variants")
 
 
+def _image_variants() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            layers.ZeroPadding2D(((1, 0), (0, 2))),
+            layers.Cropping2D(((1, 1), (0, 1))),
+            layers.UpSampling2D((1, 2)),
+            layers.DepthwiseConv2D(3, depth_multiplier=2, activation="relu"),
+            layers.SeparableConv2D(4, 2, padding="same"),
+            layers.Conv2DTranspose(3, 3, strides=2, padding="same"),
+            layers.SpatialDropout2D(0.3),
+            layers.GaussianNoise(0.1),
+            layers.Identity(),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(2),
+        ],
+        name="image_variants",
+    )
+
+
+def _attention() -> keras.Model:
+    query = keras.Input((4, 6), name="query")
+    value = keras.Input((5, 6), name="value")
+    v = layers.ZeroPadding1D(2)(value)
+    v = layers.Cropping1D((1, 2))(v)
+    v = layers.UpSampling1D(1)(v)
+    v = layers.SpatialDropout1D(0.2)(v)
+    dot = layers.Attention(use_scale=True, name="dot")([query, v])
+    causal = layers.Attention(name="causal")([query, query], use_causal_mask=True)
+    additive = layers.AdditiveAttention(name="additive")([query, v])
+    both = layers.Add()([dot, causal, additive])
+    return keras.Model([query, value], layers.GlobalAveragePooling1D()(both), name="attention")
+
+
 FIXTURES: dict[str, Callable[[], keras.Model]] = {
     "mlp": _mlp,
     "embedding_lstm": _embedding_lstm,
@@ -238,6 +272,8 @@ FIXTURES: dict[str, Callable[[], keras.Model]] = {
     "merging": _merging,
     "conv3d": _conv3d,
     "variants": _variants,
+    "image_variants": _image_variants,
+    "attention": _attention,
 }
 LEGACY_H5 = ("mlp", "multi_io")
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from engine.atomic import atomic_write_bytes
 from engine.keras_io.compile_config import keras_compile
-from engine.keras_io.errors import h5py_module
-from engine.keras_io.layer_config import keras_layer
+from engine.keras_io.errors import KerasUnsupportedError, h5py_module
+from engine.keras_io.layer_config import call_arguments, keras_layer
 from engine.keras_io.layer_order import functional_order, group_names
 from engine.keras_io.layer_table import BY_KERAS
 from engine.loading import load_model
@@ -69,7 +69,10 @@ def _functional(model: Model) -> tuple[dict[str, Any], list[Any]]:
             for s in call.inputs
         ]
         entry["inbound_nodes"].append(
-            {"args": [tensors if call.layer.multi_input else tensors[0]], "kwargs": {}}
+            {
+                "args": [tensors if call.layer.multi_input else tensors[0]],
+                "kwargs": call_arguments(call.layer.get_config()),
+            }
         )
         history[call.output] = (call.layer.name, len(entry["inbound_nodes"]) - 1)
     order = functional_order(graph)
@@ -105,6 +108,13 @@ def model_dtype(model: Model) -> str:
 def _sequential(model: Sequential) -> tuple[dict[str, Any], list[Any]]:
     t = model.inputs[0]
     layers = [_input_layer(t.name or "input_layer", t.shape, t.dtype)]
+    for layer in model.layers:
+        if call_arguments(layer.get_config()):
+            raise KerasUnsupportedError(
+                f"layer {layer.name!r} ({layer.type_name}) takes "
+                f"{call_arguments(layer.get_config())} when called, which a Keras Sequential "
+                "cannot pass: write the model as a functional one"
+            )
     layers += [_layer(layer) for layer in model.layers]
     config = {"name": model.name, "trainable": True, "layers": layers}
     return {

@@ -22,6 +22,7 @@ from engine.keras_io import archive, objects
 from engine.keras_io.compile_config import spec_compile
 from engine.keras_io.errors import KerasArchiveError, KerasIOError, KerasUnsupportedError
 from engine.keras_io.layer_config import describe, spec_entry
+from engine.keras_io.layer_table import row_for
 from engine.layers import registry
 from engine.models import Model
 
@@ -46,6 +47,7 @@ class _Call:
     node: int
     refs: list[Ref]
     order: int
+    arguments: dict[str, Any] = field(default_factory=dict)  # call arguments the spec keeps
 
     @property
     def key(self) -> tuple[str, int]:
@@ -73,14 +75,25 @@ def _node_refs(layer: Mapping[str, Any], node: Any) -> list[Ref]:
     first = args[0] if args else None
     items = first if isinstance(first, list) else [first]
     refs = [_history(t) for t in items if isinstance(t, Mapping) and _is_tensor(t)]
+    row = row_for(str(layer.get("class_name")))
+    kept = row.call_arguments if row else ()
     extras = [a for a in args[1:] if a is not None]
-    extras += [k for k, v in (node.get("kwargs") or {}).items() if k not in _QUIET_KWARGS and v]
+    extras += [
+        k for k, v in (node.get("kwargs") or {}).items() if k not in (*_QUIET_KWARGS, *kept) and v
+    ]
     if extras or not refs:
         raise KerasUnsupportedError(
             f"{describe(layer)} is called with arguments the spec cannot express ({extras}); "
             "modelspec imports layers called on tensors only"
         )
     return refs
+
+
+def _call_arguments(layer: Mapping[str, Any], node: Any) -> dict[str, Any]:
+    """The call arguments (`use_causal_mask`) that the spec writes in the layer's entry."""
+    row = row_for(str(layer.get("class_name")))
+    kwargs = node.get("kwargs") or {} if isinstance(node, Mapping) else {}
+    return {k: kwargs[k] for k in (row.call_arguments if row else ()) if kwargs.get(k)}
 
 
 def _input_entry(layer: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,7 +150,9 @@ def _needed(
             )
         nodes = layer.get("inbound_nodes") or []
         refs = _node_refs(layer, nodes[node])
-        calls[(name, node)] = _Call(layer, node, refs, position * 1000 + node)
+        calls[(name, node)] = _Call(
+            layer, node, refs, position * 1000 + node, _call_arguments(layer, nodes[node])
+        )
         stack += [r for r in refs if r[0] not in inputs]
     return calls
 
@@ -150,13 +165,19 @@ def _functional(config: Mapping[str, Any]) -> dict[str, Any]:
     names: dict[tuple[str, int], str] = {}
     entries: list[dict[str, Any]] = []
     taken = set(inputs) | {_name(layer) for layer in layers}
-    for call in _ordered(_needed(layers, outputs, inputs), inputs):
+    calls_by_key = _needed(layers, outputs, inputs)
+    for call in _ordered(calls_by_key, inputs):
         layer_name = _name(call.layer)
         first = next((k for k in names if k[0] == layer_name), None)
         if first is None:
-            entry = {"name": layer_name, **spec_entry(call.layer)}
+            entry = {"name": layer_name, **spec_entry(call.layer), **call.arguments}
             names[call.key] = layer_name
         else:
+            if call.arguments != calls_by_key[first].arguments:
+                raise KerasUnsupportedError(
+                    f"{describe(call.layer)} is called with different arguments each time "
+                    f"({call.arguments}); the spec keeps one set per layer"
+                )
             calls = sum(1 for k in names if k[0] == layer_name)
             fresh = _fresh(f"{layer_name}_call_{calls}", taken)
             entry = {"name": fresh, "shares": names[first]}

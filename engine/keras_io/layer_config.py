@@ -121,6 +121,12 @@ def _keras_value(key: str, value: Any, where: str) -> Any:
     return value
 
 
+def call_arguments(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry's values that Keras takes when the layer is called, not when it is made."""
+    row = BY_SPEC.get(str(entry.get("type")))
+    return {k: entry[k] for k in (row.call_arguments if row else ()) if entry.get(k)}
+
+
 def keras_layer(entry: Mapping[str, Any], name: str | None) -> dict[str, Any]:
     """A spec layer entry (as a model's get_config writes it) as Keras's serialized layer."""
     type_name = str(entry.get("type"))
@@ -133,7 +139,7 @@ def keras_layer(entry: Mapping[str, Any], name: str | None) -> dict[str, Any]:
         )
     config: dict[str, Any] = {} if name is None else {"name": name}
     for key, value in entry.items():
-        if key in _SPEC_ONLY_KEYS:
+        if key in (*_SPEC_ONLY_KEYS, *row.call_arguments, *row.keras_omits):
             continue
         if key in row.nested:
             config[key] = keras_layer(value, None)

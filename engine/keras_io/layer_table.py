@@ -65,6 +65,8 @@ class LayerRow:
     nested: tuple[str, ...] = ()  # config keys holding a whole layer config
     dropped: Mapping[str, Predicate] = field(default_factory=dict)
     nested_set_by_keras: tuple[str, ...] = ()  # nested layers' arguments the wrapper sets
+    call_arguments: tuple[str, ...] = ()  # Keras's call arguments the spec keeps in the entry
+    keras_omits: tuple[str, ...] = ()  # spec arguments the Keras class's constructor refuses
 
 
 def _same(*names: str, **kwargs: Any) -> list[LayerRow]:
@@ -111,33 +113,19 @@ ROWS: list[LayerRow] = [
     LayerRow(
         "TimeDistributed", "TimeDistributed", children=(("layer", "layer"),), nested=("layer",)
     ),
+    *_same("UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D"),
+    *_same("Cropping1D", "Cropping2D", "Identity"),
+    *_same("GaussianNoise"),
+    *_same("SpatialDropout1D", "SpatialDropout2D", keras_omits=("trainable",)),
+    *_same("DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"),
+    *_same("Attention", "AdditiveAttention", call_arguments=("use_causal_mask",)),
 ]
 # Spec layer types with no row, and why: an import or export of one is refused by name.
 NO_KERAS_EQUIVALENT = {
     "Input": "models carry their inputs as Keras's InputLayer, written by the graph itself",
     "Lambda": "Keras's Lambda holds Python bytecode, which safe mode refuses to load",
-    **dict.fromkeys(
-        (
-            "AdditiveAttention",
-            "Attention",
-            "Conv2DTranspose",
-            "Cropping1D",
-            "Cropping2D",
-            "DepthwiseConv2D",
-            "GaussianNoise",
-            "Identity",
-            "MultiHeadAttention",
-            "PositionEmbedding",
-            "SeparableConv2D",
-            "SpatialDropout1D",
-            "SpatialDropout2D",
-            "UpSampling1D",
-            "UpSampling2D",
-            "ZeroPadding1D",
-            "ZeroPadding2D",
-        ),
-        "not mapped yet: a row needs a Keras fixture that checks its arguments and weights",
-    ),
+    "MultiHeadAttention": "not mapped yet: Keras keeps it as four EinsumDense sublayers",
+    "PositionEmbedding": "KerasHub's layer, not Keras's: no class for safe mode to load",
 }
 BY_KERAS: dict[str, LayerRow] = {row.keras: row for row in ROWS}
 BY_SPEC: dict[str, LayerRow] = {row.spec: row for row in ROWS}

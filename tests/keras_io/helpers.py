@@ -19,6 +19,8 @@ MODELS = [
     "merging",
     "conv3d",
     "variants",
+    "image_variants",
+    "attention",
 ]
 LEGACY = ["mlp", "multi_io"]
 TOLERANCE = 1e-5

@@ -257,3 +257,11 @@ def test_sequential_built_without_an_input_layer(tmp_path: Path) -> None:
         "shape": [4],
     }
     assert max_difference(imported.model, "mlp") <= TOLERANCE
+
+
+def test_call_arguments_are_kept_in_the_entry() -> None:
+    """Keras passes use_causal_mask when calling Attention; the spec writes it in the entry."""
+    layers = import_keras(FIXTURES / "attention.keras").spec["model"]["layers"]
+    by_name = {e["name"]: e for e in layers}
+    assert by_name["causal"]["use_causal_mask"] is True
+    assert "use_causal_mask" not in by_name["dot"]
