@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from modelspec.predictor import Predictor
 from modelspec.serve.batching import MicroBatcher
 from modelspec.serve.bodies import BodyError, RequestModels
+from modelspec.serve.responses import Problem, predict_response
 
 ENV_SETTINGS = "MODELSPEC_SERVE_SETTINGS"
 
@@ -77,8 +78,12 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> FastAPI:
         """The model's name, inputs and outputs, final metrics and checksum."""
         return _metadata(name, predictor)
 
+    refusals = {"model": Problem, "description": "The body cannot be used; `detail` says why"}
+    answer = {"model": predict_response(predictor), "description": "One row per sample"}
+
     @app.post(
         "/predict",
+        responses={200: answer, 400: refusals, 413: refusals, 415: refusals, 422: refusals},
         openapi_extra={
             "requestBody": {
                 "required": True,

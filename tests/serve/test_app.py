@@ -148,6 +148,13 @@ def test_openapi_request_schema_comes_from_the_model_inputs(iris: TestClient) ->
     assert arrays["items"]["items"]["type"] == "number"
     refs = json.dumps(body["application/json"]["schema"])
     assert "#/components/schemas/Record" in refs and "#/components/schemas/ArraysRequest" in refs
+    answers = document["paths"]["/predict"]["post"]["responses"]
+    assert answers["200"]["content"]["application/json"]["schema"]["$ref"].endswith("Response")
+    assert list(schemas["Prediction"]["properties"]) == ["species"]
+    assert schemas["Prediction"]["properties"]["species"]["type"] == "string"
+    classes = ["species_setosa", "species_versicolor", "species_virginica"]
+    assert list(schemas["Probabilities"]["properties"]) == classes
+    assert set(answers) >= {"400", "413", "415", "422"}
     assert iris.get("/docs").status_code == 200
 
 
