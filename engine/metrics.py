@@ -277,6 +277,78 @@ _MEAN_FUNCTIONS: dict[str, tuple[Callable[[Any, Array, Array], Array], bool]] = 
     "mean_squared_error": (_squared_error, False),
     "root_mean_squared_error": (_squared_error, True),
 }
+
+
+class _KerasMeanMetric(MeanMetric):
+    """Keras's metric classes (`keras.metrics.BinaryAccuracy()` ...): a mean metric named and
+    configured as Keras names it, whose config is its spec form so a saved model records it."""
+
+    kind: str
+
+    def __init__(self, name: str | None = None, dtype: Any = None, **settings: Any) -> None:
+        self.config: dict[str, Any] = {"type": self.kind, **settings}
+        fn, root = self._function(**settings)
+        super().__init__(name or self.kind, fn, root)
+
+    def _function(self) -> tuple[Callable[[Any, Array, Array], Array], bool]:
+        return _MEAN_FUNCTIONS[self.kind]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**self.config, "name": self.name}
+
+
+class BinaryAccuracy(_KerasMeanMetric):
+    kind = "binary_accuracy"
+
+    def __init__(self, name: str | None = None, dtype: Any = None, threshold: float = 0.5) -> None:
+        super().__init__(name, dtype, threshold=threshold)
+
+    def _function(
+        self, threshold: float = 0.5
+    ) -> tuple[Callable[[Any, Array, Array], Array], bool]:
+        return _binary_accuracy(threshold), False
+
+
+class CategoricalAccuracy(_KerasMeanMetric):
+    kind = "categorical_accuracy"
+
+
+class SparseCategoricalAccuracy(_KerasMeanMetric):
+    kind = "sparse_categorical_accuracy"
+
+
+class MeanAbsoluteError(_KerasMeanMetric):
+    kind = "mean_absolute_error"
+
+
+class MeanSquaredError(_KerasMeanMetric):
+    kind = "mean_squared_error"
+
+
+class RootMeanSquaredError(_KerasMeanMetric):
+    kind = "root_mean_squared_error"
+
+
+class _TopK(_KerasMeanMetric):
+    sparse: bool
+
+    def __init__(self, k: int = 5, name: str | None = None, dtype: Any = None) -> None:
+        super().__init__(name, dtype, k=k)
+
+    def _function(self, k: int = 5) -> tuple[Callable[[Any, Array, Array], Array], bool]:
+        return _top_k(k, self.sparse), False
+
+
+class TopKCategoricalAccuracy(_TopK):
+    kind = "top_k_categorical_accuracy"
+    sparse = False
+
+
+class SparseTopKCategoricalAccuracy(_TopK):
+    kind = "sparse_top_k_categorical_accuracy"
+    sparse = True
+
+
 _LONG_NAMES = {
     "mae": "mean_absolute_error",
     "mse": "mean_squared_error",
