@@ -20,8 +20,7 @@ import numpy as np
 
 from engine.config.callbacks import Mode
 from engine.saving import (
-    checkpoint_epoch,
-    checkpoint_path,
+    checkpoint_position,
     history_of,
     list_checkpoints,
     model_artifact,
@@ -505,17 +504,21 @@ class CheckpointCallback(Callback):
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
         if self._first_epoch is None:
             self._first_epoch = epoch
-            self.earlier = self._history_before(epoch)
+            saved = getattr(getattr(self.model, "_state", None), "position", None)
+            step = int(saved["step"]) if saved and saved.get("epoch") == epoch else 0
+            self.earlier = self._history_before(epoch, step)
             for stale in list_checkpoints(self.run_dir):
-                if checkpoint_epoch(stale) >= epoch:
+                if checkpoint_position(stale) > (epoch, step):
                     stale.unlink()
 
-    def _history_before(self, epoch: int) -> dict[str, list[float]]:
+    def _history_before(self, epoch: int, step: int) -> dict[str, list[float]]:
         """The History of epochs [0, epoch) from the checkpoint fit resumed from, if any."""
-        source = checkpoint_path(self.run_dir, epoch - 1)
-        if epoch == 0 or not source.is_file():
+        taken = [
+            p for p in list_checkpoints(self.run_dir) if checkpoint_position(p) == (epoch, step)
+        ]
+        if epoch == 0 or not taken:
             return {}
-        return {k: v[:epoch] for k, v in read_artifact(source).history.items()}
+        return {k: v[:epoch] for k, v in read_artifact(taken[-1]).history.items()}
 
     def _whole_history(self, logs: Mapping[str, float] | None) -> dict[str, list[float]]:
         current = history_of(self.model)
@@ -542,3 +545,27 @@ class CheckpointCallback(Callback):
         if self.earlier and history is not None and hasattr(history, "history"):
             history.history = whole
             history.epoch = list(range(len(next(iter(whole.values()), []))))
+
+
+class StepCheckpointCallback(CheckpointCallback):
+    """CheckpointCallback that also checkpoints every `save_freq` steps inside an epoch (a
+    long streamed epoch); kept apart so that runs without it pay for no per-step hook."""
+
+    def __init__(
+        self, run_dir: str | os.PathLike[str], save_freq: int, keep: int = 2, **extras: Any
+    ) -> None:
+        super().__init__(run_dir, keep, **extras)
+        self.save_freq = save_freq
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
+        """Every `save_freq` steps (Keras's ModelCheckpoint argument), a checkpoint of the
+        position inside the epoch, so a killed run loses at most that many steps."""
+        if not self.save_freq or (batch + 1) % self.save_freq:
+            return
+        state = dict(self.model.get_training_state())
+        if state.get("position") is None:
+            return  # data-parallel runs resume at epoch boundaries only
+        history = self._whole_history(None)
+        state["history"] = history
+        artifact = model_artifact(self.model, training_state=state, history=history, **self.extras)
+        write_checkpoint(self.run_dir, state["epoch"], artifact, keep=self.keep, step=batch + 1)

@@ -34,7 +34,7 @@ MODEL_FILE = "model.msz"
 CHECKPOINT_DIR = "checkpoints"
 MANIFEST = "manifest.json"
 _ZIP_MAGIC = b"PK\x03\x04"
-_CHECKPOINT_RE = re.compile(r"^epoch-(\d{6})\.msz$")
+_CHECKPOINT_RE = re.compile(r"^epoch-(\d{6})(?:-step-(\d{9}))?\.msz$")
 _MEMBER_RE = re.compile(r"^[a-z_]+\.(json|safetensors)$")
 _ARRAY_TAG = "__array__"
 
@@ -364,9 +364,20 @@ def _decode(file: Path, contents: dict[str, bytes]) -> Artifact:
 
 
 # ----- checkpoints -------------------------------------------------------------------------
-def checkpoint_path(run_dir: str | os.PathLike[str], epoch: int) -> Path:
-    """Where the checkpoint taken after `epoch` (0-based count of finished epochs) lives."""
-    return Path(run_dir) / CHECKPOINT_DIR / f"epoch-{epoch:06d}.msz"
+def checkpoint_path(run_dir: str | os.PathLike[str], epoch: int, step: int = 0) -> Path:
+    """Where the checkpoint taken after epoch `epoch` (0-based) lives; with `step`, the one
+    taken `step` steps into epoch `epoch` (file names sort in the order they were taken)."""
+    name = f"epoch-{epoch:06d}-step-{step:09d}.msz" if step else f"epoch-{epoch:06d}.msz"
+    return Path(run_dir) / CHECKPOINT_DIR / name
+
+
+def checkpoint_position(path: Path) -> tuple[int, int]:
+    """(epochs finished, steps into the next epoch) at which a checkpoint was taken."""
+    found = _CHECKPOINT_RE.match(path.name)
+    if found is None:
+        raise ValueError(f"{path.name!r} is not a checkpoint file name")
+    epoch = int(found.group(1))
+    return (epoch, int(found.group(2))) if found.group(2) else (epoch + 1, 0)
 
 
 def checkpoint_epoch(path: Path) -> int:
@@ -387,10 +398,10 @@ def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def write_checkpoint(
-    run_dir: str | os.PathLike[str], epoch: int, artifact: Artifact, keep: int = 2
+    run_dir: str | os.PathLike[str], epoch: int, artifact: Artifact, keep: int = 2, step: int = 0
 ) -> Path:
     """Write one checkpoint atomically, then drop all but the newest `keep` and stale temps."""
-    target = checkpoint_path(run_dir, epoch)
+    target = checkpoint_path(run_dir, epoch, step)
     atomic_write_bytes(target, artifact_bytes(artifact))
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)

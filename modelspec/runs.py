@@ -292,6 +292,21 @@ def history_results(history: Any) -> dict[str, dict[str, float]]:
     return {"train": train, "validation": validation}
 
 
+# A streamed run also checkpoints inside each epoch: every tenth of it, at least this many steps.
+MIN_STEPS_BETWEEN_CHECKPOINTS = 50
+
+
+def checkpointer(run: RunData, run_dir: Path, steps: int) -> Any:
+    """The run folder's checkpoints: after each epoch, and for streamed (long) training data
+    also inside the epoch, so that a killed run resumes where it was."""
+    from engine.callbacks import CheckpointCallback, StepCheckpointCallback
+
+    if not isinstance(run.train, Stream):
+        return CheckpointCallback(run_dir)
+    every = max(MIN_STEPS_BETWEEN_CHECKPOINTS, -(-steps // 10))
+    return StepCheckpointCallback(run_dir, save_freq=every)
+
+
 def steps_per_epoch(dataset: Dataset | Stream, validation_split: float, batch_size: int) -> int:
     """Steps per epoch, as fit counts them (the validation split is the last fraction)."""
     return max(1, -(-int(len(dataset) * (1.0 - validation_split)) // batch_size))

@@ -29,6 +29,7 @@ from engine.fused import parallel
 from engine.fused.gemm import planned_blas, whole_products
 from engine.spec_callbacks import from_config
 from engine.streaming import Stream
+from engine.train import position
 from engine.train.adapt import adapt_layers
 from engine.train.errors import TrainingError
 from engine.train.executor import Executor
@@ -144,10 +145,16 @@ def fit(
             for epoch in range(initial_epoch, epochs):
                 callback_list.on_epoch_begin(epoch)
                 key = [seed, epoch, 1] if dp is None else dp.rng_key(seed, epoch)
-                trainer.train_exec.set_rng(np.random.default_rng(key))
+                generator = np.random.default_rng(key)
+                trainer.train_exec.set_rng(generator)
                 tracker.reset()
-                batches = _epoch_batches(data, dp, batch_size, seed, epoch, shuffle)
-                for step, batch in enumerate(batches):
+                saved = model._state.position if dp is None else None
+                start = position.resume_step(saved, epoch, generator, tracker)
+                model._state.position = None
+                live = position.Live(epoch, generator, tracker, start)
+                model._state.live_position = live if dp is None else None
+                batches = _epoch_batches(data, dp, batch_size, seed, epoch, shuffle, start)
+                for step, batch in enumerate(batches, start=start):
                     if batch_hooks:
                         callback_list.on_train_batch_begin(step)
                     if batch is None and dp is not None:
@@ -156,6 +163,7 @@ def fit(
                     else:
                         bx, by, bsw = batch
                         loss = trainer.train_step(bx, by, bsw, tracker, reduce)
+                    live.step = step + 1
                     if batch_hooks:
                         callback_list.on_train_batch_end(step, tracker.logs())
                     if dp is not None:
@@ -183,6 +191,7 @@ def fit(
                         for k, v in _run_test(trainer, val, batch_size, val_tracker, dp).items()
                     )
                 model._state.epoch = epoch + 1
+                live.step = 0
                 callback_list.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break
@@ -192,6 +201,7 @@ def fit(
     callback_list.on_train_end()
     model._state.callback_state = callback_list.get_state()
     model._state.live_callbacks = None
+    model._state.live_position = None
     return history
 
 
@@ -213,10 +223,12 @@ def _epoch_batches(
     seed: int,
     epoch: int,
     shuffle: bool,
+    start: int = 0,
 ) -> Iterator[Any]:
-    """Epoch `epoch`'s batches; data-parallel, this rank's part of each (None: nothing)."""
+    """Epoch `epoch`'s batches from batch `start`; data-parallel, this rank's part of each
+    (None: nothing), from the epoch's start."""
     if dp is None:
-        return data.epoch_batches(batch_size, seed, epoch, shuffle)
+        return data.epoch_batches(batch_size, seed, epoch, shuffle, start)
     if isinstance(data, StreamData):
         return data.shard_batches(dp, batch_size, seed, epoch, shuffle)
     order = np.random.default_rng([seed, epoch]).permutation(data.size) if shuffle else None

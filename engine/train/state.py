@@ -6,6 +6,7 @@ epoch, seed, optimizer state, history and callback state are all a resume needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ class ModelState:
     live_callbacks: cb.CallbackList | None = None
     # predict's executors for a model without a trainer, keyed by the ids of its weight arrays
     inference: tuple[tuple[int, ...], list[Executor]] | None = None
+    # where the next fit continues its first epoch (engine.train.position), from a checkpoint
+    position: dict[str, Any] | None = None
+    # the running fit's position now (None at an epoch's end), for a mid-epoch checkpoint
+    live_position: Callable[[], dict[str, Any] | None] | None = None
 
     def invalidate(self) -> None:
         """Forget the plan and per-output choices after the graph changed (compile args stay)."""
@@ -52,6 +57,7 @@ def get_training_state(model: Model) -> dict[str, Any]:
             if state.live_callbacks is not None
             else dict(state.callback_state)
         ),
+        "position": state.live_position() if state.live_position is not None else None,
     }
 
 
@@ -69,3 +75,4 @@ def set_training_state(model: Model, state: dict[str, Any]) -> None:
     history.epoch = list(range(len(next(iter(history.history.values()), []))))
     model.history = history
     model._state.callback_state = dict(state.get("callbacks", {}))
+    model._state.position = state.get("position")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from engine import metrics
@@ -17,6 +18,8 @@ class Tracker:
         self.compiled = compiled
         self.multi = len(names) > 1
         self.names = names
+        # sums saved mid-epoch (engine.train.position), put back once the metrics exist
+        self.resumed: Callable[[Tracker], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -26,6 +29,9 @@ class Tracker:
         for group in self.compiled.metrics or []:
             for m in group:
                 m.reset()
+        if self.resumed is not None and self.compiled.metrics is not None:
+            resumed, self.resumed = self.resumed, None
+            resumed(self)
 
     def add(self, loss: float, per_output: list[float], n: int) -> None:
         self.count += n

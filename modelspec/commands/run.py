@@ -211,15 +211,14 @@ def _train(
     tests."""
     import numpy as np
 
-    from engine.callbacks import CheckpointCallback
     from modelspec import runs
     from modelspec.progress import progress_callback
 
     callbacks = fit.pop("callbacks")
     if lead:
         run_dir.mkdir(parents=True, exist_ok=True)
-        callbacks.append(CheckpointCallback(run_dir))
         steps = runs.steps_per_epoch(run.train, fit["validation_split"], fit["batch_size"])
+        callbacks.append(runs.checkpointer(run, run_dir, steps))
         progress = progress_callback(console, fit["epochs"], steps, verbose)
         if progress is not None:
             callbacks.insert(0, progress)
