@@ -3,7 +3,6 @@ when it is large or the spec asks for streaming; the format from `format` or the
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from engine.config.data import DataSource
@@ -20,7 +19,7 @@ from engine.streaming.arrays import ArraySource
 from engine.streaming.folders import IMAGE_SUFFIXES, TEXT_SUFFIXES, FolderSource
 from engine.streaming.pipeline import Stream
 from engine.streaming.tables import ArrowSource, CsvSource, ParquetSource
-from engine.streaming.units import BadDataWarning, Source
+from engine.streaming.units import Source
 
 # `streaming: auto` streams a source larger than this on disk (images: decoded).
 STREAM_ABOVE_BYTES = 512 << 20
@@ -94,13 +93,7 @@ def open_stream(
     stream = Stream(
         reader, source, signature, schema, label_key, need_targets=need_targets, dtype=dtype
     )
-    if reader.skipped:
-        warnings.warn(
-            f"{path}: skipped {len(reader.skipped)} unreadable or bad pieces of data "
-            f"(bad_data: skip); the first: {reader.skipped[0]}",
-            BadDataWarning,
-            stacklevel=2,
-        )
+    stream.warn_skipped(0)
     return stream
 
 

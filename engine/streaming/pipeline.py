@@ -99,14 +99,14 @@ class Stream:
         )
         for batch in self.prefetcher.run(batches(rows, batch_size)):
             yield self._split(batch)
-        self._warn_skipped(skipped_before)
+        self.warn_skipped(skipped_before)
 
     def to_dataset(self) -> Dataset:
         """The whole data set in memory, in file order (the small-data path)."""
         chunks = [c for u in self.source.units for p in self._pieces(u) for c in [p.load()]]
         whole = merge([c for c in chunks if c])
         x, y = self._split(whole)
-        self._warn_skipped(0)
+        self.warn_skipped(0)
         return Dataset(self.path, x, y)
 
     def _units(self, seed: int, epoch: int, shuffle: bool) -> list[Unit]:
@@ -178,7 +178,8 @@ class Stream:
         y = {k[2:]: v for k, v in batch.items() if k.startswith("y:")}
         return x, y
 
-    def _warn_skipped(self, before: int) -> None:
+    def warn_skipped(self, before: int) -> None:
+        """One warning counting the pieces skipped since the `before`-th (bad_data: skip)."""
         new = self.source.skipped[before:]
         if new:
             warnings.warn(
