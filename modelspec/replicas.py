@@ -56,7 +56,7 @@ def session(
         yield Role()
         return
     check_batch_size(int(fit_section.get("batch_size") or 32), launch.world_size())
-    with data_parallel(config.check_weights) as dp:
+    with data_parallel(config.check_weights, config.bucket_mb) as dp:
         description = dp.comm.describe()
         try:
             yield Role(dp.rank == 0, dp.rank, dp.size, description)

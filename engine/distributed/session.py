@@ -29,12 +29,13 @@ def active() -> DataParallel | None:
 
 
 @contextlib.contextmanager
-def data_parallel(check_weights: bool = True) -> Iterator[DataParallel]:
-    """Every `fit` in the block trains data-parallel over MPI's world (imports mpi4py)."""
+def data_parallel(check_weights: bool = True, bucket_mb: float = 25.0) -> Iterator[DataParallel]:
+    """Every `fit` in the block trains data-parallel over MPI's world (imports mpi4py); the
+    options are `fit.distributed`'s."""
     from engine.distributed.comm import Communicator
     from engine.distributed.replica import DataParallel
 
-    replica = DataParallel(Communicator(), check_weights=check_weights)
+    replica = DataParallel(Communicator(), check_weights, int(bucket_mb * 2**20))
     _use_local_gpu()
     _active.append(replica)
     try:

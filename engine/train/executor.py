@@ -3,7 +3,7 @@ buffers, which calls need input gradients and where a shared layer adds a second
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,9 @@ class Executor:
         self.output_masks: list[Any] = []
         self.caches: list[Any] = [None] * len(calls)
         self.values: list[Any] = [None] * graph.n_slots
+        # Told during backward that calls from index k on are done (k = 0: the pass is over);
+        # data-parallel training starts each gradient bucket's Allreduce from it.
+        self.progress: Callable[[int], None] | None = None
 
     def _plan(
         self,
@@ -145,8 +148,10 @@ class Executor:
         grads: list[Any] = [None] * self.n_slots
         for slot, g in zip(self.output_slots, grad_outputs, strict=True):
             grads[slot] = g if grads[slot] is None else grads[slot] + g
-        values, caches, needs = self.values, self.caches, self.needs_grad
+        values, caches, needs, progress = self.values, self.caches, self.needs_grad, self.progress
         for i in range(len(self.calls) - 1, -1, -1):
+            if progress is not None:
+                progress(i + 1)
             c = self.calls[i]
             g = grads[c.output]
             if not c.run_backward or g is None:
@@ -163,3 +168,5 @@ class Executor:
             for slot, gs in pairs:
                 if gs is not None and needs[slot]:
                     grads[slot] = gs if grads[slot] is None else grads[slot] + gs
+        if progress is not None:
+            progress(0)

@@ -117,6 +117,7 @@ def fit(
     trainer = get_trainer(model)
     seed = _model_seed(model)
     dp = distributed.active()
+    trainer.train_exec.progress = None
     if dp is not None:
         seed = dp.begin(model, trainer, batch_size, data)
         if val is not None:

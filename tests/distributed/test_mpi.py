@@ -76,27 +76,43 @@ def history(run: Path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
 
 
-def assert_same_run(a: Path, b: Path) -> None:
-    """Equal to float32 tolerance: only the order of the sums differs."""
+def assert_same_run(a: Path, b: Path, rtol: float = 2e-5) -> None:
+    """Equal to the dtype's tolerance: only the order of the sums differs."""
     ha, hb = history(a), history(b)
     assert ha.keys() == hb.keys()
     for key in ha:
-        np.testing.assert_allclose(hb[key], ha[key], rtol=2e-5, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(hb[key], ha[key], rtol=rtol, atol=rtol / 20, err_msg=key)
     wa, wb = saving.read_artifact(a).weights, saving.read_artifact(b).weights
     assert wa.keys() == wb.keys()
     for key in wa:
-        np.testing.assert_allclose(wb[key], wa[key], rtol=1e-4, atol=2e-5, err_msg=key)
+        np.testing.assert_allclose(wb[key], wa[key], rtol=5 * rtol, atol=rtol, err_msg=key)
 
 
-@pytest.mark.parametrize(("spec", "epochs"), [("iris_mlp", 5), ("diabetes_regression", 5)])
+@pytest.mark.parametrize(
+    ("spec", "options", "rtol"),
+    [
+        # one bucket (the default 25 MiB holds the whole gradient)
+        ("iris_mlp", [], 2e-5),
+        # a ragged last batch (283 samples in batches of 32), one Allreduce after the backward pass
+        ("diabetes_regression", ["fit.distributed.bucket_mb=0"], 2e-5),
+        # two inputs through shared layers, the gradient in 1 KiB buckets started during the
+        # backward pass; in float64, where Adam cannot amplify float32 rounding (in float32
+        # this model's validation loss moves by 1e-3 between summation orders: one process's
+        # float32 run is that far from its float64 run as well)
+        ("digits_siamese", ["fit.distributed.bucket_mb=0.001", "dtype=float64"], 1e-10),
+    ],
+)
 def test_two_ranks_equal_one_process_at_the_same_global_batch(
-    tmp_path: Path, spec: str, epochs: int
+    tmp_path: Path, spec: str, options: list[str], rtol: float
 ) -> None:
-    """The design's proof: the History and the weights of a 2-rank run are one process's."""
-    train_one(spec, tmp_path / "one", "--set", f"fit.epochs={epochs}")
-    two = train_mpi(spec, tmp_path / "two", "--set", f"fit.epochs={epochs}")
+    """The design's proof: over several epochs, the History and the weights of a 2-rank run
+    are one process's at the same global batch."""
+    epochs = 4
+    settings = [f"--set=fit.epochs={epochs}", *(f"--set={o}" for o in options)]
+    train_one(spec, tmp_path / "one", *settings)
+    two = train_mpi(spec, tmp_path / "two", *settings)
     assert two.returncode == 0, two.stderr
-    assert_same_run(tmp_path / "one", tmp_path / "two")
+    assert_same_run(tmp_path / "one", tmp_path / "two", rtol)
     # rank 0 alone prints: one summary, one progress line per epoch, one table
     assert two.stdout.count(f"Epoch {epochs}/{epochs}") == 1
     assert two.stdout.count("Final metrics") == 1

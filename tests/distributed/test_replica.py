@@ -175,3 +175,29 @@ def test_one_process_never_imports_mpi4py(tmp_path: Path) -> None:
         "assert 'mpi4py' not in sys.modules, 'mpi4py was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=tmp_path)
+
+
+def test_buckets_cut_the_gradient_from_the_end_in_backward_order() -> None:
+    from engine.build import from_spec
+    from engine.distributed.buckets import Buckets
+    from engine.train.trainer import get_trainer
+
+    model = from_spec(
+        {
+            "model": {
+                "type": "sequential",
+                "layers": [
+                    {"type": "Input", "shape": [8]},
+                    {"type": "Dense", "units": 16},
+                    {"type": "Dense", "units": 16},
+                    {"type": "Dense", "units": 2},
+                ],
+            },
+            "compile": {"optimizer": "sgd", "loss": "mse"},
+        }
+    )
+    trainer = get_trainer(model)
+    buckets = Buckets(StubComm(0, 2), trainer.flat, trainer.train_exec, 4 * 200)  # type: ignore[arg-type]
+    # weights 8x16+16, 16x16+16, 16x2+2 = 144, 272, 34 floats: [0,144) [144,416) [416,450)
+    assert buckets.ranges == [(144, 450), (0, 144)]
+    assert buckets.ready_at == [1, 0]  # the second and third Dense, then the first
