@@ -32,6 +32,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.workloads import WORKLOADS, data  # noqa: E402
 from engine.distributed.launch import mpirun_command  # noqa: E402
 
+# (ranks, products split over two threads or whole, bucket MiB): 25 MiB holds W2's and W3's
+# whole gradient (one Allreduce after the backward pass); 0.25 MiB starts W2's in 9 buckets.
+CONFIGURATIONS = [(1, "split", 25.0), (2, "split", 25.0), (2, "whole", 25.0), (2, "split", 0.25)]
 PING_BYTES = [8 << (2 * k) for k in range(12)]  # 8 B ... 32 MiB in factors of 4
 
 
@@ -53,7 +56,9 @@ class _Timed:
             self.calls += 1
 
 
-def rank_main(key: str, epochs: int, quick: bool, whole: bool, parallel: bool) -> None:
+def rank_main(
+    key: str, epochs: int, quick: bool, whole: bool, parallel: bool, bucket_mb: float
+) -> None:
     from engine.build import from_spec
     from engine.callbacks import Callback
     from engine.distributed import data_parallel
@@ -71,7 +76,7 @@ def rank_main(key: str, epochs: int, quick: bool, whole: bool, parallel: bool) -
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             times.append(time.perf_counter() - self.start)
 
-    session = data_parallel() if parallel else contextlib.nullcontext()
+    session = data_parallel(bucket_mb=bucket_mb) if parallel else contextlib.nullcontext()
     products = whole_products() if whole else contextlib.nullcontext()
     with session as dp, products:
         timers = [_Timed(dp, "reduce_gradients"), _Timed(dp, "agree")] if dp else []
@@ -81,12 +86,13 @@ def rank_main(key: str, epochs: int, quick: bool, whole: bool, parallel: bool) -
         rank = dp.rank if dp else 0
         if rank == 0:
             steps = sum(t.calls for t in timers[:1]) or 1
+            reduce_s = timers[0].seconds + (dp.buckets.seconds if dp and dp.buckets else 0.0)
             grads = sum(int(np.prod(w.shape)) for w in model.trainable_weights) * 4
             print(
                 json.dumps(
                     {
                         "samples_per_s": len(x) / statistics.median(times[1:]),
-                        "allreduce_ms_per_step": 1e3 * timers[0].seconds / steps if timers else 0.0,
+                        "allreduce_ms_per_step": 1e3 * reduce_s / steps,
                         "agree_ms_per_step": 1e3 * timers[1].seconds / steps if timers else 0.0,
                         "step_ms": 1e3
                         * statistics.median(times[1:])
@@ -153,10 +159,11 @@ def main() -> None:
     parser.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--parallel", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ping", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bucket-mb", type=float, default=25.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     epochs = 1 if args.quick else args.epochs
     if args.rank:
-        rank_main(args.rank, epochs, args.quick, args.whole, args.parallel)
+        rank_main(args.rank, epochs, args.quick, args.whole, args.parallel, args.bucket_mb)
         return
     if args.ping:
         ping_main(5 if args.quick else 50)
@@ -165,11 +172,12 @@ def main() -> None:
     results: dict[str, Any] = {"machine_cores": os.cpu_count(), "workloads": {}}
     for key in args.only:
         rows = {}
-        for ranks, products in [(1, "split"), (2, "split"), (2, "whole")]:
+        for ranks, products, bucket in CONFIGURATIONS:
             extra = [*quick, "--epochs", str(epochs), *(["--whole"] if products == "whole" else [])]
-            extra += ["--parallel"] if ranks > 1 else []
-            rows[f"{ranks} rank(s), {products}"] = row = _launch(ranks, "--rank", key, *extra)
-            print(_describe(key, ranks, products, row), flush=True)
+            extra += ["--parallel", "--bucket-mb", str(bucket)] if ranks > 1 else []
+            label = f"{products}, {bucket} MiB buckets" if bucket != 25.0 else products
+            rows[f"{ranks} rank(s), {label}"] = row = _launch(ranks, "--rank", key, *extra)
+            print(_describe(key, ranks, label, row), flush=True)
         results["workloads"][key] = rows
     ping = _launch(2, "--ping", *quick)
     latency, bandwidth = fit_latency_bandwidth(ping)

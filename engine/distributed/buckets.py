@@ -12,6 +12,7 @@ non-blocking operation forward only inside its own calls.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from engine.distributed.comm import Communicator
@@ -48,10 +49,12 @@ class Buckets:
         self.share = 1.0
         self.next = 0
         self.requests: list[Any] = []
+        self.seconds = 0.0  # inside `progress`: starting, testing and waiting (for benchmarks)
 
     def progress(self, done_from: int) -> None:
         """Layer calls `done_from` onwards have run their backward; at 0 the pass is over and
         the step waits until every bucket is summed."""
+        start = time.perf_counter()
         while self.next < len(self.ranges) and self.ready_at[self.next] >= done_from:
             lo, hi = self.ranges[self.next]
             part = self.grad[lo:hi]
@@ -66,3 +69,4 @@ class Buckets:
             self.next = 0
         elif self.requests:
             self.comm.mpi.Request.Testall(self.requests)
+        self.seconds += time.perf_counter() - start

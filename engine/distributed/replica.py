@@ -59,7 +59,7 @@ class DataParallel:
         self.bucket_bytes = bucket_bytes
         self.share = 1.0
         self._reduce: Reduce | None = None
-        self._buckets: Buckets | None = None
+        self.buckets: Buckets | None = None
         self._averaged: list[Variable] = []
 
     # --- the start of fit ------------------------------------------------------------------
@@ -80,11 +80,11 @@ class DataParallel:
         for w in model.weights:
             self._broadcast(w)
         self._reduce = reducer_for(self.comm, trainer.flat.grad) if trainer.flat.size else None
-        self._buckets = None
+        self.buckets = None
         if self.bucket_bytes and trainer.flat.size and backend_of(trainer.flat.grad).name == "cpu":
             # host buffers only: NCCL and staged device transfers sum the buffer whole
-            self._buckets = Buckets(self.comm, trainer.flat, trainer.train_exec, self.bucket_bytes)
-            trainer.train_exec.progress = self._buckets.progress
+            self.buckets = Buckets(self.comm, trainer.flat, trainer.train_exec, self.bucket_bytes)
+            trainer.train_exec.progress = self.buckets.progress
         self._averaged = [
             w
             for call in model.graph.calls
@@ -114,8 +114,8 @@ class DataParallel:
             count = min(batch_size, data.size - start)
             lo, hi = shard_bounds(count, self.rank, self.size)
             self.share = (hi - lo) / count
-            if self._buckets is not None:
-                self._buckets.share = self.share
+            if self.buckets is not None:
+                self.buckets.share = self.share
             if hi == lo:
                 yield None
                 continue
@@ -127,7 +127,7 @@ class DataParallel:
         """The whole batch's gradient on every rank: shares weighted, summed in one Allreduce
         (or already, bucket by bucket, during the backward pass); then the statistics layers
         keep per batch (BatchNormalization's) averaged likewise."""
-        if self._reduce is not None and self._buckets is None:
+        if self._reduce is not None and self.buckets is None:
             flat.grad *= flat.grad.dtype.type(self.share)
             self._reduce(flat.grad)
         if self._averaged:
@@ -148,8 +148,8 @@ class DataParallel:
     def idle_step(self, trainer: Trainer) -> None:
         """A rank with no samples in a short last batch adds nothing but takes the update."""
         trainer.flat.grad.fill(0)
-        if self._buckets is not None:
-            self._buckets.progress(0)
+        if self.buckets is not None:
+            self.buckets.progress(0)
         self.reduce_gradients(trainer.flat)
         trainer.apply_update()
 
