@@ -60,6 +60,7 @@ class DataParallel:
         self.share = 1.0
         self._reduce: Reduce | None = None
         self.buckets: Buckets | None = None
+        self._reducers: dict[str, Reduce] = {}
         self._averaged: list[Variable] = []
 
     # --- the start of fit ------------------------------------------------------------------
@@ -79,7 +80,7 @@ class DataParallel:
         model.seed = int(seed[0])
         for w in model.weights:
             self._broadcast(w)
-        self._reduce = reducer_for(self.comm, trainer.flat.grad) if trainer.flat.size else None
+        self._reduce = self._reducer(trainer.flat.grad) if trainer.flat.size else None
         self.buckets = None
         if self.bucket_bytes and trainer.flat.size and backend_of(trainer.flat.grad).name == "cpu":
             # host buffers only: NCCL and staged device transfers sum the buffer whole
@@ -98,6 +99,14 @@ class DataParallel:
         host = np.ascontiguousarray(backend.to_host(w.data))
         self.comm.broadcast(host)
         w.data[...] = backend.asarray(host)
+
+    def _reducer(self, buffer: Array) -> Reduce:
+        """The sum over ranks for `buffer`'s device, set up once per device (NCCL's
+        communicator is costly to create)."""
+        name = backend_of(buffer).name
+        if name not in self._reducers:
+            self._reducers[name] = reducer_for(self.comm, buffer)
+        return self._reducers[name]
 
     def rng_key(self, seed: int, epoch: int) -> list[int]:
         """Dropout's generator key: one stream per rank, all derived from the spec's seed."""
@@ -138,7 +147,7 @@ class DataParallel:
         xp = backend_of(first).xp
         packed = xp.concatenate([w.data.reshape(-1) for w in self._averaged])
         packed *= packed.dtype.type(self.share)
-        reducer_for(self.comm, packed)(packed)
+        self._reducer(packed)(packed)
         offset = 0
         for w in self._averaged:
             size = w.data.size
