@@ -86,7 +86,9 @@ def rank_main(
         rank = dp.rank if dp else 0
         if rank == 0:
             steps = sum(t.calls for t in timers[:1]) or 1
-            reduce_s = timers[0].seconds + (dp.buckets.seconds if dp and dp.buckets else 0.0)
+            reduce_s = sum(t.seconds for t in timers[:1]) + (
+                dp.buckets.seconds if dp and dp.buckets else 0.0
+            )
             grads = sum(int(np.prod(w.shape)) for w in model.trainable_weights) * 4
             print(
                 json.dumps(

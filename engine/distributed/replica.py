@@ -84,8 +84,11 @@ class DataParallel:
         self.buckets = None
         if self.bucket_bytes and trainer.flat.size and backend_of(trainer.flat.grad).name == "cpu":
             # host buffers only: NCCL and staged device transfers sum the buffer whole
-            self.buckets = Buckets(self.comm, trainer.flat, trainer.train_exec, self.bucket_bytes)
-            trainer.train_exec.progress = self.buckets.progress
+            buckets = Buckets(self.comm, trainer.flat, trainer.train_exec, self.bucket_bytes)
+            # one bucket is ready only when the pass ends: the blocking Allreduce does it then
+            if len(buckets.ranges) > 1:
+                self.buckets = buckets
+                trainer.train_exec.progress = buckets.progress
         self._averaged = [
             w
             for call in model.graph.calls
