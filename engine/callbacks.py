@@ -82,6 +82,7 @@ class History(Callback):
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
         self.interrupted = False
+        self.stop_signal: int | None = None  # SIGINT or SIGTERM when one stopped the run
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self.epoch.append(epoch)

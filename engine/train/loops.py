@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -198,7 +199,10 @@ def fit(
                     break
         except KeyboardInterrupt:
             history.interrupted = True
+            interrupt.signum = interrupt.signum or signal.SIGINT
         history.interrupted = history.interrupted or interrupt.requested
+        if history.interrupted:
+            history.stop_signal = int(interrupt.signum or signal.SIGINT)
     callback_list.on_train_end()
     model._state.callback_state = callback_list.get_state()
     model._state.live_callbacks = None

@@ -13,6 +13,7 @@ import csv
 import importlib
 import io
 import json
+import signal
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
     from engine.data import ModelSignature
     from modelspec.check import SpecReport
     from modelspec.runs import RunData
-
-INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 
 
 class CommandError(RunError):
@@ -55,6 +54,7 @@ def _exit_codes() -> list[tuple[type[BaseException], int]]:
 
 _ENGINE_ERRORS = (
     ("engine.saving", "ArtifactError", 2),
+    ("engine.atomic", "FileWriteError", 1),
     ("engine.train.errors", "TrainingError", 1),
     ("engine.build", "SpecError", 1),
     ("engine.tensorboard", "WriterUnavailableError", 1),
@@ -147,7 +147,7 @@ def train(
     """Train the model of SPEC and write its run folder: model, spec, history.
 
     Under mpirun or srun with more than one process, the run is data-parallel (rank 0 writes)."""
-    from modelspec import replicas, runs
+    from modelspec import replicas, run_lock, runs
     from modelspec.progress import metrics_table
 
     console, err = Console(), Console(stderr=True)
@@ -158,7 +158,11 @@ def train(
         signature = runs.signature_of(report)
         run_dir = out or resume or runs.default_run_dir(data, spec)
         fit_section = dict(data.get("fit") or {})
-        with runs.device(device), replicas.session(fit_section, err, _exit_code) as role:
+        with (
+            contextlib.ExitStack() as stack,
+            runs.device(device),
+            replicas.session(fit_section, err, _exit_code) as role,
+        ):
             if not role.lead:
                 console = Console(quiet=True)
             if role.description:
@@ -169,6 +173,7 @@ def train(
             run = runs.load_run_data(runs.data_config(data, spec), spec.parent, signature, dtype)
             fit = runs.fit_arguments(fit_section, run_dir, run.schema, writes=role.lead)
             model = runs.build_model(data)
+            stack.enter_context(run_lock.locked(run_dir, take=role.lead))
             if resume is not None:
                 fit["initial_epoch"] = runs.resume_from(model, resume, spec)
             if role.lead:
@@ -181,8 +186,10 @@ def train(
                 _write_report(console, model, run_dir)
     console.print(metrics_table(results))
     console.print(f"Saved the run to {run_dir}", highlight=False, markup=False, soft_wrap=True)
-    if getattr(getattr(model, "history", None), "interrupted", False):
-        raise typer.Exit(INTERRUPTED)  # saved; 130 tells the shell that Ctrl-C ended it
+    history = getattr(model, "history", None)
+    if getattr(history, "interrupted", False):
+        # saved; 130 (Ctrl-C) or 143 (SIGTERM) tells the shell or scheduler what ended it
+        raise typer.Exit(128 + (getattr(history, "stop_signal", None) or signal.SIGINT))
 
 
 def _write_report(console: Console, model: Any, run_dir: Path) -> None:
