@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
+from engine.atomic import atomic_write_bytes
 from engine.config.data import DataConfig, DataSource
 from engine.data import (
     DataSchema,
@@ -265,7 +266,7 @@ def portable_spec(data: dict[str, Any], spec_dir: Path, run_dir: Path) -> dict[s
 
 def write_spec(data: dict[str, Any], spec_dir: Path, run_dir: Path) -> None:
     text = yaml.safe_dump(portable_spec(data, spec_dir, run_dir), sort_keys=False)
-    (run_dir / SPEC_FILE).write_text(text, encoding="utf-8")
+    atomic_write_bytes(run_dir / SPEC_FILE, text.encode("utf-8"))
 
 
 def run_spec(model_path: Path) -> Path:
