@@ -16,7 +16,9 @@ import csv
 import difflib
 import io
 import struct
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,10 +216,24 @@ def _open(path: Path, mode: str, **kwargs: Any) -> Any:
         raise UnreadableDataError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
 
 
+# NumPy parses an NPY header with ast.literal_eval, so a damaged one can raise SyntaxError or
+# tokenize.TokenError besides ValueError; a damaged ZIP may raise any of zipfile's errors.
+_ARRAY_DAMAGE = (
+    OSError,
+    EOFError,
+    ValueError,
+    SyntaxError,
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+    NotImplementedError,
+    zlib.error,
+)
+
+
 def _read_npy(path: Path) -> Table:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except _ARRAY_DAMAGE as exc:
         raise DataError(f"{path}: not a readable NPY array ({exc})") from exc
     return Table(path, "npy", {path.stem: array})
 
@@ -227,7 +243,7 @@ def _read_npz(path: Path) -> Table:
         with zipfile.ZipFile(path) as archive:
             members = [i for i in archive.infolist() if i.filename.endswith(".npy")]
             arrays = {i.filename[:-4]: _npz_member(path, archive, i) for i in members}
-    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+    except _ARRAY_DAMAGE as exc:
         raise DataError(f"{path}: not a readable NPZ archive ({exc})") from exc
     return Table(path, "npz", arrays)
 
