@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,11 @@ def is_artifact_file(path: str | os.PathLike[str]) -> bool:
         return handle.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
 
 
+# What zipfile raises for damaged bytes: a bad offset is a ValueError (a negative seek), a
+# mangled compression method NotImplementedError, a broken deflate stream zlib.error.
+_ZIP_DAMAGE = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error)
+
+
 def read_artifact(path: str | os.PathLike[str]) -> Artifact:
     """Read and verify an artifact; every kind of damage is its own ArtifactError subclass."""
     file = _artifact_file(Path(path))
@@ -243,7 +249,7 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
         raise NotAnArtifactError(file, "no ZIP header (is this a model.msz?)")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except _ZIP_DAMAGE as exc:
         raise TruncatedArtifactError(
             file, f"the archive's directory is missing or cut short ({exc})"
         ) from None
@@ -266,7 +272,7 @@ def _check_names(file: Path, names: list[str]) -> None:
 def _read_member(file: Path, archive: zipfile.ZipFile, name: str) -> bytes:
     try:
         return archive.read(name)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except _ZIP_DAMAGE as exc:
         raise CorruptedArtifactError(file, f"{name}: damaged bytes ({exc})") from None
 
 
