@@ -629,17 +629,21 @@ def _heads(
     return g.op("Transpose", [y], stem, perm=perm)
 
 
-@converter("MultiHeadAttention")
+@converter("MultiHeadAttention", "GroupQueryAttention")
 def _multi_head_attention(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
     c = layer.config
-    if len(shapes[0]) != 3 or c.attention_axes not in (None, 1, -2, (1,), (-2,)):
-        raise ExportError(f"layer {layer.name!r}: MultiHeadAttention exports on rank-3 inputs")
+    if len(shapes[0]) != 3 or getattr(c, "attention_axes", None) not in (None, 1, -2, (1,), (-2,)):
+        raise ExportError(f"layer {layer.name!r}: {layer.type_name} exports on rank-3 inputs")
+    heads, kv_heads, key_dim, _ = layer._dims()
     w = {v.name.split("/", 1)[1]: v.numpy() for v in layer.weights}
+    for name in ("key/kernel", "key/bias", "value/kernel", "value/bias"):
+        if name in w:  # grouped heads: each key/value head serves heads // kv_heads queries
+            w[name] = np.repeat(w[name], heads // kv_heads, axis=-2)
     b = {k: w.get(f"{k}/bias") for k in ("query", "key", "value", "attention_output")}
     stem = layer.name
     key_in = xs[2] if len(xs) > 2 else xs[1]
     q = _heads(g, xs[0], w["query/kernel"], b["query"], [0, 2, 1, 3], stem)
-    q = g.op("Mul", [q, g.const("scale", 1.0 / math.sqrt(c.key_dim))], stem)
+    q = g.op("Mul", [q, g.const("scale", 1.0 / math.sqrt(key_dim))], stem)
     k = _heads(g, key_in, w["key/kernel"], b["key"], [0, 2, 3, 1], stem)
     v = _heads(g, xs[1], w["value/kernel"], b["value"], [0, 2, 1, 3], stem)
     scores = g.op("MatMul", [q, k], stem)

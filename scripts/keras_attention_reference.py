@@ -104,6 +104,49 @@ def simple(out: dict[str, np.ndarray], meta: dict[str, object], rng: np.random.G
         }
 
 
+GROUPED = [
+    # name, layer kwargs, query, value, key or None, call kwargs
+    ("gqa", {"head_dim": 3, "num_query_heads": 4, "num_key_value_heads": 2}, (5, 8), (6, 8),
+     None, {}),
+    ("gqa_causal_no_bias", {"head_dim": 2, "num_query_heads": 6, "num_key_value_heads": 3,
+     "use_bias": False}, (5, 7), (5, 4), (5, 3), {"use_causal_mask": True}),
+    ("gqa_mask_single_kv", {"head_dim": 4, "num_query_heads": 3, "num_key_value_heads": 1},
+     (4, 6), (5, 6), None, {"mask": True}),
+]
+
+
+def grouped(out: dict[str, np.ndarray], meta: dict[str, object], rng: np.random.Generator) -> None:
+    """GroupQueryAttention with seeded weights (and a causal or an explicit mask)."""
+    for name, kwargs, q_shape, v_shape, k_shape, call in GROUPED:
+        layer = keras.layers.GroupQueryAttention(**kwargs)
+        q = rng.standard_normal((2, *q_shape)).astype("float32")
+        v = rng.standard_normal((2, *v_shape)).astype("float32")
+        args: dict[str, object] = {"query": q, "value": v, "return_attention_scores": True}
+        if k_shape is not None:
+            args["key"] = out[f"{name}/key"] = rng.standard_normal((2, *k_shape)).astype("float32")
+        if call.get("use_causal_mask"):
+            args["use_causal_mask"] = True
+        if call.get("mask"):
+            mask = rng.random((2, q_shape[0], v_shape[0])) > 0.3
+            mask[:, :, 0] = True
+            args["attention_mask"] = out[f"{name}/attention_mask"] = mask
+        layer(**args)
+        weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in layer.weights]
+        layer.set_weights(weights)
+        y, scores = (np.asarray(a) for a in layer(**args))
+        out[f"{name}/query"], out[f"{name}/value"] = q, v
+        for i, w in enumerate(weights):
+            out[f"{name}/weight{i}"] = w
+        out[f"{name}/output"], out[f"{name}/scores"] = y, scores
+        meta[name] = {
+            "config": kwargs,
+            "call": call,
+            "params": int(layer.count_params()),
+            "weights": [w.path.split("/", 1)[1] for w in layer.weights],
+            "output_shape": list(y.shape[1:]),
+        }
+
+
 def main() -> None:
     out: dict[str, np.ndarray] = {}
     meta = {}
@@ -147,10 +190,13 @@ def main() -> None:
     simple_meta: dict[str, object] = {}
     simple(out, simple_meta, rng)
     out["simple_meta"] = np.frombuffer(json.dumps(simple_meta).encode(), dtype=np.uint8)
+    grouped_meta: dict[str, object] = {}
+    grouped(out, grouped_meta, rng)
+    out["grouped_meta"] = np.frombuffer(json.dumps(grouped_meta).encode(), dtype=np.uint8)
     out["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/keras_attention.npz")
     np.savez(target, **out)
-    print(json.dumps({**meta, **simple_meta}, indent=1))
+    print(json.dumps({**meta, **simple_meta, **grouped_meta}, indent=1))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -124,7 +124,7 @@ class MultiHeadAttention(Layer):
     type_name = "MultiHeadAttention"
     concurrent_inference = True
     config_class = MultiHeadAttentionConfig
-    positional = ("num_heads", "key_dim")
+    positional: ClassVar[tuple[str, ...]] = ("num_heads", "key_dim")
     multi_input = True
     supports_masking = True
     call_ports = PORTS
@@ -132,9 +132,10 @@ class MultiHeadAttention(Layer):
     config: MultiHeadAttentionConfig
 
     # ----- configuration and shapes -------------------------------------------------------
-    @property
-    def value_dim(self) -> int:
-        return self.config.value_dim or self.config.key_dim
+    def _dims(self) -> tuple[int, int, int, int]:
+        """(query heads, key/value heads, key_dim, value_dim)."""
+        c = self.config
+        return c.num_heads, c.num_heads, c.key_dim, c.value_dim or c.key_dim
 
     def _out_dims(self, query_dim: int) -> tuple[int, ...]:
         given = self.config.output_shape
@@ -195,18 +196,18 @@ class MultiHeadAttention(Layer):
         c = self.config
         self.compute_output_shape(input_shape)
         query, value, key = self._shapes(input_shape)[:3]
-        heads, kd, vd = c.num_heads, c.key_dim, self.value_dim
+        heads, kv_heads, kd, vd = self._dims()
         out = self._out_dims(int(query[-1]))
         kernels = {
             "query": ((int(query[-1]), heads, kd), 1),
-            "key": ((int(key[-1]), heads, kd), 1),
-            "value": ((int(value[-1]), heads, vd), 1),
+            "key": ((int(key[-1]), kv_heads, kd), 1),
+            "value": ((int(value[-1]), kv_heads, vd), 1),
             "attention_output": ((heads, vd, *out), 2),
         }
         biases: dict[str, tuple[int, ...]] = {
             "query": (heads, kd),
-            "key": (heads, kd),
-            "value": (heads, vd),
+            "key": (kv_heads, kd),
+            "value": (kv_heads, vd),
             "attention_output": out,
         }
         specs = []
@@ -232,12 +233,13 @@ class MultiHeadAttention(Layer):
 
     def flops(self, input_shape: Any) -> int:
         query, value, key = self._shapes(input_shape)[:3]
-        c = self.config
+        heads, kv_heads, kd, vd = self._dims()
         t = math.prod(d or 1 for d in query[1:-1])
         s = math.prod(d or 1 for d in value[1:-1])
-        hk, hv = c.num_heads * c.key_dim, c.num_heads * self.value_dim
+        hk, hv = heads * kd, heads * vd
         out = math.prod(self._out_dims(int(query[-1])))
-        projections = t * query[-1] * hk + s * key[-1] * hk + s * value[-1] * hv + t * hv * out
+        projections = t * query[-1] * hk + s * (key[-1] * kd + value[-1] * vd) * kv_heads
+        projections += t * hv * out
         return 2 * (projections + t * s * (hk + hv))
 
     # ----- masks --------------------------------------------------------------------------
@@ -292,10 +294,12 @@ class MultiHeadAttention(Layer):
         k_layout = HeadLayout.of(k.shape, axes)
         mask = self._mask(xp, arrays, ctx.mask, q_layout.length, k_layout.length)
         rng = (self._rng or ctx.rng) if ctx.training else None
-        qh, kh, vh = q_layout.split(q), k_layout.split(k), k_layout.split(v)
+        heads, kv_heads, key_dim, _ = self._dims()
+        qh = q_layout.split(q)
+        kh, vh = (_repeat_heads(xp, k_layout.split(a), heads // kv_heads) for a in (k, v))
         weights_shape = (*qh.shape[:-1], kh.shape[-2])
         keep = dropout_keep(weights_shape, q.dtype, self.config.dropout, rng, xp)
-        scale = 1.0 / math.sqrt(self.config.key_dim)
+        scale = 1.0 / math.sqrt(key_dim)
         heads, attn = attention_forward(qh, kh, vh, scale, mask, keep)
         combined = q_layout.merge(heads)
         out = _project(combined, *w["attention_output"], 2)
@@ -316,6 +320,8 @@ class MultiHeadAttention(Layer):
             combined, w["attention_output"][0], grad_output, slots["attention_output"], 2
         )
         dq, dk, dv = attention_backward(attn, q_layout.split(dcombined))
+        heads, kv_heads, _, _ = self._dims()
+        dk, dv = (_sum_repeats(g, heads // kv_heads) for g in (dk, dv))
         query, value = arrays[0], arrays[1]
         key = arrays[2] if len(arrays) > 2 else value
         gq = _project_backward(query, w["query"][0], q_layout.merge(dq), slots["query"], 1)
@@ -387,6 +393,19 @@ class MultiHeadAttention(Layer):
             *q_layout.moved[:-1], *k_layout.moved[-1 - n : -1]
         )
         return Tensor(out), Tensor(probs)
+
+
+def _repeat_heads(xp: Any, x: Array, repeats: int) -> Array:
+    """(B, kv heads, L, d) -> (B, kv heads * repeats, L, d), each head `repeats` times in a row
+    (GroupQueryAttention's `ops.repeat(key, num_repeats, axis=2)`)."""
+    return x if repeats == 1 else xp.repeat(x, repeats, axis=1)
+
+
+def _sum_repeats(g: Array, repeats: int) -> Array:
+    if repeats == 1:
+        return g
+    rows, heads, length, dim = g.shape
+    return g.reshape(rows, heads // repeats, repeats, length, dim).sum(axis=2)
 
 
 def _project(x: Array, kernel: Array, bias: Array | None, contracted: int) -> Array:

@@ -53,6 +53,7 @@ def _attention(args: dict[str, Any], key: bool = False, mask: bool = False) -> d
         inputs.append({"name": "allowed", "shape": [6, 6], "dtype": "bool"})
         ports["attention_mask"] = "allowed"
     layer = {"name": "m", "type": "MultiHeadAttention", "num_heads": 2, "key_dim": 4, **args}
+    layer = {k: v for k, v in layer.items() if v is not None}
     return {
         "seed": 3,
         "model": {
@@ -246,6 +247,30 @@ CASES: dict[str, dict[str, Any]] = {
         key=True,
     ),
     "mha-attention-mask-no-bias": _attention({"use_bias": False}, mask=True),
+    "gqa-causal-key": _attention(
+        {
+            "type": "GroupQueryAttention",
+            "head_dim": 3,
+            "num_query_heads": 4,
+            "num_key_value_heads": 2,
+            "use_causal_mask": True,
+            "num_heads": None,
+            "key_dim": None,
+        },
+        key=True,
+    ),
+    "gqa-mask-no-bias": _attention(
+        {
+            "type": "GroupQueryAttention",
+            "head_dim": 2,
+            "num_query_heads": 3,
+            "num_key_value_heads": 1,
+            "use_bias": False,
+            "num_heads": None,
+            "key_dim": None,
+        },
+        mask=True,
+    ),
 }
 
 

@@ -144,3 +144,56 @@ def test_attention_and_additive_attention_equal_keras(name: str) -> None:
     out, cache = layer.forward(weights, arrays, CallContext(mask=mask))
     np.testing.assert_allclose(out, DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(cache[5], DATA[f"{name}/scores"], rtol=1e-4, atol=1e-6)
+
+
+GROUPED = json.loads(bytes(DATA["grouped_meta"]).decode())
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED))
+def test_group_query_attention_equals_keras(name: str) -> None:
+    case = GROUPED[name]
+    config = {"type": "GroupQueryAttention", **case["config"], **case["call"]}
+    config.pop("mask", None)
+    layer = registry.get("GroupQueryAttention").from_config(config)
+    arrays = [DATA[f"{name}/query"], DATA[f"{name}/value"]]
+    if f"{name}/key" in DATA:
+        arrays.append(DATA[f"{name}/key"])
+    if f"{name}/attention_mask" in DATA:
+        arrays += [arrays[1], DATA[f"{name}/attention_mask"]][len(arrays) - 2 :]
+    shapes = [(None, *a.shape[1:]) for a in arrays]
+    assert list(layer.compute_output_shape(shapes)[1:]) == case["output_shape"]
+    specs = layer.weight_specs(shapes)
+    assert sum(s.size for s in specs) == case["params"]
+    assert [s.name for s in specs] == case["weights"]
+    weights = [DATA[f"{name}/weight{i}"] for i in range(len(specs))]
+    out, cache = layer.forward(weights, arrays, CallContext())
+    np.testing.assert_allclose(out, DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
+    scores = attention_probs(cache[3]).reshape(DATA[f"{name}/scores"].shape)
+    np.testing.assert_allclose(scores, DATA[f"{name}/scores"], rtol=1e-4, atol=1e-6)
+
+
+def test_keras_style_calls_return_the_scores() -> None:
+    """`layer([q, v], mask=[...], return_attention_scores=True)` and `mha(q, v, ...)`, as in
+    Keras, give Keras's weights."""
+    from engine.tensor import Tensor
+
+    name = "dot_scale_masked"
+    layer = registry.get("Attention").from_config({"type": "Attention", "use_scale": True})
+    q, v = (Tensor(DATA[f"{name}/input{i}"]) for i in range(2))
+    layer.build([(None, *q.shape[1:]), (None, *v.shape[1:])])
+    layer.set_weights([DATA[f"{name}/weight0"]])
+    masks = [DATA[f"{name}/query_mask"], DATA[f"{name}/value_mask"]]
+    out, scores = layer([q, v], mask=masks, return_attention_scores=True)
+    np.testing.assert_allclose(out.numpy(), DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scores.numpy(), DATA[f"{name}/scores"], rtol=1e-4, atol=1e-6)
+
+    case = "causal"
+    mha = registry.get("MultiHeadAttention").from_config(
+        {"type": "MultiHeadAttention", **META[case]["config"]}
+    )
+    query, value = Tensor(DATA[f"{case}/query"]), Tensor(DATA[f"{case}/value"])
+    mha.build([(None, *query.shape[1:])] * 2)
+    mha.set_weights([DATA[f"{case}/weight{i}"] for i in range(8)])
+    out, scores = mha(query, value, use_causal_mask=True, return_attention_scores=True)
+    np.testing.assert_allclose(out.numpy(), DATA[f"{case}/output"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scores.numpy(), DATA[f"{case}/scores"], rtol=1e-4, atol=1e-6)

@@ -347,7 +347,9 @@ model:
     - {name: dot, type: Attention, use_scale: true, inputs: [q, v]}
     - {name: concat, type: Attention, score_mode: concat, inputs: {query: dot, value: v}}
     - {name: additive, type: AdditiveAttention, inputs: [concat, v, v]}
-  outputs: [additive]
+    - {name: grouped, type: GroupQueryAttention, head_dim: 2, num_query_heads: 2,
+       num_key_value_heads: 1, inputs: [additive, v]}
+  outputs: [grouped]
 """,
         [
             ("q", "InputLayer", (N, 5, 4), 0, 0),
@@ -355,8 +357,10 @@ model:
             ("dot", "Attention", (N, 5, 4), 1, 1),  # the scale
             ("concat", "Attention", (N, 5, 4), 1, 1),  # concat_score_weight
             ("additive", "AdditiveAttention", (N, 5, 4), 4, 4),  # a scale per feature
+            # query 4*2*2 + 4, key and value 4*1*2 + 2 each, output 2*2*4 + 4
+            ("grouped", "GroupQueryAttention", (N, 5, 4), 60, 60),
         ],
-        (6, 6, 0),
+        (66, 66, 0),
     ),
     ModelCase(
         "conv_variants",

@@ -132,3 +132,32 @@ CASES += [
         0,
     ),
 ]
+
+GQA = "GroupQueryAttention"
+CASES += [
+    # query 8*4*3 + 12, key and value 8*2*3 + 6 each, output 4*3*8 + 8 = 320 (Keras: 320)
+    LayerCase(
+        "gqa",
+        {"type": GQA, "head_dim": 3, "num_query_heads": 4, "num_key_value_heads": 2},
+        [(None, 5, 8), (None, 6, 8)],
+        (None, 5, 8),
+        320,
+    ),
+    # no bias: 7*12 + 3*6 + 4*6 + 12*7 = 210 (Keras: 210)
+    LayerCase(
+        "gqa_causal_no_bias_dropout",
+        {
+            "type": GQA,
+            "head_dim": 2,
+            "num_query_heads": 6,
+            "num_key_value_heads": 3,
+            "use_bias": False,
+            "use_causal_mask": True,
+            "dropout": 0.2,
+        },
+        [(None, 5, 7), (None, 5, 4), (None, 5, 3)],
+        (None, 5, 7),
+        210,
+        training=True,
+    ),
+]
