@@ -21,17 +21,16 @@ from pydantic import Field
 
 from engine.backend import backend_of
 from engine.kernels.attention import causal_mask, dropout_keep
+from engine.layers.attention_call import call_attention
 from engine.layers.base import (
     Array,
     CallContext,
     Layer,
     LayerConfig,
     ShapeError,
-    SymbolicTensor,
     WeightSpec,
 )
 from engine.layers.registry import register
-from engine.tensor import Tensor, as_tensor
 
 MASK_OFFSET = 1.0e9
 
@@ -159,22 +158,9 @@ class _BaseAttention(Layer):
         """Keras's call: `layer([query, value], mask=[query_mask, value_mask], ...)`."""
         if use_causal_mask:
             self.config = self.config.model_copy(update={"use_causal_mask": True})
-        items = list(inputs)
-        if any(isinstance(t, SymbolicTensor) for t in items):
-            if return_attention_scores:
-                raise ValueError(
-                    "return_attention_scores works on eager tensors; a model graph takes one "
-                    "output per layer"
-                )
-            return super().__call__(items)
-        if not return_attention_scores:
-            return super().__call__(items, training=training, mask=mask)
-        tensors = [as_tensor(t) for t in items]
-        if not self.built:
-            self.build([(None, *t.shape[1:]) for t in tensors])
-        ctx = CallContext(training=bool(training), mask=mask)
-        out, cache = self.forward([w.data for w in self.weights], [t.data for t in tensors], ctx)
-        return Tensor(out), Tensor(cache[5])
+        return call_attention(
+            self, list(inputs), training, mask, return_attention_scores, lambda cache: cache[5]
+        )
 
     def _seeded(self) -> np.random.Generator | None:
         if self.config.seed is None:

@@ -77,12 +77,16 @@ class ConvConfig(LayerConfig):
         return self
 
     def tuples(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """(kernel_size, strides, dilation_rate), each expanded to `rank` values."""
-        return (
-            as_tuple(self.kernel_size, self.rank, "kernel_size"),
-            as_tuple(self.strides, self.rank, "strides"),
-            as_tuple(self.dilation_rate, self.rank, "dilation_rate"),
-        )
+        return geometry(self)
+
+
+def geometry(config: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """A convolution config's (kernel_size, strides, dilation_rate), each `rank` values."""
+    return (
+        as_tuple(config.kernel_size, config.rank, "kernel_size"),
+        as_tuple(config.strides, config.rank, "strides"),
+        as_tuple(config.dilation_rate, config.rank, "dilation_rate"),
+    )
 
 
 class Conv1DConfig(ConvConfig):

@@ -25,7 +25,6 @@ from engine.activations import ActivationSpec
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.kernels.conv import (
-    as_tuple,
     conv_backward,
     conv_forward,
     conv_input_grad,
@@ -40,7 +39,7 @@ from engine.layers.base import (
     WeightSpec,
     configured_weight,
 )
-from engine.layers.conv import AXES, IntOrTuple, in_place_activation
+from engine.layers.conv import AXES, IntOrTuple, geometry, in_place_activation
 from engine.layers.registry import register
 from engine.regularizers import RegularizerSpec
 
@@ -67,12 +66,7 @@ class _GeometryConfig(LayerConfig):
         return self
 
     def tuples(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """(kernel_size, strides, dilation_rate), each expanded to two values."""
-        return (
-            as_tuple(self.kernel_size, self.rank, "kernel_size"),
-            as_tuple(self.strides, self.rank, "strides"),
-            as_tuple(self.dilation_rate, self.rank, "dilation_rate"),
-        )
+        return geometry(self)
 
 
 class _DepthwiseFields(_GeometryConfig):

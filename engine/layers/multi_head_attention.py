@@ -38,18 +38,17 @@ from engine.kernels.attention import (
     causal_mask,
     dropout_keep,
 )
+from engine.layers.attention_call import call_attention
 from engine.layers.base import (
     Array,
     CallContext,
     Layer,
     LayerConfig,
     ShapeError,
-    SymbolicTensor,
     WeightSpec,
 )
 from engine.layers.registry import register
 from engine.regularizers import RegularizerSpec
-from engine.tensor import Tensor, as_tensor
 
 PORTS = ("query", "value", "key", "attention_mask")
 
@@ -366,33 +365,17 @@ class MultiHeadAttention(Layer):
                 items.append(attention_mask)
         if use_causal_mask:
             self.config = self.config.model_copy(update={"use_causal_mask": True})
-        if any(isinstance(t, SymbolicTensor) for t in items):
-            if return_attention_scores:
-                raise ValueError(
-                    "return_attention_scores works on eager tensors; a model graph takes one "
-                    "output per layer"
-                )
-            return super().__call__(items)
         masks = [query_mask, value_mask, key_mask][: min(len(items), 3)]
         mask = masks if any(m is not None for m in masks) else None
-        if not return_attention_scores:
-            return super().__call__(items, training=training, mask=mask)
-        return self._call_with_scores(items, bool(training), mask)
+        return call_attention(self, items, training, mask, return_attention_scores, _scores)
 
-    def _call_with_scores(self, items: list[Any], training: bool, mask: Any) -> Any:
-        tensors = [as_tensor(t) for t in items]
-        if not self.built:
-            self.build([(None, *t.shape[1:]) for t in tensors])
-        ctx = CallContext(training=training, mask=mask)
-        out, cache = self.forward([p.data for p in self.weights], [t.data for t in tensors], ctx)
-        q_layout: HeadLayout = cache[1]
-        k_layout: HeadLayout = cache[2]
-        n = q_layout.attention_axes
-        # Keras's layout: (B, *other axes, heads, *query attention axes, *key attention axes)
-        probs = attention_probs(cache[3]).reshape(
-            *q_layout.moved[:-1], *k_layout.moved[-1 - n : -1]
-        )
-        return Tensor(out), Tensor(probs)
+
+def _scores(cache: Any) -> Array:
+    """The weights in Keras's layout: (B, *other axes, heads, *query axes, *key axes)."""
+    q_layout: HeadLayout = cache[1]
+    k_layout: HeadLayout = cache[2]
+    n = q_layout.attention_axes
+    return attention_probs(cache[3]).reshape(*q_layout.moved[:-1], *k_layout.moved[-1 - n : -1])
 
 
 def _repeat_heads(xp: Any, x: Array, repeats: int) -> Array:

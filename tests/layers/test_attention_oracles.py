@@ -26,24 +26,28 @@ def _keras_cases() -> tuple[Any, dict[str, Any]]:
 DATA, META = _keras_cases()
 
 
-@pytest.mark.parametrize("name", sorted(META))
-def test_forward_equals_keras(name: str) -> None:
-    case = META[name]
-    config = {"type": "MultiHeadAttention", **case["config"], **case["call"]}
+GROUPED = json.loads(bytes(DATA["grouped_meta"]).decode())
+PROJECTED = [("MultiHeadAttention", META, n) for n in sorted(META)] + [
+    ("GroupQueryAttention", GROUPED, n) for n in sorted(GROUPED)
+]
+
+
+@pytest.mark.parametrize(("type_name", "table", "name"), PROJECTED, ids=[p[2] for p in PROJECTED])
+def test_forward_equals_keras(type_name: str, table: dict[str, Any], name: str) -> None:
+    case = table[name]
+    config = {"type": type_name, **case["config"], **case["call"]}
     config.pop("mask", None)
-    layer = registry.get("MultiHeadAttention").from_config(config)
+    layer = registry.get(type_name).from_config(config)
     arrays = [DATA[f"{name}/query"], DATA[f"{name}/value"]]
     if f"{name}/key" in DATA:
         arrays.append(DATA[f"{name}/key"])
     if f"{name}/attention_mask" in DATA:
-        if len(arrays) == 2:
-            arrays.append(arrays[1])
-        arrays.append(DATA[f"{name}/attention_mask"])
+        arrays += [arrays[1], DATA[f"{name}/attention_mask"]][len(arrays) - 2 :]
     shapes = [(None, *a.shape[1:]) for a in arrays]
     assert list(layer.compute_output_shape(shapes)[1:]) == case["output_shape"]
     specs = layer.weight_specs(shapes)
     assert sum(s.size for s in specs) == case["params"]
-    assert [s.name for s in specs] == [w.split("/", 1)[1] for w in case["weights"]]
+    assert [s.name for s in specs] == ["/".join(w.split("/")[-2:]) for w in case["weights"]]
     weights = [DATA[f"{name}/weight{i}"] for i in range(len(specs))]
     out, cache = layer.forward(weights, arrays, CallContext())
     np.testing.assert_allclose(out, DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
@@ -144,32 +148,6 @@ def test_attention_and_additive_attention_equal_keras(name: str) -> None:
     out, cache = layer.forward(weights, arrays, CallContext(mask=mask))
     np.testing.assert_allclose(out, DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(cache[5], DATA[f"{name}/scores"], rtol=1e-4, atol=1e-6)
-
-
-GROUPED = json.loads(bytes(DATA["grouped_meta"]).decode())
-
-
-@pytest.mark.parametrize("name", sorted(GROUPED))
-def test_group_query_attention_equals_keras(name: str) -> None:
-    case = GROUPED[name]
-    config = {"type": "GroupQueryAttention", **case["config"], **case["call"]}
-    config.pop("mask", None)
-    layer = registry.get("GroupQueryAttention").from_config(config)
-    arrays = [DATA[f"{name}/query"], DATA[f"{name}/value"]]
-    if f"{name}/key" in DATA:
-        arrays.append(DATA[f"{name}/key"])
-    if f"{name}/attention_mask" in DATA:
-        arrays += [arrays[1], DATA[f"{name}/attention_mask"]][len(arrays) - 2 :]
-    shapes = [(None, *a.shape[1:]) for a in arrays]
-    assert list(layer.compute_output_shape(shapes)[1:]) == case["output_shape"]
-    specs = layer.weight_specs(shapes)
-    assert sum(s.size for s in specs) == case["params"]
-    assert [s.name for s in specs] == case["weights"]
-    weights = [DATA[f"{name}/weight{i}"] for i in range(len(specs))]
-    out, cache = layer.forward(weights, arrays, CallContext())
-    np.testing.assert_allclose(out, DATA[f"{name}/output"], rtol=1e-4, atol=1e-5)
-    scores = attention_probs(cache[3]).reshape(DATA[f"{name}/scores"].shape)
-    np.testing.assert_allclose(scores, DATA[f"{name}/scores"], rtol=1e-4, atol=1e-6)
 
 
 def test_keras_style_calls_return_the_scores() -> None:
