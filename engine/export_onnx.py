@@ -609,6 +609,20 @@ def _embedding(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) 
     return g.op("Gather", [g.const("embeddings", _params(layer)["embeddings"]), ids], layer.name)
 
 
+@converter("EinsumDense")
+def _einsum_dense(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    p, params = layer._plan(shapes[0]), _params(layer)
+    y = g.op(
+        "Einsum",
+        [xs[0], g.const("kernel", params["kernel"])],
+        layer.name,
+        equation=f"{p.x},{p.w}->{p.y}",
+    )
+    if "bias" in params:
+        y = g.op("Add", [y, g.const("bias", params["bias"])], layer.name)
+    return activation(g, y, layer.config.activation, layer.name)
+
+
 @converter("PositionEmbedding")
 def _position_embedding(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
     steps = shapes[0][-2]

@@ -106,12 +106,30 @@ def simple(out: dict[str, np.ndarray], meta: dict[str, object], rng: np.random.G
 
 GROUPED = [
     # name, layer kwargs, query, value, key or None, call kwargs
-    ("gqa", {"head_dim": 3, "num_query_heads": 4, "num_key_value_heads": 2}, (5, 8), (6, 8),
-     None, {}),
-    ("gqa_causal_no_bias", {"head_dim": 2, "num_query_heads": 6, "num_key_value_heads": 3,
-     "use_bias": False}, (5, 7), (5, 4), (5, 3), {"use_causal_mask": True}),
-    ("gqa_mask_single_kv", {"head_dim": 4, "num_query_heads": 3, "num_key_value_heads": 1},
-     (4, 6), (5, 6), None, {"mask": True}),
+    (
+        "gqa",
+        {"head_dim": 3, "num_query_heads": 4, "num_key_value_heads": 2},
+        (5, 8),
+        (6, 8),
+        None,
+        {},
+    ),
+    (
+        "gqa_causal_no_bias",
+        {"head_dim": 2, "num_query_heads": 6, "num_key_value_heads": 3, "use_bias": False},
+        (5, 7),
+        (5, 4),
+        (5, 3),
+        {"use_causal_mask": True},
+    ),
+    (
+        "gqa_mask_single_kv",
+        {"head_dim": 4, "num_query_heads": 3, "num_key_value_heads": 1},
+        (4, 6),
+        (5, 6),
+        None,
+        {"mask": True},
+    ),
 ]
 
 

@@ -29,7 +29,6 @@ from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.fused import gemm
 from engine.initializers import InitializerSpec
-from engine.initializers import get as get_initializer
 from engine.kernels.attention import (
     attention_backward,
     attention_forward,
@@ -47,6 +46,7 @@ from engine.layers.base import (
     ShapeError,
     WeightSpec,
 )
+from engine.layers.einsum_dense import matrix_initializer
 from engine.layers.registry import register
 from engine.regularizers import RegularizerSpec
 
@@ -73,18 +73,6 @@ class MultiHeadAttentionConfig(LayerConfig):
     seed: int | None = None
     # Keras's call argument; a spec entry is one call, so it is written there
     use_causal_mask: bool = False
-
-
-def matrix_initializer(spec: Any, fan_in_axes: int) -> Any:
-    """Initialize a kernel as the (inputs, outputs) matrix it multiplies as, as Keras's
-    EinsumDense does (its fans are the input and the output units, not a conv's)."""
-    init = get_initializer(spec)
-
-    def as_matrix(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
-        rows = math.prod(shape[:fan_in_axes])
-        return init((rows, math.prod(shape) // rows), rng, dtype).reshape(shape)
-
-    return as_matrix
 
 
 @dataclass(frozen=True)
@@ -211,7 +199,7 @@ class MultiHeadAttention(Layer):
         }
         specs = []
         for name, (shape, fan_in_axes) in kernels.items():
-            init = matrix_initializer(c.kernel_initializer, fan_in_axes)
+            init = matrix_initializer(c.kernel_initializer, math.prod(shape[:fan_in_axes]))
             specs.append(
                 WeightSpec(
                     f"{name}/kernel", shape, init, True, c.kernel_regularizer, c.kernel_constraint

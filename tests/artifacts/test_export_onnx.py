@@ -230,6 +230,19 @@ CASES: dict[str, dict[str, Any]] = {
         {"type": "SpatialDropout2D", "rate": 0.5},
         {"type": "Identity"},
     ),
+    "einsum-dense": _sequential(
+        [4, 6],
+        {
+            "type": "EinsumDense",
+            "equation": "abc,cde->abde",
+            "output_shape": [None, 2, 3],
+            "bias_axes": "de",
+            "activation": "tanh",
+        },
+        {"type": "Reshape", "target_shape": [4, 6]},
+        {"type": "EinsumDense", "equation": "...b,bc->...c", "output_shape": 5},
+        {"type": "EinsumDense", "equation": "ab...,bc->ac...", "output_shape": 3, "bias_axes": "c"},
+    ),
     "position-embedding": _sequential([5, 4], {"type": "PositionEmbedding", "sequence_length": 7}),
     "mha-self": {
         "seed": 3,

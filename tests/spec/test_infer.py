@@ -371,6 +371,7 @@ model:
     - {type: DepthwiseConv2D, kernel_size: 3, depth_multiplier: 2}
     - {type: SeparableConv2D, filters: 4, kernel_size: 2, padding: same}
     - {type: Conv2DTranspose, filters: 5, kernel_size: 3, strides: 2, padding: same}
+    - {type: EinsumDense, equation: "abcd,de->abce", output_shape: [null, null, 3], bias_axes: e}
 """,
         [
             ("input_layer", "InputLayer", (N, 7, 6, 3), 0, 0),
@@ -380,8 +381,9 @@ model:
             ("separable_conv2d", "SeparableConv2D", (N, 5, 4, 4), 52, 52),
             # 3*3*5*4 + 5; out 5*2, 4*2
             ("conv2d_transpose", "Conv2DTranspose", (N, 10, 8, 5), 185, 185),
+            ("einsum_dense", "EinsumDense", (N, 10, 8, 3), 18, 18),  # 5*3 + 3
         ],
-        (297, 297, 0),
+        (315, 315, 0),
     ),
     ModelCase(
         "batch_normalization",
