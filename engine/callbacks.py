@@ -539,8 +539,22 @@ class CheckpointCallback(Callback):
         artifact = model_artifact(self.model, training_state=state, history=history, **self.extras)
         write_checkpoint(self.run_dir, epoch, artifact, keep=self.keep)
 
+    def checkpoint_position(self) -> None:
+        """A checkpoint of the position inside the current epoch (a step checkpoint)."""
+        state = dict(self.model.get_training_state())
+        if state.get("position") is None:
+            return  # between epochs, or a data-parallel run (those resume at epoch boundaries)
+        history = self._whole_history(None)
+        state["history"] = history
+        artifact = model_artifact(self.model, training_state=state, history=history, **self.extras)
+        step = int(state["position"]["step"])
+        write_checkpoint(self.run_dir, state["epoch"], artifact, keep=self.keep, step=step)
+
     def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
-        """Make a resumed run's History whole."""
+        """Checkpoint where a signal (SIGTERM, Ctrl-C) stopped the run, at the batch boundary
+        it stopped at, so that it resumes there; and make a resumed run's History whole."""
+        if getattr(getattr(self.model, "history", None), "interrupted", False):
+            self.checkpoint_position()
         whole = self._whole_history(None)
         history = getattr(self.model, "history", None)
         if self.earlier and history is not None and hasattr(history, "history"):
@@ -561,12 +575,5 @@ class StepCheckpointCallback(CheckpointCallback):
     def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
         """Every `save_freq` steps (Keras's ModelCheckpoint argument), a checkpoint of the
         position inside the epoch, so a killed run loses at most that many steps."""
-        if not self.save_freq or (batch + 1) % self.save_freq:
-            return
-        state = dict(self.model.get_training_state())
-        if state.get("position") is None:
-            return  # data-parallel runs resume at epoch boundaries only
-        history = self._whole_history(None)
-        state["history"] = history
-        artifact = model_artifact(self.model, training_state=state, history=history, **self.extras)
-        write_checkpoint(self.run_dir, state["epoch"], artifact, keep=self.keep, step=batch + 1)
+        if self.save_freq and (batch + 1) % self.save_freq == 0:
+            self.checkpoint_position()

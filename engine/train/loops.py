@@ -200,6 +200,7 @@ def fit(
         except KeyboardInterrupt:
             history.interrupted = True
             interrupt.signum = interrupt.signum or signal.SIGINT
+            model._state.live_position = None  # raised inside a step: no clean position to save
         history.interrupted = history.interrupted or interrupt.requested
         if history.interrupted:
             history.stop_signal = int(interrupt.signum or signal.SIGINT)
