@@ -705,6 +705,47 @@ def _attention_mask(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Sha
     return mask
 
 
+@converter("Attention", "AdditiveAttention")
+def _attention(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    """Keras's single-head attention: scores, the causal band (1e9 subtracted), softmax, @ v."""
+    c, p = layer.config, _params(layer)
+    q, v = xs[0], xs[1]
+    k = xs[2] if len(xs) > 2 else v
+    stem = layer.name
+    if getattr(c, "score_mode", "additive") == "dot":
+        scores = g.op("MatMul", [q, g.op("Transpose", [k], stem, perm=[0, 2, 1])], stem)
+        if "scale" in p:
+            scores = g.op("Mul", [scores, g.const("scale", p["scale"])], stem)
+    else:
+        pairs = g.op(
+            "Add",
+            [
+                g.op("Unsqueeze", [q, g.ints("axes", [2])], stem),
+                g.op("Unsqueeze", [k, g.ints("axes", [1])], stem),
+            ],
+            stem,
+        )
+        additive = layer.type_name == "AdditiveAttention"
+        if "scale" in p and not additive:
+            pairs = g.op("Mul", [pairs, g.const("scale", p["scale"])], stem)
+        t = g.op("Tanh", [pairs], stem)
+        if "scale" in p and additive:
+            t = g.op("Mul", [t, g.const("scale", p["scale"])], stem)
+        scores = g.op("ReduceSum", [t, g.ints("axes", [-1])], stem, keepdims=0)
+        if "concat_score_weight" in p:
+            scores = g.op("Mul", [scores, g.const("weight", p["concat_score_weight"])], stem)
+    if c.use_causal_mask:
+        t_len, s_len = shapes[0][1], shapes[1][1]
+        if t_len is None or s_len is None:
+            raise ExportError(f"layer {stem!r}: a causal mask needs fixed sequence lengths")
+        from engine.kernels.attention import causal_mask
+
+        shifted = g.op("Sub", [scores, g.const("offset", 1e9)], stem)
+        band = g.const("causal", causal_mask(np, t_len, s_len)[0], np.bool_)
+        scores = g.op("Where", [band, scores, shifted], stem)
+    return g.op("MatMul", [g.op("Softmax", [scores], stem, axis=-1), v], stem)
+
+
 @converter("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D")
 def _border(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
     amounts = layer.amounts()

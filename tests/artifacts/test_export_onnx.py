@@ -43,11 +43,13 @@ def _merge(kind: str, **args: Any) -> dict[str, Any]:
     }
 
 
-def _attention(args: dict[str, Any], key: bool = False, mask: bool = False) -> dict[str, Any]:
+def _attention(
+    args: dict[str, Any], key: bool = False, mask: bool = False, key_width: int = 3
+) -> dict[str, Any]:
     inputs = [{"name": "q", "shape": [6, 8]}, {"name": "v", "shape": [6, 5]}]
     ports = {"query": "q", "value": "v"}
     if key:
-        inputs.append({"name": "k", "shape": [6, 3]})
+        inputs.append({"name": "k", "shape": [6, key_width]})
         ports["key"] = "k"
     if mask:
         inputs.append({"name": "allowed", "shape": [6, 6], "dtype": "bool"})
@@ -229,6 +231,38 @@ CASES: dict[str, dict[str, Any]] = {
         {"type": "Cropping2D", "cropping": [[0, 2], [1, 1]]},
         {"type": "SpatialDropout2D", "rate": 0.5},
         {"type": "Identity"},
+    ),
+    "luong-causal-key": _attention(
+        {
+            "type": "Attention",
+            "use_scale": True,
+            "use_causal_mask": True,
+            "num_heads": None,
+            "key_dim": None,
+        },
+        key=True,
+        key_width=8,
+    ),
+    "luong-concat": _attention(
+        {
+            "type": "Attention",
+            "score_mode": "concat",
+            "use_scale": True,
+            "num_heads": None,
+            "key_dim": None,
+        },
+        key=True,
+        key_width=8,
+    ),
+    "bahdanau": _attention(
+        {"type": "AdditiveAttention", "use_causal_mask": True, "num_heads": None, "key_dim": None},
+        key=True,
+        key_width=8,
+    ),
+    "bahdanau-no-scale": _attention(
+        {"type": "AdditiveAttention", "use_scale": False, "num_heads": None, "key_dim": None},
+        key=True,
+        key_width=8,
     ),
     "einsum-dense": _sequential(
         [4, 6],
