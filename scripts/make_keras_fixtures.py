@@ -257,7 +257,11 @@ def _attention() -> keras.Model:
     dot = layers.Attention(use_scale=True, name="dot")([query, v])
     causal = layers.Attention(name="causal")([query, query], use_causal_mask=True)
     additive = layers.AdditiveAttention(name="additive")([query, v])
-    both = layers.Add()([dot, causal, additive])
+    mha = layers.MultiHeadAttention(num_heads=2, key_dim=3, name="mha")(query, v)
+    cross = layers.MultiHeadAttention(2, 2, value_dim=2, use_bias=False, name="cross")(
+        query, v, key=v, use_causal_mask=False
+    )
+    both = layers.Add()([dot, causal, additive, mha, cross])
     return keras.Model([query, value], layers.GlobalAveragePooling1D()(both), name="attention")
 
 
@@ -364,7 +368,14 @@ def _roundtrip(modelspec: str) -> dict[str, Any]:
     return record
 
 
-TRAINED_EXAMPLES = ("iris_mlp", "digits_cnn", "digits_multi_io", "digits_siamese", "sunspots_gru")
+TRAINED_EXAMPLES = (
+    "iris_mlp",
+    "digits_cnn",
+    "digits_multi_io",
+    "digits_siamese",
+    "digits_unet",
+    "sunspots_gru",
+)
 # Run with modelspec's own Python: the trained model's predictions on seeded inputs.
 _PREDICT = """
 import sys, numpy as np

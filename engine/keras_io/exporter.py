@@ -20,7 +20,7 @@ from engine.keras_io.compile_config import keras_compile
 from engine.keras_io.errors import KerasUnsupportedError, h5py_module
 from engine.keras_io.layer_config import call_arguments, keras_layer
 from engine.keras_io.layer_order import functional_order, group_names
-from engine.keras_io.layer_table import BY_KERAS
+from engine.keras_io.layer_table import BY_KERAS, BY_SPEC
 from engine.loading import load_model
 from engine.models import Model, Sequential
 
@@ -50,6 +50,23 @@ def _layer(layer: Any) -> dict[str, Any]:
     return keras_layer(layer.get_config(), layer.name)
 
 
+def _refs(refs: list[list[Any]]) -> list[Any]:
+    """Keras writes a lone input or output as one [name, call, index], not a list of one."""
+    return refs[0] if len(refs) == 1 else refs
+
+
+def _node(layer: Any, tensors: list[dict[str, Any]]) -> dict[str, Any]:
+    """One call as Keras records it: tensors by position (a list for merge layers) or by
+    keyword where Keras's call takes them so, and the call arguments kept in the entry."""
+    kwargs = call_arguments(layer.get_config())
+    row = BY_SPEC[layer.type_name]
+    if row.tensor_arguments:
+        named = row.tensor_arguments[row.positional_tensors :]
+        kwargs |= dict(zip(named, tensors[row.positional_tensors :], strict=False))
+        return {"args": tensors[: row.positional_tensors], "kwargs": kwargs}
+    return {"args": [tensors if layer.multi_input else tensors[0]], "kwargs": kwargs}
+
+
 def _functional(model: Model) -> tuple[dict[str, Any], list[Any]]:
     """Keras's Functional config, and the model's layers in Keras's order (None for inputs)."""
     graph = model.graph
@@ -68,12 +85,7 @@ def _functional(model: Model) -> tuple[dict[str, Any], list[Any]]:
             _tensor(graph.slot_shapes[s], dtypes.get(s, model_dtype(model)), history[s])
             for s in call.inputs
         ]
-        entry["inbound_nodes"].append(
-            {
-                "args": [tensors if call.layer.multi_input else tensors[0]],
-                "kwargs": call_arguments(call.layer.get_config()),
-            }
-        )
+        entry["inbound_nodes"].append(_node(call.layer, tensors))
         history[call.output] = (call.layer.name, len(entry["inbound_nodes"]) - 1)
     order = functional_order(graph)
     layers: list[dict[str, Any]] = []
@@ -90,8 +102,8 @@ def _functional(model: Model) -> tuple[dict[str, Any], list[Any]]:
         "name": model.name,
         "trainable": True,
         "layers": layers,
-        "input_layers": [[n, 0, 0] for n in inputs],
-        "output_layers": [[*history[s], 0] for s in graph.output_slots],
+        "input_layers": _refs([[n, 0, 0] for n in inputs]),
+        "output_layers": _refs([[*history[s], 0] for s in graph.output_slots]),
     }
     return {
         "module": "keras.src.models.functional",
@@ -146,9 +158,9 @@ def _write_vars(
         inner = config.get(key) or config.get("layer") if key else None
         inner_class = inner["class_name"] if inner else keras_class
         part = arrays[i * share : (i + 1) * share]
-        if inner is None:  # an RNN's cell
+        if inner is None:  # a sublayer Keras builds itself: an RNN's cell, an EinsumDense
             cell = h5.require_group(f"{group}/{child}/vars")
-            cell.attrs["name"] = f"{name}_cell"
+            cell.attrs["name"] = child
             for index, array in enumerate(part):
                 cell.create_dataset(str(index), data=array)
         else:

@@ -67,20 +67,35 @@ def _history(value: Mapping[str, Any]) -> Ref:
     return (str(name), int(node), int(index))
 
 
+def _tensor_arguments(
+    names: tuple[str, ...], args: list[Any], kwargs: dict[str, Any]
+) -> tuple[list[Any], list[Any]]:
+    """A layer called on several tensors by position and keyword (MultiHeadAttention's query,
+    value, key, attention_mask) -> its tensors in that order; a skipped key is the value."""
+    given = dict(zip(names, args, strict=False))
+    given |= {n: kwargs.pop(n) for n in names if kwargs.get(n) is not None}
+    last = max((i for i, n in enumerate(names) if n in given), default=-1)
+    tensors = [given.get(n, given.get("value")) for n in names[: last + 1]]
+    return [tensors[0]] if tensors else [], tensors[1:]
+
+
 def _node_refs(layer: Mapping[str, Any], node: Any) -> list[Ref]:
     """The tensors one call reads, from Keras 3's `{args, kwargs}` or Keras 2's list form."""
     if isinstance(node, list):  # Keras 2: [[name, node, index, kwargs], ...]
         return [(str(n[0]), int(n[1]), int(n[2])) for n in node]
     args = list(node.get("args") or [])
+    kwargs = dict(node.get("kwargs") or {})
+    row = row_for(str(layer.get("class_name")))
+    if row is not None and row.tensor_arguments:
+        args, named = _tensor_arguments(row.tensor_arguments, args, kwargs)
+    else:
+        named = []
     first = args[0] if args else None
     items = first if isinstance(first, list) else [first]
-    refs = [_history(t) for t in items if isinstance(t, Mapping) and _is_tensor(t)]
-    row = row_for(str(layer.get("class_name")))
-    kept = row.call_arguments if row else ()
+    refs = [_history(t) for t in [*items, *named] if isinstance(t, Mapping) and _is_tensor(t)]
+    kept = (*_QUIET_KWARGS, *(row.call_arguments if row else ()))
     extras = [a for a in args[1:] if a is not None]
-    extras += [
-        k for k, v in (node.get("kwargs") or {}).items() if k not in (*_QUIET_KWARGS, *kept) and v
-    ]
+    extras += [k for k, v in kwargs.items() if k not in kept and v]
     if extras or not refs:
         raise KerasUnsupportedError(
             f"{describe(layer)} is called with arguments the spec cannot express ({extras}); "

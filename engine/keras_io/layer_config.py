@@ -14,7 +14,13 @@ from pydantic_core import PydanticUndefined
 
 from engine.keras_io import objects
 from engine.keras_io.errors import KerasUnsupportedError
-from engine.keras_io.layer_table import BY_KERAS, BY_SPEC, IGNORABLE, row_for
+from engine.keras_io.layer_table import (
+    BY_KERAS,
+    BY_SPEC,
+    IGNORABLE,
+    NO_KERAS_EQUIVALENT,
+    row_for,
+)
 from engine.layers import registry
 
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
@@ -133,9 +139,10 @@ def keras_layer(entry: Mapping[str, Any], name: str | None) -> dict[str, Any]:
     row = BY_SPEC.get(type_name)
     where = f"layer {name!r} ({type_name})"
     if row is None:
+        reason = NO_KERAS_EQUIVALENT.get(type_name, "it has no row in the Keras table")
         raise KerasUnsupportedError(
-            f"{where} has no Keras equivalent that Keras loads safely (safe_mode); "
-            f"exportable types: {', '.join(sorted(BY_SPEC))}"
+            f"{where} has no Keras equivalent that Keras loads safely (safe_mode): {reason}; "
+            "replace it, or export to ONNX"
         )
     config: dict[str, Any] = {} if name is None else {"name": name}
     for key, value in entry.items():

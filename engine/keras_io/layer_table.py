@@ -52,6 +52,7 @@ IGNORABLE: dict[str, Predicate] = {
     "ragged": _one_of(False),
     "optional": _one_of(False),
     "activity_regularizer": _one_of(None),
+    "use_gate": _one_of(False),  # MultiHeadAttention's gated variant
 }
 
 
@@ -61,12 +62,15 @@ class LayerRow:
 
     keras: str
     spec: str
-    children: tuple[tuple[str, str | None], ...] = ()  # (h5 group, config key of its layer)
+    # (h5 group, config key of the layer it holds, or None for a sublayer Keras builds itself)
+    children: tuple[tuple[str, str | None], ...] = ()
     nested: tuple[str, ...] = ()  # config keys holding a whole layer config
     dropped: Mapping[str, Predicate] = field(default_factory=dict)
     nested_set_by_keras: tuple[str, ...] = ()  # nested layers' arguments the wrapper sets
     call_arguments: tuple[str, ...] = ()  # Keras's call arguments the spec keeps in the entry
     keras_omits: tuple[str, ...] = ()  # spec arguments the Keras class's constructor refuses
+    tensor_arguments: tuple[str, ...] = ()  # a call on several tensors, in the spec's order
+    positional_tensors: int = 0  # how many of them Keras takes by position
 
 
 def _same(*names: str, **kwargs: Any) -> list[LayerRow]:
@@ -119,12 +123,19 @@ ROWS: list[LayerRow] = [
     *_same("SpatialDropout1D", "SpatialDropout2D", keras_omits=("trainable",)),
     *_same("DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"),
     *_same("Attention", "AdditiveAttention", call_arguments=("use_causal_mask",)),
+    LayerRow(
+        "MultiHeadAttention",
+        "MultiHeadAttention",
+        children=tuple((f"{part}_dense", None) for part in ("query", "key", "value", "output")),
+        call_arguments=("use_causal_mask",),
+        tensor_arguments=("query", "value", "key", "attention_mask"),
+        positional_tensors=2,
+    ),
 ]
 # Spec layer types with no row, and why: an import or export of one is refused by name.
 NO_KERAS_EQUIVALENT = {
     "Input": "models carry their inputs as Keras's InputLayer, written by the graph itself",
     "Lambda": "Keras's Lambda holds Python bytecode, which safe mode refuses to load",
-    "MultiHeadAttention": "not mapped yet: Keras keeps it as four EinsumDense sublayers",
     "GroupQueryAttention": "not mapped yet: Keras keeps it as four EinsumDense sublayers",
     "EinsumDense": "not mapped yet: a row needs a Keras fixture that checks its arguments",
     "PositionEmbedding": "KerasHub's layer, not Keras's: no class for safe mode to load",

@@ -64,7 +64,7 @@ def test_config_uses_built_in_classes_only(name: str, tmp_path: Path) -> None:
         assert layer["module"] == "keras.layers" and layer["registered_name"] is None
 
 
-@pytest.mark.parametrize("name", ["multi_io", "shared", "merging"])
+@pytest.mark.parametrize("name", ["multi_io", "shared", "merging", "attention", "variants"])
 def test_functional_layers_in_keras_order(name: str, tmp_path: Path) -> None:
     """Keras numbers weight groups in its own layer order; the export lists layers so."""
     original = _keras_config(FIXTURES / f"{name}.keras")
@@ -78,6 +78,8 @@ def test_functional_layers_in_keras_order(name: str, tmp_path: Path) -> None:
     assert names == keras_layers
     exported = _keras_config(_export(name, tmp_path))
     assert [layer["name"] for layer in exported["config"]["layers"]] == keras_layers
+    for key in ("input_layers", "output_layers"):
+        assert exported["config"][key] == original["config"][key]
 
 
 def test_shared_layer_has_one_config_and_two_calls(tmp_path: Path) -> None:
@@ -139,3 +141,11 @@ def test_keras_loaded_every_export() -> None:
     checks = [*record["models"].values(), *record["trained_examples"].values()]
     assert len(record["trained_examples"]) >= 5
     assert all(m["ok"] and m["max_abs_diff"] <= TOLERANCE for m in checks)
+
+
+def test_the_transformer_example_is_refused_at_its_position_embedding(tmp_path: Path) -> None:
+    spec = Path(__file__).resolve().parents[2] / "specs" / "messages_transformer.yaml"
+    with pytest.raises(KerasUnsupportedError) as info:
+        export_keras(from_spec(spec), tmp_path / "out.keras")
+    assert "'positions' (PositionEmbedding)" in str(info.value)
+    assert "KerasHub" in str(info.value)
