@@ -1,7 +1,8 @@
 """Diagnostics as data, and the one table of diagnostic codes with the documentation of each.
 
 A code's first letter is its severity (`E` error, `W` warning); the hundreds group the stage that
-finds it: 0 reading the file, 1 the schema, 2 the model graph, 3 shapes, 4 compile, 5 data and fit.
+finds it: 0 reading the file, 1 the schema, 2 the model graph, 3 shapes, 4 compile, 5 data and fit,
+6 the `tune` search.
 docs/diagnostics.md is rendered from `CODES` (`python -m modelspec.diagnostics`), and
 `modelspec explain CODE` prints one entry.
 """
@@ -200,6 +201,27 @@ CODES: dict[str, Code] = {
         "missing data file",
         "A `data` path does not exist. Paths are relative to the spec file's folder.",
     ),
+    "E601": Code(
+        "tune path names no setting",
+        "A key of `tune.space` is a dotted path, as `--set` takes it (`fit.batch_size`, "
+        "`model.layers[1].units`), that leads to no setting the spec accepts: a list item "
+        "that is not there, or a name the section does not know.",
+    ),
+    "E602": Code(
+        "tune value does not fit its setting",
+        "An end of a `tune.space` range, or one of its choices, is a value the setting at that "
+        "path does not take (a float for `units`, a name that is not an activation).",
+    ),
+    "E603": Code(
+        "grid search over a continuous range",
+        "`sampler: grid` tries every value of the space, so each float range needs a `step` "
+        "(or list its values with `type: categorical`).",
+    ),
+    "E604": Code(
+        "tune metric without validation data",
+        "The search compares trials by a validation metric (`val_...`, the default), but the "
+        "spec has neither `fit.validation_split` nor `data.validation`.",
+    ),
 }
 
 
@@ -315,7 +337,8 @@ def render_docs() -> str:
         "fails on",
         "warnings too); the hundreds group the stage that finds it: 0 reading the file, "
         "1 the schema,",
-        "2 the model graph, 3 shapes, 4 compile, 5 data and fit. Codes are stable. "
+        "2 the model graph, 3 shapes, 4 compile, 5 data and fit, 6 the `tune` search. "
+        "Codes are stable. "
         "`modelspec explain CODE`",
         "prints one entry. This page is generated: `python -m modelspec.diagnostics > "
         "docs/diagnostics.md`.",

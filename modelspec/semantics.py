@@ -14,6 +14,7 @@ from engine.layers import registry
 from engine.spec_graph import SpecGraph
 from modelspec.diagnostics import KeyPath
 from modelspec.infer import InferredModel
+from modelspec.tune import checks as tune_checks
 from modelspec.validate import Finding
 
 LOSS_ALIASES = {
@@ -264,5 +265,6 @@ def check(
     yield from _loss_checks(data, graph, model)
     yield from _normalization_checks(graph, model)
     yield from _fit_checks(data)
+    yield from tune_checks.check(data)
     if base is not None:
         yield from _data_checks(data, base)

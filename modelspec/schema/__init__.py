@@ -18,6 +18,7 @@ from engine.config.losses import LossSpec
 from engine.config.metrics import MetricSpec
 from engine.config.optimizers import OptimizerSpec
 from engine.layers import registry
+from modelspec.schema.tune import TuneConfig
 
 __all__ = ["layer_config_classes", "spec_model", "json_schema"]
 
@@ -121,6 +122,7 @@ def spec_model() -> type[BaseModel]:
         "compile": (CompileConfig | None, None),
         "data": (DataConfig | None, None),
         "fit": (FitConfig | None, None),
+        "tune": (TuneConfig | None, None),
     }
     return create_model("ModelSpec", __base__=_Strict, **fields)
 
