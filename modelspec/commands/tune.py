@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 def tune(
     spec: Annotated[Path, typer.Argument(help="The spec file whose `tune` section to search.")],
     trials: Annotated[
-        int | None, typer.Option("--trials", min=1, help="Trials in the study (overrides n_trials).")
+        int | None,
+        typer.Option("--trials", min=1, help="Trials in the study (overrides n_trials)."),
     ] = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=0, help="Stop starting trials after S seconds.")
@@ -65,7 +66,9 @@ def tune(
         _require(data, "compile", spec)
         if data.get("tune") is None:
             raise CommandError(f"{spec}: `tune` needs a `tune` section (see docs/spec-format.md)")
-        folder = out or runs.default_run_dir(data, spec).with_name(f"{data.get('name') or spec.stem}-tune")
+        folder = out or runs.default_run_dir(data, spec).with_name(
+            f"{data.get('name') or spec.stem}-tune"
+        )
         options = search.Options(folder, trials, timeout, storage, study_name)
         with runs.device(device):
             prepared = search.prepare(spec, data, options)

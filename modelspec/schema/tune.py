@@ -65,6 +65,7 @@ def _check_range(low: float, high: float, log: bool, step: float | None) -> None
         raise ValueError("a range is either log or stepped, not both (Optuna's rule)")
 
 
+Direction = Literal["minimize", "maximize"]
 Parameter = Annotated[FloatRange | IntRange | Choice, Field(discriminator="type")]
 
 # Metrics where a larger value is better; every other metric (losses, errors) is minimised.
@@ -76,7 +77,7 @@ class TuneConfig(_Strict):
 
     # Default: the validation value of the first compiled metric, else val_loss.
     metric: str | None = None
-    direction: Literal["minimize", "maximize"] | None = None
+    direction: Direction | None = None
     # Default: 20 trials when neither n_trials nor timeout (seconds) is given.
     n_trials: PositiveInt | None = None
     timeout: PositiveFloat | None = None
@@ -98,5 +99,5 @@ def default_metric(compile_section: object) -> str:
     return "val_loss"
 
 
-def default_direction(metric: str) -> Literal["minimize", "maximize"]:
+def default_direction(metric: str) -> Direction:
     return "maximize" if metric.endswith(LARGER_IS_BETTER) else "minimize"

@@ -20,6 +20,7 @@ from modelspec.tune import space
 from modelspec.validate import Finding, findings
 
 SPACE: KeyPath = ("tune", "space")
+KINDS = ("float", "int", "categorical")
 
 
 def _schema_findings(data: Mapping[str, Any]) -> list[Finding]:
@@ -53,8 +54,8 @@ def _own(message: str) -> str:
 
 
 def _path_checks(data: dict[str, Any], dotted: str, parameter: Any) -> Iterator[Finding]:
-    if not isinstance(parameter, dict) or not isinstance(parameter.get("type"), str):
-        return
+    if not isinstance(parameter, dict) or parameter.get("type") not in KINDS:
+        return  # the schema reports a malformed entry
     known = set(_schema_findings({k: v for k, v in data.items() if k != "tune"}))
     for value in space.samples(parameter):
         for item in _value_findings(data, dotted, value, known):
@@ -73,15 +74,15 @@ def _grid_checks(tune: dict[str, Any], parameters: dict[str, Any]) -> Iterator[F
     if tune.get("sampler") != "grid":
         return
     for dotted, parameter in parameters.items():
-        if isinstance(parameter, dict) and parameter.get("type") == "float":
-            if not parameter.get("step") and space.grid(parameter) is None:
-                yield Finding(
-                    "E603",
-                    f"{dotted}: a grid search cannot try every value of a continuous range",
-                    (*SPACE, dotted),
-                    "give the range a `step`, or list the values as `type: categorical`",
-                    True,
-                )
+        continuous = isinstance(parameter, dict) and parameter.get("type") == "float"
+        if continuous and not parameter.get("step"):
+            yield Finding(
+                "E603",
+                f"{dotted}: a grid search cannot try every value of a continuous range",
+                (*SPACE, dotted),
+                "give the range a `step`, or list the values as `type: categorical`",
+                True,
+            )
 
 
 def _has_validation(data: dict[str, Any]) -> bool:

@@ -73,7 +73,9 @@ def suggest(trial: optuna.Trial, parameters: Mapping[str, Any]) -> dict[str, Any
         if p["type"] == "categorical":
             values[path] = trial.suggest_categorical(path, p["choices"])
         elif p["type"] == "int":
-            values[path] = trial.suggest_int(path, p["low"], p["high"], step=p["step"], log=p["log"])
+            values[path] = trial.suggest_int(
+                path, p["low"], p["high"], step=p["step"], log=p["log"]
+            )
         else:
             values[path] = trial.suggest_float(
                 path, p["low"], p["high"], step=p["step"], log=p["log"]
@@ -155,8 +157,12 @@ def _record(search: Search, trial: optuna.Trial, report: Any, record: dict[str, 
     atomic_write_bytes(folder / "metrics.json", text.encode())
 
 
-def objective(search: Search, training_errors: tuple[type[BaseException], ...]) -> Callable[..., float]:
+def objective(
+    search: Search, training_errors: tuple[type[BaseException], ...]
+) -> Callable[..., float]:
     """Optuna's objective for this search: train one trial and return its score."""
+
+    failures: tuple[type[BaseException], ...] = (TrialFailedError, *training_errors)
 
     def run(trial: optuna.Trial) -> float:
         values = suggest(trial, search.parameters)
@@ -177,7 +183,7 @@ def objective(search: Search, training_errors: tuple[type[BaseException], ...]) 
             record["value"] = _score(search, logs)
             record["state"] = "complete"
             return float(record["value"])
-        except (TrialFailedError, *training_errors) as exc:
+        except failures as exc:
             trial.set_user_attr(ERROR_ATTR, str(exc))
             record["state"], record["error"] = "fail", str(exc)
             raise TrialFailedError(str(exc)) from exc

@@ -45,7 +45,9 @@ def prepare(spec_path: Path, data: dict[str, Any], options: Options) -> Prepared
     direction = tune.get("direction") or default_direction(metric)
     options.out.mkdir(parents=True, exist_ok=True)
     name = options.study or str(data.get("name") or spec_path.stem)
-    opened = study.open_shared(name, options.storage, options.out, tune, direction, data.get("seed"))
+    opened = study.open_shared(
+        name, options.storage, options.out, tune, direction, data.get("seed")
+    )
     opened.set_user_attr("metric", metric)
     parameters = {path: _with_defaults(p) for path, p in tune["space"].items()}
     search = Search(spec_path, data, parameters, metric, direction, options.out)
@@ -54,11 +56,16 @@ def prepare(spec_path: Path, data: dict[str, Any], options: Options) -> Prepared
 
 
 def _with_defaults(parameter: dict[str, Any]) -> dict[str, Any]:
-    defaults = {"float": {"log": False, "step": None}, "int": {"log": False, "step": 1}}
+    defaults: dict[str, dict[str, Any]] = {
+        "float": {"log": False, "step": None},
+        "int": {"log": False, "step": 1},
+    }
     return {**defaults.get(parameter["type"], {}), **parameter}
 
 
-def run(prepared: Prepared, on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]) -> int:
+def run(
+    prepared: Prepared, on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+) -> int:
     """Run this worker's trials; returns how many it ran."""
     before = len(prepared.study.trials)
     callbacks = [on_trial]

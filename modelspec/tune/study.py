@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from modelspec.schema.tune import Direction
 from modelspec.tune import space
 
 STUDY_FILE = "study.db"
@@ -66,7 +67,7 @@ def open_study(
     name: str,
     store: optuna.storages.RDBStorage,
     tune: Mapping[str, Any],
-    direction: str,
+    direction: Direction,
     seed: int | None,
 ) -> optuna.Study:
     """Create the study, or load it when this storage already has one of that name."""
@@ -86,7 +87,7 @@ def open_shared(
     url: str | None,
     out: Path,
     tune: Mapping[str, Any],
-    direction: str,
+    direction: Direction,
     seed: int | None,
 ) -> optuna.Study:
     """`open_study`, retried when another worker is creating the same database at that moment
@@ -108,7 +109,9 @@ def finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def budget(tune: Mapping[str, Any], trials: int | None, timeout: float | None) -> tuple[int | None, float | None]:
+def budget(
+    tune: Mapping[str, Any], trials: int | None, timeout: float | None
+) -> tuple[int | None, float | None]:
     """(total trials, seconds) from the flags, else the section; 20 trials when neither is set."""
     total = trials if trials is not None else tune.get("n_trials")
     seconds = timeout if timeout is not None else tune.get("timeout")
