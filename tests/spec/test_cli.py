@@ -97,6 +97,7 @@ def test_schema_refs_all_resolve() -> None:
         "compile",
         "data",
         "fit",
+        "tune",
     }
     assert schema["required"] == ["model"] and schema["additionalProperties"] is False
 

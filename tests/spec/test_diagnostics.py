@@ -172,6 +172,30 @@ CASES: list[tuple[str, str, list[tuple[str, int, int, str]]]] = [
 """,
         [("E305", 5, 7, "adapts")],
     ),
+    (
+        "tune path and value",
+        MLP
+        + """fit: {validation_split: 0.2}
+tune:
+  space:
+    model.layers[1].unitz: {type: int, low: 1, high: 4}
+    model.layers[0].units: {type: float, low: 1, high: 4.5}
+""",
+        [
+            ("E601", 8, 5, "unknown key `unitz`; did you mean 'units'?"),
+            ("E602", 9, 5, "may set 4.5"),
+        ],
+    ),
+    (
+        "tune grid without validation data",
+        MLP
+        + """tune:
+  sampler: grid
+  space:
+    compile.optimizer.learning_rate: {type: float, low: 0.001, high: 0.1}
+""",
+        [("E604", 5, 1, "no validation data"), ("E603", 8, 5, "continuous range")],
+    ),
 ]
 
 
