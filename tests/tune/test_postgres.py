@@ -59,8 +59,7 @@ def test_two_workers_share_one_postgresql_study(server: str, tmp_path: Path) -> 
     flags = ["--out", str(out), "--storage", server, "--study", "shared"]
     command = [sys.executable, "-m", "modelspec.cli", "tune", str(spec), *flags]
     workers = [
-        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True) for _ in range(2)
     ]
     outputs = [w.communicate()[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
