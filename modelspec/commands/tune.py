@@ -6,6 +6,7 @@ never load it.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +14,6 @@ import typer
 from rich.console import Console
 
 from modelspec.commands.run import (
-    INTERRUPTED,
     CommandError,
     DeviceOption,
     _checked,
@@ -75,10 +75,11 @@ def tune(
             _announce(console, prepared)
             try:
                 search.run(prepared, _progress(console, prepared))
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as stop:
                 _finish(console, prepared)
                 console.print("Interrupted: run the same command again to resume the study.")
-                raise typer.Exit(INTERRUPTED) from None
+                # 130 (Ctrl-C) or 143 (SIGTERM), as `train` exits
+                raise typer.Exit(128 + getattr(stop, "signum", signal.SIGINT)) from None
         _finish(console, prepared)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,14 @@ PRUNED_ATTR = "pruned_at_epoch"
 
 class TrialFailedError(RuntimeError):
     """This trial cannot be scored (its values make a bad spec, or training diverged)."""
+
+
+class SearchStopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a trial's training: the search stops too (`signum` says which)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class MetricMissingError(RunError):
@@ -173,7 +182,7 @@ def objective(
             resolved = report.data
             history, pruning = _fit(search, report, trial)
             if getattr(history, "interrupted", False):
-                raise KeyboardInterrupt
+                raise SearchStopped(int(getattr(history, "stop_signal", None) or signal.SIGINT))
             logs = {k: [float(x) for x in v] for k, v in history.history.items()}
             record["history"] = logs
             if pruning.pruned_at is not None:

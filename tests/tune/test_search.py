@@ -215,3 +215,22 @@ def test_help_and_lint_do_not_import_optuna() -> None:
     root = Path(__file__).resolve().parents[2]
     found = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert found.stdout.strip() == "False", found.stderr
+
+
+def test_ctrl_c_stops_the_search_writes_its_files_and_exits_130(tmp_path: Path) -> None:
+    spec_data = copy.deepcopy(SPEC)
+    spec_data["fit"]["epochs"] = 40
+    spec_data["tune"].update(n_trials=20, pruner="none")
+    spec = write_spec(tmp_path, spec_data)
+    out = tmp_path / "search"
+    worker = subprocess.Popen(
+        _cli("tune", str(spec), "--out", str(out)), cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    while not _complete(out, "iris_search") and worker.poll() is None:
+        time.sleep(0.1)
+    assert worker.poll() is None, "the search ended before it could be interrupted"
+    worker.send_signal(signal.SIGINT)
+    printed, _ = worker.communicate()
+    assert worker.returncode == 130, printed
+    assert "run the same command again to resume" in printed
+    assert _rows(out)[0]["state"] == "complete" and (out / "best.yaml").is_file()
