@@ -166,9 +166,8 @@ def train(
             if not role.lead:
                 console = Console(quiet=True)
             if role.description:
-                console.print(
-                    f"Data-parallel over {role.size} ranks ({role.description})", soft_wrap=True
-                )
+                ranks = f"{role.size} rank{'s' * (role.size != 1)}"
+                console.print(f"Data-parallel over {ranks} ({role.description})", soft_wrap=True)
             dtype = str(data.get("dtype", "float32"))
             run = runs.load_run_data(runs.data_config(data, spec), spec.parent, signature, dtype)
             fit = runs.fit_arguments(fit_section, run_dir, run.schema, writes=role.lead)

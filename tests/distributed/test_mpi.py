@@ -222,3 +222,16 @@ def test_two_ranks_on_gpus_sum_with_nccl(tmp_path: Path) -> None:
     two = train_mpi("iris_mlp", tmp_path / "two", "--set", "fit.epochs=3", "--device", "gpu")
     assert two.returncode == 0, two.stderr
     assert_same_run(tmp_path / "one", tmp_path / "two", rtol=1e-4)
+
+
+def test_forced_on_one_process_is_a_world_of_one(tmp_path: Path) -> None:
+    """`fit.distributed.enabled: true` without a launcher: MPI's singleton world, same run."""
+    train_one("iris_mlp", tmp_path / "one", "--set", "fit.epochs=2")
+    command = [sys.executable, str(WORKER), "cli", "none", "--", "train"]
+    command += [str(ROOT / "specs" / "iris_mlp.yaml"), "--out", str(tmp_path / "forced")]
+    command += ["--set", "fit.epochs=2", "--set", "fit.distributed.enabled=true"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Data-parallel over 1 rank (" in result.stdout
+    assert_same_run(tmp_path / "one", tmp_path / "forced")
