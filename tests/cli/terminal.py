@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -48,3 +52,29 @@ def assert_fits(text: str) -> None:
     """No line wider than the terminal."""
     for line in text.splitlines():
         assert len(line) <= WIDTH, line
+
+
+def train_until_epoch(
+    folder: Path, epoch: int, signum: int, colour: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`modelspec train iris_mlp.yaml` for ever in `folder`, sent `signum` once epoch `epoch`
+    starts; stdout has escape codes removed."""
+    env = dict(os.environ)
+    for name, value in terminal_env(colour).items():
+        env.pop(name, None)
+        if value is not None:
+            env[name] = value
+    args = ["train", "iris_mlp.yaml", "--set", "fit.epochs=100000", "--set", "fit.callbacks=[]"]
+    command = [sys.executable, "-c", "from modelspec.cli import main; main()", *args]
+    with subprocess.Popen(
+        command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        seen = ""
+        for line in process.stdout:
+            seen += line
+            if f"Epoch {epoch}/100000 - " in ANSI.sub("", line):
+                process.send_signal(signum)
+                break
+        out, err = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(command, process.returncode, ANSI.sub("", seen + out), err)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +14,9 @@ import pytest
 from engine import atomic
 from engine.saving import checkpoint_epoch, list_checkpoints, read_artifact
 from engine.train.interrupt import StopOnInterrupt
-from tests.cli.terminal import ANSI, run_cli
+from tests.cli.terminal import run_cli, train_until_epoch
 
 QUIET = ["--set", "fit.callbacks=[]"]
-
-
-def _train_until_epoch(folder: Path, epoch: int) -> subprocess.CompletedProcess[str]:
-    """`train iris_mlp.yaml` for ever, sent SIGTERM once epoch `epoch` starts."""
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "80"}
-    args = ["train", "iris_mlp.yaml", "--set", "fit.epochs=100000", *QUIET]
-    command = [sys.executable, "-c", "from modelspec.cli import main; main()", *args]
-    with subprocess.Popen(
-        command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        assert process.stdout is not None
-        seen = ""
-        for line in process.stdout:
-            seen += line
-            if f"Epoch {epoch}/100000 - " in ANSI.sub("", line):
-                process.send_signal(signal.SIGTERM)
-                break
-        out, err = process.communicate(timeout=300)
-    return subprocess.CompletedProcess(command, process.returncode, seen + out, err)
 
 
 def _weights(path: Path) -> dict[str, np.ndarray]:
@@ -48,7 +27,7 @@ def test_sigterm_saves_exits_143_and_resumes_bit_identically(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert run_cli("examples", "iris_mlp", "--to", str(tmp_path)).code == 0
-    stopped = _train_until_epoch(tmp_path, 3)
+    stopped = train_until_epoch(tmp_path, 3, signal.SIGTERM)
     assert stopped.returncode == 143, stopped.stderr
     assert "Traceback" not in stopped.stdout + stopped.stderr
     assert "Interrupted" in stopped.stdout and "Saved the run to runs/iris_mlp" in stopped.stdout
