@@ -169,7 +169,10 @@ def train(
                 ranks = f"{role.size} rank{'s' * (role.size != 1)}"
                 console.print(f"Data-parallel over {ranks} ({role.description})", soft_wrap=True)
             dtype = str(data.get("dtype", "float32"))
-            run = runs.load_run_data(runs.data_config(data, spec), spec.parent, signature, dtype)
+            config = runs.data_config(data, spec)
+            # Millions of rows take a while to read: a terminal shows what is being read.
+            with console.status(f"Reading the data of {spec.name} ...", spinner="dots"):
+                run = runs.load_run_data(config, spec.parent, signature, dtype)
             fit = runs.fit_arguments(fit_section, run_dir, run.schema, writes=role.lead)
             model = runs.build_model(data)
             stack.enter_context(run_lock.locked(run_dir, take=role.lead))

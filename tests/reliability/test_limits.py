@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from modelspec.cli import app
+from tests.cli.terminal import run_cli
 from tests.cli.test_run import SPEC, run, write_spec
 
 
@@ -69,3 +70,10 @@ def test_a_nan_loss_names_the_epoch_and_batch(project: Path) -> None:
     assert code == 1
     assert re.search(r"error: loss became (NaN|infinite) at epoch 1, step \d+$", err.strip()), err
     assert not (Path("runs") / "changed" / ".lock").exists()
+
+
+def test_reading_the_data_shows_on_a_terminal(project: Path) -> None:
+    """A data file of millions of rows takes a while: the terminal is told what is read."""
+    outcome = run_cli("train", str(project / "specs" / "tiny.yaml"), colour=True)
+    assert outcome.code == 0
+    assert "Reading the data of tiny.yaml ..." in outcome.stdout
