@@ -235,3 +235,31 @@ def test_forced_on_one_process_is_a_world_of_one(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Data-parallel over 1 rank (" in result.stdout
     assert_same_run(tmp_path / "one", tmp_path / "forced")
+
+
+def test_ctrl_c_stops_every_rank_at_the_same_step_and_rank_0_saves(tmp_path: Path) -> None:
+    """SIGINT to mpirun reaches every rank; the step's agreement makes them all stop together."""
+    import signal
+    import time
+
+    assert MPIRUN is not None
+    out = tmp_path / "run"
+    command = [*mpirun_command(2, MPIRUN), sys.executable, str(WORKER), "cli", "none", "--"]
+    command += ["train", str(ROOT / "specs" / "iris_mlp.yaml"), "--out", str(out)]
+    command += ["--set", "fit.epochs=100000", "--set", "fit.callbacks=[]"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while len(saving.list_checkpoints(out)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert "Interrupted: saving the model as it is now." in stdout, stderr
+    assert stdout.count("Saved the run to") == 1
+    saving.read_artifact(out)
+    assert len(history(out)["loss"]) >= 1
