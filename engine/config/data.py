@@ -47,7 +47,7 @@ class DataSource(BaseModel):
     y: Selection | None = None
     streaming: bool | Literal["auto"] = "auto"
     shuffle_buffer: int = Field(default=10_000, ge=1)
-    prefetch: int = Field(default=4, ge=1)
+    prefetch: int = Field(default=2, ge=1)
     bad_data: Literal["error", "skip"] = "error"
     image_size: tuple[int, int] = (256, 256)
     color_mode: Literal["grayscale", "rgb", "rgba"] = "rgb"

@@ -91,13 +91,14 @@ class Stream:
         shuffle: bool = True,
         start_batch: int = 0,
     ) -> Iterator[Batch]:
-        """The epoch's batches, decoded ahead on a background thread."""
+        """The epoch's batches; whole shuffled windows are read and decoded ahead on a
+        background thread, so the step waits only when the disk falls behind."""
         skipped_before = len(self.source.skipped)
         pieces = (p for u in self._units(seed, epoch, shuffle) for p in self._pieces(u))
         rows = shuffled_rows(
             pieces, self.config.shuffle_buffer, seed, epoch, shuffle, start_batch * batch_size
         )
-        for batch in self.prefetcher.run(batches(rows, batch_size)):
+        for batch in batches(self.prefetcher.run(rows), batch_size):
             yield self._split(batch)
         self.warn_skipped(skipped_before)
 

@@ -1,4 +1,4 @@
-"""A background thread that keeps the next batches decoded while the training step runs, and
+"""A background thread that keeps the next pieces of data decoded while the training step runs, and
 measures how long the step waited for them (it should not wait when the disk keeps up)."""
 
 from __future__ import annotations
