@@ -1,5 +1,6 @@
-"""A background thread that keeps the next pieces of data decoded while the training step runs, and
-measures how long the step waited for them (it should not wait when the disk keeps up)."""
+"""A background thread that keeps the next pieces of data decoded while the training step
+runs, and measures how long the step waited for them (it should not wait when the disk keeps
+up)."""
 
 from __future__ import annotations
 
