@@ -359,6 +359,28 @@ def evaluation_source(
 
 
 @contextlib.contextmanager
+def data_warnings(err: Any) -> Iterator[None]:
+    """Skipped bad data (`bad_data: skip`) said as one `warning:` line on stderr, not as
+    Python's warning with a source line."""
+    import warnings
+
+    from engine.streaming import BadDataWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, BadDataWarning):
+            err.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", BadDataWarning)
+        warnings.showwarning = show
+        yield
+
+
+@contextlib.contextmanager
 def device(name: str) -> Iterator[None]:
     """Run the block on the named device (cpu or gpu); an unknown name is bad usage."""
     from engine import backend

@@ -64,3 +64,15 @@ def test_a_corrupt_file_is_one_line_naming_it(
     assert result.exit_code != 0
     assert "z.parquet: not a readable Parquet file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_skipped_data_is_one_warning_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_parquet(tmp_path)
+    (tmp_path / "parts" / "z.parquet").write_bytes(b"garbage")
+    source = {"path": "parts", "x": "x", "target": "y", "bad_data": "skip"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SPEC, "data": {"train": source}}))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "s.yaml", "--out", "run"])
+    assert result.exit_code == 0, result.output
+    assert "warning: parts: skipped 1 unreadable or bad pieces of data" in result.output
+    assert "z.parquet: not a readable Parquet file" in result.output
