@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from typing import Any
 
 import numpy as np
 
 from engine.distributed.errors import DistributedError
+
+ABORT_GRACE_SECONDS = 0.5
 
 
 def _mpi() -> Any:
@@ -57,6 +60,9 @@ class Communicator:
         """End every rank of the job now (MPI_Abort): a failing rank never leaves others waiting."""
         sys.stdout.flush()
         sys.stderr.flush()
+        # Measured under load: without a pause MPICH's launcher sometimes tore the job down
+        # before forwarding this rank's last lines, and the error message was lost.
+        time.sleep(ABORT_GRACE_SECONDS)
         self.world.Abort(code)
 
     def describe(self) -> str:
