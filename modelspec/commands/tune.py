@@ -102,6 +102,7 @@ def _progress(console: Console, prepared: Any) -> Any:
 
     def show(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from modelspec.tune.objective import ERROR_ATTR, PRUNED_ATTR
+        from modelspec.tune.study import finished
 
         of = f"/{prepared.total}" if prepared.total else ""
         state = trial.state.name.lower()
@@ -112,11 +113,12 @@ def _progress(console: Console, prepared: Any) -> Any:
         if ERROR_ATTR in trial.user_attrs:
             state += f" ({trial.user_attrs[ERROR_ATTR]})"
         try:
-            best = f"  best {study.best_value:.4g} (trial {study.best_trial.number})"
+            best = f"  best {study.best_value:.4g} (trial {study.best_trial.number:04d})"
         except ValueError:
             best = ""
         values = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
-        line = f"trial {trial.number + 1}{of}: {state}{best}  [{values}]"
+        # numbered as the trial folders and results.csv number them
+        line = f"[{finished(study)}{of}] trial {trial.number:04d}: {state}{best}  [{values}]"
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     return show

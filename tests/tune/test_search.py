@@ -161,18 +161,26 @@ def _complete(out: Path, study: str) -> int:
     return len(found.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
 
 
-def test_a_killed_study_resumes(tmp_path: Path) -> None:
+def _running_search(tmp_path: Path, trials: int) -> tuple[subprocess.Popen[str], Path, Path]:
+    """A search in its own process, returned once its first trial is complete."""
     spec_data = copy.deepcopy(SPEC)
     spec_data["fit"]["epochs"] = 40
-    spec_data["tune"].update(n_trials=3, pruner="none")
+    spec_data["tune"].update(n_trials=trials, pruner="none")
     spec = write_spec(tmp_path, spec_data)
     out = tmp_path / "search"
-    worker = subprocess.Popen(_cli("tune", str(spec), "--out", str(out)), cwd=tmp_path)
+    worker = subprocess.Popen(
+        _cli("tune", str(spec), "--out", str(out)), cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
     while not _complete(out, "iris_search") and worker.poll() is None:
         time.sleep(0.1)
-    assert worker.poll() is None, "the search ended before it could be killed"
+    assert worker.poll() is None, "the search ended before it could be stopped"
+    return worker, spec, out
+
+
+def test_a_killed_study_resumes(tmp_path: Path) -> None:
+    worker, spec, out = _running_search(tmp_path, 3)
     os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
+    worker.communicate()
     done = subprocess.run(
         _cli("tune", str(spec), "--out", str(out)), cwd=tmp_path, capture_output=True, text=True
     )
@@ -218,19 +226,20 @@ def test_help_and_lint_do_not_import_optuna() -> None:
 
 
 def test_ctrl_c_stops_the_search_writes_its_files_and_exits_130(tmp_path: Path) -> None:
-    spec_data = copy.deepcopy(SPEC)
-    spec_data["fit"]["epochs"] = 40
-    spec_data["tune"].update(n_trials=20, pruner="none")
-    spec = write_spec(tmp_path, spec_data)
-    out = tmp_path / "search"
-    worker = subprocess.Popen(
-        _cli("tune", str(spec), "--out", str(out)), cwd=tmp_path, stdout=subprocess.PIPE, text=True
-    )
-    while not _complete(out, "iris_search") and worker.poll() is None:
-        time.sleep(0.1)
-    assert worker.poll() is None, "the search ended before it could be interrupted"
+    worker, _, out = _running_search(tmp_path, 20)
     worker.send_signal(signal.SIGINT)
-    printed, _ = worker.communicate()
+    try:
+        printed, _ = worker.communicate(timeout=600)  # a guard against a hang, not a measure
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise
     assert worker.returncode == 130, printed
     assert "run the same command again to resume" in printed
     assert _rows(out)[0]["state"] == "complete" and (out / "best.yaml").is_file()
+
+
+def test_a_spec_without_a_tune_section_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {k: v for k, v in SPEC.items() if k != "tune"})
+    result = runner.invoke(app, ["tune", str(spec), "--out", str(tmp_path / "search")])
+    assert result.exit_code == 1
+    assert "needs a `tune` section" in result.output and "Traceback" not in result.output
