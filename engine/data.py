@@ -231,6 +231,11 @@ _ARRAY_DAMAGE = (
 
 
 def _read_npy(path: Path) -> Table:
+    # np.load opens a file starting like a ZIP as an NpzFile (left open), not as an array.
+    with _open(path, "rb") as handle:
+        magic = handle.read(len(np.lib.format.MAGIC_PREFIX))
+    if magic != np.lib.format.MAGIC_PREFIX:
+        raise DataError(f"{path}: not a readable NPY array (no NPY header)")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except _ARRAY_DAMAGE as exc:

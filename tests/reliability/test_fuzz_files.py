@@ -133,3 +133,13 @@ def test_an_npy_header_that_does_not_parse(tmp_path: Path, damage: tuple[bytes, 
     path.write_bytes(path.read_bytes().replace(*damage, 1))
     with pytest.raises(DataError, match="x.npy: not a readable NPY array"):
         read_table(path)
+
+
+@pytest.mark.parametrize("start", [b"PK\x03\x04", b"PK\x05\x06"])
+def test_an_npy_file_that_starts_like_a_zip(tmp_path: Path, start: bytes) -> None:
+    """np.load returned an NpzFile, left open, where an array was expected."""
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((4, 6), dtype=np.float32))
+    path.write_bytes(start + path.read_bytes()[len(start) :])
+    with pytest.raises(DataError, match="x.npy: not a readable NPY array"):
+        read_table(path)
