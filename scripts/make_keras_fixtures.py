@@ -265,6 +265,15 @@ def _attention() -> keras.Model:
     return keras.Model([query, value], layers.GlobalAveragePooling1D()(both), name="attention")
 
 
+def _einsum() -> keras.Model:
+    tokens = keras.Input((4, 6), name="tokens")
+    x = layers.EinsumDense("abc,cd->abd", (None, 5), bias_axes="d", activation="relu")(tokens)
+    y = layers.GroupQueryAttention(
+        head_dim=3, num_query_heads=4, num_key_value_heads=2, name="gqa"
+    )(x, x)
+    return keras.Model(tokens, layers.GlobalAveragePooling1D()(y), name="einsum")
+
+
 FIXTURES: dict[str, Callable[[], keras.Model]] = {
     "mlp": _mlp,
     "embedding_lstm": _embedding_lstm,
@@ -278,6 +287,7 @@ FIXTURES: dict[str, Callable[[], keras.Model]] = {
     "variants": _variants,
     "image_variants": _image_variants,
     "attention": _attention,
+    "einsum": _einsum,
 }
 LEGACY_H5 = ("mlp", "multi_io")
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.keras_io.errors import KerasArchiveError, h5py_module
 from engine.keras_io.layer_order import group_names
-from engine.keras_io.layer_table import row_for
+from engine.keras_io.layer_table import row_for, weights_class
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -199,7 +199,7 @@ def fill_group_names(keras_file: KerasFile) -> None:
         for layer in (keras_file.config.get("config") or {}).get("layers") or []
         if isinstance(layer, Mapping) and row_for(str(layer.get("class_name"))) is not None
     ]
-    groups = group_names([str(layer.get("class_name")) for layer in layers])
+    groups = group_names([weights_class(str(layer.get("class_name"))) for layer in layers])
     for layer, group in zip(layers, groups, strict=True):
         name = str((layer.get("config") or {}).get("name"))
         keras_file.group_names.setdefault(name, group)

@@ -20,7 +20,7 @@ from engine.keras_io.compile_config import keras_compile
 from engine.keras_io.errors import KerasUnsupportedError, h5py_module
 from engine.keras_io.layer_config import call_arguments, keras_layer
 from engine.keras_io.layer_order import functional_order, group_names
-from engine.keras_io.layer_table import BY_KERAS, BY_SPEC
+from engine.keras_io.layer_table import BY_KERAS, BY_SPEC, weights_class
 from engine.loading import load_model
 from engine.models import Model, Sequential
 
@@ -171,7 +171,7 @@ def _weights_h5(path: Path, layers: list[dict[str, Any]], owners: list[Any], mod
     h5py: Any = h5py_module(path)
     buffer = io.BytesIO()
     with h5py.File(buffer, "w", track_order=True) as h5:
-        names = group_names([layer["class_name"] for layer in layers])
+        names = group_names([weights_class(layer["class_name"]) for layer in layers])
         for group, layer, owner in zip(names, layers, owners, strict=True):
             arrays = [] if owner is None else [np.asarray(w.numpy()) for w in owner.weights]
             _write_vars(

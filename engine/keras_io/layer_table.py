@@ -71,6 +71,7 @@ class LayerRow:
     keras_omits: tuple[str, ...] = ()  # spec arguments the Keras class's constructor refuses
     tensor_arguments: tuple[str, ...] = ()  # a call on several tensors, in the spec's order
     positional_tensors: int = 0  # how many of them Keras takes by position
+    python_class: str | None = None  # Keras's class, where it is saved under another name
 
 
 def _same(*names: str, **kwargs: Any) -> list[LayerRow]:
@@ -123,27 +124,45 @@ ROWS: list[LayerRow] = [
     *_same("SpatialDropout1D", "SpatialDropout2D", keras_omits=("trainable",)),
     *_same("DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"),
     *_same("Attention", "AdditiveAttention", call_arguments=("use_causal_mask",)),
-    LayerRow(
-        "MultiHeadAttention",
-        "MultiHeadAttention",
-        children=tuple((f"{part}_dense", None) for part in ("query", "key", "value", "output")),
-        call_arguments=("use_causal_mask",),
-        tensor_arguments=("query", "value", "key", "attention_mask"),
-        positional_tensors=2,
-    ),
+    *_same("EinsumDense"),
+    *[
+        LayerRow(
+            keras,
+            spec,
+            children=tuple(
+                (f"{stem}{part}_dense", None) for part in ("query", "key", "value", "output")
+            ),
+            call_arguments=("use_causal_mask",),
+            tensor_arguments=("query", "value", "key", "attention_mask"),
+            positional_tensors=2,
+            python_class=python_class,
+        )
+        for keras, spec, stem, python_class in (
+            ("MultiHeadAttention", "MultiHeadAttention", "", None),
+            ("GroupQueryAttention", "GroupQueryAttention", "_", "GroupedQueryAttention"),
+        )
+    ],
 ]
 # Spec layer types with no row, and why: an import or export of one is refused by name.
 NO_KERAS_EQUIVALENT = {
     "Input": "models carry their inputs as Keras's InputLayer, written by the graph itself",
     "Lambda": "Keras's Lambda holds Python bytecode, which safe mode refuses to load",
-    "GroupQueryAttention": "not mapped yet: Keras keeps it as four EinsumDense sublayers",
-    "EinsumDense": "not mapped yet: a row needs a Keras fixture that checks its arguments",
     "PositionEmbedding": "KerasHub's layer, not Keras's: no class for safe mode to load",
 }
 BY_KERAS: dict[str, LayerRow] = {row.keras: row for row in ROWS}
 BY_SPEC: dict[str, LayerRow] = {row.spec: row for row in ROWS}
 # Keras 2 / tf.keras class names that are today's classes under another name.
-KERAS_ALIASES = {"Convolution1D": "Conv1D", "Convolution2D": "Conv2D", "MaxPool2D": "MaxPooling2D"}
+KERAS_ALIASES = {
+    "Convolution1D": "Conv1D",
+    "Convolution2D": "Conv2D",
+    "MaxPool2D": "MaxPooling2D",
+}
+
+
+def weights_class(keras_class: str) -> str:
+    """The class name Keras files a layer's weight group under (its Python class's name)."""
+    row = row_for(keras_class)
+    return (row.python_class if row else None) or keras_class
 
 
 def row_for(keras_class: str) -> LayerRow | None:

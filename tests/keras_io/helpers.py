@@ -21,6 +21,7 @@ MODELS = [
     "variants",
     "image_variants",
     "attention",
+    "einsum",
 ]
 LEGACY = ["mlp", "multi_io"]
 TOLERANCE = 1e-5
