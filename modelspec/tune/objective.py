@@ -21,6 +21,7 @@ import yaml
 
 from engine.callbacks import Callback
 from engine.saving import atomic_write_bytes
+from engine.train.interrupt import StopOnInterrupt
 from modelspec import runs
 from modelspec.check import SpecReport, check_document
 from modelspec.errors import RunError
@@ -167,13 +168,18 @@ def _record(search: Search, trial: optuna.Trial, report: Any, record: dict[str, 
 
 
 def objective(
-    search: Search, training_errors: tuple[type[BaseException], ...]
+    search: Search,
+    training_errors: tuple[type[BaseException], ...],
+    stop: StopOnInterrupt | None = None,
 ) -> Callable[..., float]:
-    """Optuna's objective for this search: train one trial and return its score."""
+    """Optuna's objective for this search: train one trial and return its score (none once a
+    held Ctrl-C or SIGTERM has asked the search to stop)."""
 
     failures: tuple[type[BaseException], ...] = (TrialFailedError, *training_errors)
 
     def run(trial: optuna.Trial) -> float:
+        if stop is not None and stop.signum is not None:
+            raise SearchStopped(stop.signum)
         values = suggest(trial, search.parameters)
         record: dict[str, Any] = {"trial": trial.number, "params": values}
         resolved = None

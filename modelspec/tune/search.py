@@ -14,9 +14,10 @@ from typing import Any
 import optuna
 
 from engine.train.errors import TrainingError
+from engine.train.interrupt import StopOnInterrupt
 from modelspec.schema.tune import default_direction, default_metric
 from modelspec.tune import outputs, study
-from modelspec.tune.objective import Search, TrialFailedError, objective
+from modelspec.tune.objective import Search, SearchStopped, TrialFailedError, objective
 
 
 @dataclass
@@ -66,23 +67,41 @@ def _with_defaults(parameter: dict[str, Any]) -> dict[str, Any]:
 def run(
     prepared: Prepared, on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 ) -> int:
-    """Run this worker's trials; returns how many it ran."""
+    """Run this worker's trials; returns how many it ran.
+
+    Ctrl-C or SIGTERM between trials is held until Optuna has stored the trial, then ends the
+    search: raised inside Optuna's storage code it would leave a traceback and a half-written
+    study. During a trial's training, fit's own handler stops it after the current step.
+    """
     before = len(prepared.study.trials)
-    callbacks = [on_trial]
     n_trials = None
-    if prepared.total is not None:
-        n_trials = prepared.total - study.finished(prepared.study)
-        if n_trials <= 0:
-            return 0
-        callbacks.append(study.stop_at(prepared.total))
-    prepared.study.optimize(
-        objective(prepared.search, (TrainingError,)),
-        n_trials=n_trials,
-        timeout=prepared.seconds,
-        catch=(TrialFailedError,),
-        callbacks=callbacks,
-    )
+    with StopOnInterrupt() as stop:
+        callbacks = [on_trial, _stop_when_asked(stop)]
+        if prepared.total is not None:
+            n_trials = prepared.total - study.finished(prepared.study)
+            if n_trials <= 0:
+                return 0
+            callbacks.append(study.stop_at(prepared.total))
+        prepared.study.optimize(
+            objective(prepared.search, (TrainingError,), stop),
+            n_trials=n_trials,
+            timeout=prepared.seconds,
+            catch=(TrialFailedError,),
+            callbacks=callbacks,
+        )
+    if stop.signum is not None:
+        raise SearchStopped(stop.signum)
     return len(prepared.study.trials) - before
+
+
+def _stop_when_asked(
+    stop: StopOnInterrupt,
+) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    def check(opened: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if stop.requested:
+            opened.stop()
+
+    return check
 
 
 def finish(prepared: Prepared) -> outputs.Written:

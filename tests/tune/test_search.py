@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -243,3 +244,25 @@ def test_a_spec_without_a_tune_section_is_one_line_and_exit_1(tmp_path: Path) ->
     result = runner.invoke(app, ["tune", str(spec), "--out", str(tmp_path / "search")])
     assert result.exit_code == 1
     assert "needs a `tune` section" in result.output and "Traceback" not in result.output
+
+
+def test_a_signal_between_trials_waits_for_the_trial_to_be_stored(tmp_path: Path) -> None:
+    """Ctrl-C landing in Optuna's bookkeeping (here: its after-trial callback) is held, not
+    raised inside the storage code: the finished trial is stored and the search then stops."""
+    from modelspec.tune import search
+    from modelspec.tune.objective import SearchStopped
+
+    spec_data = copy.deepcopy(SPEC)
+    spec_data["tune"].update(n_trials=5, pruner="none")
+    spec = write_spec(tmp_path, spec_data)
+    prepared = search.prepare(spec, spec_data, search.Options(tmp_path / "search"))
+
+    def interrupt(*_: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(SearchStopped) as stopped:
+        search.run(prepared, interrupt)
+    assert stopped.value.signum == signal.SIGINT
+    states = [t.state.name for t in prepared.study.trials]
+    assert states == ["COMPLETE"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
