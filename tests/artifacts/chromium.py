@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -105,7 +107,10 @@ def load(page: Path, probe: str, width: int = 1200, height: int = 1600) -> PageL
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         args = [chromium, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]
         process = subprocess.Popen(
-            [*args, "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*args, "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             tools = _DevTools(_page_socket(Path(profile), process))
@@ -120,5 +125,19 @@ def load(page: Path, probe: str, width: int = 1200, height: int = 1600) -> PageL
                 tools.errors(), result["result"].get("value"), base64.b64decode(shot["data"])
             )
         finally:
-            process.terminate()
-            process.wait(timeout=TIMEOUT)
+            _end_group(process)
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    """End Chromium and its helper processes: a renderer that outlives the browser still writes
+    into the profile folder while it is being removed."""
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
