@@ -278,7 +278,7 @@ def transpose_length(n: int | None, k: int, s: int, padding: str, d: int) -> int
     span = (k - 1) * d + 1
     if padding == "same":
         return n * s
-    return (n - 1) * s + span + max(span, s) - span
+    return (n - 1) * s + max(span, s)
 
 
 @register

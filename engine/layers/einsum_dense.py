@@ -14,6 +14,7 @@ MultiHeadAttention's four projections are EinsumDense kernels of this kind.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import string
@@ -75,10 +76,12 @@ def _split(equation: str) -> tuple[str, str, str, str | None]:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def plan(
     equation: str, bias_axes: str | None, input_shape: tuple[Any, ...], output_shape: Any
 ) -> Plan:
-    """Kernel, bias and output shapes of `equation` on `input_shape` (Keras's analysis)."""
+    """Kernel, bias and output shapes of `equation` on `input_shape` (Keras's analysis);
+    memoized, as every forward step asks again for the same shape."""
     x, w, y, elided = _split(equation)
     extra = len(input_shape) - len(x)
     if extra < 0 or (extra and elided is None):
