@@ -262,10 +262,7 @@ class MultiHeadAttention(Layer):
 
     # ----- math ---------------------------------------------------------------------------
     def _named(self, params: list[Array]) -> dict[str, tuple[Array, Array | None]]:
-        names = ("query", "key", "value", "attention_output")
-        if self.config.use_bias:
-            return {n: (params[2 * i], params[2 * i + 1]) for i, n in enumerate(names)}
-        return {n: (params[i], None) for i, n in enumerate(names)}
+        return _by_projection(params, self.config.use_bias)
 
     def forward(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Array, Any]:
         arrays = list(inputs)
@@ -302,7 +299,7 @@ class MultiHeadAttention(Layer):
     ) -> Any:
         arrays, q_layout, k_layout, attn, combined = cache
         w = self._named(params)
-        slots = _grad_slots(grads, self.config.use_bias)
+        slots = _by_projection(grads, self.config.use_bias)
         dcombined = _project_backward(
             combined, w["attention_output"][0], grad_output, slots["attention_output"], 2
         )
@@ -311,10 +308,11 @@ class MultiHeadAttention(Layer):
         dk, dv = (_sum_repeats(g, heads // kv_heads) for g in (dk, dv))
         query, value = arrays[0], arrays[1]
         key = arrays[2] if len(arrays) > 2 else value
-        gq = _project_backward(query, w["query"][0], q_layout.merge(dq), slots["query"], 1)
-        gk = _project_backward(key, w["key"][0], k_layout.merge(dk), slots["key"], 1)
-        gv = _project_backward(value, w["value"][0], k_layout.merge(dv), slots["value"], 1)
-        if not ctx.need_input_grad:
+        need = ctx.need_input_grad
+        gq = _project_backward(query, w["query"][0], q_layout.merge(dq), slots["query"], 1, need)
+        gk = _project_backward(key, w["key"][0], k_layout.merge(dk), slots["key"], 1, need)
+        gv = _project_backward(value, w["value"][0], k_layout.merge(dv), slots["value"], 1, need)
+        if not need:
             return [None] * len(arrays)
         if len(arrays) == 2:
             return [gq, gv + gk]
@@ -397,7 +395,8 @@ def _project_backward(
     dy: Array,
     slots: tuple[Array | None, Array | None],
     contracted: int,
-) -> Array:
+    need_dx: bool = True,
+) -> Any:
     xp = backend_of(x).xp
     rows = math.prod(kernel.shape[:contracted])
     x2 = x.reshape(-1, rows)
@@ -407,15 +406,16 @@ def _project_backward(
         gemm.matmul(x2.T, dy2, kernel_grad.reshape(rows, -1))
     if bias_grad is not None:
         dy2.sum(axis=0, out=bias_grad.reshape(-1))
+    if not need_dx:
+        return None
     dx = xp.empty(x2.shape, dtype=dy2.dtype)
     gemm.matmul(dy2, kernel.reshape(rows, -1).T, dx)
     return dx.reshape(x.shape)
 
 
-def _grad_slots(
-    grads: list[Array | None], use_bias: bool
-) -> dict[str, tuple[Array | None, Array | None]]:
+def _by_projection(items: list[Any], use_bias: bool) -> dict[str, tuple[Any, Any]]:
+    """(kernel, bias or None) of each projection, from the weights' (or gradients') list."""
     names = ("query", "key", "value", "attention_output")
     if use_bias:
-        return {n: (grads[2 * i], grads[2 * i + 1]) for i, n in enumerate(names)}
-    return {n: (grads[i], None) for i, n in enumerate(names)}
+        return {n: (items[2 * i], items[2 * i + 1]) for i, n in enumerate(names)}
+    return {n: (items[i], None) for i, n in enumerate(names)}
