@@ -194,7 +194,7 @@ class DataParallel:
         parts: list[np.ndarray] = [
             np.array([tracker.count, tracker.loss, *tracker.per_output], dtype=np.float64)
         ]
-        metrics = [m for group in tracker.compiled.metrics or [] for m in group]
+        metrics = tracker.all_metrics()
         for m in metrics:
             if not m.additive_state:
                 raise DistributedError(

@@ -237,8 +237,7 @@ def _epoch_batches(
         return data.epoch_batches(batch_size, seed, epoch, shuffle, start)
     if isinstance(data, StreamData):
         return data.shard_batches(dp, batch_size, seed, epoch, shuffle)
-    order = np.random.default_rng([seed, epoch]).permutation(data.size) if shuffle else None
-    return dp.batches(data, batch_size, order)
+    return dp.batches(data, batch_size, data.order(seed, epoch, shuffle))
 
 
 def _run_test(

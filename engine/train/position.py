@@ -18,7 +18,7 @@ def capture(
     epoch: int, step: int, generator: np.random.Generator, tracker: Tracker
 ) -> dict[str, Any]:
     """The position after `step` steps of epoch `epoch`, as JSON-ready data."""
-    metrics = [m for group in tracker.compiled.metrics or [] for m in group]
+    metrics = tracker.all_metrics()
     return {
         "epoch": epoch,
         "step": step,
@@ -45,7 +45,7 @@ def _put_back(position: dict[str, Any], tracker: Tracker) -> None:
     tracker.count = int(position["count"])
     tracker.loss = float(position["loss"])
     tracker.per_output = [float(v) for v in position["per_output"]]
-    metrics = [m for group in tracker.compiled.metrics or [] for m in group]
+    metrics = tracker.all_metrics()
     for m, saved in zip(metrics, position["metrics"], strict=True):
         for k, value in saved.items():
             old = getattr(m, k)

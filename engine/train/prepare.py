@@ -92,11 +92,15 @@ class Data:
         del seed, epoch, shuffle
         return -(-self.size // batch_size)
 
+    def order(self, seed: int, epoch: int, shuffle: bool) -> np.ndarray | None:
+        """Epoch `epoch`'s sample order, from `default_rng([seed, epoch])` (None: unshuffled)."""
+        return np.random.default_rng([seed, epoch]).permutation(self.size) if shuffle else None
+
     def epoch_batches(
         self, batch_size: int, seed: int, epoch: int, shuffle: bool, start_batch: int = 0
     ) -> Any:
-        """Epoch `epoch`'s batches: its order from `default_rng([seed, epoch])`."""
-        order = np.random.default_rng([seed, epoch]).permutation(self.size) if shuffle else None
+        """Epoch `epoch`'s batches in `order(seed, epoch, shuffle)`."""
+        order = self.order(seed, epoch, shuffle)
         if start_batch:
             order = (order if order is not None else np.arange(self.size))[
                 start_batch * batch_size :

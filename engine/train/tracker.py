@@ -22,13 +22,16 @@ class Tracker:
         self.resumed: Callable[[Tracker], None] | None = None
         self.reset()
 
+    def all_metrics(self) -> list[Any]:
+        """Every output's metrics in one list (none until they are resolved on the first step)."""
+        return [m for group in self.compiled.metrics or [] for m in group]
+
     def reset(self) -> None:
         self.count = 0
         self.loss = 0.0
         self.per_output = [0.0] * len(self.names)
-        for group in self.compiled.metrics or []:
-            for m in group:
-                m.reset()
+        for m in self.all_metrics():
+            m.reset()
         if self.resumed is not None and self.compiled.metrics is not None:
             resumed, self.resumed = self.resumed, None
             resumed(self)
