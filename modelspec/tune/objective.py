@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-import yaml
 
 from engine.callbacks import Callback
 from engine.saving import atomic_write_bytes
@@ -161,8 +160,7 @@ def _score(search: Search, logs: Mapping[str, list[float]]) -> float:
 def _record(search: Search, trial: optuna.Trial, report: Any, record: dict[str, Any]) -> None:
     folder = search.trial_dir(trial.number)
     if report is not None:
-        spec = runs.portable_spec(report, search.spec_path.parent, folder)
-        atomic_write_bytes(folder / runs.SPEC_FILE, yaml.safe_dump(spec, sort_keys=False).encode())
+        runs.write_spec(report, search.spec_path.parent, folder)
     text = json.dumps(record, indent=2, allow_nan=True) + "\n"
     atomic_write_bytes(folder / "metrics.json", text.encode())
 
