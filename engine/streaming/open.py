@@ -113,7 +113,9 @@ def open_data(
     choice = source.streaming if streaming is None else streaming
     small = path.is_file() and path.stat().st_size <= STREAM_ABOVE_BYTES
     if kind in _IN_MEMORY_READERS and (choice is False or (choice == "auto" and small)):
-        return read_whole(source, base_dir, signature, schema, need_targets, dtype)
+        return load_dataset(
+            source, base_dir, signature, schema, need_targets=need_targets, dtype=dtype
+        )
     stream = open_stream(
         source, base_dir, signature, schema, need_targets=need_targets, dtype=dtype
     )
