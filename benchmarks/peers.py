@@ -33,8 +33,8 @@ def keras_epoch(w: Workload, x: np.ndarray, y: np.ndarray, threads: int) -> Epoc
     import keras
 
     spec = w.spec()
-    if w.key == "W6":
-        model = _keras_encoder(keras)
+    if w.key in _KERAS_FUNCTIONAL:
+        model = _KERAS_FUNCTIONAL[w.key](keras)
         model.compile(optimizer=keras.optimizers.Adam(), loss=spec["compile"]["loss"])
         return lambda: model.fit(x, y, epochs=1, batch_size=w.batch_size, verbose=0)
     entries = spec["model"]["layers"]
@@ -77,6 +77,68 @@ def _keras_encoder(keras: Any) -> Any:
         x = L.LayerNormalization(epsilon=1e-6)(L.Add()([x, ff]))
     out = L.Dense(1, activation="sigmoid")(L.GlobalAveragePooling1D()(x))
     return keras.Model(tokens, out)
+
+
+def _keras_resnet(keras: Any) -> Any:
+    """W7 in Keras: the CIFAR ResNet of resnet_cifar.yaml, Keras's default initializers."""
+    L = keras.layers
+
+    def conv_bn(x: Any, filters: int, kernel: int, strides: int = 1) -> Any:
+        return L.BatchNormalization()(L.Conv2D(filters, kernel, strides, padding="same")(x))
+
+    image = keras.Input(shape=(32, 32, 3))
+    x = L.Activation("relu")(conv_bn(image, 16, 3))
+    for filters, strides in RESNET_BLOCKS:
+        y = conv_bn(L.Activation("relu")(conv_bn(x, filters, 3, strides)), filters, 3)
+        shortcut = x if strides == 1 else conv_bn(x, filters, 1, strides)
+        x = L.Activation("relu")(L.Add()([shortcut, y]))
+    out = L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(x))
+    return keras.Model(image, out)
+
+
+_KERAS_FUNCTIONAL = {"W6": _keras_encoder, "W7": _keras_resnet}
+# (filters, strides) of W7's six residual blocks
+RESNET_BLOCKS = [(16, 1), (16, 1), (32, 2), (32, 1), (64, 2), (64, 1)]
+
+
+def _torch_resnet() -> tuple[Any, Any]:
+    """W7 in PyTorch eager, initialized as Keras does (Glorot-uniform kernels, zero biases) and
+    with Keras's BatchNormalization defaults (momentum 0.99 is PyTorch's 0.01, epsilon 1e-3)."""
+    import torch
+    from torch import nn
+
+    def conv_bn(cin: int, cout: int, kernel: int, strides: int = 1) -> nn.Sequential:
+        conv = nn.Conv2d(cin, cout, kernel, strides, padding=kernel // 2)
+        return nn.Sequential(conv, nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01))
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int, strides: int) -> None:
+            super().__init__()
+            self.first = conv_bn(cin, cout, 3, strides)
+            self.second = conv_bn(cout, cout, 3)
+            self.shortcut = conv_bn(cin, cout, 1, strides) if strides > 1 else nn.Identity()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.second(torch.relu(self.first(x)))
+            return torch.relu(self.shortcut(x) + y)
+
+    blocks, cin = [], 16
+    for filters, strides in RESNET_BLOCKS:
+        blocks.append(Block(cin, filters, strides))
+        cin = filters
+    net = nn.Sequential(
+        conv_bn(3, 16, 3),
+        nn.ReLU(),
+        *blocks,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    return net, nn.CrossEntropyLoss()
 
 
 def _torch_encoder() -> tuple[Any, Any]:
@@ -141,6 +203,8 @@ def _torch_model(key: str) -> tuple[Any, Any]:
 
     if key == "W6":
         return _torch_encoder()
+    if key == "W7":
+        return _torch_resnet()
 
     class LstmText(nn.Module):
         def __init__(self) -> None:
@@ -162,7 +226,7 @@ def torch_epoch(w: Workload, x: np.ndarray, y: np.ndarray, threads: int) -> Epoc
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net, loss_fn = _torch_model(w.key)
-    xt = torch.from_numpy(np.transpose(x, (0, 3, 1, 2)).copy() if w.key == "W3" else x)
+    xt = torch.from_numpy(np.transpose(x, (0, 3, 1, 2)).copy() if w.key in ("W3", "W7") else x)
     if w.key in ("W4", "W6"):
         xt = xt.long()
     yt = torch.from_numpy(y.astype(np.int64) if y.dtype.kind == "i" else y)

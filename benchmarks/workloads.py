@@ -1,4 +1,4 @@
-"""The six benchmark workloads: their specs, sizes and seeded synthetic float32 data."""
+"""The seven benchmark workloads: their specs, sizes and seeded synthetic float32 data."""
 
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ def _mnist_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     return x, _teacher_labels(x, rng, 10)
 
 
+def _cifar_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.random((n, 32, 32, 3), dtype=np.float32)
+    return x, _teacher_labels(x, rng, 10)
+
+
 def _tokens(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     x = rng.integers(1, 10000, size=(n, 100), dtype=np.int32)
     y = (x[:, :10].mean(axis=1) > 5000).astype(np.float32).reshape(-1, 1)
@@ -73,6 +78,17 @@ _LSTM_MACS = 100 * (64 * 256 * 2) + 64
 # and weighted values 128x128 per position and head dim; 2 blocks; dense 128
 _ENCODER_MACS = 2 * (128 * (4 * 128 * 128 + 2 * 128 * 256) + 2 * 128 * 128 * 128) + 128
 
+
+def _resnet_macs() -> int:
+    """W7 per sample: each conv's output positions x filters x (kernel area x input channels)."""
+    stem = 32 * 32 * 16 * 9 * 3
+    stage1 = 4 * 32 * 32 * 16 * 9 * 16
+    # first conv strided from 16 channels, three 32->32 convs, the 1x1 projection
+    stage2 = 16 * 16 * 32 * (9 * 16 + 3 * 9 * 32 + 16)
+    stage3 = 8 * 8 * 64 * (9 * 32 + 3 * 9 * 64 + 32)
+    return stem + stage1 + stage2 + stage3 + 64 * 10
+
+
 WORKLOADS = {
     w.key: w
     for w in [
@@ -82,6 +98,7 @@ WORKLOADS = {
         Workload("W4", "lstm_text.yaml", 4096, 512, 64, "fit", _tokens, _LSTM_MACS),
         Workload("W5", "mnist_mlp.yaml", 60000, 15360, 1024, "predict", _mnist_flat, _MLP_MACS),
         Workload("W6", "transformer_text.yaml", 2048, 256, 64, "fit", _tokens_w6, _ENCODER_MACS),
+        Workload("W7", "resnet_cifar.yaml", 4096, 512, 128, "fit", _cifar_images, _resnet_macs()),
     ]
 }
 
@@ -92,6 +109,7 @@ NAMES = {
     "W4": "lstm_text",
     "W5": "mnist_mlp_predict",
     "W6": "transformer_text",
+    "W7": "resnet_cifar",
 }
 
 
