@@ -3,16 +3,18 @@
     python benchmarks/run.py [--quick] [--only W3 ...] [--repeats 3] [--json PATH]
 
 For each workload every contender runs in its own process: one warm-up epoch, then timed epochs
-taken in turn (modelspec, torch with 1 thread, torch with 2 threads, keras; each round starts
-one contender later), so that noise on this shared machine hits all of them alike. Each timed
-epoch starts after a pause of SETTLE_S: threads that BLAS libraries and runtimes leave polling
-after their last call (the GEMM reading's, the previous contender's) would otherwise take a
-core from whoever runs next. Reported: median samples/s, the ratios
-modelspec / PyTorch (its faster thread setting) and modelspec / Keras, peak memory of each
-process, and NumPy's float32 GEMM speed, measured before each round of a workload's epochs (its
-median is that workload's BLAS ceiling, so `% GEMM` compares numbers taken minutes apart, not a
-workload against one reading from the start of the run). No thresholds: the numbers are for
-people to read.
+taken in turn (modelspec, modelspec without its compiled kernels, torch with 1 thread, torch
+with 2 threads, keras; each round starts one contender later), so that noise on this shared
+machine hits all of them alike. Each timed epoch starts after a pause of SETTLE_S: threads that
+BLAS libraries and runtimes leave polling after their last call (the GEMM reading's, the
+previous contender's) would otherwise take a core from whoever runs next. Reported: median
+samples/s, the ratios modelspec / PyTorch (its faster thread setting) and modelspec / Keras,
+peak memory of each process, the "no compiler" column (modelspec run with `MODELSPEC_NATIVE=0`,
+as on a machine where `pip install` found no C compiler: samples/s and its ratio to PyTorch),
+and NumPy's float32 GEMM speed, measured before each round of a workload's epochs (its median is
+that workload's BLAS ceiling, so `% GEMM` compares numbers taken minutes apart, not a workload
+against one reading from the start of the run). No thresholds: the numbers are for people to
+read.
 """
 
 from __future__ import annotations
@@ -74,9 +76,14 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - start
 
 
+# The label of modelspec's run without compiled kernels, and the environment that makes it.
+NO_COMPILER = "modelspec-nc"
+NO_COMPILER_ENV = {"MODELSPEC_NATIVE": "0"}
+
+
 def contenders() -> list[tuple[str, str, int]]:
     """(label, contender, threads) for whatever is installed."""
-    rows = [("modelspec", "modelspec", 2)]
+    rows = [("modelspec", "modelspec", 2), (NO_COMPILER, "modelspec", 2)]
     if importlib.util.find_spec("torch"):
         rows += [("torch-1t", "torch", 1), ("torch-2t", "torch", 2)]
     if importlib.util.find_spec("keras") and importlib.util.find_spec("jax"):
@@ -88,6 +95,7 @@ def start(
     label: str, contender: str, key: str, threads: int, quick: bool, device: str = "cpu"
 ) -> Worker:
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
+    env.update(NO_COMPILER_ENV if label == NO_COMPILER else {})
     cmd = [sys.executable, "-m", "benchmarks.worker", contender, key, "--threads", str(threads)]
     if quick:
         cmd.append("--quick")
@@ -161,6 +169,8 @@ def summarize(result: dict[str, object]) -> dict[str, object]:
     result["torch_best"] = torch_best
     result["vs_torch"] = ours / torch_best if ours and torch_best else None
     result["vs_keras"] = ours / keras if ours and keras else None
+    fallback = _rate(result, NO_COMPILER)
+    result["no_compiler_vs_torch"] = fallback / torch_best if fallback and torch_best else None
     result["fraction_of_gemm_bound"] = ours * flops / (gflops * 1e9) if ours else None
     return result
 
@@ -172,7 +182,8 @@ def _fmt(value: object, spec: str) -> str:
 def print_table(results: list[dict[str, object]]) -> None:
     head = (
         f"{'workload':<22}{'modelspec/s':>12}{'torch/s':>10}{'keras/s':>10}"
-        f"{'vs torch':>9}{'vs keras':>9}{'GEMM GF/s':>10}{'% GEMM':>8}{'MiB ms/pt/ks':>16}"
+        f"{'vs torch':>9}{'vs keras':>9}{'no-cc/s':>10}{'no-cc vs pt':>12}"
+        f"{'GEMM GF/s':>10}{'% GEMM':>8}{'MiB ms/pt/ks':>16}"
     )
     print(head)
     print("-" * len(head))
@@ -182,10 +193,11 @@ def print_table(results: list[dict[str, object]]) -> None:
             f"{r['workload'] + ' ' + str(r['name']):<22}"
             f"{_fmt(_rate(r, 'modelspec'), ',.0f'):>12}{_fmt(r['torch_best'], ',.0f'):>10}"
             f"{_fmt(_rate(r, 'keras'), ',.0f'):>10}{_fmt(r['vs_torch'], '.2f'):>9}"
-            f"{_fmt(r['vs_keras'], '.2f'):>9}{_fmt(r['gemm_gflops'], '.0f'):>10}"
+            f"{_fmt(r['vs_keras'], '.2f'):>9}{_fmt(_rate(r, NO_COMPILER), ',.0f'):>10}"
+            f"{_fmt(r['no_compiler_vs_torch'], '.2f'):>12}{_fmt(r['gemm_gflops'], '.0f'):>10}"
             f"{_fmt(_pct(r['fraction_of_gemm_bound']), '.0f'):>8}{mem:>16}"
         )
-        for label in ("modelspec", "torch-1t", "torch-2t", "keras"):
+        for label in ("modelspec", NO_COMPILER, "torch-1t", "torch-2t", "keras"):
             entry = r.get(label)
             if isinstance(entry, dict) and entry.get("error"):
                 print(f"    {label} failed: {entry['error']}")

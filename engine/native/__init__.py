@@ -5,6 +5,9 @@ this thread and a spinning worker) are built when the package is installed, if a
 is there; without one the build is skipped and every caller runs its NumPy composite, with
 the same results bit for bit. A kernel applies only to plain, C-contiguous float32 NumPy
 arrays: CuPy arrays, the strict fake device's arrays and every other dtype take the NumPy path.
+`MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
+modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
+the benchmark measures the fallback and how a user rules the kernels out of a problem.
 
 Why: an element-wise update written as NumPy operations makes one pass over memory per
 operation and takes the GIL between them. Keras's Adam is 12 such passes; as one pass it runs
@@ -17,6 +20,7 @@ gradient is a sort and a fancy-index add per level.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -44,12 +48,22 @@ def _numpy_sgemm() -> tuple[str, str] | None:
     return (str(found[0]), "scipy_cblas_sgemm64_") if len(found) == 1 else None
 
 
+SWITCH = "MODELSPEC_NATIVE"
+
+
+def switched_off() -> bool:
+    """Whether the environment asks for the NumPy composites only (`MODELSPEC_NATIVE=0`)."""
+    return os.environ.get(SWITCH, "").strip().lower() in ("0", "false", "no", "off")
+
+
 class _Extensions:
     """The compiled modules, loaded on first use: importing the engine to check a spec (lint)
     then loads no shared library and binds no BLAS symbol."""
 
     @functools.cached_property
     def kernels(self) -> ModuleType | None:
+        if switched_off():
+            return None
         try:
             from engine.native import _kernels
         except ImportError:  # built without a C compiler: the NumPy composites run instead
@@ -58,6 +72,8 @@ class _Extensions:
 
     @functools.cached_property
     def split(self) -> ModuleType | None:
+        if switched_off():
+            return None
         try:
             from engine.native import _split
         except ImportError:

@@ -1,0 +1,94 @@
+"""`MODELSPEC_NATIVE=0` runs the engine as if no C compiler had been there at install time.
+
+With the switch, no compiled module loads and a whole training run (the split products, Adam,
+the LSTM steps, the Embedding gradient) takes the NumPy composites: the weights and metrics
+must be the native run's, bit for bit, as the house promises for every kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from engine import native
+from engine.build import from_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS = ROOT / "benchmarks" / "workloads"
+needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
+
+
+@pytest.mark.parametrize("value", ["0", "off", "false", "No"])
+def test_the_switch_turns_every_kernel_off(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.SWITCH, value)
+    monkeypatch.setattr(native, "_ext", native._Extensions())
+    assert not native.available()
+    assert not native.split_gemm_available()
+    z = np.ones((2, 3), dtype=np.float32)
+    assert not native.bias_relu(z, None, True)
+
+
+@pytest.mark.parametrize("value", ["", "1", "on"])
+def test_other_values_leave_the_kernels_as_built(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(native.SWITCH, value)
+    fresh = native._Extensions()
+    monkeypatch.setattr(native, "_ext", fresh)
+    assert native.available() == (native._Extensions.kernels.func(fresh) is not None)
+
+
+def test_a_process_with_the_switch_loads_no_compiled_module() -> None:
+    script = (
+        "import sys, numpy as np, engine.native as n\n"
+        "from engine.build import from_spec\n"
+        "m = from_spec({'model': {'type': 'sequential', 'layers': [{'type': 'Input', 'shape': [3]},"
+        " {'type': 'Dense', 'units': 2}]}, 'compile': {'optimizer': 'adam', 'loss': 'mse'}})\n"
+        "m.fit(np.ones((4, 3), 'float32'), np.ones((4, 2), 'float32'), verbose=0)\n"
+        "print(n.available(), [k for k in sys.modules if k.startswith('engine.native._')])\n"
+    )
+    env = {**os.environ, native.SWITCH: "0", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False []"
+
+
+def _train(spec: dict[str, Any]) -> tuple[dict[str, list[float]], list[np.ndarray]]:
+    model = from_spec(spec)
+    rng = np.random.default_rng(3)
+    batch = spec["fit"]["batch_size"]
+    (t,) = model.inputs
+    shape = (3 * batch + 5, *t.shape[1:])
+    x = rng.integers(1, 10000, shape) if "int" in t.dtype else rng.random(shape, np.float32)
+    units = model.outputs[0].shape[-1]
+    y = (
+        rng.integers(0, units, len(x)).astype(np.int32)
+        if units > 1
+        else rng.integers(0, 2, (len(x), 1)).astype(np.float32)
+    )
+    history = model.fit(x, y, epochs=2, batch_size=batch, verbose=0)
+    return history.history, [np.array(w.data) for w in model.weights]
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["seed_mlp", "mnist_mlp", "lstm_text", "mnist_cnn"])
+def test_training_without_the_kernels_is_bit_identical(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = yaml.safe_load((WORKLOADS / f"{name}.yaml").read_text())
+    spec["compile"]["metrics"] = ["accuracy"]
+    native_history, native_weights = _train(spec)
+    monkeypatch.setenv(native.SWITCH, "0")
+    monkeypatch.setattr(native, "_ext", native._Extensions())
+    numpy_history, numpy_weights = _train(spec)
+    assert numpy_history == native_history
+    for a, b in zip(native_weights, numpy_weights, strict=True):
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
