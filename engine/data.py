@@ -15,11 +15,13 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import itertools
 import struct
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from engine.config.data import DataSource, Selection
+from engine.read_progress import RowCounter, reading
 
 Shape = tuple[int | None, ...]
 TargetKind = Literal["class_ids", "one_hot", "binary", "values"]
@@ -39,6 +42,8 @@ COLUMNAR = frozenset({"csv", "parquet", "arrow"})
 _XY_KEYS = frozenset({"npz", "images", "text"})
 
 _NAN_CHUNK = 1 << 20
+# Rows a CSV is parsed and converted in at a time, and progress is told after.
+_CSV_CHUNK_ROWS = 1 << 16
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 
 # How a loss wants its labels; every other loss takes values shaped like the output.
@@ -159,23 +164,14 @@ def _listing(names: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _read_csv(path: Path) -> Table:
+def _read_csv(path: Path, progress: RowCounter | None = None) -> Table:
     """Columns of a CSV with a header row: float where every cell parses, else strings."""
-    with _open(path, "r", newline="") as handle:
-        return _csv_rows(path, _parsed_csv(path, handle))
+    return _csv_table(path, lambda: _open(path, "r", newline=""), progress)
 
 
 def csv_table(text: str, name: str) -> Table:
     """A CSV held in memory (a request body), read exactly as a CSV file is; `name` is its label."""
-    return _csv_rows(Path(name), _parsed_csv(Path(name), io.StringIO(text, newline="")))
-
-
-def _parsed_csv(path: Path, lines: Iterable[str]) -> list[list[str]]:
-    """The rows, or a DataError for what the csv module refuses (NUL bytes, huge fields)."""
-    try:
-        return list(csv.reader(lines))
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    return _csv_table(Path(name), lambda: io.StringIO(text, newline=""), None)
 
 
 def array_table(
@@ -185,28 +181,74 @@ def array_table(
     return Table(Path(name), format, dict(arrays))
 
 
-def _csv_rows(path: Path, rows: list[list[str]]) -> Table:
-    if not rows or not any(rows[0]):
+def _csv_table(
+    path: Path, open_lines: Callable[[], ContextManager[Iterable[str]]], progress: RowCounter | None
+) -> Table:
+    """Read in chunks of rows, each column converted chunk by chunk (no list of every row).
+
+    A column whose first chunks were all numbers and a later one holds text is read again,
+    as text from the start: its numbers' original spelling is then the label."""
+    text: set[int] = set()
+    while True:
+        with open_lines() as lines:
+            table, mixed = _csv_pass(path, lines, text, progress)
+        if not mixed:
+            return table
+        text |= mixed
+
+
+def _csv_pass(
+    path: Path, lines: Iterable[str], text: set[int], progress: RowCounter | None
+) -> tuple[Table, set[int]]:
+    """One pass over the rows: the table, and the columns found to mix numbers and text."""
+    reader = csv.reader(lines)
+    try:
+        header = _csv_header(path, next(reader, None))
+        pieces: list[list[np.ndarray]] = [[] for _ in header]
+        line = 2
+        while rows := list(itertools.islice(reader, _CSV_CHUNK_ROWS)):
+            body = [row for row in rows if row]
+            for offset, row in enumerate(body):
+                if len(row) != len(header):
+                    raise DataError(
+                        f"{path}:{line + offset}: {len(row)} cells but the header names "
+                        f"{len(header)} columns"
+                    )
+            for i, cells in enumerate(zip(*body, strict=True)):
+                pieces[i].append(_text(cells) if i in text else _column(cells))
+            line += len(body)
+            if progress is not None:
+                progress(line - 2)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    kinds = [{piece.dtype.kind for piece in column} for column in pieces]
+    mixed = {i for i, found in enumerate(kinds) if len(found) > 1}
+    arrays = {
+        name: np.concatenate(column) if column else np.array([], dtype=np.float64)
+        for name, column in zip(header, pieces, strict=True)
+    }
+    return Table(path, "csv", arrays), mixed
+
+
+def _csv_header(path: Path, row: list[str] | None) -> list[str]:
+    if not row or not any(row):
         raise DataError(f"{path}: empty CSV file; expected a header row of column names")
-    header = [name.strip() for name in rows[0]]
+    header = [name.strip() for name in row]
     duplicates = sorted({n for n in header if header.count(n) > 1})
     if duplicates:
         raise DataError(f"{path}: duplicate column names {_listing(duplicates)} in the header")
-    body = [row for row in rows[1:] if row]
-    for line, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}:{line}: {len(row)} cells but the header names {len(header)} columns"
-            )
-    cells = list(zip(*body, strict=True)) if body else [() for _ in header]
-    return Table(path, "csv", {name: _column(col) for name, col in zip(header, cells, strict=True)})
+    return header
 
 
 def _column(cells: Sequence[str]) -> np.ndarray:
     try:
         return np.array([float(c) if c.strip() else np.nan for c in cells], dtype=np.float64)
     except ValueError:
-        return np.array([c.strip() for c in cells], dtype=str)
+        return _text(cells)
+
+
+def _text(cells: Sequence[str]) -> np.ndarray:
+    return np.array([c.strip() for c in cells], dtype=str)
 
 
 def _open(path: Path, mode: str, **kwargs: Any) -> Any:
@@ -230,12 +272,14 @@ _ARRAY_DAMAGE = (
 )
 
 
-def _read_npy(path: Path) -> Table:
+def _read_npy(path: Path, progress: RowCounter | None = None) -> Table:
+    """Memory-mapped: its rows are read (and counted) as the fit first goes over them."""
     # np.load opens a file starting like a ZIP as an NpzFile (left open), not as an array.
     with _open(path, "rb") as handle:
         magic = handle.read(len(np.lib.format.MAGIC_PREFIX))
     if magic != np.lib.format.MAGIC_PREFIX:
         raise DataError(f"{path}: not a readable NPY array (no NPY header)")
+    del progress
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except _ARRAY_DAMAGE as exc:
@@ -243,7 +287,10 @@ def _read_npy(path: Path) -> Table:
     return Table(path, "npy", {path.stem: array})
 
 
-def _read_npz(path: Path) -> Table:
+def _read_npz(path: Path, progress: RowCounter | None = None) -> Table:
+    """Stored members memory-mapped (counted as the fit goes over them), compressed ones
+    inflated whole, as NumPy does."""
+    del progress
     try:
         with zipfile.ZipFile(path) as archive:
             members = [i for i in archive.infolist() if i.filename.endswith(".npy")]
@@ -280,8 +327,8 @@ def _npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> 
 _READERS = {".csv": _read_csv, ".npy": _read_npy, ".npz": _read_npz}
 
 
-def read_table(path: Path) -> Table:
-    """Read a CSV, NPY or NPZ file by its suffix."""
+def read_table(path: Path, progress: RowCounter | None = None) -> Table:
+    """Read a CSV, NPY or NPZ file by its suffix, telling `progress` the rows read so far."""
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise UnreadableDataError(
@@ -289,7 +336,7 @@ def read_table(path: Path) -> Table:
         )
     if not path.is_file():
         raise UnreadableDataError(f"{path}: no such data file")
-    return reader(path)
+    return reader(path, progress)
 
 
 # --- fitting a table to the model ------------------------------------------------------------
@@ -394,7 +441,9 @@ def _describe(shape: Sequence[int | None]) -> str:
     )
 
 
-def _fit_input(table: Table, spec: InputSpec, names: list[str]) -> np.ndarray:
+def _fit_input(
+    table: Table, spec: InputSpec, names: list[str], progress: RowCounter | None = None
+) -> np.ndarray:
     expects = f"model input {spec.name!r} of shape {_describe((None, *spec.shape))}"
     array = _stack(table, names, expects)
     where = (
@@ -419,7 +468,7 @@ def _fit_input(table: Table, spec: InputSpec, names: list[str]) -> np.ndarray:
                 f"{table.path}: {where}{listed}: width {got} on axis {axis}; {expects} needs {want}"
             )
     array = _cast_input(table, array, spec, where)
-    _check_finite(table, array, where, names)
+    _check_finite(table, array, where, names, progress)
     return array
 
 
@@ -446,13 +495,22 @@ def _cast_input(table: Table, array: np.ndarray, spec: InputSpec, where: str) ->
     return array
 
 
-def _check_finite(table: Table, array: np.ndarray, where: str, names: list[str]) -> None:
-    """Scan in chunks, so a memory-mapped array is never copied whole."""
+def _check_finite(
+    table: Table,
+    array: np.ndarray,
+    where: str,
+    names: list[str],
+    progress: RowCounter | None = None,
+) -> None:
+    """Scan in chunks, so a memory-mapped array is never copied whole; this first pass over a
+    memory map is where its rows come off the disk, so it tells `progress`."""
     if array.dtype.kind != "f" or array.size == 0:
         return
     flat = array.reshape(len(array), -1)
     step = max(1, _NAN_CHUNK // max(1, flat.shape[1]))
     for start in range(0, len(flat), step):
+        if progress is not None:
+            progress(start, len(flat))
         bad = ~np.isfinite(flat[start : start + step])
         if bad.any():
             row, col = (int(i) for i in np.argwhere(bad)[0])
@@ -603,13 +661,25 @@ def load_dataset(
 
     With a `schema` (from the trained model), columns and keys not named in the data section
     are taken from it, and string labels map to the classes the model was trained on; without
-    one, a new schema is made from this (training) data.
+    one, a new schema is made from this (training) data. The rows read so far are told to
+    the watcher of `engine.read_progress`, if any.
     """
-    table = read_table(resolve_path(source.path, base_dir))
-    label_key = _attach_npy_labels(table, source, base_dir)
-    return fit_table(
-        table, source, signature, schema, label_key, need_targets=need_targets, dtype=dtype
-    )
+    path = resolve_path(source.path, base_dir)
+    with reading(path) as progress:
+        table = read_table(path, progress)
+        label_key = _attach_npy_labels(table, source, base_dir)
+        dataset, made = fit_table(
+            table,
+            source,
+            signature,
+            schema,
+            label_key,
+            need_targets=need_targets,
+            dtype=dtype,
+            progress=progress,
+        )
+        progress(len(dataset), len(dataset))
+    return dataset, made
 
 
 def fit_table(
@@ -621,8 +691,10 @@ def fit_table(
     *,
     need_targets: bool = True,
     dtype: str = "float32",
+    progress: RowCounter | None = None,
 ) -> tuple[Dataset, DataSchema]:
-    """Fit columns or arrays already read (a whole file, or one block of a stream) to the model."""
+    """Fit columns or arrays already read (a whole file, or one block of a stream) to the model;
+    `progress` hears of the rows of a memory map as they are first read."""
     outputs = [spec.name for spec in signature.outputs]
     remembered = schema if schema is not None and schema.format == table.format else None
     targets = _targets(source, outputs, table, label_key, need_targets)
@@ -637,7 +709,10 @@ def fit_table(
         for name in (targets or {}).get(spec.name, []):
             table.get(name, f"the labels of model output {spec.name!r}")
     features = _input_columns(source, table, signature, schema, targets)
-    x = {spec.name: _fit_input(table, spec, features[spec.name]) for spec in signature.inputs}
+    x = {
+        spec.name: _fit_input(table, spec, features[spec.name], progress)
+        for spec in signature.inputs
+    }
     y: dict[str, np.ndarray] = {}
     classes: dict[str, list[str]] = {}
     for spec in signature.outputs:
@@ -655,7 +730,10 @@ def fit_table(
 
 
 def prediction_inputs(
-    table: Table, signature: ModelSignature, schema: DataSchema | None
+    table: Table,
+    signature: ModelSignature,
+    schema: DataSchema | None,
+    progress: RowCounter | None = None,
 ) -> dict[str, np.ndarray]:
     """The model's inputs from a table of new samples, read as the training data was.
 
@@ -664,7 +742,10 @@ def prediction_inputs(
     """
     source = DataSource(path=str(table.path))
     features = _input_columns(source, table, signature, schema, None)
-    x = {spec.name: _fit_input(table, spec, features[spec.name]) for spec in signature.inputs}
+    x = {
+        spec.name: _fit_input(table, spec, features[spec.name], progress)
+        for spec in signature.inputs
+    }
     _check_lengths(table, x)
     return x
 

@@ -22,6 +22,7 @@ from engine.data import (
     prediction_inputs,
     read_table,
 )
+from engine.read_progress import reading
 from modelspec import runs
 
 
@@ -56,7 +57,12 @@ class Predictor:
         """The model's inputs from a CSV, NPZ or NPY file of new samples, or a Parquet or Arrow
         file (or folder) read whole, as the data section reads it."""
         if path.suffix.lower() in (".csv", ".npz", ".npy"):
-            return prediction_inputs(read_table(path), self.signature, self.schema)
+            with reading(path) as progress:
+                table = read_table(path, progress)
+                x = prediction_inputs(table, self.signature, self.schema, progress)
+                rows = len(next(iter(x.values())))
+                progress(rows, rows)
+            return x
         from engine.config.data import DataSource
         from engine.streaming import read_whole
 

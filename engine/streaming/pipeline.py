@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.config.data import DataSource
 from engine.data import DataError, DataSchema, Dataset, ModelSignature, Table, fit_table
+from engine.read_progress import reading
 from engine.streaming.order import Piece, batches, epoch_units, shuffled_rows
 from engine.streaming.prefetch import Prefetcher
 from engine.streaming.units import BadDataWarning, Chunk, Source, Unit, merge, rows_of
@@ -104,7 +105,12 @@ class Stream:
 
     def to_dataset(self) -> Dataset:
         """The whole data set in memory, in file order (the small-data path)."""
-        chunks = [c for u in self.source.units for p in self._pieces(u) for c in [p.load()]]
+        total = len(self) if self.source.exact else None
+        chunks: list[Chunk] = []
+        with reading(self.source.path) as progress:
+            for piece in (p for u in self.source.units for p in self._pieces(u)):
+                chunks.append(piece.load())
+                progress(progress.rows + rows_of(chunks[-1]), total)
         whole = merge([c for c in chunks if c])
         x, y = self._split(whole)
         self.warn_skipped(0)
@@ -167,9 +173,11 @@ class Stream:
         for output in made.classes:
             column = made.outputs[output][0]
             seen: set[str] = set()
-            for unit in self.source.units:
-                for chunk in self.source.read(unit, [column]):
-                    seen.update(str(v) for v in np.unique(chunk[column]))
+            with reading(self.source.path, "labels") as progress:
+                for unit in self.source.units:
+                    for chunk in self.source.read(unit, [column]):
+                        seen.update(str(v) for v in np.unique(chunk[column]))
+                        progress(progress.rows + rows_of(chunk), len(self))
             classes[output] = sorted(seen)
         return classes
 

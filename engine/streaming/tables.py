@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from engine.data import DataError, Format
+from engine.read_progress import RowCounter, reading
 from engine.streaming.units import Chunk, Unit, files_in
 
 _CSV_BLOCK_BYTES = 4 << 20
@@ -140,9 +141,11 @@ class CsvSource:
         self._bad_data = bad_data
         self._problem: str | None = None
         self._types: dict[Path, dict[str, Any]] = {}
-        self.units = [
-            Unit(file, 0, self._count(file), "") for file in files_in(path, (".csv",), "CSV")
-        ]
+        with reading(path, "count") as progress:
+            self.units = [
+                Unit(file, 0, self._count(file, progress), "")
+                for file in files_in(path, (".csv",), "CSV")
+            ]
 
     def _reader(self, file: Path, columns: list[str] | None = None) -> Any:
         pa = _pyarrow()
@@ -179,8 +182,9 @@ class CsvSource:
         problem, self._problem = self._problem, None
         return DataError(problem or f"{file}: not a readable CSV file ({exc})")
 
-    def _count(self, file: Path) -> int:
-        """Rows in the file (one pass, which also fixes the column types and finds bad rows)."""
+    def _count(self, file: Path, progress: RowCounter) -> int:
+        """Rows in the file (one pass, which also fixes the column types and finds bad rows);
+        `progress` hears the rows of the whole source counted so far."""
         pa = _pyarrow()
         reader = self._reader(file)
         self._types[file] = {
@@ -191,6 +195,7 @@ class CsvSource:
         try:
             for batch in reader:
                 count += batch.num_rows
+                progress(progress.rows + batch.num_rows)
         except pa.ArrowInvalid as exc:
             raise self._error(file, exc) from exc
         return count

@@ -147,7 +147,7 @@ def train(
     """Train the model of SPEC and write its run folder: model, spec, history.
 
     Under mpirun or srun with more than one process, the run is data-parallel (rank 0 writes)."""
-    from modelspec import replicas, run_lock, runs
+    from modelspec import data_progress, replicas, run_lock, runs
     from modelspec.progress import metrics_table
 
     console, err = Console(), Console(stderr=True)
@@ -171,8 +171,7 @@ def train(
                 console.print(f"Data-parallel over {ranks} ({role.description})", soft_wrap=True)
             dtype = str(data.get("dtype", "float32"))
             config = runs.data_config(data, spec)
-            # Millions of rows take a while to read: a terminal shows what is being read.
-            with console.status(f"Reading the data of {spec.name} ...", spinner="dots"):
+            with data_progress.shown(console, f"Reading the data of {spec.name} ..."):
                 run = runs.load_run_data(config, spec.parent, signature, dtype)
             fit = runs.fit_arguments(fit_section, run_dir, run.schema, writes=role.lead)
             model = runs.build_model(data)
@@ -277,7 +276,7 @@ def evaluate(
     """Evaluate a trained model on the spec's test data (or --data FILE); trains nothing."""
     from engine.data import resolve_path
     from engine.streaming import open_data
-    from modelspec import runs
+    from modelspec import data_progress, runs
     from modelspec.progress import metrics_table
 
     console, err = Console(), Console(stderr=True)
@@ -292,7 +291,8 @@ def evaluate(
         with runs.device(device):
             model, schema = runs.load_trained(run_dir)
             source, base_dir = runs.evaluation_source(data, spec, data_file)
-            dataset, _ = open_data(source, base_dir, signature, schema)
+            with data_progress.shown(err, "Reading the data ..."):
+                dataset, _ = open_data(source, base_dir, signature, schema)
             batch = int((data.get("fit") or {}).get("batch_size") or 32)
             metrics = runs.evaluate_model(model, dataset, signature, batch)
     if output_format == "json":
@@ -345,14 +345,16 @@ def predict(
 ) -> None:
     """Predict with a trained model; classifiers write the original class labels."""
     from engine.data import write_predictions
-    from modelspec import runs
+    from modelspec import data_progress, runs
     from modelspec.predictor import Predictor
 
     err = Console(stderr=True)
     with _user_errors(err):
         with runs.device(device):
             predictor = Predictor.load(model_path)
-            outputs = predictor.predict(predictor.inputs_from_file(input_file))
+            with data_progress.shown(err, f"Reading {input_file} ..."):
+                inputs = predictor.inputs_from_file(input_file)
+            outputs = predictor.predict(inputs)
         if output_file is None:
             _print_csv(predictor.columns(outputs, probabilities=probabilities))
         else:
