@@ -156,10 +156,14 @@ class _BaseAttention(Layer):
         use_causal_mask: bool = False,
     ) -> Any:
         """Keras's call: `layer([query, value], mask=[query_mask, value_mask], ...)`."""
-        if use_causal_mask:
-            self.config = self.config.model_copy(update={"use_causal_mask": True})
         return call_attention(
-            self, list(inputs), training, mask, return_attention_scores, lambda cache: cache[5]
+            self,
+            list(inputs),
+            training,
+            mask,
+            return_attention_scores,
+            lambda cache: cache[5],
+            use_causal_mask,
         )
 
     def _seeded(self) -> np.random.Generator | None:

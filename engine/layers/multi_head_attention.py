@@ -349,11 +349,11 @@ class MultiHeadAttention(Layer):
                 items.append(value if key is None else key)
             if attention_mask is not None:
                 items.append(attention_mask)
-        if use_causal_mask:
-            self.config = self.config.model_copy(update={"use_causal_mask": True})
         masks = [query_mask, value_mask, key_mask][: min(len(items), 3)]
         mask = masks if any(m is not None for m in masks) else None
-        return call_attention(self, items, training, mask, return_attention_scores, _scores)
+        return call_attention(
+            self, items, training, mask, return_attention_scores, _scores, use_causal_mask
+        )
 
 
 def _scores(cache: Any) -> Array:
