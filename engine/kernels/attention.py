@@ -23,9 +23,9 @@ import numpy as np
 
 from engine.backend import backend_of
 from engine.fused import gemm, parallel
+from engine.kernels.softmax import masked_softmax, softmax_backward
 
 Array = Any
-LARGE_NEGATIVE = -1e9
 # Below this many score elements per call, one thread does it all (hand-offs cost ~50-75 us).
 SPLIT_MIN_SCORES = 1 << 16
 
@@ -69,24 +69,12 @@ def _transposed(xp: Any, x: Array) -> Array:
     return xp.ascontiguousarray(xp.swapaxes(x, -1, -2))
 
 
-def _softmax_masked(xp: Any, scores: Array, mask: Array | None) -> Array:
-    """In place on `scores`, which it returns as the probabilities."""
-    if mask is not None:
-        scores = xp.where(mask, scores, scores.dtype.type(LARGE_NEGATIVE))
-    scores -= scores.max(axis=-1, keepdims=True)
-    xp.exp(scores, out=scores)
-    scores /= scores.sum(axis=-1, keepdims=True)
-    if mask is not None:
-        scores *= mask
-    return scores
-
-
 def _forward(
     q: Array, k: Array, v: Array, scale: float, mask: Array | None, keep: Array | None
 ) -> tuple[Array, AttentionCache]:
     xp = backend_of(q).xp
     qs = q * q.dtype.type(scale)
-    probs = _softmax_masked(xp, qs @ _transposed(xp, k), mask)
+    probs = masked_softmax(qs @ _transposed(xp, k), mask)
     dropped = probs if keep is None else probs * keep
     return dropped @ v, AttentionCache(qs, k, v, probs, dropped, mask, keep, scale)
 
@@ -97,9 +85,7 @@ def _backward(c: AttentionCache, grad_output: Array) -> tuple[Array, Array, Arra
     dprobs = grad_output @ _transposed(xp, c.v)
     if c.keep is not None:
         dprobs *= c.keep
-    # masked probabilities are exactly 0, so this is also zero where the mask is false
-    dprobs -= (dprobs * c.probs).sum(axis=-1, keepdims=True)
-    dprobs *= c.probs
+    softmax_backward(dprobs, c.probs)
     dq = dprobs @ c.k
     dq *= dq.dtype.type(c.scale)
     dk = xp.swapaxes(_transposed(xp, c.q) @ dprobs, -1, -2)

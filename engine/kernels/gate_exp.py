@@ -1,4 +1,5 @@
-"""exp for the LSTM's gates, defined by its float32 operations so a compiled loop can match it.
+"""exp for the LSTM's gates and attention's softmax, defined by its float32 operations so a
+compiled loop can match it.
 
 NumPy's exp is a library routine whose last bits only NumPy knows, so a compiled LSTM step
 had to call it (about a third of the recurrent loop's time on W4). This exp is written as

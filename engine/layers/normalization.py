@@ -15,6 +15,7 @@ from pydantic import Field
 from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
+from engine.kernels import layer_norm
 from engine.layers.base import (
     Array,
     CallContext,
@@ -235,12 +236,20 @@ class LayerNormalization(_Normalizer):
         rank = inputs.ndim
         axes = self.axes_for(rank)
         gamma, beta = self._affine(params, rank, axes)
+        reduce = tuple(a for a in range(rank) if a not in axes)
+        fused = (
+            layer_norm.forward_last_axis(inputs, gamma, beta, self.config.epsilon)
+            if axes == (rank - 1,)
+            else None
+        )
+        if fused is not None:
+            y, xhat, inv = fused
+            return y, (xhat, inv, gamma, axes, reduce)
         mean = inputs.mean(axis=axes, keepdims=True)
         centered = inputs - mean
         var = (centered * centered).mean(axis=axes, keepdims=True)
         inv = 1.0 / xp.sqrt(var + self.config.epsilon)
         xhat = centered * inv
-        reduce = tuple(a for a in range(rank) if a not in axes)
         return self._apply(xhat, gamma, beta), (xhat, inv, gamma, axes, reduce)
 
     def backward(
@@ -255,6 +264,10 @@ class LayerNormalization(_Normalizer):
         self._affine_grads(grad_output, xhat, reduce, grads)
         if not ctx.need_input_grad:
             return None
+        if axes == (xhat.ndim - 1,):
+            fused = layer_norm.input_grad_last_axis(grad_output, xhat, inv, gamma)
+            if fused is not None:
+                return fused
         dxhat = grad_output * gamma if gamma is not None else grad_output
         mean_d = dxhat.mean(axis=axes, keepdims=True)
         mean_dx = (dxhat * xhat).mean(axis=axes, keepdims=True)

@@ -243,3 +243,71 @@ def lstm_backward_steps(
         kernel(dh, dc, gates[t], tanh_cs[t], cs[t], dxz[t], n, u)
 
     return step
+
+
+def softmax_rows(scores: Array, mask: Array | None) -> bool:
+    """`engine.kernels.softmax.masked_softmax` in place on `scores` (rows over the last axis),
+    bit for bit; returns whether it ran (plain float32 scores, a boolean mask of their shape)."""
+    kernels = _ext.kernels
+    if kernels is None or scores.ndim == 0 or not _plain_float32(scores):
+        return False
+    if mask is not None:
+        plain = type(mask) is np.ndarray and mask.dtype == np.bool_ and mask.flags.c_contiguous
+        if not plain or mask.shape != scores.shape:
+            return False
+    flags = _NO_MASK if mask is None else mask.view(np.uint8)
+    kernels.softmax_rows(scores, flags, scores.shape[-1], mask is not None)
+    return True
+
+
+_NO_MASK = np.zeros(1, dtype=np.uint8)
+
+
+def softmax_grad_rows(dprobs: Array, probs: Array) -> bool:
+    """`engine.kernels.softmax.softmax_backward` in place on `dprobs`, bit for bit; returns
+    whether it ran."""
+    kernels = _ext.kernels
+    if kernels is None or dprobs.ndim == 0 or not _plain_float32(dprobs, probs):
+        return False
+    if dprobs.shape != probs.shape:
+        return False
+    kernels.softmax_grad_rows(dprobs, probs, dprobs.shape[-1])
+    return True
+
+
+def _row_weight(p: Array | None, n: int) -> bool:
+    return p is None or (_plain_float32(p) and p.shape == (n,))
+
+
+def layer_norm_rows(
+    x: Array, gamma: Array | None, beta: Array | None, eps: float, y: Array, xhat: Array, inv: Array
+) -> bool:
+    """LayerNormalization's forward composite over the last axis into `y`, `xhat` and `inv`
+    (one per row), bit for bit; returns whether it ran."""
+    kernels = _ext.kernels
+    if kernels is None or x.ndim == 0 or not _plain_float32(x, y, xhat, inv):
+        return False
+    n = x.shape[-1]
+    if not (_row_weight(gamma, n) and _row_weight(beta, n)):
+        return False
+    if not (y.shape == xhat.shape == x.shape and inv.size * n == x.size):
+        return False
+    g = _NO_BIAS if gamma is None else gamma
+    b = _NO_BIAS if beta is None else beta
+    kernels.layer_norm_rows(x, g, b, y, xhat, inv, n, gamma is not None, beta is not None, eps)
+    return True
+
+
+def layer_norm_grad_rows(g: Array, xhat: Array, inv: Array, gamma: Array | None, dx: Array) -> bool:
+    """LayerNormalization's input gradient (its backward composite) into `dx`, bit for bit;
+    returns whether it ran."""
+    kernels = _ext.kernels
+    if kernels is None or g.ndim == 0 or not _plain_float32(g, xhat, inv, dx):
+        return False
+    n = g.shape[-1]
+    if not (_row_weight(gamma, n) and g.shape == xhat.shape == dx.shape and inv.size * n == g.size):
+        return False
+    kernels.layer_norm_grad_rows(
+        g, xhat, inv, _NO_BIAS if gamma is None else gamma, dx, n, gamma is not None
+    )
+    return True

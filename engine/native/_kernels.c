@@ -89,6 +89,148 @@ static void lstm_cell_backward_loop(const float *restrict dh, float *restrict dc
     }
 }
 
+/* NumPy's float32 sum of a contiguous row (its add reduction: 0 plus the pairwise sum, whose
+ * order pairwise_column below spells out). Inlined up to 128 terms, so that the loops calling
+ * it keep their vector width (a call into code built for another one stalls). */
+static float pairwise_split(const float *a, Py_ssize_t n);
+
+static inline __attribute__((always_inline)) float pairwise_row(const float *a, Py_ssize_t n) {
+    if (n < 8) {
+        float res = -0.0f;
+        for (Py_ssize_t i = 0; i < n; i++) res = res + a[i];
+        return res;
+    }
+    if (n > 128) return pairwise_split(a, n);
+    float r[8];
+    for (int j = 0; j < 8; j++) r[j] = a[j];
+    Py_ssize_t i = 8;
+    for (; i < n - n % 8; i += 8) {
+        for (int j = 0; j < 8; j++) r[j] = r[j] + a[i + j];
+    }
+    float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) res = res + a[i];
+    return res;
+}
+
+static float pairwise_split(const float *a, Py_ssize_t n) {
+    Py_ssize_t half = n / 2;
+    half -= half % 8;
+    return pairwise_row(a, half) + pairwise_row(a + half, n - half);
+}
+
+static inline float row_sum(const float *a, Py_ssize_t n) { return 0.0f + pairwise_row(a, n); }
+
+/* The largest value of a row, or its first NaN if it has one (NumPy's max). A max does not
+ * depend on the order, so it runs in 8 lanes, written as vector operations because GCC does
+ * not vectorize the select of a running max by itself. */
+typedef float lanes_f __attribute__((vector_size(32)));
+typedef int32_t lanes_i __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) float row_max(const float *a, Py_ssize_t n) {
+    float top = a[0];
+    int any = 0;
+    Py_ssize_t i = 0;
+    if (n >= 8) {
+        lanes_f m = {a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0]};
+        lanes_i bad = {0};
+        for (; i + 8 <= n; i += 8) {
+            lanes_f v;
+            memcpy(&v, a + i, sizeof v);
+            lanes_i gt = v > m;
+            m = (lanes_f)(((lanes_i)v & gt) | ((lanes_i)m & ~gt));
+            bad |= v != v;
+        }
+        for (int j = 0; j < 8; j++) {
+            top = m[j] > top ? m[j] : top;
+            any |= bad[j];
+        }
+    }
+    for (; i < n; i++) {
+        any |= a[i] != a[i];
+        top = a[i] > top ? a[i] : top;
+    }
+    if (!any) return top;
+    for (i = 0; a[i] == a[i]; i++) {
+    }
+    return a[i];
+}
+
+/* engine.kernels.softmax.masked_softmax on rows of n: masked scores set to -1e9, the row's
+ * max subtracted, gate_exp1, divided by the row's sum, masked probabilities set to 0. */
+VECTOR_CLONES
+static void softmax_loop(float *restrict s, const uint8_t *restrict mask, Py_ssize_t rows,
+                         Py_ssize_t n) {
+    for (Py_ssize_t r = 0; r < rows; r++, s += n) {
+        const uint8_t *restrict m = mask ? mask + r * n : NULL;
+        if (m) {
+            for (Py_ssize_t j = 0; j < n; j++) s[j] = m[j] ? s[j] : -1e9f;
+        }
+        float top = row_max(s, n);
+        for (Py_ssize_t j = 0; j < n; j++) s[j] = gate_exp1(s[j] - top);
+        float total = row_sum(s, n);
+        for (Py_ssize_t j = 0; j < n; j++) s[j] = s[j] / total;
+        if (m) {
+            for (Py_ssize_t j = 0; j < n; j++) s[j] = s[j] * (m[j] ? 1.0f : 0.0f);
+        }
+    }
+}
+
+/* engine.kernels.softmax.softmax_backward: dp = (dp - sum(dp * p)) * p, row by row; tmp is
+ * scratch of n. */
+VECTOR_CLONES
+static void softmax_grad_loop(float *restrict dp, const float *restrict p, float *restrict tmp,
+                              Py_ssize_t rows, Py_ssize_t n) {
+    for (Py_ssize_t r = 0; r < rows; r++, dp += n, p += n) {
+        for (Py_ssize_t j = 0; j < n; j++) tmp[j] = dp[j] * p[j];
+        float dot = row_sum(tmp, n);
+        for (Py_ssize_t j = 0; j < n; j++) dp[j] = (dp[j] - dot) * p[j];
+    }
+}
+
+/* LayerNormalization.forward's composite over rows of n: xhat = (x - mean) * inv with
+ * inv = 1 / sqrt(var + eps), y = xhat * gamma + beta (either may be NULL); tmp is scratch. */
+VECTOR_CLONES
+static void layer_norm_loop(const float *restrict x, const float *restrict gamma,
+                            const float *restrict beta, float *restrict y, float *restrict xhat,
+                            float *restrict inv, float *restrict tmp, Py_ssize_t rows,
+                            Py_ssize_t n, float eps) {
+    for (Py_ssize_t r = 0; r < rows; r++, x += n, y += n, xhat += n) {
+        float mean = row_sum(x, n) / (float)n;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            xhat[j] = x[j] - mean;
+            tmp[j] = xhat[j] * xhat[j];
+        }
+        float var = row_sum(tmp, n) / (float)n;
+        float iv = 1.0f / sqrtf(var + eps);
+        inv[r] = iv;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            xhat[j] = xhat[j] * iv;
+            y[j] = gamma ? xhat[j] * gamma[j] : xhat[j];
+        }
+        if (beta) {
+            for (Py_ssize_t j = 0; j < n; j++) y[j] = y[j] + beta[j];
+        }
+    }
+}
+
+/* LayerNormalization.backward's input gradient over rows of n: with
+ * d = g * gamma, dx = (d - mean(d) - xhat * mean(d * xhat)) * inv. */
+VECTOR_CLONES
+static void layer_norm_grad_loop(const float *restrict g, const float *restrict xhat,
+                                 const float *restrict inv, const float *restrict gamma,
+                                 float *restrict dx, float *restrict tmp, Py_ssize_t rows,
+                                 Py_ssize_t n) {
+    for (Py_ssize_t r = 0; r < rows; r++, g += n, xhat += n, dx += n) {
+        for (Py_ssize_t j = 0; j < n; j++) {
+            dx[j] = gamma ? g[j] * gamma[j] : g[j];
+            tmp[j] = dx[j] * xhat[j];
+        }
+        float mean_d = row_sum(dx, n) / (float)n;
+        float mean_dx = row_sum(tmp, n) / (float)n;
+        for (Py_ssize_t j = 0; j < n; j++) dx[j] = ((dx[j] - mean_d) - xhat[j] * mean_dx) * inv[r];
+    }
+}
+
 static int same_length(Py_buffer *bufs, int count) {
     for (int k = 0; k < count; k++) {
         if (bufs[k].len != bufs[0].len || bufs[k].len % (Py_ssize_t)sizeof(float)) {
@@ -279,6 +421,127 @@ static PyObject *scatter_rows(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Rows of `n` float32s: the number of rows, or -1 (with an exception set) when `len` bytes
+ * are not whole rows. */
+static Py_ssize_t row_count(Py_buffer *b, Py_ssize_t n, const char *name) {
+    Py_ssize_t row = n * (Py_ssize_t)sizeof(float);
+    if (n <= 0 || b->len % row) {
+        PyErr_Format(PyExc_ValueError, "%s: buffers must hold whole rows of float32s", name);
+        return -1;
+    }
+    return b->len / row;
+}
+
+static PyObject *softmax_rows(PyObject *self, PyObject *args) {
+    Py_buffer s, m;
+    Py_ssize_t n;
+    int has_mask;
+    if (!PyArg_ParseTuple(args, "w*y*np", &s, &m, &n, &has_mask)) return NULL;
+    Py_ssize_t rows = row_count(&s, n, "softmax_rows");
+    int ok = rows >= 0;
+    if (ok && has_mask && m.len != rows * n) {
+        PyErr_SetString(PyExc_ValueError, "softmax_rows: the mask needs one byte per score");
+        ok = 0;
+    }
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        softmax_loop((float *)s.buf, has_mask ? (const uint8_t *)m.buf : NULL, rows, n);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&m);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *softmax_grad_rows(PyObject *self, PyObject *args) {
+    Py_buffer b[2]; /* dp, p */
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "w*y*n", &b[0], &b[1], &n)) return NULL;
+    Py_ssize_t rows = row_count(&b[0], n, "softmax_grad_rows");
+    int ok = rows >= 0 && same_length(b, 2);
+    float *tmp = ok ? PyMem_RawMalloc((size_t)n * sizeof(float)) : NULL;
+    if (ok && !tmp) {
+        PyErr_NoMemory();
+        ok = 0;
+    }
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        softmax_grad_loop((float *)b[0].buf, (const float *)b[1].buf, tmp, rows, n);
+        Py_END_ALLOW_THREADS
+    }
+    PyMem_RawFree(tmp);
+    for (int k = 0; k < 2; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *layer_norm_rows(PyObject *self, PyObject *args) {
+    Py_buffer b[6]; /* x, gamma, beta, y, xhat, inv */
+    Py_ssize_t n;
+    int has_gamma, has_beta;
+    float eps;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*w*w*nppf", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &n,
+                          &has_gamma, &has_beta, &eps))
+        return NULL;
+    Py_ssize_t rows = row_count(&b[0], n, "layer_norm_rows");
+    Py_buffer same[3] = {b[0], b[3], b[4]};
+    Py_ssize_t row_bytes = n * (Py_ssize_t)sizeof(float);
+    int ok = rows >= 0 && same_length(same, 3) &&
+             b[5].len == rows * (Py_ssize_t)sizeof(float) &&
+             (!has_gamma || b[1].len == row_bytes) && (!has_beta || b[2].len == row_bytes);
+    if (rows >= 0 && !ok && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "layer_norm_rows: shapes do not match rows of n");
+    float *tmp = ok ? PyMem_RawMalloc((size_t)n * sizeof(float)) : NULL;
+    if (ok && !tmp) {
+        PyErr_NoMemory();
+        ok = 0;
+    }
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        layer_norm_loop((const float *)b[0].buf, has_gamma ? (const float *)b[1].buf : NULL,
+                        has_beta ? (const float *)b[2].buf : NULL, (float *)b[3].buf,
+                        (float *)b[4].buf, (float *)b[5].buf, tmp, rows, n, eps);
+        Py_END_ALLOW_THREADS
+    }
+    PyMem_RawFree(tmp);
+    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *layer_norm_grad_rows(PyObject *self, PyObject *args) {
+    Py_buffer b[5]; /* g, xhat, inv, gamma, dx */
+    Py_ssize_t n;
+    int has_gamma;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*np", &b[0], &b[1], &b[2], &b[3], &b[4], &n,
+                          &has_gamma))
+        return NULL;
+    Py_ssize_t rows = row_count(&b[0], n, "layer_norm_grad_rows");
+    Py_buffer same[3] = {b[0], b[1], b[4]};
+    int ok = rows >= 0 && same_length(same, 3) &&
+             b[2].len == rows * (Py_ssize_t)sizeof(float) &&
+             (!has_gamma || b[3].len == n * (Py_ssize_t)sizeof(float));
+    if (rows >= 0 && !ok && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "layer_norm_grad_rows: shapes do not match rows of n");
+    float *tmp = ok ? PyMem_RawMalloc((size_t)n * sizeof(float)) : NULL;
+    if (ok && !tmp) {
+        PyErr_NoMemory();
+        ok = 0;
+    }
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        layer_norm_grad_loop((const float *)b[0].buf, (const float *)b[1].buf,
+                             (const float *)b[2].buf, has_gamma ? (const float *)b[3].buf : NULL,
+                             (float *)b[4].buf, tmp, rows, n);
+        Py_END_ALLOW_THREADS
+    }
+    PyMem_RawFree(tmp);
+    for (int k = 0; k < 5; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
@@ -295,6 +558,15 @@ static PyMethodDef methods[] = {
     {"scatter_rows", scatter_rows, METH_VARARGS,
      "scatter_rows(ids, rows, out, d, levels): out = 0, then each row added to out[id] in "
      "Embedding's order (int64 ids, float32 rows of d)."},
+    {"softmax_rows", softmax_rows, METH_VARARGS,
+     "softmax_rows(scores, mask, n, has_mask): the masked softmax of each row of n, in place."},
+    {"softmax_grad_rows", softmax_grad_rows, METH_VARARGS,
+     "softmax_grad_rows(dp, p, n): dp = (dp - rowsum(dp * p)) * p, in place."},
+    {"layer_norm_rows", layer_norm_rows, METH_VARARGS,
+     "layer_norm_rows(x, gamma, beta, y, xhat, inv, n, has_gamma, has_beta, eps): "
+     "LayerNormalization over rows of n."},
+    {"layer_norm_grad_rows", layer_norm_grad_rows, METH_VARARGS,
+     "layer_norm_grad_rows(g, xhat, inv, gamma, dx, n, has_gamma): its input gradient."},
     {NULL, NULL, 0, NULL},
 };
 

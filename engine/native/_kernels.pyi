@@ -11,3 +11,21 @@ def lstm_cell_backward(
     dh: Any, dc: Any, gates: Any, tanh_c: Any, c_prev: Any, dxz: Any, n: int, u: int, /
 ) -> None: ...
 def scatter_rows(ids: Any, rows: Any, out: Any, d: int, levels: int, /) -> None: ...
+def softmax_rows(scores: Any, mask: Any, n: int, has_mask: bool, /) -> None: ...
+def softmax_grad_rows(dp: Any, p: Any, n: int, /) -> None: ...
+def layer_norm_rows(
+    x: Any,
+    gamma: Any,
+    beta: Any,
+    y: Any,
+    xhat: Any,
+    inv: Any,
+    n: int,
+    has_gamma: bool,
+    has_beta: bool,
+    eps: float,
+    /,
+) -> None: ...
+def layer_norm_grad_rows(
+    g: Any, xhat: Any, inv: Any, gamma: Any, dx: Any, n: int, has_gamma: bool, /
+) -> None: ...

@@ -20,7 +20,9 @@ from engine import activations, native, optimizers
 from engine.backend import get_backend
 from engine.fused import gemm
 from engine.kernels import recurrent as K
-from engine.layers import embedding
+from engine.kernels.softmax import masked_softmax, softmax_backward
+from engine.layers import embedding, registry
+from engine.layers.base import CallContext
 from engine.optimizers.adam import adam_update
 
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
@@ -147,6 +149,68 @@ def _lstm(sequences: bool) -> Callable[[Arrays], None]:
     return run
 
 
+def _softmax_inputs(
+    shape: tuple[int, ...], seed: int, mask: str = "", scale: float = 3.0
+) -> Arrays:
+    """Scores and an upstream gradient; mask "causal" (1, 1, T, S), "padding" (B, 1, 1, S) with
+    one row masked out entirely, or "specials" for inf, -inf and NaN among the scores."""
+    rng = np.random.default_rng(seed)
+    a = {
+        "scores": rng.standard_normal(shape, dtype=np.float32) * np.float32(scale),
+        "grad": rng.standard_normal(shape, dtype=np.float32),
+    }
+    t, s = shape[-2:]
+    if mask == "causal":
+        a["mask"] = np.tril(np.ones((t, s), dtype=bool)).reshape(1, 1, t, s)
+    elif mask == "padding":
+        a["mask"] = rng.random((shape[0], 1, 1, s)) > 0.3
+        a["mask"][0] = False
+    elif mask == "specials":
+        a["scores"].reshape(-1, s)[:4, :3] = [
+            [np.inf, 0, 1],
+            [-np.inf, 2, 3],
+            [np.nan, 1, 1],
+            [-0.0, -0.0, 90],
+        ]
+    return a
+
+
+def _softmax(a: Arrays) -> None:
+    """Forward then backward; the probabilities and the scores' gradient join the dict."""
+    with np.errstate(invalid="ignore"):
+        a["probs"] = masked_softmax(a["scores"].copy(), a.get("mask"))
+        a["dscores"] = a["grad"].copy()
+        softmax_backward(a["dscores"], a["probs"])
+
+
+def _layer_norm_inputs(shape: tuple[int, ...], seed: int, specials: bool = False) -> Arrays:
+    rng = np.random.default_rng(seed)
+    a = {
+        "x": rng.standard_normal(shape, dtype=np.float32) * np.float32(4.0) + np.float32(1.5),
+        "g": rng.standard_normal(shape, dtype=np.float32),
+    }
+    if specials:
+        a["x"].reshape(-1, shape[-1])[0] = 7.0  # a constant row: variance 0
+        a["x"].reshape(-1)[-3:] = [np.nan, np.inf, -0.0]
+    return a
+
+
+def _layer_norm(center: bool, scale: bool) -> Callable[[Arrays], None]:
+    def run(a: Arrays) -> None:
+        n = a["x"].shape[-1]
+        config = {"type": "LayerNormalization", "epsilon": 1e-6, "center": center, "scale": scale}
+        layer = registry.get("LayerNormalization").from_config(config)
+        rng = np.random.default_rng(n)
+        params = [rng.standard_normal(n, dtype=np.float32) for _ in range(center + scale)]
+        grads: list[np.ndarray | None] = [np.empty(n, dtype=np.float32) for _ in params]
+        with np.errstate(invalid="ignore"):
+            a["y"], cache = layer.forward(params, a["x"], CallContext(training=True))
+            a["dx"] = layer.backward(params, cache, a["g"], grads, CallContext(training=True))
+        a.update({f"grad{i}": g for i, g in enumerate(grads) if g is not None})
+
+    return run
+
+
 @dataclass(frozen=True)
 class KernelCase:
     id: str
@@ -198,6 +262,29 @@ KERNEL_CASES = [
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
     KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
+    KernelCase("softmax_w6_sized", lambda: _softmax_inputs((8, 4, 128, 128), 0), _softmax),
+    KernelCase("softmax_odd_rows", lambda: _softmax_inputs((2, 3, 5, 7), 1), _softmax),
+    KernelCase("softmax_long_rows", lambda: _softmax_inputs((1, 1, 3, 300), 2, scale=60), _softmax),
+    KernelCase("softmax_causal", lambda: _softmax_inputs((2, 2, 9, 9), 3, "causal"), _softmax),
+    KernelCase("softmax_padding", lambda: _softmax_inputs((3, 2, 6, 20), 4, "padding"), _softmax),
+    KernelCase("softmax_specials", lambda: _softmax_inputs((1, 1, 4, 11), 5, "specials"), _softmax),
+    KernelCase(
+        "layer_norm_w6_sized", lambda: _layer_norm_inputs((8, 128, 128), 0), _layer_norm(True, True)
+    ),
+    KernelCase(
+        "layer_norm_odd_rows", lambda: _layer_norm_inputs((3, 5, 7), 1), _layer_norm(True, False)
+    ),
+    KernelCase(
+        "layer_norm_long_rows", lambda: _layer_norm_inputs((4, 300), 2), _layer_norm(False, True)
+    ),
+    KernelCase(
+        "layer_norm_plain", lambda: _layer_norm_inputs((6, 129), 3), _layer_norm(False, False)
+    ),
+    KernelCase(
+        "layer_norm_specials",
+        lambda: _layer_norm_inputs((2, 3, 16), 4, True),
+        _layer_norm(True, True),
+    ),
 ]
 
 
@@ -220,9 +307,7 @@ def test_kernel_matches_the_numpy_composite_bit_for_bit(
     compiled = _run_case(case, True, monkeypatch)
     composite = _run_case(case, False, monkeypatch)
     for name in compiled:
-        np.testing.assert_array_equal(
-            compiled[name].view(np.uint32), composite[name].view(np.uint32)
-        )
+        np.testing.assert_array_equal(compiled[name].view(np.uint8), composite[name].view(np.uint8))
 
 
 @needs_native
@@ -349,3 +434,21 @@ def test_a_forked_child_runs_split_products() -> None:
     child.join(60)
     assert child.exitcode == 0
     np.testing.assert_array_equal(got, p["out"])
+
+
+@needs_native
+def test_row_kernels_run_for_plain_float32_and_step_aside_otherwise() -> None:
+    scores = np.random.default_rng(0).standard_normal((3, 4, 5), dtype=np.float32)
+    mask = np.ones(scores.shape, dtype=bool)
+    assert native.softmax_rows(scores, mask)
+    np.testing.assert_allclose(scores.sum(axis=-1), 1.0, rtol=1e-6)
+    assert native.softmax_grad_rows(scores.copy(), scores)
+    assert not native.softmax_rows(scores.astype(np.float64), None)
+    assert not native.softmax_rows(scores, mask[:, :1])
+    x, out = scores.copy(), np.empty_like(scores)
+    inv = np.empty((3, 4, 1), dtype=np.float32)
+    gamma = np.ones(5, dtype=np.float32)
+    assert native.layer_norm_rows(x, gamma, None, 1e-3, out, np.empty_like(x), inv)
+    assert native.layer_norm_grad_rows(x, out, inv, gamma, np.empty_like(x))
+    assert not native.layer_norm_rows(x, gamma[:4], None, 1e-3, out, np.empty_like(x), inv)
+    assert not native.layer_norm_rows(x[..., ::2], None, None, 1e-3, out, out, inv)
