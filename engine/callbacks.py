@@ -27,6 +27,7 @@ from engine.saving import (
     read_artifact,
     write_checkpoint,
 )
+from engine.train.position import saved_step
 
 Logs = dict[str, float]
 
@@ -490,23 +491,34 @@ class CheckpointCallback(Callback):
     History of the first k epochs comes from the run's checkpoint, and at the end of training
     `model.history` is made whole again, so a resumed run reports the same History as an
     uninterrupted one. `extras` go to model_artifact (spec, label_maps, ...).
+
+    Data-parallel, every rank needs one (a position inside an epoch is gathered from all
+    ranks, a collective) and only the rank made with `writes=True` writes files.
     """
 
     saves_state = True
 
-    def __init__(self, run_dir: str | os.PathLike[str], keep: int = 2, **extras: Any) -> None:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        keep: int = 2,
+        *,
+        writes: bool = True,
+        **extras: Any,
+    ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.keep = keep
+        self.writes = writes
         self.extras = extras
         self.earlier: dict[str, list[float]] = {}
         self._first_epoch: int | None = None
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        if self._first_epoch is None:
+        if self._first_epoch is None and self.writes:
             self._first_epoch = epoch
             saved = getattr(getattr(self.model, "_state", None), "position", None)
-            step = int(saved["step"]) if saved and saved.get("epoch") == epoch else 0
+            step = saved_step(saved, epoch)
             self.earlier = self._history_before(epoch, step)
             for stale in list_checkpoints(self.run_dir):
                 if checkpoint_position(stale) > (epoch, step):
@@ -533,6 +545,8 @@ class CheckpointCallback(Callback):
         return whole
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        if not self.writes:
+            return
         history = self._whole_history(logs)
         state = dict(self.model.get_training_state())
         state.update(epoch=epoch + 1, history=history)
@@ -542,8 +556,8 @@ class CheckpointCallback(Callback):
     def checkpoint_position(self) -> None:
         """A checkpoint of the position inside the current epoch (a step checkpoint)."""
         state = dict(self.model.get_training_state())
-        if state.get("position") is None:
-            return  # between epochs, or a data-parallel run (those resume at epoch boundaries)
+        if state.get("position") is None or not self.writes:
+            return  # between epochs, or a data-parallel rank that does not write
         history = self._whole_history(None)
         state["history"] = history
         artifact = model_artifact(self.model, training_state=state, history=history, **self.extras)
@@ -567,9 +581,15 @@ class StepCheckpointCallback(CheckpointCallback):
     long streamed epoch); kept apart so that runs without it pay for no per-step hook."""
 
     def __init__(
-        self, run_dir: str | os.PathLike[str], save_freq: int, keep: int = 2, **extras: Any
+        self,
+        run_dir: str | os.PathLike[str],
+        save_freq: int,
+        keep: int = 2,
+        *,
+        writes: bool = True,
+        **extras: Any,
     ) -> None:
-        super().__init__(run_dir, keep, **extras)
+        super().__init__(run_dir, keep, writes=writes, **extras)
         self.save_freq = save_freq
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,16 @@ class Metric(ABC):
     @abstractmethod
     def result(self) -> float:
         """The metric over everything accumulated since the last reset."""
+
+    def set_additive_state(self, values: Mapping[str, Any]) -> None:
+        """Put sums back (summed over ranks, or saved in a checkpoint) keeping each attribute's
+        type, shape and dtype, so the metric goes on as if it had summed them itself."""
+        for key, value in values.items():
+            old = getattr(self, key)
+            if np.ndim(old):
+                setattr(self, key, np.asarray(value, np.asarray(old).dtype).reshape(np.shape(old)))
+            else:
+                setattr(self, key, type(old)(np.asarray(value).reshape(-1)[0]))
 
 
 def _same_rank(xp: Any, t: Array, p: Array) -> tuple[Array, Array]:

@@ -297,15 +297,16 @@ def history_results(history: Any) -> dict[str, dict[str, float]]:
 MIN_STEPS_BETWEEN_CHECKPOINTS = 50
 
 
-def checkpointer(run: RunData, run_dir: Path, steps: int) -> Any:
+def checkpointer(run: RunData, run_dir: Path, steps: int, writes: bool = True) -> Any:
     """The run folder's checkpoints: after each epoch, and for streamed (long) training data
-    also inside the epoch, so that a killed run resumes where it was."""
+    also inside the epoch, so that a killed run resumes where it was. Every rank of a
+    data-parallel run has one (positions are gathered from all); rank 0 alone `writes`."""
     from engine.callbacks import CheckpointCallback, StepCheckpointCallback
 
     if not isinstance(run.train, Stream):
-        return CheckpointCallback(run_dir)
+        return CheckpointCallback(run_dir, writes=writes)
     every = max(MIN_STEPS_BETWEEN_CHECKPOINTS, -(-steps // 10))
-    return StepCheckpointCallback(run_dir, save_freq=every)
+    return StepCheckpointCallback(run_dir, save_freq=every, writes=writes)
 
 
 def steps_per_epoch(dataset: Dataset | Stream, validation_split: float, batch_size: int) -> int:

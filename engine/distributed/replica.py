@@ -11,6 +11,7 @@ metric states are sums over samples, so adding them over ranks gives one process
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -118,11 +119,11 @@ class DataParallel:
     # --- steps -----------------------------------------------------------------------------
 
     def batches(
-        self, data: Data, batch_size: int, order: np.ndarray | None
+        self, data: Data, batch_size: int, order: np.ndarray | None, start_batch: int = 0
     ) -> Iterator[Batch | None]:
-        """This rank's shard of each global batch (None when a short last batch leaves it
-        nothing); `share` is the shard's fraction of the batch."""
-        for start in range(0, data.size, batch_size):
+        """This rank's shard of each global batch from the `start_batch`-th (None when a short
+        last batch leaves it nothing); `share` is the shard's fraction of the batch."""
+        for start in range(start_batch * batch_size, data.size, batch_size):
             count = min(batch_size, data.size - start)
             lo, hi = shard_bounds(count, self.rank, self.size)
             self.share = (hi - lo) / count
@@ -178,6 +179,16 @@ class DataParallel:
             loss = math.nan if kind == 2.0 else math.inf
         return loss, bool(agreed[_STOP]), bool(agreed[_INTERRUPT])
 
+    def gather_json(self, mine: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every rank's JSON-ready `mine`, in rank order (a mid-epoch checkpoint's positions);
+        sent as UTF-8 bytes, so nothing is pickled."""
+        data = np.frombuffer(json.dumps(mine).encode(), dtype=np.uint8)
+        lengths = self.comm.allgather(np.array([data.size], dtype=np.int64))[:, 0]
+        padded = np.zeros(int(lengths.max()), dtype=np.uint8)
+        padded[: data.size] = data
+        every = self.comm.allgather(padded)
+        return [json.loads(every[r, : lengths[r]].tobytes()) for r in range(self.size)]
+
     # --- epochs ----------------------------------------------------------------------------
 
     def shard(self, data: Data) -> Data:
@@ -212,14 +223,12 @@ class DataParallel:
         tracker.per_output = [float(v) for v in packed[2:head]]
         offset = head
         for m in metrics:
+            summed = {}
             for k in m.additive_state:
-                old = getattr(m, k)
-                size = np.size(old)
-                value = packed[offset : offset + size]
-                setattr(
-                    m, k, value.reshape(np.shape(old)).copy() if np.ndim(old) else float(value[0])
-                )
+                size = np.size(getattr(m, k))
+                summed[k] = packed[offset : offset + size]
                 offset += size
+            m.set_additive_state(summed)
 
     def check_weights(self, model: Model, epoch: int) -> None:
         """Stop with an error when any rank's weights differ from rank 0's by a single bit."""

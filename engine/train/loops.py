@@ -150,11 +150,13 @@ def fit(
                 generator = np.random.default_rng(key)
                 trainer.train_exec.set_rng(generator)
                 tracker.reset()
-                saved = model._state.position if dp is None else None
-                start = position.resume_step(saved, epoch, generator, tracker)
+                rank, world = (0, 1) if dp is None else (dp.rank, dp.size)
+                saved = model._state.position
+                start = position.resume_step(saved, epoch, generator, tracker, rank, world)
                 model._state.position = None
-                live = position.Live(epoch, generator, tracker, start)
-                model._state.live_position = live if dp is None else None
+                gather = None if dp is None else dp.gather_json
+                live = position.Live(epoch, generator, tracker, start, gather)
+                model._state.live_position = live
                 batches = _epoch_batches(data, dp, batch_size, seed, epoch, shuffle, start)
                 for step, batch in enumerate(batches, start=start):
                     if batch_hooks:
@@ -182,6 +184,7 @@ def fit(
                     if interrupt.requested or model.stop_training:
                         break
                 if interrupt.requested:
+                    position.freeze(live)
                     break
                 if dp is not None:
                     dp.reduce_tracker(tracker)
@@ -232,12 +235,12 @@ def _epoch_batches(
     start: int = 0,
 ) -> Iterator[Any]:
     """Epoch `epoch`'s batches from batch `start`; data-parallel, this rank's part of each
-    (None: nothing), from the epoch's start."""
+    (None: nothing)."""
     if dp is None:
         return data.epoch_batches(batch_size, seed, epoch, shuffle, start)
     if isinstance(data, StreamData):
-        return data.shard_batches(dp, batch_size, seed, epoch, shuffle)
-    return dp.batches(data, batch_size, data.order(seed, epoch, shuffle))
+        return data.shard_batches(dp, batch_size, seed, epoch, shuffle, start)
+    return dp.batches(data, batch_size, data.order(seed, epoch, shuffle), start)
 
 
 def _run_test(

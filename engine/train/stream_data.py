@@ -59,9 +59,16 @@ class StreamData:
         return StreamData(self.model, self.stream.shard(rank, world))
 
     def shard_batches(
-        self, dp: DataParallel, batch_size: int, seed: int, epoch: int, shuffle: bool
+        self,
+        dp: DataParallel,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        shuffle: bool,
+        start_batch: int = 0,
     ) -> Iterator[tuple[list[Any], list[Any], None] | None]:
-        """This rank's part of each global step, read from its own units only.
+        """This rank's part of each global step from the `start_batch`-th, read from its own
+        units only.
 
         Every rank knows every shard's row count from the units' sizes, so all take the same
         number of steps (a rank whose shard ran out takes idle steps, None) and weight their
@@ -70,8 +77,8 @@ class StreamData:
         rows = [self.stream.shard(r, dp.size).rows(seed, epoch, shuffle) for r in range(dp.size)]
         steps = max(-(-n // local) for n in rows)
         mine = self.stream.shard(dp.rank, dp.size)
-        own = mine.batches(local, seed=seed, epoch=epoch, shuffle=shuffle)
-        for step in range(steps):
+        own = mine.batches(local, seed=seed, epoch=epoch, shuffle=shuffle, start_batch=start_batch)
+        for step in range(start_batch, steps):
             counts = [max(0, min(local, n - step * local)) for n in rows]
             dp.share = counts[dp.rank] / sum(counts)
             batch = next(own, None) if counts[dp.rank] else None

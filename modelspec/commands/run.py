@@ -224,10 +224,10 @@ def _train(
     from modelspec.progress import progress_callback
 
     callbacks = fit.pop("callbacks")
+    steps = runs.steps_per_epoch(run.train, fit["validation_split"], fit["batch_size"])
+    callbacks.append(runs.checkpointer(run, run_dir, steps, writes=lead))
     if lead:
         run_dir.mkdir(parents=True, exist_ok=True)
-        steps = runs.steps_per_epoch(run.train, fit["validation_split"], fit["batch_size"])
-        callbacks.append(runs.checkpointer(run, run_dir, steps))
         progress = progress_callback(console, fit["epochs"], steps, verbose)
         if progress is not None:
             callbacks.insert(0, progress)

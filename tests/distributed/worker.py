@@ -4,6 +4,10 @@
   rank 1 at the start of the second epoch, so the tests see what the real command does.
 - `batchnorm`: one data-parallel step of a BatchNormalization model; rank 0 prints its moving
   statistics as JSON for the test's hand-derived oracle.
+- `stream-rows SOURCE_JSON`: each rank reads two epochs of its shard of a stream and prints, as
+  JSON, the units it read and the row ids (feature 0) it saw.
+- `stream-fit SOURCE_JSON RUN_DIR`: a data-parallel fit on a stream; each rank prints its
+  weights' digest. RUN_DIR gets step checkpoints; `--resume` continues from the last one.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,11 +79,117 @@ def batchnorm() -> None:
             print(json.dumps({"x": x.tolist(), **stats}))
 
 
+STREAM_SPEC: dict[str, Any] = {
+    "seed": 5,
+    "model": {
+        "type": "sequential",
+        "layers": [
+            {"type": "Input", "shape": [6], "name": "features"},
+            {"type": "Dense", "units": 8, "activation": "relu"},
+            {"type": "Dropout", "rate": 0.2},
+            {"type": "Dense", "units": 3, "activation": "softmax", "name": "label"},
+        ],
+    },
+    "compile": {
+        "optimizer": "adam",
+        "loss": "sparse_categorical_crossentropy",
+        "metrics": ["accuracy"],
+    },
+}
+
+
+def _stream(source_json: str) -> Any:
+    from engine.config.data import DataSource
+    from engine.data import InputSpec, ModelSignature, OutputSpec
+    from engine.streaming import arrays, open_stream
+
+    arrays.UNIT_BYTES = 1024  # NPY units of 32 rows, as many as the Parquet files' row groups
+    signature = ModelSignature(
+        (InputSpec("features", (6,)),),
+        (OutputSpec("label", (3,), "sparse_categorical_crossentropy"),),
+    )
+    source = DataSource(**json.loads(source_json))
+    return open_stream(source, Path.cwd(), signature)
+
+
+def stream_rows(source_json: str) -> None:
+    from engine.distributed.comm import Communicator
+
+    comm = Communicator()
+    stream = _stream(source_json)
+    read: list[str] = []
+    original = stream.source.read
+
+    def counting(unit: Any, columns: Any = None) -> Any:
+        read.append(unit.label)
+        return original(unit, columns)
+
+    stream.source.read = counting
+    mine = stream.shard(comm.rank, comm.size)
+    epochs = []
+    for epoch in range(2):
+        read.clear()
+        ids = [
+            int(v)
+            for x, _ in mine.batches(8, seed=3, epoch=epoch)
+            for v in np.rint(x["features"][:, 0])
+        ]
+        epochs.append({"read": list(read), "ids": ids})
+    print(json.dumps({"rank": comm.rank, "epochs": epochs}), flush=True)
+
+
+def stream_fit(source_json: str, run_dir: str, args: list[str]) -> None:
+    """Three epochs on 2 ranks with step checkpoints every 3 steps; `--kill E,S`: rank 1 dies
+    (SIGKILL) after step S of epoch E; `--resume`: continue from the run's last checkpoint."""
+    import hashlib
+
+    from engine.build import from_spec
+    from engine.callbacks import Callback, StepCheckpointCallback
+    from engine.distributed import data_parallel
+    from engine.loading import resume
+
+    class KillAt(Callback):
+        def __init__(self, epoch: int, step: int) -> None:
+            super().__init__()
+            self.at, self.epoch = (epoch, step), 0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if (self.epoch, batch + 1) == self.at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    with data_parallel() as dp:
+        model = from_spec(STREAM_SPEC)
+        initial = resume(model, run_dir) if "--resume" in args else 0
+        callbacks: list[Any] = [StepCheckpointCallback(run_dir, save_freq=3, writes=dp.rank == 0)]
+        if "--kill" in args and dp.rank == 1:
+            callbacks.append(KillAt(*map(int, args[args.index("--kill") + 1].split(","))))
+        history = model.fit(
+            _stream(source_json),
+            epochs=3,
+            batch_size=16,
+            verbose=0,
+            callbacks=callbacks,
+            initial_epoch=initial,
+        )
+        digest = hashlib.sha256()
+        for w in model.get_weights():
+            digest.update(w.tobytes())
+        report = {"rank": dp.rank, "weights": digest.hexdigest(), "history": history.history}
+        print(json.dumps(report), flush=True)
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "cli":
         cli(sys.argv[2], sys.argv[sys.argv.index("--") + 1 :])
     elif mode == "batchnorm":
         batchnorm()
+    elif mode == "stream-rows":
+        stream_rows(sys.argv[2])
+    elif mode == "stream-fit":
+        stream_fit(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -1,0 +1,138 @@
+"""Streams under a real `mpirun -n 2`: each rank reads only its own units (row groups, NPY row
+ranges), a streamed fit keeps the ranks' weights identical and repeats bit for bit, and a run
+killed in the middle of an epoch resumes from its step checkpoint as if never stopped.
+
+Skipped without mpi4py, mpirun or pyarrow, like the other MPI tests (see test_mpi.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.distributed.test_mpi import launch, pytestmark  # noqa: F401 (the skip marker)
+
+pytest.importorskip("pyarrow")
+
+ROWS, WIDTH, GROUP = 300, 6, 32
+
+
+def _arrays() -> tuple[np.ndarray, np.ndarray]:
+    """Feature 0 is the row's id, so a rank's batches say which rows it read."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(ROWS, WIDTH)).astype(np.float32)
+    x[:, 0] = np.arange(ROWS)
+    y = (x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1).astype(np.int64)
+    return x, y
+
+
+def _parquet(folder: Path) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x, y = _arrays()
+    table = pa.table({"x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), WIDTH), "y": y})
+    (folder / "parts").mkdir()
+    pq.write_table(table.slice(0, 200), folder / "parts" / "a.parquet", row_group_size=GROUP)
+    pq.write_table(table.slice(200), folder / "parts" / "b.parquet", row_group_size=GROUP)
+    return {"path": str(folder / "parts"), "x": "x", "target": "y"}
+
+
+def _npy(folder: Path) -> dict[str, Any]:
+    x, y = _arrays()
+    np.save(folder / "x.npy", x)
+    np.save(folder / "y.npy", y)
+    return {"path": str(folder / "x.npy"), "y": str(folder / "y.npy")}
+
+
+WRITERS = {"parquet": _parquet, "npy": _npy}
+
+
+def _source(tmp_path: Path, kind: str) -> str:
+    return json.dumps({**WRITERS[kind](tmp_path), "streaming": True, "shuffle_buffer": 40})
+
+
+def _reports(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return sorted(lines, key=lambda r: r["rank"])
+
+
+def _unit_rows(label: str) -> set[int]:
+    """The row ids of a unit, from its label: a Parquet row group or an NPY row range."""
+    where = label.rsplit(": ", 1)[1]
+    if where.startswith("rows "):
+        first, last = map(int, where[5:].split("-"))
+        return set(range(first, last + 1))
+    group = int(where.rsplit(" ", 1)[1])
+    offset = 200 if label.startswith(str(Path(label).parent / "b.parquet")) else 0
+    start = offset + group * GROUP
+    return set(range(start, min(start + GROUP, 200 if offset == 0 else ROWS)))
+
+
+@pytest.mark.parametrize("kind", ["parquet", "npy"])
+def test_each_rank_reads_only_its_own_units(tmp_path: Path, kind: str) -> None:
+    ranks = _reports(launch("stream-rows", _source(tmp_path, kind)))
+    assert [r["rank"] for r in ranks] == [0, 1]
+    for epoch in range(2):
+        read = [set(r["epochs"][epoch]["read"]) for r in ranks]
+        ids = [r["epochs"][epoch]["ids"] for r in ranks]
+        assert read[0] and read[1] and not read[0] & read[1]
+        assert len(read[0] | read[1]) == -(-200 // GROUP) + -(-100 // GROUP) or kind == "npy"
+        for mine, seen in zip(read, ids, strict=True):
+            assert len(seen) == len(set(seen)), "a row read twice in one epoch"
+            assert set(seen) == set().union(*(_unit_rows(label) for label in mine))
+        assert not set(ids[0]) & set(ids[1])
+        assert sorted(ids[0] + ids[1]) == list(range(ROWS))
+
+
+@pytest.mark.parametrize("kind", ["parquet", "npy"])
+def test_streamed_fit_keeps_ranks_equal_and_repeats_bit_for_bit(tmp_path: Path, kind: str) -> None:
+    source = _source(tmp_path, kind)
+    runs = []
+    for name in ("first", "second"):
+        ranks = _reports(launch("stream-fit", source, str(tmp_path / name)))
+        assert ranks[0]["weights"] == ranks[1]["weights"]
+        assert ranks[0]["history"] == ranks[1]["history"]
+        assert all(np.isfinite(ranks[0]["history"]["loss"]))
+        runs.append(ranks[0])
+    assert runs[0] == runs[1]
+
+
+def test_streamed_run_killed_mid_epoch_resumes_bit_for_bit(tmp_path: Path) -> None:
+    """Rank 1 dies after step 5 of epoch 2; the step checkpoint after step 3 (every rank's
+    position, gathered) brings the resumed 2-rank run to the unbroken run's weights and
+    last epoch."""
+    source = _source(tmp_path, "parquet")
+    whole = _reports(launch("stream-fit", source, str(tmp_path / "whole")))[0]
+    killed = launch("stream-fit", source, str(tmp_path / "run"), "--kill", "1,5")
+    assert killed.returncode != 0
+    resumed = _reports(launch("stream-fit", source, str(tmp_path / "run"), "--resume"))
+    assert resumed[0]["weights"] == resumed[1]["weights"] == whole["weights"]
+    for key, values in resumed[0]["history"].items():
+        assert values[-1] == whole["history"][key][-1], key
+
+
+def test_a_two_rank_position_refuses_to_resume_in_one_process(tmp_path: Path) -> None:
+    from engine.build import from_spec
+    from engine.config.data import DataSource
+    from engine.loading import resume
+    from engine.streaming import open_stream
+    from engine.train.errors import TrainingError
+    from tests.distributed.worker import STREAM_SPEC
+    from tests.streaming.files import SIGNATURE
+
+    source = _source(tmp_path, "parquet")
+    killed = launch("stream-fit", source, str(tmp_path / "run"), "--kill", "1,5")
+    assert killed.returncode != 0
+    model = from_spec(STREAM_SPEC)
+    initial = resume(model, tmp_path / "run")
+    stream = open_stream(DataSource(**json.loads(source)), tmp_path, SIGNATURE)
+    with pytest.raises(
+        TrainingError, match=r"2 process\(es\); resume it on as many \(mpirun -n 2\)"
+    ):
+        model.fit(stream, epochs=3, batch_size=16, verbose=0, initial_epoch=initial)
