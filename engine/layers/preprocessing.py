@@ -10,6 +10,7 @@ statistic was taken over.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import model_validator
 
 from engine.backend import backend_of
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
+from engine.layers.moments import Moments
 from engine.layers.registry import register
 
 # Keras's backend.epsilon(): the floor of the standard deviation
@@ -121,30 +123,45 @@ class Normalization(Layer):
     def flops(self, input_shape: Any) -> int:
         return 2 * math.prod(d or 1 for d in input_shape[1:])
 
-    def adapt(self, data: Any) -> None:
-        """Set mean and variance (population) and count from `data`, batch axis first."""
+    def adapt(self, data: Any, steps: int | None = None) -> None:
+        """Set mean and variance (population) and count from `data`, batch axis first: an
+        array, or (Keras's dataset case) an iterable of batches, of which `steps` at most are
+        read; batches are merged one by one, so the data never has to fit in memory."""
         if not self.adapts:
             raise ValueError(
                 f"layer {self.name!r} was given mean and variance; it has nothing to adapt"
             )
-        array = np.asarray(getattr(data, "numpy", lambda: data)(), dtype=np.float64)
-        shape = (None, *array.shape[1:])
+        if steps is not None and steps < 1:
+            raise ValueError(f"adapt's steps must be at least 1; got {steps}")
+        whole = _as_array(data)
+        batches = [whole] if whole is not None else itertools.islice(data, steps)
+        moments = Moments()
+        for batch in batches:
+            array = _as_array(batch)
+            if array is None:
+                raise ValueError(f"adapt takes arrays or batches of arrays; got {type(batch)}")
+            self._check_shape(array.shape)
+            keep = self.keep_axes(array.ndim)
+            moments.update(array, tuple(a for a in range(array.ndim) if a not in keep))
+        if moments.mean is None:
+            raise ValueError(f"layer {self.name!r}: adapt got no data")
+        stats = {
+            "mean": moments.mean,
+            "variance": moments.variance,
+            "count": np.asarray(float(moments.count)),
+        }
+        for w in self.weights:
+            w.assign(stats[w.name.rsplit("/", 1)[-1]].astype(w.numpy().dtype))
+
+    def _check_shape(self, array_shape: tuple[int, ...]) -> None:
+        shape = (None, *array_shape[1:])
         if not self.built:
             self.build(shape)
         elif self._stat_shape(shape) != self._stat_shape(self.input_shape):
             raise ValueError(
                 f"layer {self.name!r} was built for inputs {self.input_shape}; "
-                f"adapt got data of shape {array.shape}"
+                f"adapt got data of shape {array_shape}"
             )
-        keep = self.keep_axes(array.ndim)
-        reduce = tuple(a for a in range(array.ndim) if a not in keep)
-        stats = {
-            "mean": array.mean(axis=reduce),
-            "variance": array.var(axis=reduce),
-            "count": np.asarray(float(math.prod(array.shape[a] for a in reduce))),
-        }
-        for w in self.weights:
-            w.assign(stats[w.name.rsplit("/", 1)[-1]].astype(w.numpy().dtype))
 
     def _stats(self, params: list[Array], like: Array) -> tuple[Array, Array]:
         """mean and std (floored), shaped to broadcast against `like`."""
@@ -183,3 +200,11 @@ class Normalization(Layer):
             return None
         std = cache
         return grad_output * std if self.config.invert else grad_output / std
+
+
+def _as_array(data: Any) -> np.ndarray | None:
+    """`data` as a float64 array when it is one (an array, tensor or nested list, as Keras reads
+    them); None for an iterable of batches (a generator, a stream's batches)."""
+    if isinstance(data, np.ndarray | list | tuple | float | int) or hasattr(data, "numpy"):
+        return np.asarray(getattr(data, "numpy", lambda: data)(), dtype=np.float64)
+    return None

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from engine.streaming import Stream
 from engine.train.prepare import cast_inputs
 
@@ -14,8 +12,8 @@ if TYPE_CHECKING:
     from engine.distributed.replica import DataParallel
     from engine.models import Model
 
-# Preprocessing layers (Normalization) adapt on the first rows of a stream, in file order.
-ADAPT_ROWS = 1 << 16
+# Rows per batch when preprocessing layers adapt on a stream.
+ADAPT_BATCH = 4096
 
 
 class StreamData:
@@ -33,17 +31,11 @@ class StreamData:
     def steps(self, batch_size: int, seed: int, epoch: int, shuffle: bool) -> int:
         return self.stream.steps(batch_size, seed, epoch, shuffle)
 
-    @property
-    def xs(self) -> list[Any]:
-        """The first `ADAPT_ROWS` rows' inputs, for adapting preprocessing layers."""
-        taken: list[list[np.ndarray]] = []
-        held = 0
-        for x, _ in self.stream.batches(4096, shuffle=False):
-            taken.append([x[n] for n in self.model.input_names])
-            held += len(taken[-1][0])
-            if held >= ADAPT_ROWS:
-                break
-        return cast_inputs(self.model, [np.concatenate(col) for col in zip(*taken, strict=True)])
+    def adapt_inputs(self) -> Iterator[list[Any]]:
+        """Every row's inputs in file order, in batches of `ADAPT_BATCH` rows, for adapting
+        preprocessing layers (Normalization) over the whole stream as Keras's adapt does."""
+        for x, _ in self.stream.batches(ADAPT_BATCH, shuffle=False):
+            yield cast_inputs(self.model, [x[n] for n in self.model.input_names])
 
     def epoch_batches(
         self, batch_size: int, seed: int, epoch: int, shuffle: bool, start_batch: int = 0
