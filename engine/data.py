@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from engine.config.data import DataSource, Selection
+from engine.config.data import DataSource, ImageOptions, Selection
 from engine.read_progress import RowCounter, reading
 
 Shape = tuple[int | None, ...]
@@ -107,8 +107,9 @@ class DataSchema(BaseModel):
     """How the training data mapped onto the model; saved with the model for evaluate and predict.
 
     `inputs`/`outputs` give, per model input/output name, the CSV columns (or the one array key)
-    it was read from; `classes` gives, per output trained on string labels, the labels in class-id
-    order.
+    it was read from; `classes` gives, per output trained on string labels (or on an image or
+    text folder's class subfolders), the labels in class-id order; `images`, for a model
+    trained on an image folder, how its images were decoded.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -117,6 +118,7 @@ class DataSchema(BaseModel):
     inputs: dict[str, list[str]]
     outputs: dict[str, list[str]] = {}
     classes: dict[str, list[str]] = {}
+    images: ImageOptions | None = None
 
 
 @dataclass

@@ -37,6 +37,7 @@ class Predictor:
     spec: dict[str, Any]
     metadata: dict[str, Any]
     checksum: str
+    files: list[Path] | None = None
 
     @classmethod
     def load(cls, path: Path) -> Predictor:
@@ -54,8 +55,10 @@ class Predictor:
         return cls(path, model, signature, schema, dict(report.data or {}), metadata, checksum)
 
     def inputs_from_file(self, path: Path) -> dict[str, np.ndarray]:
-        """The model's inputs from a CSV, NPZ or NPY file of new samples, or a Parquet or Arrow
-        file (or folder) read whole, as the data section reads it."""
+        """The model's inputs from a CSV, NPZ or NPY file of new samples, a Parquet or Arrow
+        file (or folder) read whole, as the data section reads it; or, for a model trained on
+        an image folder, an image or a folder of them decoded with the training's options
+        (`files` then names each sample's file, in order)."""
         if path.suffix.lower() in (".csv", ".npz", ".npy"):
             with reading(path) as progress:
                 table = read_table(path, progress)
@@ -63,6 +66,11 @@ class Predictor:
                 rows = len(next(iter(x.values())))
                 progress(rows, rows)
             return x
+        if self.schema is not None and self.schema.images is not None:
+            from engine.streaming.folders import read_images
+
+            table, self.files = read_images(path, self.schema.images)
+            return prediction_inputs(table, self.signature, self.schema)
         from engine.config.data import DataSource
         from engine.streaming import read_whole
 
@@ -79,5 +87,11 @@ class Predictor:
     def columns(
         self, outputs: Mapping[str, np.ndarray], *, probabilities: bool = False
     ) -> dict[str, list[Any]]:
-        """Named columns: the original class labels, or class probabilities when asked."""
-        return prediction_columns(outputs, self.signature, self.schema, probabilities=probabilities)
+        """Named columns: the original class labels, or class probabilities when asked; after
+        images, first the file each row is."""
+        columns = prediction_columns(
+            outputs, self.signature, self.schema, probabilities=probabilities
+        )
+        if self.files is None:
+            return columns
+        return {"file": [str(f) for f in self.files], **columns}

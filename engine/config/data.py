@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Selection = str | list[str] | dict[str, str | list[str]]
 DataFormat = Literal["csv", "npz", "npy", "parquet", "arrow", "images", "text"]
+ColorMode = Literal["grayscale", "rgb", "rgba"]
+Interpolation = Literal["bilinear", "nearest", "bicubic", "area", "lanczos3"]
 # Keras's image_dataset_from_directory / text_dataset_from_directory arguments.
 _FOLDER_OPTIONS = (
     "image_size",
@@ -50,8 +52,8 @@ class DataSource(BaseModel):
     prefetch: int = Field(default=2, ge=1)
     bad_data: Literal["error", "skip"] = "error"
     image_size: tuple[int, int] = (256, 256)
-    color_mode: Literal["grayscale", "rgb", "rgba"] = "rgb"
-    interpolation: Literal["bilinear", "nearest", "bicubic", "area", "lanczos3"] = "bilinear"
+    color_mode: ColorMode = "rgb"
+    interpolation: Interpolation = "bilinear"
     crop_to_aspect_ratio: bool = False
     label_mode: Literal["int", "categorical", "binary"] | None = "int"
     class_names: list[str] | None = None
@@ -77,6 +79,22 @@ class DataSource(BaseModel):
         if self.validation_split is not None and self.seed is None:
             raise ValueError("`validation_split` needs a `seed`, so both subsets split alike")
         return self
+
+
+class ImageOptions(BaseModel):
+    """How a model's training images were decoded, saved in its data schema so that `predict`
+    on new images decodes them alike (a `DataSource`'s fields of the same names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_size: tuple[int, int]
+    color_mode: ColorMode
+    interpolation: Interpolation
+    crop_to_aspect_ratio: bool
+
+    @classmethod
+    def of(cls, source: DataSource) -> ImageOptions:
+        return cls(**source.model_dump(include=set(cls.model_fields)))
 
 
 class DataConfig(BaseModel):

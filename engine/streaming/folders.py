@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.config.data import DataSource
-from engine.data import DataError, Format
-from engine.streaming.units import Chunk, Unit
+from engine.config.data import DataSource, ImageOptions
+from engine.data import DataError, Format, Table
+from engine.streaming.units import Chunk, Unit, merge
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 TEXT_SUFFIXES = (".txt",)
@@ -31,6 +31,19 @@ def _pillow() -> Any:
             "image folders need Pillow, which is not installed: pip install 'modelspec[data]'"
         ) from None
     return Image, ImageOps
+
+
+def every_file(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """A file, or every file of a folder at any depth, sorted (Keras's folder without labels:
+    new samples to predict on)."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DataError(f"{root}: no such file or folder")
+    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not found:
+        raise DataError(f"{root}: no {', '.join(suffixes)} files")
+    return found
 
 
 def index_directory(
@@ -79,13 +92,19 @@ class FolderSource:
 
     exact = False
 
-    def __init__(self, path: Path, source: DataSource, format: Format) -> None:
+    def __init__(
+        self, path: Path, source: DataSource, format: Format, unlabelled: bool = False
+    ) -> None:
         self.path = path
         self.format = format
         self.skipped: list[str] = []
         self._source = source
         suffixes = IMAGE_SUFFIXES if format == "images" else TEXT_SUFFIXES
-        self.files, self.ids, self.class_names = index_directory(path, suffixes, source)
+        if unlabelled:
+            self.files = every_file(path, suffixes)
+            self.ids, self.class_names = np.zeros(len(self.files), np.int64), list[str]()
+        else:
+            self.files, self.ids, self.class_names = index_directory(path, suffixes, source)
         if source.label_mode == "binary" and len(self.class_names) != 2:
             raise DataError(
                 f"{path}: label_mode binary needs exactly 2 classes; found "
@@ -161,3 +180,12 @@ def _resampling(image_module: Any, name: str) -> Any:
         "area": table.BOX,
         "lanczos3": table.LANCZOS,
     }[name]
+
+
+def read_images(path: Path, options: ImageOptions) -> tuple[Table, list[Path]]:
+    """Every image of a folder (any depth, sorted) or one image file, decoded as a model's
+    training images were (`options` from its data schema), for prediction."""
+    source = DataSource(path=str(path), format="images", label_mode=None, **options.model_dump())
+    reader = FolderSource(path, source, "images", unlabelled=True)
+    chunks = [chunk for unit in reader.units for chunk in reader.read(unit)]
+    return Table(path, "images", merge(chunks)), reader.files

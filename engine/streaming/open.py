@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config.data import DataSource
+from engine.config.data import DataSource, ImageOptions
 from engine.data import (
     DataError,
     DataSchema,
@@ -93,8 +93,21 @@ def open_stream(
     stream = Stream(
         reader, source, signature, schema, label_key, need_targets=need_targets, dtype=dtype
     )
+    if schema is None and isinstance(reader, FolderSource):
+        stream.schema = _folder_schema(stream.schema, reader, source)
     stream.warn_skipped(0)
     return stream
+
+
+def _folder_schema(made: DataSchema, reader: FolderSource, source: DataSource) -> DataSchema:
+    """A folder's schema remembers its class names (predictions name them) and, for images,
+    how they were decoded (predict decodes new images alike)."""
+    update: dict[str, object] = {}
+    if made.outputs and reader.class_names:
+        update["classes"] = {name: list(reader.class_names) for name in made.outputs}
+    if reader.format == "images":
+        update["images"] = ImageOptions.of(source)
+    return made.model_copy(update=update)
 
 
 def open_data(
