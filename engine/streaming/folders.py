@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.config.data import DataSource, ImageOptions
 from engine.data import DataError, Format, Table
-from engine.streaming.units import Chunk, Unit, merge
+from engine.streaming.units import Chunk, Unit, files_in, merge
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 TEXT_SUFFIXES = (".txt",)
@@ -31,19 +31,6 @@ def _pillow() -> Any:
             "image folders need Pillow, which is not installed: pip install 'modelspec[data]'"
         ) from None
     return Image, ImageOps
-
-
-def every_file(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """A file, or every file of a folder at any depth, sorted (Keras's folder without labels:
-    new samples to predict on)."""
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise DataError(f"{root}: no such file or folder")
-    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-    if not found:
-        raise DataError(f"{root}: no {', '.join(suffixes)} files")
-    return found
 
 
 def index_directory(
@@ -101,7 +88,7 @@ class FolderSource:
         self._source = source
         suffixes = IMAGE_SUFFIXES if format == "images" else TEXT_SUFFIXES
         if unlabelled:
-            self.files = every_file(path, suffixes)
+            self.files = files_in(path, suffixes, format)
             self.ids, self.class_names = np.zeros(len(self.files), np.int64), list[str]()
         else:
             self.files, self.ids, self.class_names = index_directory(path, suffixes, source)

@@ -123,13 +123,13 @@ def test_a_two_rank_position_refuses_to_resume_in_one_process(tmp_path: Path) ->
     from engine.loading import resume
     from engine.streaming import open_stream
     from engine.train.errors import TrainingError
-    from tests.distributed.worker import STREAM_SPEC
+    from tests.distributed.worker import stream_spec
     from tests.streaming.files import SIGNATURE
 
     source = _source(tmp_path, "parquet")
     killed = launch("stream-fit", source, str(tmp_path / "run"), "--kill", "1,5")
     assert killed.returncode != 0
-    model = from_spec(STREAM_SPEC)
+    model = from_spec(stream_spec())
     initial = resume(model, tmp_path / "run")
     stream = open_stream(DataSource(**json.loads(source)), tmp_path, SIGNATURE)
     with pytest.raises(

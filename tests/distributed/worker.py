@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -79,23 +80,13 @@ def batchnorm() -> None:
             print(json.dumps({"x": x.tolist(), **stats}))
 
 
-STREAM_SPEC: dict[str, Any] = {
-    "seed": 5,
-    "model": {
-        "type": "sequential",
-        "layers": [
-            {"type": "Input", "shape": [6], "name": "features"},
-            {"type": "Dense", "units": 8, "activation": "relu"},
-            {"type": "Dropout", "rate": 0.2},
-            {"type": "Dense", "units": 3, "activation": "softmax", "name": "label"},
-        ],
-    },
-    "compile": {
-        "optimizer": "adam",
-        "loss": "sparse_categorical_crossentropy",
-        "metrics": ["accuracy"],
-    },
-}
+def stream_spec() -> dict[str, Any]:
+    """The streaming tests' model (tests/streaming/test_fit_stream.py), with accuracy."""
+    from tests.streaming.test_fit_stream import SPEC
+
+    spec = copy.deepcopy(SPEC)
+    spec["compile"]["metrics"] = ["accuracy"]
+    return spec
 
 
 def _stream(source_json: str) -> Any:
@@ -144,28 +135,18 @@ def stream_fit(source_json: str, run_dir: str, args: list[str]) -> None:
     import hashlib
 
     from engine.build import from_spec
-    from engine.callbacks import Callback, StepCheckpointCallback
+    from engine.callbacks import StepCheckpointCallback
     from engine.distributed import data_parallel
     from engine.loading import resume
-
-    class KillAt(Callback):
-        def __init__(self, epoch: int, step: int) -> None:
-            super().__init__()
-            self.at, self.epoch = (epoch, step), 0
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.epoch = epoch
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if (self.epoch, batch + 1) == self.at:
-                os.kill(os.getpid(), signal.SIGKILL)
+    from tests.streaming.test_resume import KillAt
 
     with data_parallel() as dp:
-        model = from_spec(STREAM_SPEC)
+        model = from_spec(stream_spec())
         initial = resume(model, run_dir) if "--resume" in args else 0
         callbacks: list[Any] = [StepCheckpointCallback(run_dir, save_freq=3, writes=dp.rank == 0)]
         if "--kill" in args and dp.rank == 1:
-            callbacks.append(KillAt(*map(int, args[args.index("--kill") + 1].split(","))))
+            epoch, step = map(int, args[args.index("--kill") + 1].split(","))
+            callbacks.append(KillAt(epoch, step, lambda: os.kill(os.getpid(), signal.SIGKILL)))
         history = model.fit(
             _stream(source_json),
             epochs=3,

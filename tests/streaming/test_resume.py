@@ -4,6 +4,7 @@ the same batches (arrays or a stream), the same dropout masks, the same epoch me
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +70,23 @@ class Killed(Exception):
     """Stands for SIGKILL: the run ends without a word, keeping only what is on disk."""
 
 
+def _killed() -> None:
+    raise Killed
+
+
 class KillAt(cb.Callback):
-    def __init__(self, epoch: int, step: int) -> None:
+    """`kill()` after step `step` of epoch `epoch` (by default: raise Killed)."""
+
+    def __init__(self, epoch: int, step: int, kill: Callable[[], None] = _killed) -> None:
         super().__init__()
-        self.at, self.epoch = (epoch, step), 0
+        self.at, self.epoch, self.kill = (epoch, step), 0, kill
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         if (self.epoch, batch + 1) == self.at:
-            raise Killed
+            self.kill()
 
 
 def test_a_killed_streamed_run_resumes_from_its_step_checkpoint(tmp_path: Path) -> None:
