@@ -15,7 +15,7 @@ from pydantic import Field
 from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
-from engine.kernels import layer_norm
+from engine.kernels import batch_norm, layer_norm
 from engine.layers.base import (
     Array,
     CallContext,
@@ -174,20 +174,39 @@ class BatchNormalization(_Normalizer):
         gamma, beta = self._affine(params, rank, axes)
         moving_mean, moving_var = params[-2], params[-1]
         training = ctx.training and self.trainable
+        fused = (
+            batch_norm.train_forward(inputs, params[0], params[1], c.epsilon)
+            if training and self._fusable(reduce, rank)
+            else None
+        )
+        if fused is not None:
+            y, xhat, inv, mean, var = fused
+            self._update_moving(moving_mean, moving_var, mean, var)
+            return y, (xhat, inv, gamma, reduce, training)
         if training:
             mean = inputs.mean(axis=reduce, keepdims=True)
             centered = inputs - mean
             var = (centered * centered).mean(axis=reduce, keepdims=True)
-            moving_mean *= c.momentum
-            moving_mean += mean.reshape(moving_mean.shape) * (1.0 - c.momentum)
-            moving_var *= c.momentum
-            moving_var += var.reshape(moving_var.shape) * (1.0 - c.momentum)
+            self._update_moving(moving_mean, moving_var, mean, var)
         else:
             centered = inputs - _broadcast(moving_mean, rank, axes)
             var = _broadcast(moving_var, rank, axes)
         inv = 1.0 / xp.sqrt(var + c.epsilon)
         xhat = centered * inv
         return self._apply(xhat, gamma, beta), (xhat, inv, gamma, reduce, training)
+
+    def _fusable(self, reduce: tuple[int, ...], rank: int) -> bool:
+        """Whether the compiled passes can run: channels last, with gamma and beta."""
+        return reduce == tuple(range(rank - 1)) and self.config.scale and self.config.center
+
+    def _update_moving(
+        self, moving_mean: Array, moving_var: Array, mean: Array, var: Array
+    ) -> None:
+        momentum = self.config.momentum
+        moving_mean *= momentum
+        moving_mean += mean.reshape(moving_mean.shape) * (1.0 - momentum)
+        moving_var *= momentum
+        moving_var += var.reshape(moving_var.shape) * (1.0 - momentum)
 
     def backward(
         self,
@@ -198,6 +217,16 @@ class BatchNormalization(_Normalizer):
         ctx: CallContext,
     ) -> Array | None:
         xhat, inv, gamma, reduce, training = cache
+        fused = (
+            batch_norm.train_backward(grad_output, xhat, params[0], inv, ctx.need_input_grad)
+            if training and self._fusable(reduce, xhat.ndim)
+            else None
+        )
+        if fused is not None:
+            for target, value in zip(grads[:2], fused[:2], strict=True):
+                if target is not None:
+                    target[...] = value
+            return fused[2]
         self._affine_grads(grad_output, xhat, reduce, grads)
         if not ctx.need_input_grad:
             return None

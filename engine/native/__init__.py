@@ -1,7 +1,8 @@
 """Optional compiled kernels for the CPU step, bit-identical to their NumPy composites.
 
-`engine/native/_kernels.c` (one-thread kernels) and `_split.c` (products and Adam split over
-this thread and a spinning worker) are built when the package is installed, if a C compiler
+`engine/native/_kernels.c` (one-thread kernels), `_batch_norm.c` (BatchNormalization's
+training passes) and `_split.c` (products and Adam split over this thread and a spinning
+worker) are built when the package is installed, if a C compiler
 is there; without one the build is skipped and every caller runs its NumPy composite, with
 the same results bit for bit. A kernel applies only to plain, C-contiguous float32 NumPy
 arrays: CuPy arrays, the strict fake device's arrays and every other dtype take the NumPy path.
@@ -33,7 +34,14 @@ Array = Any
 
 def available() -> bool:
     """Whether the compiled kernels were built."""
-    return _ext.kernels is not None
+    return _ext.kernels is not None and _ext.batch_norm is not None
+
+
+def batch_norm(*arrays: Array) -> ModuleType | None:
+    """The compiled BatchNormalization passes (`_batch_norm.c`) when they were built and every
+    array is plain C-contiguous float32, else None (the caller runs its NumPy composite)."""
+    module = _ext.batch_norm
+    return module if module is not None and _plain_float32(*arrays) else None
 
 
 def _numpy_sgemm() -> tuple[str, str] | None:
@@ -69,6 +77,16 @@ class _Extensions:
         except ImportError:  # built without a C compiler: the NumPy composites run instead
             return None
         return _kernels
+
+    @functools.cached_property
+    def batch_norm(self) -> ModuleType | None:
+        if switched_off():
+            return None
+        try:
+            from engine.native import _batch_norm
+        except ImportError:
+            return None
+        return _batch_norm
 
     @functools.cached_property
     def split(self) -> ModuleType | None:

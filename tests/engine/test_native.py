@@ -23,6 +23,7 @@ from engine.kernels import recurrent as K
 from engine.kernels.softmax import masked_softmax, softmax_backward
 from engine.layers import embedding, registry
 from engine.layers.base import CallContext
+from engine.layers.normalization import BatchNormalization
 from engine.optimizers.adam import adam_update
 
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
@@ -211,6 +212,41 @@ def _layer_norm(center: bool, scale: bool) -> Callable[[Arrays], None]:
     return run
 
 
+def _batch_norm_inputs(shape: tuple[int, ...], seed: int, specials: bool = False) -> Arrays:
+    """Activations off zero mean and unit scale, as a convolution hands them over."""
+    rng = np.random.default_rng(seed)
+    c = shape[-1]
+    x = (rng.standard_normal(shape) * 3 + 1.5).astype(np.float32)
+    if specials:
+        x[..., 0] = -0.0  # a channel of negative zeros: its sums start from the first row
+        x.reshape(-1)[1] = 1e-40
+    return {
+        "x": x,
+        "gamma": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "beta": rng.standard_normal(c, dtype=np.float32),
+        "moving_mean": rng.standard_normal(c, dtype=np.float32),
+        "moving_variance": rng.uniform(0.5, 2, c).astype(np.float32),
+        "dy": rng.standard_normal(shape, dtype=np.float32),
+    }
+
+
+def _batch_norm(need_input_grad: bool = True) -> Callable[[Arrays], None]:
+    """A training forward and backward of BatchNormalization; outputs added to the dict."""
+
+    def run(a: Arrays) -> None:
+        layer = BatchNormalization(epsilon=1e-3)
+        params = [a["gamma"], a["beta"], a["moving_mean"], a["moving_variance"]]
+        ctx = CallContext(training=True, need_input_grad=need_input_grad)
+        y, cache = layer.forward(params, a["x"], ctx)
+        grads = [np.full_like(a["gamma"], np.nan), np.full_like(a["beta"], np.nan), None, None]
+        dx = layer.backward(params, cache, a["dy"], grads, ctx)
+        a.update(y=y, xhat=cache[0], dgamma=grads[0], dbeta=grads[1])
+        if dx is not None:
+            a["dx"] = dx
+
+    return run
+
+
 @dataclass(frozen=True)
 class KernelCase:
     id: str
@@ -259,6 +295,24 @@ KERNEL_CASES = [
     KernelCase("scatter_int32_ids", lambda: _scatter_inputs(50, 7, 2, np.int32), _scatter),
     KernelCase("scatter_one_row", lambda: _scatter_inputs(1, 3, 3), _scatter),
     KernelCase("scatter_no_rows", lambda: _scatter_inputs(0, 3, 4), _scatter),
+    KernelCase(
+        "batch_norm_w7_sized", lambda: _batch_norm_inputs((128, 32, 32, 16), 0), _batch_norm()
+    ),
+    KernelCase("batch_norm_odd_rows", lambda: _batch_norm_inputs((7, 5, 3, 33), 1), _batch_norm()),
+    KernelCase("batch_norm_dense", lambda: _batch_norm_inputs((1000, 3), 2), _batch_norm()),
+    KernelCase("batch_norm_one_channel", lambda: _batch_norm_inputs((40, 9, 1), 6), _batch_norm()),
+    KernelCase("batch_norm_one_row", lambda: _batch_norm_inputs((1, 4), 3), _batch_norm()),
+    KernelCase(
+        "batch_norm_one_row_zeros", lambda: _batch_norm_inputs((1, 4), 3, True), _batch_norm()
+    ),
+    KernelCase(
+        "batch_norm_specials", lambda: _batch_norm_inputs((9, 4, 6), 4, True), _batch_norm()
+    ),
+    KernelCase(
+        "batch_norm_no_input_grad",
+        lambda: _batch_norm_inputs((6, 6, 8), 5),
+        _batch_norm(need_input_grad=False),
+    ),
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
     KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
@@ -295,6 +349,7 @@ def _run_case(case: KernelCase, compiled: bool, monkeypatch: pytest.MonkeyPatch)
             patch.setattr(native._ext, "kernels", None)
             patch.setattr(native._ext, "split_gemm", False)
             patch.setattr(native._ext, "split", None)
+            patch.setattr(native._ext, "batch_norm", None)
         case.run(arrays)
     return arrays
 
