@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from engine.backend import backend_of
+from engine.kernels import conv_chunks
+from engine.kernels.im2col import pad_input, window_view
 from engine.kernels.recurrent import single_threaded_blas
 
 Array = Any
@@ -74,30 +76,6 @@ def as_tuple(value: IntOrSeq, nd: int, name: str) -> tuple[int, ...]:
     if len(out) != nd:
         raise ValueError(f"{name} needs {nd} values; got {value!r}")
     return out
-
-
-def pad_input(x: Array, pads: Sequence[tuple[int, int]], value: float = 0.0) -> Array:
-    """Pad the spatial axes of (N, *spatial, C) once; returns x itself when nothing is padded."""
-    if not any(lo or hi for lo, hi in pads):
-        return x
-    xp = backend_of(x).xp
-    return xp.pad(x, [(0, 0), *pads, (0, 0)], mode="constant", constant_values=value)
-
-
-def window_view(
-    xpad: Array,
-    out: Sequence[int],
-    kernel: Sequence[int],
-    strides: Sequence[int],
-    dilation: Sequence[int],
-) -> Array:
-    """A zero-copy (N, *out, *kernel, C) view of the windows of a padded (N, *spatial, C) array."""
-    xp = backend_of(xpad).xp
-    sn, *ss, sc = xpad.strides
-    shape = (xpad.shape[0], *out, *kernel, xpad.shape[-1])
-    step = [s * st for s, st in zip(ss, strides, strict=True)]
-    dil = [s * d for s, d in zip(ss, dilation, strict=True)]
-    return xp.lib.stride_tricks.as_strided(xpad, shape, (sn, *step, *dil, sc))
 
 
 def offset_slices(
@@ -157,9 +135,11 @@ def run_shards(fn: Callable[[int, slice], T], shards: list[slice]) -> list[T]:
 
 @dataclass
 class ConvCache:
-    """What backward needs: per batch shard the column matrices (one per group), and geometry."""
+    """What backward needs: per batch shard the column matrices (one per group) or, for a
+    convolution of one group (`conv_chunks`), the input to rebuild them from; and geometry."""
 
     cols: list[list[Array]]
+    x: Array | None
     shards: list[slice]
     w: Array
     x_shape: tuple[int, ...]
@@ -202,27 +182,65 @@ def conv_forward(
         pad_amounts(n, k, s, padding, d)
         for n, k, s, d in zip(x.shape[1:-1], kernel, st, dl, strict=True)
     )
-    xpad = pad_input(x, pads)
+    pad_shape = _padded_shape(x.shape, pads)
     out = tuple(
         (n - (k - 1) * d - 1) // s + 1
-        for n, k, s, d in zip(xpad.shape[1:-1], kernel, st, dl, strict=True)
+        for n, k, s, d in zip(pad_shape[1:-1], kernel, st, dl, strict=True)
     )
     if min(out) <= 0:
         raise ValueError(f"kernel {kernel} does not fit input {tuple(x.shape[1:-1])}")
-    view = window_view(xpad, out, kernel, st, dl)
+    # one group of several channels: each shard's columns straight from x (compiled or not);
+    # otherwise per group from a window view, with the bias folded in for one channel a group
+    direct = groups == 1 and cin > 1
+    view = None if direct else window_view(pad_input(x, pads), out, kernel, st, dl)
     per = math.prod(out)
     y = xp.empty((x.shape[0] * per, cout), dtype=x.dtype)
     shards = batch_shards(x, y.shape[0] * w.size // groups)
 
+    geometry = conv_chunks.Geometry(kernel, st, dl, pads, tuple(x.shape[1:-1]), out)
+    finish = _bias_epilogue(b, epilogue)
+
     def run(i: int, s: slice) -> list[Array]:
         part = y[s.start * per : s.stop * per]
+        if view is None:
+            conv_chunks.product(x[s], geometry, w.reshape(-1, cout), part, finish)
+            return []
         return _forward_shard(view[s], w, b, part, groups, epilogue)
 
     cols = run_shards(run, shards)
     cache = ConvCache(
-        cols, shards, w, tuple(x.shape), tuple(xpad.shape), pads, out, st, dl, groups, b is not None
+        cols,
+        x if direct else None,
+        shards,
+        w,
+        tuple(x.shape),
+        pad_shape,
+        pads,
+        out,
+        st,
+        dl,
+        groups,
+        b is not None,
     )
     return y.reshape(x.shape[0], *out, cout), cache
+
+
+def _bias_epilogue(b: Array | None, epilogue: Epilogue | None) -> Epilogue | None:
+    """`rows += b`, then the caller's epilogue, as one function of a block of output rows."""
+    if b is None:
+        return epilogue
+
+    def run(rows: Array) -> None:
+        rows += b
+        if epilogue is not None:
+            epilogue(rows)
+
+    return run
+
+
+def _padded_shape(shape: Sequence[int], pads: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    spatial = (n + lo + hi for n, (lo, hi) in zip(shape[1:-1], pads, strict=True))
+    return (shape[0], *spatial, shape[-1])
 
 
 def _forward_shard(
@@ -294,13 +312,31 @@ def conv_backward(
     xp = backend_of(dy).xp
     w = cache.w
     cout = w.shape[-1]
-    dpad = xp.empty(cache.pad_shape, dtype=dy.dtype) if need_dx else None
+    stride_1 = cache.groups == 1 and all(st == 1 for st in cache.strides)
+    transposed = conv_chunks.transposed_kernel(w) if need_dx and stride_1 else None
+    if transposed is not None:
+        dx = xp.empty(cache.x_shape, dtype=dy.dtype)
+    dpad = xp.empty(cache.pad_shape, dtype=dy.dtype) if need_dx and transposed is None else None
+    geometry = conv_chunks.Geometry(
+        cache.w.shape[: len(cache.out)],
+        cache.strides,
+        cache.dilation,
+        cache.pads,
+        cache.x_shape[1:-1],
+        cache.out,
+    )
 
     def run(i: int, s: slice) -> tuple[Array, Array | None]:
         part = dy[s] if prologue is None else prologue(s, dy[s])
         dy2 = part.reshape(-1, cout)
-        dw, db = _weight_grad(cache.cols[i], dy2, w, cache.groups, cache.has_bias)
-        if dpad is not None:
+        if cache.x is None:
+            dw, db = _weight_grad(cache.cols[i], dy2, w, cache.groups, cache.has_bias)
+        else:
+            dw = conv_chunks.weight_grad(cache.x[s], geometry, dy2, w.size // cout)
+            dw, db = dw.reshape(w.shape), _column_sums(dy2) if cache.has_bias else None
+        if transposed is not None:
+            conv_chunks.input_grad(part, geometry, transposed, dx[s])
+        elif dpad is not None:
             _col2im(cache, dy2, dpad[s])
         return dw, db
 
@@ -310,6 +346,8 @@ def conv_backward(
         dw += more_dw
         if db is not None:
             db += more_db
+    if transposed is not None:
+        return dx, dw, db
     return (None if dpad is None else _crop(cache, dpad)), dw, db
 
 
@@ -333,9 +371,13 @@ def _weight_grad(
             prod = prod[:-1]
         dw[..., g * og : (g + 1) * og] = prod.reshape(*w.shape[:-1], og)
     if has_bias and db is None:
-        # a matrix-vector product with ones sums the columns about 3x faster than sum(axis=0)
-        db = xp.ones(dy2.shape[0], dtype=dy2.dtype) @ dy2
+        db = _column_sums(dy2)
     return dw, db
+
+
+def _column_sums(dy2: Array) -> Array:
+    """db: a matrix-vector product with ones sums the columns about 3x faster than sum(axis=0)."""
+    return backend_of(dy2).xp.ones(dy2.shape[0], dtype=dy2.dtype) @ dy2
 
 
 def _col2im(cache: ConvCache, dy2: Array, dpad: Array) -> None:
@@ -405,7 +447,7 @@ def conv_input_grad(
     )
     out = tuple(int(d) for d in dy.shape[1:-1])
     shards = batch_shards(dy, dy.size * w.shape[-2] * math.prod(kernel))
-    cache = ConvCache([], shards, w, tuple(x_shape), pad_shape, pads, out, st, dl, 1, False)
+    cache = ConvCache([], None, shards, w, tuple(x_shape), pad_shape, pads, out, st, dl, 1, False)
     dpad = xp.empty(pad_shape, dtype=dy.dtype)
     cout = w.shape[-1]
 

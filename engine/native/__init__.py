@@ -1,11 +1,12 @@
 """Optional compiled kernels for the CPU step, bit-identical to their NumPy composites.
 
 `engine/native/_kernels.c` (one-thread kernels), `_batch_norm.c` (BatchNormalization's
-training passes) and `_split.c` (products and Adam split over this thread and a spinning
-worker) are built when the package is installed, if a C compiler
-is there; without one the build is skipped and every caller runs its NumPy composite, with
-the same results bit for bit. A kernel applies only to plain, C-contiguous float32 NumPy
-arrays: CuPy arrays, the strict fake device's arrays and every other dtype take the NumPy path.
+training passes), `_im2col.c` (convolution's column matrix) and `_split.c` (products and Adam
+split over this thread and a spinning worker) are built when the package is installed, if a C
+compiler is there; without one the build is skipped and every caller runs its NumPy
+composite, with the same results bit for bit. A kernel applies only to plain, C-contiguous
+float32 NumPy arrays: CuPy arrays, the strict fake device's arrays and every other dtype take
+the NumPy path.
 `MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
 modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
 the benchmark measures the fallback and how a user rules the kernels out of a problem.
@@ -34,7 +35,14 @@ Array = Any
 
 def available() -> bool:
     """Whether the compiled kernels were built."""
-    return _ext.kernels is not None and _ext.batch_norm is not None
+    return all(m is not None for m in (_ext.kernels, _ext.batch_norm, _ext.im2col))
+
+
+def im2col(x: Array, cols: Array) -> ModuleType | None:
+    """The compiled im2col (`_im2col.c`) when it was built and both arrays are plain
+    C-contiguous float32, else None."""
+    module = _ext.im2col
+    return module if module is not None and _plain_float32(x, cols) else None
 
 
 def batch_norm(*arrays: Array) -> ModuleType | None:
@@ -87,6 +95,16 @@ class _Extensions:
         except ImportError:
             return None
         return _batch_norm
+
+    @functools.cached_property
+    def im2col(self) -> ModuleType | None:
+        if switched_off():
+            return None
+        try:
+            from engine.native import _im2col
+        except ImportError:
+            return None
+        return _im2col
 
     @functools.cached_property
     def split(self) -> ModuleType | None:

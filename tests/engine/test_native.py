@@ -20,6 +20,7 @@ from engine import activations, native, optimizers
 from engine.backend import get_backend
 from engine.fused import gemm
 from engine.kernels import recurrent as K
+from engine.kernels.conv import conv_backward, conv_forward
 from engine.kernels.softmax import masked_softmax, softmax_backward
 from engine.layers import embedding, registry
 from engine.layers.base import CallContext
@@ -247,6 +248,26 @@ def _batch_norm(need_input_grad: bool = True) -> Callable[[Arrays], None]:
     return run
 
 
+def _conv_inputs(x_shape: tuple[int, ...], kernel: tuple[int, ...], filters: int) -> Arrays:
+    rng = np.random.default_rng(len(x_shape) + filters)
+    x = rng.standard_normal(x_shape, dtype=np.float32)
+    w = rng.standard_normal((*kernel, x_shape[-1], filters), dtype=np.float32)
+    return {"x": x, "w": w, "b": rng.standard_normal(filters, dtype=np.float32)}
+
+
+def _conv(**geometry: Any) -> Callable[[Arrays], None]:
+    """A convolution's forward and backward (im2col compiled or not); outputs into the dict."""
+
+    def run(a: Arrays) -> None:
+        y, cache = conv_forward(a["x"], a["w"], a["b"], **geometry)
+        dy = np.cos(y)  # any upstream gradient that depends on y
+        dx, dw, db = conv_backward(cache, dy)
+        assert dx is not None and db is not None
+        a.update(y=y, dx=np.ascontiguousarray(dx), dw=dw, db=db)
+
+    return run
+
+
 @dataclass(frozen=True)
 class KernelCase:
     id: str
@@ -313,6 +334,29 @@ KERNEL_CASES = [
         lambda: _batch_norm_inputs((6, 6, 8), 5),
         _batch_norm(need_input_grad=False),
     ),
+    KernelCase(
+        "conv_w7_stage_1",
+        lambda: _conv_inputs((128, 32, 32, 16), (3, 3), 16),
+        _conv(padding="same"),
+    ),
+    KernelCase(
+        "conv_strided_projection",
+        lambda: _conv_inputs((6, 9, 8, 5), (1, 1), 4),
+        _conv(strides=2, padding="same"),
+    ),
+    KernelCase(
+        "conv_strided_same_odd",
+        lambda: _conv_inputs((3, 7, 6, 3), (3, 2), 4),
+        _conv(strides=(2, 1), padding="same"),
+    ),
+    KernelCase(
+        "conv_dilated_valid", lambda: _conv_inputs((2, 9, 8, 2), (3, 3), 3), _conv(dilation=2)
+    ),
+    KernelCase(
+        "conv1d_causal",
+        lambda: _conv_inputs((4, 9, 3), (2,), 4),
+        _conv(padding="causal", dilation=2),
+    ),
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
     KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
@@ -350,6 +394,7 @@ def _run_case(case: KernelCase, compiled: bool, monkeypatch: pytest.MonkeyPatch)
             patch.setattr(native._ext, "split_gemm", False)
             patch.setattr(native._ext, "split", None)
             patch.setattr(native._ext, "batch_norm", None)
+            patch.setattr(native._ext, "im2col", None)
         case.run(arrays)
     return arrays
 
@@ -374,6 +419,17 @@ def test_adam_kernel_runs_for_plain_float32_and_changes_the_arrays() -> None:
     for name in ("param", "m", "v"):
         assert not np.array_equal(a[name], before[name])
     np.testing.assert_array_equal(a["grad"], before["grad"])
+
+
+@needs_native  # so that the im2col rows above compare the compiled copy, not NumPy twice
+def test_im2col_kernel_takes_plain_float32_and_declines_the_rest() -> None:
+    x = np.zeros((2, 5, 5, 3), dtype=np.float32)
+    cols = np.empty((50, 27), dtype=np.float32)
+    assert native.im2col(x, cols) is not None
+    assert native.im2col(x.astype(np.float64), cols) is None
+    assert native.im2col(x[:, ::2], cols) is None
+    fake = get_backend("fake")
+    assert native.im2col(fake.asarray(x), fake.asarray(cols)) is None
 
 
 def _float64(a: Arrays) -> Arrays:

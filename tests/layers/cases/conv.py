@@ -36,6 +36,20 @@ CASES = [
         (None, 5, 4, 4),
         76,
     ),
+    # 3*2*3*4 + 4 = 76; same with dilation 2 keeps 7x6 (padding 2 + 2 rows, 1 + 0 columns)
+    LayerCase(
+        "conv2d_same_dilated",
+        {
+            "type": "Conv2D",
+            "filters": 4,
+            "kernel_size": [3, 2],
+            "padding": "same",
+            "dilation_rate": 2,
+        },
+        (None, 7, 6, 3),
+        (None, 7, 6, 4),
+        76,
+    ),
     # 3*3*3*4 = 108 (no bias); same with stride 2: ceil(7/2) = 4
     LayerCase(
         "conv2d_same_stride_no_bias",
