@@ -111,8 +111,8 @@ def resume_step(
     if saved_world != world:
         raise TrainingError(
             f"the checkpoint was taken inside epoch {epoch + 1} of a run on {saved_world} "
-            f"process(es); resume it on as many ({_launch(saved_world)}), or resume from an "
-            f"epoch's end on any number"
+            f"process(es); resume it on as many ({_launch(saved_world)}), or delete the run's "
+            f"checkpoints/epoch-*-step-*.msz to resume from the last epoch's end on any number"
         )
     return restore(saved if ranks is None else ranks[rank], generator, tracker)
 

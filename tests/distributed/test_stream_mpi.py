@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
-from tests.distributed.test_mpi import launch, pytestmark  # noqa: F401 (the skip marker)
+from engine import saving
+from tests.distributed.test_mpi import history, launch, pytestmark  # noqa: F401 (skip marker)
 
 pytest.importorskip("pyarrow")
 
@@ -136,3 +138,36 @@ def test_a_two_rank_position_refuses_to_resume_in_one_process(tmp_path: Path) ->
         TrainingError, match=r"2 process\(es\); resume it on as many \(mpirun -n 2\)"
     ):
         model.fit(stream, epochs=3, batch_size=16, verbose=0, initial_epoch=initial)
+
+
+def test_modelspec_train_killed_mid_epoch_under_mpirun_resumes_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    """The command line end to end: every rank has the step checkpointer, rank 0 writes; rank 1
+    dies after step 60 of epoch 2 and `--resume` on 2 ranks continues from step 50 (the
+    checkpoint every 50 steps) to the unbroken run's History and weights, bit for bit."""
+    from tests.distributed.worker import stream_spec
+
+    source = {**WRITERS["parquet"](tmp_path), "streaming": True, "shuffle_buffer": 64}
+    spec = {**stream_spec(), "name": "streamed", "data": {"train": source}}
+    spec["fit"] = {"epochs": 3, "batch_size": 4}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+
+    def train(fault: str, out: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        args = ["cli", fault, "--", "train", "s.yaml", "--out", out, *extra]
+        return launch(*args, cwd=tmp_path)
+
+    whole = train("none", "whole")
+    assert whole.returncode == 0, whole.stderr
+    killed = train("kill-mid", "run")
+    assert killed.returncode != 0
+    positions = [saving.checkpoint_position(p) for p in saving.list_checkpoints(tmp_path / "run")]
+    assert max(positions) == (1, 50)
+    resumed = train("none", "run", "--resume", "run")
+    assert resumed.returncode == 0, resumed.stderr
+    assert history(tmp_path / "run").keys() == history(tmp_path / "whole").keys()
+    for key, values in history(tmp_path / "whole").items():
+        assert history(tmp_path / "run")[key].tobytes() == values.tobytes(), key
+    a = saving.read_artifact(tmp_path / "whole").weights
+    b = saving.read_artifact(tmp_path / "run").weights
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)

@@ -25,14 +25,31 @@ import numpy as np
 FAULT_EPOCH = 2
 
 
+# `kill-mid`: rank 1 is killed after this step of the second epoch (0-based 1)
+KILL_MID_STEP = 60
+
+
 def _inject(fault: str) -> None:
-    """Make rank 1 fail in the chosen way when the second epoch begins."""
+    """Make rank 1 fail in the chosen way when the second epoch begins (`kill-mid`: in the
+    middle of the second epoch, after step KILL_MID_STEP)."""
     from engine import distributed
     from engine.callbacks import CallbackList
 
     original = CallbackList.on_epoch_begin
+    original_batch_end = CallbackList.on_train_batch_end
+    current = {"epoch": -1}
+
+    def on_train_batch_end(self: Any, batch: int, logs: Any) -> None:
+        original_batch_end(self, batch, logs)
+        dp = distributed.active()
+        at = (current["epoch"], batch + 1) == (1, KILL_MID_STEP)
+        if fault == "kill-mid" and dp is not None and dp.rank == 1 and at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    CallbackList.on_train_batch_end = on_train_batch_end  # type: ignore[method-assign]
 
     def on_epoch_begin(self: Any, epoch: int) -> None:
+        current["epoch"] = epoch
         dp = distributed.active()
         if dp is not None and dp.rank == 1 and epoch == FAULT_EPOCH:
             if fault == "raise":
