@@ -1,10 +1,11 @@
 """LayerNormalization over the last axis as one compiled pass forward and one backward.
 
 `engine.layers.normalization.LayerNormalization` keeps the NumPy composite (mean, centre,
-variance, 1 / sqrt, scale and shift: seven passes over the input forward and nine backward,
-each a short-row reduction or a broadcast); these functions run the same float32 operations
-row by row in cache, NumPy's pairwise row sums included, and return None where the compiled
-kernels do not apply (other axes, other dtypes, another backend, no C compiler).
+variance, 1 / sqrt, scale and shift: seven passes over the input forward, and backward nine
+plus gamma's and beta's column sums, each a short-row reduction or a broadcast); these
+functions run the same float32 operations row by row in cache, NumPy's pairwise row sums and
+its row-after-row column sums included, and return None where the compiled kernels do not
+apply (other axes, other dtypes, another backend, no C compiler).
 """
 
 from __future__ import annotations
@@ -41,13 +42,21 @@ def forward_last_axis(
     return y, xhat, inv
 
 
-def input_grad_last_axis(g: Array, xhat: Array, inv: Array, gamma: Array | None) -> Array | None:
-    """The input's gradient (d - mean(d) - xhat * mean(d * xhat)) * inv with d = g * gamma, or
-    None."""
+def backward_last_axis(
+    g: Array,
+    xhat: Array,
+    inv: Array,
+    gamma: Array | None,
+    dgamma: Array | None,
+    dbeta: Array | None,
+) -> Array | None:
+    """The input's gradient (d - mean(d) - xhat * mean(d * xhat)) * inv with d = g * gamma,
+    and gamma's and beta's gradients written into `dgamma` and `dbeta` where given; or None
+    (then nothing was written)."""
     if not _applies(g):
         return None
     g = np.ascontiguousarray(g)
     dx = np.empty_like(g)
-    if not native.layer_norm_grad_rows(g, xhat, inv, _row(gamma), dx):
+    if not native.layer_norm_grad_rows(g, xhat, inv, _row(gamma), dx, dgamma, dbeta):
         return None
     return dx

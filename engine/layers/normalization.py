@@ -290,13 +290,16 @@ class LayerNormalization(_Normalizer):
         ctx: CallContext,
     ) -> Array | None:
         xhat, inv, gamma, axes, reduce = cache
+        if ctx.need_input_grad and axes == (xhat.ndim - 1,):
+            c = self.config
+            dgamma = grads[0] if c.scale else None
+            dbeta = grads[int(c.scale)] if c.center else None
+            fused = layer_norm.backward_last_axis(grad_output, xhat, inv, gamma, dgamma, dbeta)
+            if fused is not None:
+                return fused
         self._affine_grads(grad_output, xhat, reduce, grads)
         if not ctx.need_input_grad:
             return None
-        if axes == (xhat.ndim - 1,):
-            fused = layer_norm.input_grad_last_axis(grad_output, xhat, inv, gamma)
-            if fused is not None:
-                return fused
         dxhat = grad_output * gamma if gamma is not None else grad_output
         mean_d = dxhat.mean(axis=axes, keepdims=True)
         mean_dx = (dxhat * xhat).mean(axis=axes, keepdims=True)

@@ -334,16 +334,39 @@ def layer_norm_rows(
     return True
 
 
-def layer_norm_grad_rows(g: Array, xhat: Array, inv: Array, gamma: Array | None, dx: Array) -> bool:
-    """LayerNormalization's input gradient (its backward composite) into `dx`, bit for bit;
-    returns whether it ran."""
+def layer_norm_grad_rows(
+    g: Array,
+    xhat: Array,
+    inv: Array,
+    gamma: Array | None,
+    dx: Array,
+    dgamma: Array | None,
+    dbeta: Array | None,
+) -> bool:
+    """LayerNormalization's backward composite over the last axis: the input's gradient into
+    `dx`, gamma's and beta's into `dgamma` and `dbeta` where given, bit for bit; returns
+    whether it ran (nothing is written when it does not)."""
     kernels = _ext.kernels
     if kernels is None or g.ndim == 0 or not _plain_float32(g, xhat, inv, dx):
         return False
     n = g.shape[-1]
-    if not (_row_weight(gamma, n) and g.shape == xhat.shape == dx.shape and inv.size * n == g.size):
+    # NumPy sums gamma's and beta's gradients row after row only when rows have 2 or more
+    # values; a column of one is summed pairwise
+    weights_ok = all(_row_weight(p, n) for p in (gamma, dgamma, dbeta))
+    shapes_ok = g.shape == xhat.shape == dx.shape and inv.size * n == g.size
+    if n < 2 or not weights_ok or not shapes_ok:
         return False
     kernels.layer_norm_grad_rows(
-        g, xhat, inv, _NO_BIAS if gamma is None else gamma, dx, n, gamma is not None
+        g,
+        xhat,
+        inv,
+        _NO_BIAS if gamma is None else gamma,
+        dx,
+        _NO_BIAS if dgamma is None else dgamma,
+        _NO_BIAS if dbeta is None else dbeta,
+        n,
+        gamma is not None,
+        dgamma is not None,
+        dbeta is not None,
     )
     return True

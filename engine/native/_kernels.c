@@ -213,14 +213,27 @@ static void layer_norm_loop(const float *restrict x, const float *restrict gamma
     }
 }
 
-/* LayerNormalization.backward's input gradient over rows of n: with
- * d = g * gamma, dx = (d - mean(d) - xhat * mean(d * xhat)) * inv. */
+/* LayerNormalization.backward over rows of n: with d = g * gamma, the input's gradient
+ * dx = (d - mean(d) - xhat * mean(d * xhat)) * inv, and, where given, gamma's gradient
+ * sum(g * xhat) and beta's sum(g) over the rows, added up row after row from 0 as NumPy's
+ * reduction over the leading axes does. tmp is scratch of n. */
 VECTOR_CLONES
 static void layer_norm_grad_loop(const float *restrict g, const float *restrict xhat,
                                  const float *restrict inv, const float *restrict gamma,
-                                 float *restrict dx, float *restrict tmp, Py_ssize_t rows,
+                                 float *restrict dx, float *restrict dgamma,
+                                 float *restrict dbeta, float *restrict tmp, Py_ssize_t rows,
                                  Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (dgamma) dgamma[j] = 0.0f;
+        if (dbeta) dbeta[j] = 0.0f;
+    }
     for (Py_ssize_t r = 0; r < rows; r++, g += n, xhat += n, dx += n) {
+        if (dgamma) {
+            for (Py_ssize_t j = 0; j < n; j++) dgamma[j] = dgamma[j] + g[j] * xhat[j];
+        }
+        if (dbeta) {
+            for (Py_ssize_t j = 0; j < n; j++) dbeta[j] = dbeta[j] + g[j];
+        }
         for (Py_ssize_t j = 0; j < n; j++) {
             dx[j] = gamma ? g[j] * gamma[j] : g[j];
             tmp[j] = dx[j] * xhat[j];
@@ -511,17 +524,19 @@ static PyObject *layer_norm_rows(PyObject *self, PyObject *args) {
 }
 
 static PyObject *layer_norm_grad_rows(PyObject *self, PyObject *args) {
-    Py_buffer b[5]; /* g, xhat, inv, gamma, dx */
+    Py_buffer b[7]; /* g, xhat, inv, gamma, dx, dgamma, dbeta */
     Py_ssize_t n;
-    int has_gamma;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*w*np", &b[0], &b[1], &b[2], &b[3], &b[4], &n,
-                          &has_gamma))
+    int has_gamma, want_dgamma, want_dbeta;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*w*w*nppp", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+                          &b[6], &n, &has_gamma, &want_dgamma, &want_dbeta))
         return NULL;
     Py_ssize_t rows = row_count(&b[0], n, "layer_norm_grad_rows");
     Py_buffer same[3] = {b[0], b[1], b[4]};
+    Py_ssize_t row_bytes = n * (Py_ssize_t)sizeof(float);
     int ok = rows >= 0 && same_length(same, 3) &&
              b[2].len == rows * (Py_ssize_t)sizeof(float) &&
-             (!has_gamma || b[3].len == n * (Py_ssize_t)sizeof(float));
+             (!has_gamma || b[3].len == row_bytes) && (!want_dgamma || b[5].len == row_bytes) &&
+             (!want_dbeta || b[6].len == row_bytes);
     if (rows >= 0 && !ok && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, "layer_norm_grad_rows: shapes do not match rows of n");
     float *tmp = ok ? PyMem_RawMalloc((size_t)n * sizeof(float)) : NULL;
@@ -533,11 +548,12 @@ static PyObject *layer_norm_grad_rows(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         layer_norm_grad_loop((const float *)b[0].buf, (const float *)b[1].buf,
                              (const float *)b[2].buf, has_gamma ? (const float *)b[3].buf : NULL,
-                             (float *)b[4].buf, tmp, rows, n);
+                             (float *)b[4].buf, want_dgamma ? (float *)b[5].buf : NULL,
+                             want_dbeta ? (float *)b[6].buf : NULL, tmp, rows, n);
         Py_END_ALLOW_THREADS
     }
     PyMem_RawFree(tmp);
-    for (int k = 0; k < 5; k++) PyBuffer_Release(&b[k]);
+    for (int k = 0; k < 7; k++) PyBuffer_Release(&b[k]);
     if (!ok) return NULL;
     Py_RETURN_NONE;
 }
@@ -566,7 +582,8 @@ static PyMethodDef methods[] = {
      "layer_norm_rows(x, gamma, beta, y, xhat, inv, n, has_gamma, has_beta, eps): "
      "LayerNormalization over rows of n."},
     {"layer_norm_grad_rows", layer_norm_grad_rows, METH_VARARGS,
-     "layer_norm_grad_rows(g, xhat, inv, gamma, dx, n, has_gamma): its input gradient."},
+     "layer_norm_grad_rows(g, xhat, inv, gamma, dx, dgamma, dbeta, n, has_gamma, "
+     "want_dgamma, want_dbeta): its gradients."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -27,5 +27,16 @@ def layer_norm_rows(
     /,
 ) -> None: ...
 def layer_norm_grad_rows(
-    g: Any, xhat: Any, inv: Any, gamma: Any, dx: Any, n: int, has_gamma: bool, /
+    g: Any,
+    xhat: Any,
+    inv: Any,
+    gamma: Any,
+    dx: Any,
+    dgamma: Any,
+    dbeta: Any,
+    n: int,
+    has_gamma: bool,
+    want_dgamma: bool,
+    want_dbeta: bool,
+    /,
 ) -> None: ...

@@ -194,6 +194,7 @@ def _layer_norm_inputs(shape: tuple[int, ...], seed: int, specials: bool = False
     if specials:
         a["x"].reshape(-1, shape[-1])[0] = 7.0  # a constant row: variance 0
         a["x"].reshape(-1)[-3:] = [np.nan, np.inf, -0.0]
+        a["g"][..., 0] = -0.0  # beta's gradient sums a column of -0.0
     return a
 
 
@@ -379,6 +380,12 @@ KERNEL_CASES = [
         "layer_norm_plain", lambda: _layer_norm_inputs((6, 129), 3), _layer_norm(False, False)
     ),
     KernelCase(
+        "layer_norm_two_features", lambda: _layer_norm_inputs((50, 2), 5), _layer_norm(True, True)
+    ),
+    KernelCase(
+        "layer_norm_one_feature", lambda: _layer_norm_inputs((5, 4, 1), 6), _layer_norm(True, True)
+    ),
+    KernelCase(
         "layer_norm_specials",
         lambda: _layer_norm_inputs((2, 3, 16), 4, True),
         _layer_norm(True, True),
@@ -560,6 +567,10 @@ def test_row_kernels_run_for_plain_float32_and_step_aside_otherwise() -> None:
     inv = np.empty((3, 4, 1), dtype=np.float32)
     gamma = np.ones(5, dtype=np.float32)
     assert native.layer_norm_rows(x, gamma, None, 1e-3, out, np.empty_like(x), inv)
-    assert native.layer_norm_grad_rows(x, out, inv, gamma, np.empty_like(x))
+    dgamma = np.full(5, np.nan, dtype=np.float32)
+    assert native.layer_norm_grad_rows(x, out, inv, gamma, np.empty_like(x), dgamma, None)
+    np.testing.assert_allclose(dgamma, (x * out).sum(axis=(0, 1)), rtol=1e-5)
+    one = np.ascontiguousarray(x[..., :1])  # NumPy sums a column of one value pairwise
+    assert not native.layer_norm_grad_rows(one, one, inv, None, one.copy(), None, None)
     assert not native.layer_norm_rows(x, gamma[:4], None, 1e-3, out, np.empty_like(x), inv)
     assert not native.layer_norm_rows(x[..., ::2], None, None, 1e-3, out, out, inv)
