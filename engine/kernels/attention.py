@@ -70,26 +70,32 @@ def _transposed(xp: Any, x: Array) -> Array:
 
 
 def _forward(
-    q: Array, k: Array, v: Array, scale: float, mask: Array | None, keep: Array | None
-) -> tuple[Array, AttentionCache]:
+    q: Array,
+    k: Array,
+    v: Array,
+    scale: float,
+    mask: Array | None,
+    keep: Array | None,
+    out: Array,
+) -> AttentionCache:
     xp = backend_of(q).xp
     qs = q * q.dtype.type(scale)
     probs = masked_softmax(qs @ _transposed(xp, k), mask)
     dropped = probs if keep is None else probs * keep
-    return dropped @ v, AttentionCache(qs, k, v, probs, dropped, mask, keep, scale)
+    xp.matmul(dropped, v, out=out)
+    return AttentionCache(qs, k, v, probs, dropped, mask, keep, scale)
 
 
-def _backward(c: AttentionCache, grad_output: Array) -> tuple[Array, Array, Array]:
+def _backward(c: AttentionCache, grad_output: Array, dq: Array, dk: Array, dv: Array) -> None:
     xp = backend_of(grad_output).xp
-    dv = xp.swapaxes(_transposed(xp, grad_output) @ c.dropped, -1, -2)
+    dv[...] = xp.swapaxes(_transposed(xp, grad_output) @ c.dropped, -1, -2)
     dprobs = grad_output @ _transposed(xp, c.v)
     if c.keep is not None:
         dprobs *= c.keep
     softmax_backward(dprobs, c.probs)
-    dq = dprobs @ c.k
+    xp.matmul(dprobs, c.k, out=dq)
     dq *= dq.dtype.type(c.scale)
-    dk = xp.swapaxes(_transposed(xp, c.q) @ dprobs, -1, -2)
-    return dq, dk, dv
+    dk[...] = xp.swapaxes(_transposed(xp, c.q) @ dprobs, -1, -2)
 
 
 def _cut(x: Array | None, lo: int, hi: int) -> Array | None:
@@ -106,6 +112,9 @@ def _halves(rows: int, scores: int) -> list[tuple[int, int]]:
 
 
 def _run(pieces: list[tuple[int, int]], job: Callable[[int, int], Any]) -> list[Any]:
+    """job(lo, hi) for each piece: on this thread alone for one piece, else on both cores."""
+    if len(pieces) == 1:
+        return [job(*pieces[0])]
     results: list[Any] = [None] * len(pieces)
 
     def task(i: int) -> Callable[[], None]:
@@ -125,35 +134,57 @@ def attention_forward(
     scale: float,
     mask: Array | None,
     keep: Array | None = None,
+    out: Array | None = None,
 ) -> tuple[Array, list[tuple[tuple[int, int], AttentionCache]]]:
-    """softmax(scale * q k^T, mask) v, the weights multiplied by `keep` (dropout) if given."""
-    pieces = _halves(q.shape[0], q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2])
-    if len(pieces) == 1:
-        out, cache = _forward(q, k, v, scale, mask, keep)
-        return out, [(pieces[0], cache)]
+    """softmax(scale * q k^T, mask) v, the weights multiplied by `keep` (dropout) if given.
+
+    The result is written into `out` when given: any (batch, heads, T, dim) view that NumPy's
+    matmul writes with BLAS, such as the head-split view of a (batch, T, heads, dim) buffer,
+    which then needs no copy to merge the heads back (a copy took longer than the product)."""
     xp = backend_of(q).xp
-    parts = _run(
+    if out is None:
+        out = xp.empty((*q.shape[:-1], v.shape[-1]), dtype=xp.result_type(q.dtype, v.dtype))
+    pieces = _halves(q.shape[0], q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2])
+    caches = _run(
         pieces,
         lambda lo, hi: _forward(
-            q[lo:hi], k[lo:hi], v[lo:hi], scale, _cut(mask, lo, hi), _cut(keep, lo, hi)
+            q[lo:hi],
+            k[lo:hi],
+            v[lo:hi],
+            scale,
+            _cut(mask, lo, hi),
+            _cut(keep, lo, hi),
+            out[lo:hi],
         ),
     )
-    out = xp.concatenate([p[0] for p in parts])
-    return out, [(piece, p[1]) for piece, p in zip(pieces, parts, strict=True)]
+    return out, list(zip(pieces, caches, strict=True))
 
 
 def attention_backward(
-    caches: list[tuple[tuple[int, int], AttentionCache]], grad_output: Array
+    caches: list[tuple[tuple[int, int], AttentionCache]],
+    grad_output: Array,
+    into: tuple[Array, Array, Array] | None = None,
 ) -> tuple[Array, Array, Array]:
-    """Gradients for q, k and v (the query's includes the scale)."""
-    if len(caches) == 1:
-        return _backward(caches[0][1], grad_output)
+    """Gradients for q, k and v (the query's includes the scale), written into `into` (views
+    as `attention_forward`'s `out`) when given."""
     xp = backend_of(grad_output).xp
-    parts = _run(
+    if into is None:
+        first = caches[0][1]
+        rows = grad_output.shape[0]
+        dtype = xp.result_type(grad_output.dtype, first.q.dtype, first.v.dtype)
+        into = (
+            xp.empty((rows, *first.q.shape[1:]), dtype=dtype),
+            xp.empty((rows, *first.k.shape[1:]), dtype=dtype),
+            xp.empty((rows, *first.v.shape[1:]), dtype=dtype),
+        )
+    dq, dk, dv = into
+    by_piece = dict(caches)
+    _run(
         [piece for piece, _ in caches],
-        lambda lo, hi: _backward(next(c for p, c in caches if p == (lo, hi)), grad_output[lo:hi]),
+        lambda lo, hi: _backward(
+            by_piece[(lo, hi)], grad_output[lo:hi], dq[lo:hi], dk[lo:hi], dv[lo:hi]
+        ),
     )
-    dq, dk, dv = (xp.concatenate([p[i] for p in parts]) for i in range(3))
     return dq, dk, dv
 
 

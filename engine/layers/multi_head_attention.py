@@ -98,6 +98,14 @@ class HeadLayout:
     def split(self, x: Array) -> Array:
         return x.transpose(self.perm).reshape(self.rows, x.shape[-2], self.length, x.shape[-1])
 
+    def split_buffer(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> tuple[Array, Array]:
+        """A new (B, *axes, heads, dim) buffer and its split view, for a product to write its
+        (B', heads, L, dim) result straight into the unsplit layout; the view is None where
+        splitting needs a copy (several attention axes among other axes)."""
+        buffer = xp.empty(shape, dtype=dtype)
+        view = self.split(buffer)
+        return buffer, view if np.shares_memory(view, buffer) else None
+
     def merge(self, x: Array) -> Array:
         inverse = [0] * len(self.perm)
         for i, p in enumerate(self.perm):
@@ -284,8 +292,11 @@ class MultiHeadAttention(Layer):
         weights_shape = (*qh.shape[:-1], kh.shape[-2])
         keep = dropout_keep(weights_shape, q.dtype, self.config.dropout, rng, xp)
         scale = 1.0 / math.sqrt(key_dim)
-        heads, attn = attention_forward(qh, kh, vh, scale, mask, keep)
-        combined = q_layout.merge(heads)
+        buffer, view = q_layout.split_buffer(
+            xp, (*q.shape[:-1], vh.shape[-1]), xp.result_type(q.dtype, v.dtype)
+        )
+        heads, attn = attention_forward(qh, kh, vh, scale, mask, keep, view)
+        combined = buffer if view is not None else q_layout.merge(heads)
         out = _project(combined, *w["attention_output"], 2)
         return out, (arrays, q_layout, k_layout, attn, combined)
 
@@ -297,26 +308,49 @@ class MultiHeadAttention(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Any:
-        arrays, q_layout, k_layout, attn, combined = cache
+        arrays, _, _, _, combined = cache
         w = self._named(params)
         slots = _by_projection(grads, self.config.use_bias)
         dcombined = _project_backward(
             combined, w["attention_output"][0], grad_output, slots["attention_output"], 2
         )
-        dq, dk, dv = attention_backward(attn, q_layout.split(dcombined))
-        heads, kv_heads, _, _ = self._dims()
-        dk, dv = (_sum_repeats(g, heads // kv_heads) for g in (dk, dv))
         query, value = arrays[0], arrays[1]
         key = arrays[2] if len(arrays) > 2 else value
+        dq, dk, dv = self._attention_grads(cache, [query, key, value], dcombined)
         need = ctx.need_input_grad
-        gq = _project_backward(query, w["query"][0], q_layout.merge(dq), slots["query"], 1, need)
-        gk = _project_backward(key, w["key"][0], k_layout.merge(dk), slots["key"], 1, need)
-        gv = _project_backward(value, w["value"][0], k_layout.merge(dv), slots["value"], 1, need)
+        gq = _project_backward(query, w["query"][0], dq, slots["query"], 1, need)
+        gk = _project_backward(key, w["key"][0], dk, slots["key"], 1, need)
+        gv = _project_backward(value, w["value"][0], dv, slots["value"], 1, need)
         if not need:
             return [None] * len(arrays)
         if len(arrays) == 2:
             return [gq, gv + gk]
         return [gq, gv, gk, *([None] * (len(arrays) - 3))]
+
+    def _attention_grads(
+        self, cache: Any, sources: list[Array], dcombined: Array
+    ) -> tuple[Array, Array, Array]:
+        """The gradients of the projected query, key and value, in their unsplit layouts:
+        written there directly where the layouts allow, else merged (and, with fewer key and
+        value heads, summed over each group's repeats) afterwards."""
+        arrays, q_layout, k_layout, attn, _ = cache
+        xp = backend_of(dcombined).xp
+        heads, kv_heads, key_dim, value_dim = self._dims()
+        grad_heads = q_layout.split(dcombined)
+        if heads == kv_heads:
+            dims = (key_dim, key_dim, value_dim)
+            layouts = (q_layout, k_layout, k_layout)
+            buffers = [
+                layout.split_buffer(xp, (*x.shape[:-1], heads, d), dcombined.dtype)
+                for layout, x, d in zip(layouts, sources, dims, strict=True)
+            ]
+            views = tuple(view for _, view in buffers)
+            if all(view is not None for view in views):
+                attention_backward(attn, grad_heads, views)
+                return buffers[0][0], buffers[1][0], buffers[2][0]
+        dq, dk, dv = attention_backward(attn, grad_heads)
+        dk, dv = (_sum_repeats(g, heads // kv_heads) for g in (dk, dv))
+        return q_layout.merge(dq), k_layout.merge(dk), k_layout.merge(dv)
 
     @property
     def _rng(self) -> np.random.Generator | None:
