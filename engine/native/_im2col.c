@@ -3,36 +3,61 @@
  *
  * Row (n, oh, ow) of the output holds, for each kernel offset (a, b) in C order, the C channels
  * of x[n, oh * sh + a * dh - ph, ow * sw + b * dw - pw] (zeros outside the image). The values
- * are copies, so the matrix is bit-identical to NumPy's; NumPy's general strided copy moved one
- * 64-byte run of channels at a time through its iterator and took as long as the product that
- * follows it.
+ * are copies, so the matrix is bit-identical to NumPy's, without the padded copy of x and
+ * NumPy's strided-copy iterator.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <string.h>
+
+#include "loops.h"
 
 typedef struct {
     Py_ssize_t n, h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow;
 } Geometry;
 
+/* Short copies as plain loops: a memcpy call per 16-64 floats cost more than the copy. */
+static inline void copy_floats(float *restrict dst, const float *restrict src, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < n; k++) dst[k] = src[k];
+}
+
+static inline void zero_floats(float *restrict dst, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < n; k++) dst[k] = 0.0f;
+}
+
+/* One window row: kernel row at input row y, output column j. With no dilation and the whole
+ * row inside the image, its kw * c floats are contiguous in x: one copy. */
+static inline float *window_row(float *dst, const float *image, Py_ssize_t y, Py_ssize_t j,
+                                const Geometry *g) {
+    Py_ssize_t span = g->kw * g->c, z0 = j * g->sw - g->pw;
+    if (y < 0 || y >= g->h) {
+        zero_floats(dst, span);
+        return dst + span;
+    }
+    const float *row = image + y * g->w * g->c;
+    if (g->dw == 1 && z0 >= 0 && z0 + g->kw <= g->w) {
+        copy_floats(dst, row + z0 * g->c, span);
+        return dst + span;
+    }
+    for (Py_ssize_t b = 0; b < g->kw; b++, dst += g->c) {
+        Py_ssize_t z = z0 + b * g->dw;
+        if (z < 0 || z >= g->w) {
+            zero_floats(dst, g->c);
+        } else {
+            copy_floats(dst, row + z * g->c, g->c);
+        }
+    }
+    return dst;
+}
+
+VECTOR_CLONES
 static void im2col_loop(const float *x, float *cols, const Geometry *g) {
-    size_t run = (size_t)g->c * sizeof(float);
     for (Py_ssize_t n = 0; n < g->n; n++) {
         const float *image = x + n * g->h * g->w * g->c;
         for (Py_ssize_t i = 0; i < g->oh; i++) {
             for (Py_ssize_t j = 0; j < g->ow; j++) {
                 float *dst = cols + ((n * g->oh + i) * g->ow + j) * g->kh * g->kw * g->c;
-                for (Py_ssize_t a = 0; a < g->kh; a++) {
-                    Py_ssize_t y = i * g->sh + a * g->dh - g->ph;
-                    for (Py_ssize_t b = 0; b < g->kw; b++, dst += g->c) {
-                        Py_ssize_t z = j * g->sw + b * g->dw - g->pw;
-                        if (y < 0 || y >= g->h || z < 0 || z >= g->w) {
-                            memset(dst, 0, run);
-                        } else {
-                            memcpy(dst, image + (y * g->w + z) * g->c, run);
-                        }
-                    }
-                }
+                for (Py_ssize_t a = 0; a < g->kh; a++)
+                    dst = window_row(dst, image, i * g->sh + a * g->dh - g->ph, j, g);
             }
         }
     }
