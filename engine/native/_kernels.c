@@ -445,6 +445,16 @@ static Py_ssize_t row_count(Py_buffer *b, Py_ssize_t n, const char *name) {
     return b->len / row;
 }
 
+/* n floats of scratch when *ok, else NULL; clears *ok (with MemoryError set) if none. */
+static float *scratch_row(int *ok, Py_ssize_t n) {
+    float *tmp = *ok ? PyMem_RawMalloc((size_t)n * sizeof(float)) : NULL;
+    if (*ok && !tmp) {
+        PyErr_NoMemory();
+        *ok = 0;
+    }
+    return tmp;
+}
+
 static PyObject *softmax_rows(PyObject *self, PyObject *args) {
     Py_buffer s, m;
     Py_ssize_t n;
@@ -473,11 +483,7 @@ static PyObject *softmax_grad_rows(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "w*y*n", &b[0], &b[1], &n)) return NULL;
     Py_ssize_t rows = row_count(&b[0], n, "softmax_grad_rows");
     int ok = rows >= 0 && same_length(b, 2);
-    float *tmp = ok ? PyMem_RawMalloc((size_t)n * sizeof(float)) : NULL;
-    if (ok && !tmp) {
-        PyErr_NoMemory();
-        ok = 0;
-    }
+    float *tmp = scratch_row(&ok, n);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
         softmax_grad_loop((float *)b[0].buf, (const float *)b[1].buf, tmp, rows, n);
@@ -505,11 +511,7 @@ static PyObject *layer_norm_rows(PyObject *self, PyObject *args) {
              (!has_gamma || b[1].len == row_bytes) && (!has_beta || b[2].len == row_bytes);
     if (rows >= 0 && !ok && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, "layer_norm_rows: shapes do not match rows of n");
-    float *tmp = ok ? PyMem_RawMalloc((size_t)n * sizeof(float)) : NULL;
-    if (ok && !tmp) {
-        PyErr_NoMemory();
-        ok = 0;
-    }
+    float *tmp = scratch_row(&ok, n);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
         layer_norm_loop((const float *)b[0].buf, has_gamma ? (const float *)b[1].buf : NULL,
@@ -539,11 +541,7 @@ static PyObject *layer_norm_grad_rows(PyObject *self, PyObject *args) {
              (!want_dbeta || b[6].len == row_bytes);
     if (rows >= 0 && !ok && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, "layer_norm_grad_rows: shapes do not match rows of n");
-    float *tmp = ok ? PyMem_RawMalloc((size_t)n * sizeof(float)) : NULL;
-    if (ok && !tmp) {
-        PyErr_NoMemory();
-        ok = 0;
-    }
+    float *tmp = scratch_row(&ok, n);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
         layer_norm_grad_loop((const float *)b[0].buf, (const float *)b[1].buf,
