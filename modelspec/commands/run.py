@@ -147,7 +147,7 @@ def train(
     """Train the model of SPEC and write its run folder: model, spec, history.
 
     Under mpirun or srun with more than one process, the run is data-parallel (rank 0 writes)."""
-    from modelspec import data_progress, replicas, run_lock, runs
+    from modelspec import data_progress, replicas, run_folder, run_lock, runs
     from modelspec.progress import metrics_table
 
     console, err = Console(), Console(stderr=True)
@@ -175,6 +175,8 @@ def train(
                 run = runs.load_run_data(config, spec.parent, signature, dtype)
             fit = runs.fit_arguments(fit_section, run_dir, run.schema, writes=role.lead)
             model = runs.build_model(data)
+            if role.lead:
+                stack.enter_context(run_folder.removed_if_left_empty(run_dir))
             stack.enter_context(run_lock.locked(run_dir, take=role.lead))
             if resume is not None:
                 fit["initial_epoch"] = runs.resume_from(model, resume, spec)
