@@ -47,6 +47,12 @@ class SpecReport:
     def unreadable(self) -> bool:
         return any(d.code == "E002" for d in self.diagnostics)
 
+    @property
+    def bad_usage(self) -> bool:
+        """Exit 2 rather than 1: the file cannot be read, or a `--set` override is malformed
+        (E005), which is a mistake on the command line, not in the spec."""
+        return self.unreadable or any(d.code == "E005" for d in self.diagnostics)
+
     def ok(self, strict: bool = False) -> bool:
         return not self.errors and not (strict and self.warnings)
 

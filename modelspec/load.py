@@ -195,7 +195,7 @@ def _set_path(data: Any, dotted: str, value: Any) -> str | None:
         last = i == len(parts) - 1
         key: str | int = part
         if isinstance(target, list):
-            if not part.lstrip("-").isdigit() or not -len(target) <= int(part) < len(target):
+            if not part.lstrip("-").isdecimal() or not -len(target) <= int(part) < len(target):
                 return f"{'.'.join(parts[: i + 1])!r}: no list item {part!r}"
             key = int(part)
         elif not isinstance(target, dict):

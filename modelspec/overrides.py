@@ -30,7 +30,7 @@ class Override:
     @property
     def path(self) -> KeyPath:
         """The key path it sets (list indices as ints, as diagnostics name them)."""
-        return tuple(int(p) if p.lstrip("-").isdigit() else p for p in self.key.split("."))
+        return tuple(int(p) if p.lstrip("-").isdecimal() else p for p in self.key.split("."))
 
 
 def parse(overrides: Overrides) -> list[Override]:

@@ -6,6 +6,7 @@ skipped) and yields `(code, message, key path, hint)`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,10 @@ def _fit_checks(data: dict[str, Any]) -> Iterator[Finding]:
     if not isinstance(fit, dict) or "validation_split" not in fit:
         return
     value = fit["validation_split"]
+    if isinstance(value, str):
+        # pydantic reads the text as a number ("1e-1", "INFINITY", "nan"): check that number
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 < value < 1:
         yield Finding(
             "E501",

@@ -28,7 +28,7 @@ _RANK_KEYS = (
 def _first_int(keys: tuple[str, ...], env: Mapping[str, str], default: int) -> int:
     for key in keys:
         value = env.get(key, "")
-        if value.isdigit():
+        if value.isdecimal():
             return int(value)
     return default
 

@@ -97,9 +97,8 @@ def _checked(spec: Path, overrides: list[str]) -> SpecReport:
 
     report = check_spec(spec, overrides)
     if report.errors:
-        usage = report.unreadable or any(d.code == "E005" for d in report.errors)
         text = reporters.text(report.diagnostics, 1).rstrip()
-        raise CommandError(text, 2 if usage else 1, prefix="")
+        raise CommandError(text, 2 if report.bad_usage else 1, prefix="")
     return report
 
 

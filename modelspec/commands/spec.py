@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
+# As `train` takes it: check or summarise the spec that a run with these overrides would use.
+OverridesOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a key by dotted path, e.g. model.layers.1.units=64."),
+]
+
 
 class SummaryFormat(str, Enum):
     text = "text"
@@ -81,7 +87,7 @@ def expand(paths: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def _exit_code(reports: list[SpecReport], strict: bool) -> int:
-    if any(r.unreadable for r in reports):
+    if any(r.bad_usage for r in reports):
         return 2
     return 0 if all(r.ok(strict) for r in reports) else 1
 
@@ -94,6 +100,7 @@ def lint(
         LintFormat.text
     ),
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+    overrides: OverridesOption = None,
 ) -> None:
     """Check spec files and report every problem as `path:line:col: CODE message`."""
     from modelspec.check import check_spec
@@ -101,7 +108,7 @@ def lint(
     files, bad = expand(paths or ["."])
     for pattern in bad:
         typer.echo(f"error: {pattern!r} matches no file", err=True)
-    reports = [check_spec(f) for f in files]
+    reports = [check_spec(f, overrides or []) for f in files]
     found: list[Diagnostic] = [d for r in reports for d in r.diagnostics]
     typer.echo(reporters.REPORTERS[format.value](found, len(files)), nl=False)
     raise typer.Exit(2 if bad else _exit_code(reports, strict))
@@ -112,15 +119,16 @@ def summary(
     format: Annotated[SummaryFormat, typer.Option("--format", help="Output format.")] = (
         SummaryFormat.text
     ),
+    overrides: OverridesOption = None,
 ) -> None:
     """Print the model's layer table: shapes, parameters, FLOPs and memory, as Keras does."""
     from modelspec import summary as summaries
     from modelspec.check import check_spec
 
-    result = check_spec(spec)
+    result = check_spec(spec, overrides or [])
     if result.errors or result.model is None or not result.model.complete:
         typer.echo(reporters.text(result.diagnostics, 1), nl=False, err=True)
-        raise typer.Exit(2 if result.unreadable else 1)
+        raise typer.Exit(2 if result.bad_usage else 1)
     if result.warnings:
         typer.echo(reporters.text(result.warnings, 1), nl=False, err=True)
     if format is SummaryFormat.json:

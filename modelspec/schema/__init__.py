@@ -10,7 +10,16 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, Tag, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    NonNegativeInt,
+    Tag,
+    create_model,
+)
 
 from engine.config.data import DataConfig
 from engine.config.fit import FitConfig
@@ -25,6 +34,20 @@ __all__ = ["layer_config_classes", "spec_model", "json_schema"]
 INPUT_TYPE = "Input"
 # The union tag of `shares` entries; not a key name, so error locations stay unambiguous.
 SHARES_TAG = "SharedCall"
+
+
+def _run_name(name: str) -> str:
+    """The name is the run folder `runs/<name>/`: one plain folder name, so a spec never sends
+    a run's files elsewhere (`../x`, an absolute path). Keras refuses '/' in names too."""
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ValueError(
+            "the name is the run folder runs/<name>/: one folder name, not '.' or '..', "
+            "without '/' or '\\'"
+        )
+    return name
+
+
+RunName = Annotated[str, AfterValidator(_run_name)]
 
 
 class _Strict(BaseModel):
@@ -114,7 +137,7 @@ def spec_model() -> type[BaseModel]:
     ]
     fields: Any = {
         "version": (Literal[1], 1),
-        "name": (str | None, None),
+        "name": (RunName | None, None),
         "description": (str | None, None),
         "seed": (NonNegativeInt | None, None),
         "dtype": (Literal["float32", "float64"], "float32"),

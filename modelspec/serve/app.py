@@ -116,7 +116,7 @@ def create_app(predictor: Predictor, settings: ServeSettings) -> FastAPI:
 async def _body(request: Request, limit: int) -> bytes:
     """The body, refused (413) as soon as it is known to be larger than `limit` bytes."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdecimal() and int(declared) > limit:
         raise BodyError(f"the body has {declared} bytes; the limit is {limit}", 413)
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -26,7 +26,7 @@ def key_path(dotted: str) -> KeyPath:
     parts = _INDEX.sub(r".\1", dotted).split(".")
     if any(not p for p in parts):
         raise PathError(f"{dotted!r} is not a dotted path (an empty part)")
-    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
+    return tuple(int(p) if p.lstrip("-").isdecimal() else p for p in parts)
 
 
 def _shown(path: KeyPath) -> str:

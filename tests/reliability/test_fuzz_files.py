@@ -12,9 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine import Input, Sequential, layers
-from engine.data import DataError, read_table
+from engine.config.data import DataSource
+from engine.data import (
+    DataError,
+    InputSpec,
+    ModelSignature,
+    OutputSpec,
+    load_dataset,
+    read_table,
+)
 from engine.loading import load_model
 from engine.saving import ArtifactError, artifact_bytes, model_artifact
+from engine.streaming import open_stream
 from modelspec import runs
 from modelspec.check import check_spec
 from modelspec.example_specs import copy_example, find
@@ -112,6 +121,61 @@ def test_mutated_npy_files(
                 np.array(array)  # reads every byte of a memory map
         except DataError as exc:
             assert str(path) in str(exc)
+
+
+SIGNATURE = ModelSignature(
+    (InputSpec("x", (6,)),), (OutputSpec("y", (3,), "sparse_categorical_crossentropy"),)
+)
+LABEL_FILES = ("x.npy", "y.npy", "both")
+
+
+def _npy_pair(folder: Path, changes: Edits, cut: int | None, damaged: str) -> DataSource:
+    """x.npy (8 samples of 6 values) and its labels y.npy, one of them (or both) mutated."""
+    np.save(folder / "x.npy", np.arange(48, dtype=np.float32).reshape(8, 6) / 48)
+    np.save(folder / "y.npy", np.arange(8, dtype=np.int64) % 3)
+    for name in ("x.npy", "y.npy") if damaged == "both" else (damaged,):
+        path = folder / name
+        path.write_bytes(_mutated(path.read_bytes(), changes, cut))
+    return DataSource(path="x.npy", y="y.npy")
+
+
+def _names_a_file(exc: DataError, folder: Path) -> None:
+    assert str(folder / "x.npy") in str(exc) or str(folder / "y.npy") in str(exc), str(exc)
+
+
+@given(edits, cuts, st.sampled_from(LABEL_FILES))
+def test_mutated_npy_files_read_in_memory(
+    tmp_path_factory: pytest.TempPathFactory, changes: Edits, cut: int | None, damaged: str
+) -> None:
+    """The in-memory path (np.load's memory map, fitted and checked whole): data or a DataError."""
+    folder = tmp_path_factory.mktemp("npy_memory")
+    source = _npy_pair(folder, changes, cut, damaged)
+    with bounded():
+        try:
+            dataset, _ = load_dataset(source, folder, SIGNATURE)
+        except DataError as exc:
+            _names_a_file(exc, folder)
+            return
+    assert dataset.x["x"].dtype == np.float32 and dataset.x["x"].shape[1:] == (6,)
+
+
+@given(edits, cuts, st.sampled_from(LABEL_FILES))
+def test_mutated_npy_files_streamed(
+    tmp_path_factory: pytest.TempPathFactory, changes: Edits, cut: int | None, damaged: str
+) -> None:
+    """The streaming path (row ranges of the memory maps, read on the prefetch thread): every
+    batch of an epoch, then the whole stream in memory, or a DataError."""
+    folder = tmp_path_factory.mktemp("npy_stream")
+    source = _npy_pair(folder, changes, cut, damaged)
+    with bounded():
+        try:
+            stream = open_stream(source, folder, SIGNATURE)
+            rows = sum(len(x["x"]) for x, _ in stream.batches(3, seed=1))
+            whole = stream.to_dataset()
+        except DataError as exc:
+            _names_a_file(exc, folder)
+            return
+    assert rows == len(whole) == len(stream)
 
 
 # Crashes the fuzzer found, kept as regression tests.
