@@ -28,6 +28,17 @@ def _files(folder: Path) -> set[Path]:
     return set(folder.rglob("*"))
 
 
+def _invoke(args: list[str]) -> Result:
+    """The command through the real CLI: an exit code, never a traceback, within the bound."""
+    with bounded():
+        result = CliRunner().invoke(app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code in (0, 1, 2), (args, result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
+
+
 def _run_read_only(folder: Path, text: str) -> None:
     """`lint` and `summary` on `text`: an exit code and no traceback, and no file written."""
     spec = folder / "fuzzed.yaml"
@@ -38,12 +49,7 @@ def _run_read_only(folder: Path, text: str) -> None:
         ["lint", "--format", "sarif", str(spec)],
         ["summary", str(spec)],
     ):
-        with bounded():
-            result = CliRunner().invoke(app, args)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        assert result.exit_code in (0, 1, 2), (args, result.stdout, result.stderr)
-        assert "Traceback" not in result.stdout + result.stderr
+        _invoke(args)
         assert _files(folder) == before, args
 
 
@@ -83,26 +89,26 @@ def test_generated_documents(tmp_path_factory: pytest.TempPathFactory, doc: obje
     _run_read_only(folder, yaml.safe_dump({"model": {"layers": doc}, "fit": doc}))
 
 
-keys = st.one_of(
-    st.sampled_from(
-        [
-            "fit.epochs",
-            "fit.batch_size",
-            "compile.optimizer",
-            "model.layers.1.units",
-            "model.layers",
-            "data.train.path",
-            "seed",
-            "fit.callbacks",
-            "name",
-        ]
-    ),
-    st.text(max_size=12),
+def _or_any_text(samples: list[str], size: int) -> st.SearchStrategy[str]:
+    """One of `samples` (names the spec knows, values that stress it) or any short text."""
+    return st.one_of(st.sampled_from(samples), st.text(max_size=size))
+
+
+keys = _or_any_text(
+    [
+        "fit.epochs",
+        "fit.batch_size",
+        "compile.optimizer",
+        "model.layers.1.units",
+        "model.layers",
+        "data.train.path",
+        "seed",
+        "fit.callbacks",
+        "name",
+    ],
+    12,
 )
-values = st.one_of(
-    st.text(max_size=12),
-    st.sampled_from(["[]", "{}", "-1", "0", "1e309", "nan", "[1, [2", "{a: b}", "null", "~"]),
-)
+values = _or_any_text(["[]", "{}", "-1", "0", "1e309", "nan", "[1, [2", "{a: b}", "null", "~"], 12)
 
 
 @given(
@@ -119,17 +125,6 @@ def test_set_values(name: str, overrides: list[tuple[str, str]], with_equals: bo
 
 def _flags(overrides: list[tuple[str, str]]) -> list[str]:
     return [arg for key, value in overrides for arg in ("--set", f"{key}={value}")]
-
-
-def _invoke(args: list[str]) -> Result:
-    """The command through the real CLI: an exit code, never a traceback, within the bound."""
-    with bounded():
-        result = CliRunner().invoke(app, args)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code in (0, 1, 2), (args, result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
 
 
 @given(st.sampled_from(sorted(EXAMPLES)), st.lists(st.tuples(keys, values), min_size=1, max_size=3))
@@ -172,58 +167,54 @@ def _affordable(value: str) -> bool:
     return all(abs(number) <= 16 for number in _numbers(parsed))
 
 
-train_keys = st.one_of(
-    st.sampled_from(
-        [
-            "fit.epochs",
-            "fit.batch_size",
-            "fit.validation_split",
-            "fit.shuffle",
-            "fit.callbacks",
-            "compile.optimizer",
-            "compile.loss",
-            "compile.metrics",
-            "model.layers.1.units",
-            "model.layers.1.activation",
-            "model.layers.2",
-            "data.train.path",
-            "data.train.target",
-            "data.test",
-            "dtype",
-            "name",
-            "seed",
-        ]
-    ),
-    st.text(max_size=12),
+train_keys = _or_any_text(
+    [
+        "fit.epochs",
+        "fit.batch_size",
+        "fit.validation_split",
+        "fit.shuffle",
+        "fit.callbacks",
+        "compile.optimizer",
+        "compile.loss",
+        "compile.metrics",
+        "model.layers.1.units",
+        "model.layers.1.activation",
+        "model.layers.2",
+        "data.train.path",
+        "data.train.target",
+        "data.test",
+        "dtype",
+        "name",
+        "seed",
+    ],
+    12,
 )
-train_values = st.one_of(
-    st.text(max_size=10),
-    st.sampled_from(
-        [
-            "[]",
-            "{}",
-            "-1",
-            "0",
-            "1",
-            "2",
-            "0.5",
-            "null",
-            "[1, [2",
-            "float64",
-            "relu",
-            "sgd",
-            "mse",
-            "binary_crossentropy",
-            "[accuracy, auc]",
-            "[{type: EarlyStopping, patience: 1}]",
-            "[{type: CSVLogger, filename: log.csv}]",
-            "data/test.csv",
-            "data/nothing.csv",
-            "x1",
-            "true",
-            "../x",
-        ]
-    ),
+train_values = _or_any_text(
+    [
+        "[]",
+        "{}",
+        "-1",
+        "0",
+        "1",
+        "2",
+        "0.5",
+        "null",
+        "[1, [2",
+        "float64",
+        "relu",
+        "sgd",
+        "mse",
+        "binary_crossentropy",
+        "[accuracy, auc]",
+        "[{type: EarlyStopping, patience: 1}]",
+        "[{type: CSVLogger, filename: log.csv}]",
+        "data/test.csv",
+        "data/nothing.csv",
+        "x1",
+        "true",
+        "../x",
+    ],
+    10,
 ).filter(_affordable)
 
 
