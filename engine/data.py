@@ -814,9 +814,11 @@ def prediction_columns(
     schema: DataSchema | None,
     *,
     probabilities: bool = False,
+    files: Sequence[Path] | None = None,
 ) -> dict[str, list[Any]]:
-    """Predictions as named CSV columns: original labels for classifiers, else the raw outputs."""
-    columns: dict[str, list[Any]] = {}
+    """Predictions as named CSV columns: original labels for classifiers, else the raw outputs;
+    first the file of each row when the samples were files (images)."""
+    columns: dict[str, list[Any]] = {} if files is None else {"file": [str(f) for f in files]}
     for spec in signature.outputs:
         values = np.asarray(predictions[spec.name]).reshape(len(predictions[spec.name]), -1)
         targets = schema.outputs.get(spec.name, []) if schema is not None else []
@@ -850,15 +852,17 @@ def write_predictions(
     schema: DataSchema | None,
     *,
     probabilities: bool = False,
+    files: Sequence[Path] | None = None,
 ) -> None:
-    """Write predictions by the file's suffix: CSV (labels or probabilities), NPY or NPZ."""
+    """Write predictions by the file's suffix: CSV (labels or probabilities, after the samples'
+    `files` when they were files), NPY or NPZ."""
     writer = _WRITERS.get(path.suffix.lower())
     if writer is None:
         raise DataError(
             f"{path}: unknown output format {path.suffix!r}; expected .csv, .npy or .npz"
         )
     try:
-        writer(path, predictions, signature, schema, probabilities)
+        writer(path, predictions, signature, schema, probabilities, files)
     except OSError as exc:
         raise DataError(f"{path}: cannot write the file ({exc.strerror or exc})") from exc
 
@@ -869,8 +873,11 @@ def _write_csv(
     signature: ModelSignature,
     schema: DataSchema | None,
     probabilities: bool,
+    files: Sequence[Path] | None,
 ) -> None:
-    columns = prediction_columns(predictions, signature, schema, probabilities=probabilities)
+    columns = prediction_columns(
+        predictions, signature, schema, probabilities=probabilities, files=files
+    )
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(list(columns))
@@ -883,8 +890,9 @@ def _write_npy(
     signature: ModelSignature,
     schema: DataSchema | None,
     probabilities: bool,
+    files: Sequence[Path] | None,
 ) -> None:
-    del schema, probabilities
+    del schema, probabilities, files
     if len(signature.outputs) != 1:
         raise DataError(
             f"{path}: the model has {len(signature.outputs)} outputs; write them to an .npz file"
@@ -898,8 +906,9 @@ def _write_npz(
     signature: ModelSignature,
     schema: DataSchema | None,
     probabilities: bool,
+    files: Sequence[Path] | None,
 ) -> None:
-    del schema, probabilities
+    del schema, probabilities, files
     arrays: dict[str, Any] = {
         spec.name: np.asarray(predictions[spec.name]) for spec in signature.outputs
     }

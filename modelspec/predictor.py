@@ -89,9 +89,6 @@ class Predictor:
     ) -> dict[str, list[Any]]:
         """Named columns: the original class labels, or class probabilities when asked; after
         images, first the file each row is."""
-        columns = prediction_columns(
-            outputs, self.signature, self.schema, probabilities=probabilities
+        return prediction_columns(
+            outputs, self.signature, self.schema, probabilities=probabilities, files=self.files
         )
-        if self.files is None:
-            return columns
-        return {"file": [str(f) for f in self.files], **columns}

@@ -365,6 +365,7 @@ def predict(
                 predictor.signature,
                 predictor.schema,
                 probabilities=probabilities,
+                files=predictor.files,
             )
             rows = len(next(iter(outputs.values())))
             done = f"Wrote {rows} predictions to {output_file}"

@@ -89,6 +89,10 @@ def test_predict_on_new_images_uses_the_training_options(
     got = np.array([[float(r["y_dog"]), float(r["y_cat"])] for r in rows])
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
+    written = runner.invoke(app, ["predict", "run", "--input", "new", "--output", "p.csv"])
+    assert written.exit_code == 0, written.output
+    assert _rows((tmp_path / "p.csv").read_text())[1]["file"] == str(Path("new/more/b.png"))
+
     labels = runner.invoke(app, ["predict", "run", "--input", "new/a.png"])
     assert labels.exit_code == 0, labels.output
     (one,) = _rows(labels.output)
