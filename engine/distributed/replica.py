@@ -24,6 +24,7 @@ from engine.distributed.comm import Communicator
 from engine.distributed.errors import DistributedError
 from engine.distributed.reduce import Reduce, reducer_for
 from engine.distributed.session import check_batch_size
+from engine.layers.moments import Moments
 from engine.tensor import Variable
 from engine.train.prepare import Data
 
@@ -188,6 +189,11 @@ class DataParallel:
         padded[: data.size] = data
         every = self.comm.allgather(padded)
         return [json.loads(every[r, : lengths[r]].tobytes()) for r in range(self.size)]
+
+    def merge_moments(self, local: Moments, shape: tuple[int, ...]) -> Moments:
+        """Every rank's moments (of its share of the data) merged in rank order, the same on
+        every rank (Normalization adapting on a sharded stream)."""
+        return Moments.merged(self.comm.allgather(local.packed(shape)), shape)
 
     # --- epochs ----------------------------------------------------------------------------
 

@@ -127,6 +127,10 @@ class Normalization(Layer):
         """Set mean and variance (population) and count from `data`, batch axis first: an
         array, or (Keras's dataset case) an iterable of batches, of which `steps` at most are
         read; batches are merged one by one, so the data never has to fit in memory."""
+        self.set_moments(self.moments_of(data, steps))
+
+    def moments_of(self, data: Any, steps: int | None = None) -> Moments:
+        """The moments `adapt` takes from `data` (empty for no rows: a rank's empty share)."""
         if not self.adapts:
             raise ValueError(
                 f"layer {self.name!r} was given mean and variance; it has nothing to adapt"
@@ -143,6 +147,10 @@ class Normalization(Layer):
             self._check_shape(array.shape)
             keep = self.keep_axes(array.ndim)
             moments.update(array, tuple(a for a in range(array.ndim) if a not in keep))
+        return moments
+
+    def set_moments(self, moments: Moments) -> None:
+        """mean, variance and count from moments taken (and maybe merged over ranks)."""
         if moments.mean is None:
             raise ValueError(f"layer {self.name!r}: adapt got no data")
         stats = {
@@ -152,6 +160,11 @@ class Normalization(Layer):
         }
         for w in self.weights:
             w.assign(stats[w.name.rsplit("/", 1)[-1]].astype(w.numpy().dtype))
+
+    @property
+    def stat_shape(self) -> tuple[int, ...]:
+        """The shape of mean and variance (the kept axes' sizes)."""
+        return self._stat_shape(self.input_shape)
 
     def _check_shape(self, array_shape: tuple[int, ...]) -> None:
         shape = (None, *array_shape[1:])

@@ -114,7 +114,7 @@ def fit(
             )
         val = data.take(slice(split_at, None))
         data = data.take(slice(None, split_at))
-    adapt_layers(model, data)
+    adapt_layers(model, data, distributed.active())
     trainer = get_trainer(model)
     seed = _model_seed(model)
     dp = distributed.active()

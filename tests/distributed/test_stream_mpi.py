@@ -93,6 +93,22 @@ def test_each_rank_reads_only_its_own_units(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["parquet", "npy"])
+def test_normalization_adapts_on_each_ranks_share_and_merges(tmp_path: Path, kind: str) -> None:
+    """Each rank reads only its units; the merged statistics are the whole data's (NumPy in
+    float64), the same bits on both ranks."""
+    ranks = _reports(launch("stream-adapt", _source(tmp_path, kind)))
+    read = [set(r["read"]) for r in ranks]
+    assert read[0] and read[1] and not read[0] & read[1]
+    assert set().union(*(_unit_rows(label) for label in read[0] | read[1])) == set(range(ROWS))
+    assert ranks[0]["stats"] == ranks[1]["stats"]
+    x = _arrays()[0].astype(np.float64)
+    stats = ranks[0]["stats"]
+    assert stats["count"] == ROWS
+    np.testing.assert_allclose(stats["mean"], x.mean(axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(stats["variance"], x.var(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "npy"])
 def test_streamed_fit_keeps_ranks_equal_and_repeats_bit_for_bit(tmp_path: Path, kind: str) -> None:
     source = _source(tmp_path, kind)
     runs = []

@@ -6,6 +6,8 @@
   statistics as JSON for the test's hand-derived oracle.
 - `stream-rows SOURCE_JSON`: each rank reads two epochs of its shard of a stream and prints, as
   JSON, the units it read and the row ids (feature 0) it saw.
+- `stream-adapt SOURCE_JSON`: a Normalization adapts on the stream data-parallel; each rank
+  prints the units it read and the statistics it got.
 - `stream-fit SOURCE_JSON RUN_DIR`: a data-parallel fit on a stream; each rank prints its
   weights' digest. RUN_DIR gets step checkpoints; `--resume` continues from the last one.
 """
@@ -125,14 +127,7 @@ def stream_rows(source_json: str) -> None:
 
     comm = Communicator()
     stream = _stream(source_json)
-    read: list[str] = []
-    original = stream.source.read
-
-    def counting(unit: Any, columns: Any = None) -> Any:
-        read.append(unit.label)
-        return original(unit, columns)
-
-    stream.source.read = counting
+    read = _counted(stream)
     mine = stream.shard(comm.rank, comm.size)
     epochs = []
     for epoch in range(2):
@@ -144,6 +139,39 @@ def stream_rows(source_json: str) -> None:
         ]
         epochs.append({"read": list(read), "ids": ids})
     print(json.dumps({"rank": comm.rank, "epochs": epochs}), flush=True)
+
+
+def _counted(stream: Any) -> list[str]:
+    """The labels of the units `stream` reads from now on, in order."""
+    read: list[str] = []
+    original = stream.source.read
+
+    def counting(unit: Any, columns: Any = None) -> Any:
+        read.append(unit.label)
+        return original(unit, columns)
+
+    stream.source.read = counting
+    return read
+
+
+def stream_adapt(source_json: str) -> None:
+    from engine.build import from_spec
+    from engine.distributed import data_parallel
+    from engine.train.adapt import adapt_layers
+    from engine.train.stream_data import StreamData
+
+    spec = stream_spec()
+    layers = spec["model"]["layers"]
+    layers.insert(1, {"type": "Normalization", "name": "norm"})
+    with data_parallel() as dp:
+        model = from_spec(spec)
+        stream = _stream(source_json)
+        read = _counted(stream)
+        adapt_layers(model, StreamData(model, stream), dp)
+        stats = {
+            w.name.rsplit("/", 1)[-1]: w.numpy().tolist() for w in model.get_layer("norm").weights
+        }
+        print(json.dumps({"rank": dp.rank, "read": read, "stats": stats}), flush=True)
 
 
 def stream_fit(source_json: str, run_dir: str, args: list[str]) -> None:
@@ -187,6 +215,8 @@ if __name__ == "__main__":
         batchnorm()
     elif mode == "stream-rows":
         stream_rows(sys.argv[2])
+    elif mode == "stream-adapt":
+        stream_adapt(sys.argv[2])
     elif mode == "stream-fit":
         stream_fit(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
