@@ -104,7 +104,7 @@ class HeadLayout:
         splitting needs a copy (several attention axes among other axes)."""
         buffer = xp.empty(shape, dtype=dtype)
         view = self.split(buffer)
-        return buffer, view if np.shares_memory(view, buffer) else None
+        return buffer, view if xp.shares_memory(view, buffer) else None
 
     def merge(self, x: Array) -> Array:
         inverse = [0] * len(self.perm)

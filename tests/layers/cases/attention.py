@@ -49,6 +49,15 @@ CASES = [
         (None, 2, 3, 2, 4),
         3 * (4 * 6 + 6) + 6 * 4 + 4,
     ),
+    # attention over axis 1 of (3, 2, 4), axis 2 joining the batch: the head-split view of a
+    # (B, 3, 2, heads, dim) buffer is a copy, so the heads are merged after the products
+    LayerCase(
+        "mha_attention_first_axis",
+        {"type": MHA, "num_heads": 2, "key_dim": 3, "attention_axes": [1]},
+        [(None, 3, 2, 4)] * 2,
+        (None, 3, 2, 4),
+        3 * (4 * 6 + 6) + 6 * 4 + 4,
+    ),
     # causal self attention: 3 * (8*8+8) + 8*8 + 8 = 288 (Keras: 288)
     LayerCase(
         "mha_causal",
