@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from modelspec.diagnostics import KeyPath, did_you_mean
+from modelspec.schema.lazy_union import LazyUnion
 
 # Error types that only say "this union member wanted another kind of value".
 _MISMATCH = {
@@ -70,6 +71,8 @@ def _models_in(annotation: Any) -> set[type[BaseModel]]:
     """Every pydantic model class mentioned anywhere in a type annotation."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return {annotation}
+    if isinstance(annotation, LazyUnion):
+        return annotation.models()
     found: set[type[BaseModel]] = set()
     for arg in typing.get_args(annotation):
         found |= _models_in(arg)

@@ -27,6 +27,7 @@ from engine.config.losses import LossSpec
 from engine.config.metrics import MetricSpec
 from engine.config.optimizers import OptimizerSpec
 from engine.layers import registry
+from modelspec.schema.lazy_union import LazyUnion
 from modelspec.schema.tune import TuneConfig
 
 __all__ = ["layer_config_classes", "spec_model", "json_schema"]
@@ -98,6 +99,7 @@ def _union(members: dict[str, type[BaseModel]]) -> Any:
     return Annotated[functools.reduce(lambda a, b: a | b, tagged), Discriminator(_entry_tag)]
 
 
+@functools.cache
 def _functional_entry(cls: type[BaseModel]) -> type[BaseModel]:
     """The config class plus `inputs`, for entries of a functional model."""
     # a mapping names a layer's call inputs (MultiHeadAttention's query, value, key)
@@ -112,13 +114,33 @@ def _model_tag(value: Any) -> str:
     return str(getattr(value, "type", "sequential"))
 
 
-@functools.cache
-def spec_model() -> type[BaseModel]:
-    """The top-level model of a spec file, built once from the layer registry."""
+def _itself(cls: type[BaseModel]) -> type[BaseModel]:
+    return cls
+
+
+def _layer_unions(lazy: bool) -> tuple[Any, Any]:
+    """The Sequential and the Functional layer-entry unions, lazy ones for validation."""
     classes = layer_config_classes()
-    sequential_layer = _union(classes)
+    if lazy:
+        functional = {t: functools.partial(_functional_entry, c) for t, c in classes.items()}
+        functional.pop(INPUT_TYPE)
+        sequential = {t: functools.partial(_itself, c) for t, c in classes.items()}
+        return (
+            Annotated[Any, LazyUnion(sequential, _entry_tag)],
+            Annotated[Any, LazyUnion({**functional, SHARES_TAG: lambda: SharesEntry}, _entry_tag)],
+        )
     functional_members = {t: _functional_entry(c) for t, c in classes.items() if t != INPUT_TYPE}
-    functional_layer = _union({**functional_members, SHARES_TAG: SharesEntry})
+    return _union(classes), _union({**functional_members, SHARES_TAG: SharesEntry})
+
+
+@functools.cache
+def spec_model(lazy: bool = True) -> type[BaseModel]:
+    """The top-level model of a spec file, built once from the layer registry.
+
+    `lazy=False` spells every layer type out in the union, for the JSON Schema; validation
+    gives the same result and the same errors either way.
+    """
+    sequential_layer, functional_layer = _layer_unions(lazy)
     sequential_fields: Any = {
         "type": (Literal["sequential"], "sequential"),
         "layers": (list[sequential_layer], Field(min_length=1)),  # type: ignore[valid-type]
@@ -152,7 +174,7 @@ def spec_model() -> type[BaseModel]:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the format, for editors' YAML plugins."""
-    schema = spec_model().model_json_schema()
+    schema = spec_model(lazy=False).model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "modelspec spec, version 1",
