@@ -9,32 +9,69 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.autodiff import GradientTape
-from engine.dtypes import (
-    DType,
-    bool_,
-    float16,
-    float32,
-    float64,
-    int8,
-    int16,
-    int32,
-    int64,
-    string,
-    uint8,
-)
-from engine.tensor import Tensor, Variable, constant
+if TYPE_CHECKING:
+    from engine.autodiff import GradientTape
+    from engine.dtypes import (
+        DType,
+        bool_,
+        float16,
+        float32,
+        float64,
+        int8,
+        int16,
+        int32,
+        int64,
+        string,
+        uint8,
+    )
+    from engine.tensor import Tensor, Variable, constant
 
-bool = bool_  # noqa: A001  (TensorFlow's spelling: en.bool)
+    bool = bool_  # noqa: A001  (TensorFlow's spelling: en.bool)
+
+__all__ = [
+    "DType",
+    "GradientTape",
+    "Tensor",
+    "Variable",
+    "constant",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "string",
+]
 
 # Every module and package of engine: `from engine import x` of one not yet imported asks
 # __getattr__ first, which must not load the tensor API (and its ops) for it.
 _SUBMODULES = {m.name for m in pkgutil.iter_modules(__path__)}
 
-# Names resolved on first use, so importing the tensor API does not load training code.
+_DTYPE_NAMES = (
+    "DType",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+)
+
+# Names resolved on first use, so importing the tensor API does not load training code, and
+# importing a subpackage (the layers, for `modelspec lint`) does not load NumPy.
 _LAZY = {
+    **{name: ("engine.dtypes", name) for name in (*_DTYPE_NAMES, "string")},
+    "bool": ("engine.dtypes", "bool_"),
+    "GradientTape": ("engine.autodiff", "GradientTape"),
+    "Tensor": ("engine.tensor", "Tensor"),
+    "Variable": ("engine.tensor", "Variable"),
+    "constant": ("engine.tensor", "constant"),
     "layers": ("engine.layers", None),
     "keras": ("engine.keras", None),
     "Sequential": ("engine.models", "Sequential"),
@@ -66,21 +103,3 @@ def __getattr__(name: str) -> Any:
         if hasattr(api, name):
             return getattr(api, name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
-
-
-__all__ = [
-    "DType",
-    "GradientTape",
-    "Tensor",
-    "Variable",
-    "constant",
-    "float16",
-    "float32",
-    "float64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "string",
-]

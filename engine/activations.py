@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.backend import backend_of
+from engine.lazy import backend
 
 Array = Any
 
@@ -24,7 +24,7 @@ SELU_SCALE = 1.0507009873554805
 
 
 def _xp(x: Array) -> Any:
-    return backend_of(x).xp
+    return backend.backend_of(x).xp
 
 
 def erf(x: Array) -> Array:
@@ -234,7 +234,7 @@ ActivationName = Literal[
 class ActivationConfig(BaseModel):
     """The map form: `{type: leaky_relu, negative_slope: 0.1}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: ActivationName
     negative_slope: float | None = None
     alpha: float | None = None

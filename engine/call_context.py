@@ -7,11 +7,12 @@ knowing any layer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from engine import rng as _rng
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass

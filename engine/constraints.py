@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.backend import backend_of
+from engine.lazy import backend
 
 EPSILON = 1e-7  # keras.config.epsilon()
 
@@ -17,7 +17,7 @@ ConstraintName = Literal["max_norm", "non_neg", "unit_norm", "min_max_norm"]
 class ConstraintConfig(BaseModel):
     """The map form: `{type: max_norm, max_value: 3, axis: 0}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: ConstraintName
     max_value: float | None = None
     min_value: float | None = None
@@ -92,7 +92,7 @@ Constraint = Callable[[Any], Any]
 
 
 def _norms(w: Any, axis: Any) -> Any:
-    xp = backend_of(w).xp
+    xp = backend.backend_of(w).xp
     ax = tuple(axis) if isinstance(axis, list) else axis
     return xp.sqrt((w * w).sum(axis=ax, keepdims=True))
 
@@ -107,7 +107,7 @@ def _build(c: ConstraintConfig) -> Constraint:
         max_value = 2.0 if c.max_value is None else c.max_value
 
         def max_norm(w: Any) -> Any:
-            xp = backend_of(w).xp
+            xp = backend.backend_of(w).xp
             norms = _norms(w, axis)
             return w * (xp.clip(norms, 0, max_value) / (EPSILON + norms))
 
@@ -117,7 +117,7 @@ def _build(c: ConstraintConfig) -> Constraint:
     rate = 1.0 if c.rate is None else c.rate
 
     def min_max_norm(w: Any) -> Any:
-        xp = backend_of(w).xp
+        xp = backend.backend_of(w).xp
         norms = _norms(w, axis)
         desired = rate * xp.clip(norms, lo, hi) + (1 - rate) * norms
         return w * (desired / (EPSILON + norms))

@@ -291,7 +291,7 @@ def _separable(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) 
 
 @converter("Conv2DTranspose")
 def _conv_transpose(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
-    from engine.kernels.conv import pad_amounts
+    from engine.conv_geometry import pad_amounts
 
     c, p = layer.config, _params(layer)
     kernel = p["kernel"]

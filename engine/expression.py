@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import activations
-from engine.autodiff import unbroadcast
-from engine.backend import backend_of
+from engine.lazy import autodiff, backend
 
 Array = Any
 Shape = tuple[int | None, ...]
@@ -509,7 +508,7 @@ class Expr:
 
     def forward(self, inputs: Sequence[Array]) -> tuple[Array, list[Array]]:
         """The value, and every node's value (the cache backward needs)."""
-        xp = backend_of(inputs[0]).xp
+        xp = backend.backend_of(inputs[0]).xp
         dtype = inputs[0].dtype
         values: list[Array] = []
         for node in self.steps:
@@ -520,7 +519,7 @@ class Expr:
 
     def backward(self, values: list[Array], grad: Array) -> list[Array | None]:
         """Vector-Jacobian product: the gradient of each input (None where it is unused)."""
-        xp = backend_of(grad).xp
+        xp = backend.backend_of(grad).xp
         grads: list[Array | None] = [None] * len(self.steps)
         grads[-1] = grad
         result: list[Array | None] = [None] * self.n_inputs
@@ -538,7 +537,7 @@ class Expr:
             ):
                 if cg is None or isinstance(self.steps[i], Const):
                     continue
-                cg = unbroadcast(cg, tuple(values[i].shape))
+                cg = autodiff.unbroadcast(cg, tuple(values[i].shape))
                 grads[i] = cg if grads[i] is None else grads[i] + cg
         return result
 

@@ -12,8 +12,9 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.lazy import numpy as np
 
 # Keras divides by this so that a normal truncated at two standard deviations keeps the variance.
 TRUNCATION_STDDEV_FACTOR = 0.87962566103423978
@@ -39,7 +40,7 @@ InitializerName = Literal[
 class InitializerConfig(BaseModel):
     """The map form: `{type: random_normal, mean: 0.0, stddev: 0.05}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: InitializerName
     value: float | None = None
     mean: float | None = None
@@ -162,7 +163,7 @@ class LecunUniform(_Seeded):
 
 
 InitializerSpec = Annotated[InitializerName | InitializerConfig, Field(union_mode="left_to_right")]
-Initializer = Callable[[tuple[int, ...], np.random.Generator, Any], np.ndarray]
+Initializer = Callable[[tuple[int, ...], "np.random.Generator", Any], "np.ndarray"]
 
 
 def compute_fans(shape: tuple[int, ...]) -> tuple[float, float]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.backend import backend_of
+from engine.lazy import backend
+from engine.lazy import numpy as np
 
 RegularizerName = Literal["l1", "l2", "l1_l2", "l1l2"]
 
@@ -23,7 +23,7 @@ RegularizerName = Literal["l1", "l2", "l1_l2", "l1l2"]
 class RegularizerConfig(BaseModel):
     """The map form: `{type: l2, l2: 0.0001}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: RegularizerName
     l1: float | None = Field(default=None, ge=0)
     l2: float | None = Field(default=None, ge=0)
@@ -79,7 +79,7 @@ class Regularizer:
 
     def penalty(self, w: Any) -> float:
         """The amount added to the loss for weight `w`."""
-        xp = backend_of(w).xp
+        xp = backend.backend_of(w).xp
         total = 0.0
         if self.l1:
             total += self.l1 * float(xp.abs(w).sum())
@@ -89,7 +89,7 @@ class Regularizer:
 
     def grad(self, w: Any) -> Any:
         """d penalty / d w (the L1 term uses sign(w), 0 at 0, as autodiff of |w| does)."""
-        xp = backend_of(w).xp
+        xp = backend.backend_of(w).xp
         g = xp.zeros_like(w)
         if self.l1:
             g += self.l1 * xp.sign(w)

@@ -6,9 +6,10 @@ so a run does not depend on what else the process did.
 
 from __future__ import annotations
 
-import numpy as np
+from engine.lazy import numpy as np
 
-_generator = np.random.default_rng()
+# Made at the first unseeded use, so that importing the layers does not load NumPy.
+_generator: np.random.Generator | None = None
 
 
 def set_seed(seed: int) -> None:
@@ -19,4 +20,9 @@ def set_seed(seed: int) -> None:
 
 def generator(seed: int | None = None) -> np.random.Generator:
     """A fresh generator for an explicit seed, or the global one."""
-    return np.random.default_rng(seed) if seed is not None else _generator
+    global _generator
+    if seed is not None:
+        return np.random.default_rng(seed)
+    if _generator is None:
+        _generator = np.random.default_rng()
+    return _generator

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field
 
-from engine.backend import backend_of
-from engine.kernels.attention import causal_mask, dropout_keep
 from engine.layers.attention_call import call_attention
 from engine.layers.base import (
     Array,
@@ -31,6 +28,8 @@ from engine.layers.base import (
     WeightSpec,
 )
 from engine.layers.registry import register
+from engine.lazy import attention_kernels, backend
+from engine.lazy import numpy as np
 
 MASK_OFFSET = 1.0e9
 
@@ -103,21 +102,23 @@ class _BaseAttention(Layer):
         arrays = list(inputs)
         q, v = arrays[0], arrays[1]
         k = arrays[2] if len(arrays) > 2 else v
-        xp = backend_of(q).xp
+        xp = backend.backend_of(q).xp
         scores, score_cache = self._scores(params, q, k)
         masks = ctx.mask or [None, None]
         allowed = None
         if masks[1] is not None:
             allowed = xp.asarray(masks[1], dtype=bool)[:, None, :]
         if self.config.use_causal_mask:
-            causal = causal_mask(xp, scores.shape[1], scores.shape[2])[0]
+            causal = attention_kernels.causal_mask(xp, scores.shape[1], scores.shape[2])[0]
             allowed = causal if allowed is None else allowed & causal
         if allowed is not None:
             scores = xp.where(allowed, scores, scores - scores.dtype.type(MASK_OFFSET))
         probs = xp.exp(scores - scores.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
         rng = (self._seeded() or ctx.rng) if ctx.training else None
-        keep = dropout_keep(probs.shape, probs.dtype, self.config.dropout, rng, xp)
+        keep = attention_kernels.dropout_keep(
+            probs.shape, probs.dtype, self.config.dropout, rng, xp
+        )
         dropped = probs if keep is None else probs * keep
         out = dropped @ v
         rows = None
@@ -134,7 +135,7 @@ class _BaseAttention(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Any:
-        xp = backend_of(grad_output).xp
+        xp = backend.backend_of(grad_output).xp
         q, v, k, n, score_cache, probs, keep, dropped, rows = cache
         g = grad_output if rows is None else grad_output * rows
         dv = xp.swapaxes(dropped, -1, -2) @ g
@@ -201,7 +202,7 @@ class Attention(_BaseAttention):
         return params[0] if self.config.use_scale else None
 
     def _scores(self, params: list[Array], q: Array, k: Array) -> tuple[Array, Any]:
-        xp = backend_of(q).xp
+        xp = backend.backend_of(q).xp
         scale = self._scale(params)
         if self.config.score_mode == "dot":
             raw = q @ xp.swapaxes(k, -1, -2)
@@ -215,7 +216,7 @@ class Attention(_BaseAttention):
     def _scores_backward(
         self, params: list[Array], cache: Any, ds: Array, grads: list[Array | None]
     ) -> tuple[Array, Array]:
-        xp = backend_of(ds).xp
+        xp = backend.backend_of(ds).xp
         scale = self._scale(params)
         if self.config.score_mode == "dot":
             q, k, raw = cache
@@ -252,7 +253,7 @@ class AdditiveAttention(_BaseAttention):
         return [WeightSpec("scale", (int(query[-1]),), "glorot_uniform")]
 
     def _scores(self, params: list[Array], q: Array, k: Array) -> tuple[Array, Any]:
-        xp = backend_of(q).xp
+        xp = backend.backend_of(q).xp
         t = xp.tanh(_pairwise(xp, q, k))
         weighted = t * params[0] if self.config.use_scale else t
         return weighted.sum(axis=-1), t

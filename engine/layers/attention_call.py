@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from engine.layers.base import CallContext, Layer, SymbolicTensor
-from engine.tensor import Tensor, as_tensor
+from engine.lazy import tensor
 
 
 @contextmanager
@@ -49,9 +49,9 @@ def call_attention(
             return Layer.__call__(layer, items)
         if not return_attention_scores:
             return Layer.__call__(layer, items, training=training, mask=mask)
-        tensors = [as_tensor(t) for t in items]
+        tensors = [tensor.as_tensor(t) for t in items]
         if not layer.built:
             layer.build([(None, *t.shape[1:]) for t in tensors])
         ctx = CallContext(training=bool(training), mask=mask)
         out, cache = layer.forward([w.data for w in layer.weights], [t.data for t in tensors], ctx)
-        return Tensor(out), Tensor(scores(cache))
+        return tensor.Tensor(out), tensor.Tensor(scores(cache))

@@ -27,19 +27,22 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from engine import constraints as _constraints
 from engine import initializers as _initializers
+from engine import lazy
 from engine import regularizers as _regularizers
 from engine import rng as _rng
-from engine.autodiff import GradientTape, record
-from engine.backend import backend_of
 from engine.call_context import CallContext
-from engine.tensor import Tensor, Variable, as_tensor
+from engine.lazy import autodiff, backend, tensor
+from engine.lazy import numpy as np
+
+if TYPE_CHECKING:
+    from engine.tensor import Tensor, Variable
+
 
 Shape = tuple[int | None, ...]
 Array = Any
@@ -106,6 +109,7 @@ def clear_session() -> None:
     _name_counts.clear()
 
 
+@functools.cache
 def snake_case(type_name: str) -> str:
     """Keras's automatic name stem: Conv2D -> conv2d, BatchNormalization -> batch_normalization."""
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type_name)
@@ -271,6 +275,7 @@ class Layer:
     # ----- weights -------------------------------------------------------------------------
     def build(self, input_shape: Any, rng: np.random.Generator | None = None) -> None:
         """Create the weights that `weight_specs` declares."""
+        lazy.load_all()
         gen = rng if rng is not None else _rng.generator()
         for spec in self.weight_specs(input_shape):
             self.add_weight(
@@ -303,7 +308,7 @@ class Layer:
         shape = tuple(int(s) for s in shape)
         init = _initializers.get(initializer)
         value = init(shape, rng if rng is not None else _rng.generator(), dtype or self.dtype)
-        var = Variable(value, trainable=trainable, name=f"{self.name}/{wname}")
+        var = tensor.Variable(value, trainable=trainable, name=f"{self.name}/{wname}")
         var.regularizer = _regularizers.get(regularizer)
         var.constraint = _constraints.get(constraint)
         self._weights.append(var)
@@ -345,7 +350,7 @@ class Layer:
     def losses(self) -> list[Tensor]:
         """Regularization penalties of this layer's weights, as scalar tensors."""
         return [
-            as_tensor(np.asarray(w.regularizer.penalty(w.data), dtype=self.dtype))
+            tensor.as_tensor(np.asarray(w.regularizer.penalty(w.data), dtype=self.dtype))
             for w in self._weights
             if w.regularizer is not None
         ]
@@ -357,14 +362,14 @@ class Layer:
     # ----- math on backend arrays ----------------------------------------------------------
     def forward(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Any, Any]:
         """Output and cache for backward. Default: run `call` under a tape (custom layers)."""
-        xs = [Tensor(a) for a in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
-        tape = GradientTape(persistent=True)
+        xs = [tensor.Tensor(a) for a in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+        tape = autodiff.GradientTape(persistent=True)
         with tape:
             for x in xs:
                 if x.dtype.is_floating:
                     tape.watch(x)
             out = self._run_call(xs, ctx.training, ctx.mask)
-        return as_tensor(out).data, (tape, xs, out)
+        return tensor.as_tensor(out).data, (tape, xs, out)
 
     def backward(
         self,
@@ -377,7 +382,7 @@ class Layer:
         """Gradient for the inputs; writes each weight's gradient into `grads[i]` (if not None)."""
         tape, xs, out = cache
         sources = [*xs, *self.weights]
-        result = tape.gradient(out, sources, output_gradients=Tensor(grad_output))
+        result = tape.gradient(out, sources, output_gradients=tensor.Tensor(grad_output))
         for target, g in zip(grads, result[len(xs) :], strict=True):
             if target is not None:
                 target[...] = 0 if g is None else g.data
@@ -407,6 +412,7 @@ class Layer:
         """Build once; a custom `build` need not set `built`, call the base class or take `rng`."""
         if self.built:
             return
+        lazy.load_all()
         if rng is not None and "rng" in _parameters(type(self).build):
             self.build(input_shape, rng=rng)
         else:
@@ -421,7 +427,7 @@ class Layer:
         items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if any(isinstance(t, SymbolicTensor) for t in items):
             return self._call_symbolic(items)
-        tensors = [as_tensor(t) for t in items]
+        tensors = [tensor.as_tensor(t) for t in items]
         shapes = [(None, *t.shape[1:]) for t in tensors]
         in_shape = shapes if self.multi_input else shapes[0]
         self.ensure_built(in_shape)
@@ -431,7 +437,7 @@ class Layer:
             return self._fused_call(tensors, bool(training), mask)
         out = self._run_call(tensors, bool(training), mask)
         if self.output_shape is None:
-            self.output_shape = (None, *as_tensor(out).shape[1:])
+            self.output_shape = (None, *tensor.as_tensor(out).shape[1:])
         return out
 
     def _call_symbolic(self, items: list[Any]) -> SymbolicTensor:
@@ -460,25 +466,25 @@ class Layer:
 
     def _placeholder_shape(self, shapes: list[Shape], size: int) -> tuple[int, ...]:
         xs = [
-            Tensor(np.zeros([size if d is None else d for d in shape], dtype=self.dtype))
+            tensor.Tensor(np.zeros([size if d is None else d for d in shape], dtype=self.dtype))
             for shape in shapes
         ]
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             out = self._run_call(xs, False, None)
-        return tuple(as_tensor(out).shape)
+        return tuple(tensor.as_tensor(out).shape)
 
     def _fused_call(self, tensors: list[Tensor], training: bool, mask: Any) -> Tensor:
         params = [w.data for w in self.weights]
         arrays = [t.data for t in tensors]
         ctx = CallContext(training=training, mask=mask)
         out, cache = self.forward(params, arrays if self.multi_input else arrays[0], ctx)
-        result = Tensor(out)
+        result = tensor.Tensor(out)
         weights = self.weights
         n_in = len(tensors)
 
         def vjp(g: Array) -> list[Array | None]:
-            xp = backend_of(g).xp
+            xp = backend.backend_of(g).xp
             grads = [
                 xp.empty_like(p) if (w.trainable and self.trainable) else None
                 for w, p in zip(weights, params, strict=True)
@@ -487,7 +493,7 @@ class Layer:
             gin_list = gin if self.multi_input else [gin]
             return [*list(gin_list)[:n_in], *grads]
 
-        return record(result, [*tensors, *weights], vjp)
+        return autodiff.record(result, [*tensors, *weights], vjp)
 
     def __repr__(self) -> str:
         return f"<{self.type_name} name={self.name!r} built={self.built}>"
@@ -496,8 +502,8 @@ class Layer:
 def _mask_tensors(mask: Any) -> Any:
     """Masks reach `call` as Tensors (a list of them, or None, per input for merge layers)."""
     if isinstance(mask, (list, tuple)):
-        return [None if m is None else as_tensor(m) for m in mask]
-    return as_tensor(mask)
+        return [None if m is None else tensor.as_tensor(m) for m in mask]
+    return tensor.as_tensor(mask)
 
 
 _COMMON = ("name", "trainable", "dtype")

@@ -16,10 +16,9 @@ from pydantic import PositiveInt, model_validator
 
 from engine import activations
 from engine.activations import Activation, ActivationSpec
-from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
+from engine.conv_geometry import as_tuple, conv_output_length
 from engine.initializers import InitializerSpec
-from engine.kernels.conv import as_tuple, conv_backward, conv_forward, conv_output_length
 from engine.layers.base import (
     Array,
     CallContext,
@@ -30,6 +29,7 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
+from engine.lazy import backend, conv_kernels
 from engine.regularizers import RegularizerSpec
 
 IntOrTuple = PositiveInt | tuple[PositiveInt, ...]
@@ -179,7 +179,7 @@ class Conv(Layer):
         _, strides, dilation = c.tuples()
         bias = params[1] if c.use_bias else None
         epilogue = in_place_activation(self.activation)
-        z, kcache = conv_forward(
+        z, kcache = conv_kernels.conv_forward(
             inputs, params[0], bias, strides, c.padding, dilation, c.groups, epilogue
         )
         y = z if epilogue is not None else self.activation(z)
@@ -198,7 +198,7 @@ class Conv(Layer):
         def pre_activation_grad(shard: slice, dy: Array) -> Array:
             return self.activation.grad(z[shard], y[shard], dy)
 
-        dx, dw, db = conv_backward(
+        dx, dw, db = conv_kernels.conv_backward(
             kcache, grad_output, ctx.need_input_grad, prologue=pre_activation_grad
         )
         if grads[0] is not None:
@@ -209,7 +209,7 @@ class Conv(Layer):
 
 
 def _relu_in_place(z: Array) -> None:
-    backend_of(z).xp.maximum(z, 0, out=z)
+    backend.backend_of(z).xp.maximum(z, 0, out=z)
 
 
 # activations whose output can overwrite z, and whose gradient reads as well from y as from z

@@ -23,13 +23,8 @@ from pydantic import PositiveInt, model_validator
 from engine import activations
 from engine.activations import ActivationSpec
 from engine.constraints import ConstraintSpec
+from engine.conv_geometry import conv_output_length
 from engine.initializers import InitializerSpec
-from engine.kernels.conv import (
-    conv_backward,
-    conv_forward,
-    conv_input_grad,
-    conv_output_length,
-)
 from engine.layers.base import (
     Array,
     CallContext,
@@ -41,6 +36,7 @@ from engine.layers.base import (
 )
 from engine.layers.conv import AXES, IntOrTuple, geometry, in_place_activation
 from engine.layers.registry import register
+from engine.lazy import conv_kernels
 from engine.regularizers import RegularizerSpec
 
 
@@ -156,11 +152,11 @@ class _Depthwise(_Conv2DFamily):
         _, strides, dilation = c.tuples()
         kh, kw, channels, dm = kernel.shape
         grouped = kernel.reshape(kh, kw, 1, channels * dm)
-        return conv_forward(x, grouped, bias, strides, c.padding, dilation, channels)
+        return conv_kernels.conv_forward(x, grouped, bias, strides, c.padding, dilation, channels)
 
     @staticmethod
     def _depthwise_grad(kcache: Any, g: Array, kernel: Array, need_dx: bool) -> tuple[Any, ...]:
-        dx, dw, db = conv_backward(kcache, g, need_dx)
+        dx, dw, db = conv_kernels.conv_backward(kcache, g, need_dx)
         return dx, dw.reshape(kernel.shape), db
 
 
@@ -248,7 +244,7 @@ class SeparableConv2D(_Depthwise):
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
         bias = params[2] if self.config.use_bias else None
         middle, dcache = self._depthwise(inputs, params[0], None)
-        z, pcache = conv_forward(middle, params[1], bias)
+        z, pcache = conv_kernels.conv_forward(middle, params[1], bias)
         y, act = self._activate(z)
         return y, (dcache, pcache, act)
 
@@ -262,7 +258,7 @@ class SeparableConv2D(_Depthwise):
     ) -> Array | None:
         dcache, pcache, act = cache
         g = self._pre_activation(act, grad_output)
-        dmiddle, dpoint, db = conv_backward(pcache, g, True)
+        dmiddle, dpoint, db = conv_kernels.conv_backward(pcache, g, True)
         dx, ddepth, _ = self._depthwise_grad(dcache, dmiddle, params[0], ctx.need_input_grad)
         for i, value in enumerate((ddepth, dpoint, db)):
             if i < len(grads) and grads[i] is not None:
@@ -315,7 +311,7 @@ class Conv2DTranspose(_Conv2DFamily):
         _, strides, dilation = c.tuples()
         out = self.compute_output_shape((None, *inputs.shape[1:]))
         shape = (inputs.shape[0], *out[1:])
-        z = conv_input_grad(inputs, params[0], shape, strides, c.padding, dilation)
+        z = conv_kernels.conv_input_grad(inputs, params[0], shape, strides, c.padding, dilation)
         z = z.copy() if not z.flags.c_contiguous else z
         if c.use_bias:
             z += params[1]
@@ -335,9 +331,9 @@ class Conv2DTranspose(_Conv2DFamily):
         g = self._pre_activation(act, grad_output)
         _, strides, dilation = c.tuples()
         # the transposed convolution's adjoint is the convolution itself
-        dx, kcache = conv_forward(g, params[0], None, strides, c.padding, dilation)
+        dx, kcache = conv_kernels.conv_forward(g, params[0], None, strides, c.padding, dilation)
         if grads[0] is not None:
-            grads[0][...] = conv_backward(kcache, x, False)[1]
+            grads[0][...] = conv_kernels.conv_backward(kcache, x, False)[1]
         if c.use_bias and grads[1] is not None:
             grads[1][...] = g.reshape(-1, c.filters).sum(axis=0)
         return dx if ctx.need_input_grad else None

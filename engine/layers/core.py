@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field, PositiveInt, field_validator
 
 from engine import activations
 from engine.activations import ActivationSpec
-from engine.backend import backend_of
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError
 from engine.layers.registry import register
+from engine.lazy import backend
+from engine.lazy import numpy as np
 
 
 def _grad_or_none(ctx: CallContext, grad: Any) -> Any:
@@ -115,7 +115,7 @@ class Dropout(Layer):
             return inputs, None
         rng = self._rng if self._rng is not None else ctx.rng
         draws = rng.random(self._noise_shape(tuple(inputs.shape)), dtype=inputs.dtype)
-        xp = backend_of(inputs).xp
+        xp = backend.backend_of(inputs).xp
         keep = xp.asarray(draws >= rate)
         mask = keep * inputs.dtype.type(1.0 / (1.0 - rate))
         return inputs * mask, mask
@@ -294,7 +294,7 @@ class RepeatVector(Layer):
         return (input_shape[0], self.config.n, input_shape[1])
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
-        xp = backend_of(inputs).xp
+        xp = backend.backend_of(inputs).xp
         return xp.repeat(inputs[:, None, :], self.config.n, axis=1), None
 
     def backward(

@@ -13,9 +13,7 @@ from pydantic import PositiveInt
 
 from engine import activations
 from engine.activations import ActivationSpec
-from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
-from engine.fused import gemm, workspace
 from engine.initializers import InitializerSpec
 from engine.layers.base import (
     Array,
@@ -27,6 +25,7 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
+from engine.lazy import backend, gemm, workspace
 from engine.regularizers import RegularizerSpec
 
 
@@ -126,7 +125,7 @@ class Dense(Layer):
         """The forward pass into the call's buffers; bias and relu run on each block of rows as
         soon as its product is done (relu in place: its mask is y > 0)."""
         kernel = params[0]
-        xp = backend_of(kernel).xp
+        xp = backend.backend_of(kernel).xp
         x2 = inputs.reshape(-1, inputs.shape[-1])
         dtype = xp.result_type(x2.dtype, kernel.dtype)
         z = ctx.buffer(xp, "z", (x2.shape[0], self.config.units), dtype)
@@ -151,7 +150,7 @@ class Dense(Layer):
     ) -> Array | None:
         x, z, y = cache
         kernel = params[0]
-        xp = backend_of(kernel).xp
+        xp = backend.backend_of(kernel).xp
         units = self.config.units
         dy = grad_output.reshape(-1, units)
         kind = self._inplace_kind

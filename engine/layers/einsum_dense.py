@@ -19,20 +19,23 @@ import math
 import re
 import string
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import PositiveInt, field_validator
 
 from engine import activations
 from engine.activations import ActivationSpec
-from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.initializers import get as get_initializer
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
 from engine.layers.registry import register
+from engine.lazy import backend
 from engine.regularizers import RegularizerSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 _FORMS = (
     (re.compile(r"^([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)$"), None),
@@ -211,7 +214,7 @@ class EinsumDense(Layer):
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
         p = self._plan((None, *inputs.shape[1:]))
-        xp = backend_of(inputs).xp
+        xp = backend.backend_of(inputs).xp
         z = xp.einsum(f"{p.x},{p.w}->{p.y}", inputs, params[0])
         if p.bias is not None:
             z = z + params[1]
@@ -227,7 +230,7 @@ class EinsumDense(Layer):
         ctx: CallContext,
     ) -> Array | None:
         x, z, y, p = cache
-        xp = backend_of(x).xp
+        xp = backend.backend_of(x).xp
         dz = self.activation.grad(z, y, grad_output)
         if grads[0] is not None:
             grads[0][...] = xp.einsum(f"{p.x},{p.y}->{p.w}", x, dz)

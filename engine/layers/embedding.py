@@ -11,19 +11,17 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
-import engine.native as native
-from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, WeightSpec, configured_weight
 from engine.layers.registry import register
+from engine.lazy import backend, native, tensor
 from engine.regularizers import RegularizerSpec
-from engine.tensor import Tensor
 
 
 def _raw(value: Any) -> Any:
     """The backend array of a Tensor (masks and inputs may come either way)."""
-    return value.data if isinstance(value, Tensor) else value
+    return value.data if isinstance(value, tensor.Tensor) else value
 
 
 class EmbeddingConfig(LayerConfig):
@@ -53,7 +51,7 @@ def scatter_rows(ids: Array, rows: Array, out: Array) -> None:
     """
     if native.scatter_rows(ids, rows, out, MAX_LEVELS):
         return
-    xp = backend_of(rows).xp
+    xp = backend.backend_of(rows).xp
     out[...] = 0
     n = ids.size
     if n == 0:
@@ -101,7 +99,7 @@ class Embedding(Layer):
         return _raw(inputs) != 0
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
-        xp = backend_of(params[0]).xp
+        xp = backend.backend_of(params[0]).xp
         ids = xp.asarray(inputs)
         if ids.dtype.kind == "f":
             ids = ids.astype(xp.int64)

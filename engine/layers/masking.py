@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from engine.backend import backend_of
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError
 from engine.layers.registry import register
-from engine.tensor import Tensor
+from engine.lazy import backend, tensor
 
 
 def _raw(value: Any) -> Any:
     """The backend array of a Tensor (masks and inputs may come either way)."""
-    return value.data if isinstance(value, Tensor) else value
+    return value.data if isinstance(value, tensor.Tensor) else value
 
 
 class MaskingConfig(LayerConfig):
@@ -41,7 +40,7 @@ class Masking(Layer):
         return input_shape
 
     def _keep(self, x: Array) -> Array:
-        xp = backend_of(x).xp
+        xp = backend.backend_of(x).xp
         return xp.any(x != self.config.mask_value, axis=-1)
 
     def output_mask(self, inputs: Any, mask: Any) -> Any:

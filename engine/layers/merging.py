@@ -15,10 +15,9 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from engine.autodiff import unbroadcast
-from engine.backend import backend_of
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError
 from engine.layers.registry import register
+from engine.lazy import autodiff, backend
 
 NORM_EPSILON = 1e-12
 
@@ -154,7 +153,7 @@ class Merge(Layer):
 
     def forward(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Array, Any]:
         xs = list(inputs)
-        y = self.op.forward(backend_of(xs[0]).xp, xs)
+        y = self.op.forward(backend.backend_of(xs[0]).xp, xs)
         return y, (xs, y)
 
     def backward(
@@ -168,8 +167,8 @@ class Merge(Layer):
         xs, y = cache
         if not ctx.need_input_grad:
             return [None] * len(xs)
-        full = self.op.backward(backend_of(grad_output).xp, xs, y, grad_output)
-        return [unbroadcast(g, tuple(x.shape)) for g, x in zip(full, xs, strict=True)]
+        full = self.op.backward(backend.backend_of(grad_output).xp, xs, y, grad_output)
+        return [autodiff.unbroadcast(g, tuple(x.shape)) for g, x in zip(full, xs, strict=True)]
 
     def output_mask(self, inputs: Any, mask: Any) -> Any:
         return _and_masks(mask)
@@ -250,7 +249,7 @@ class Concatenate(Layer):
     def forward(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Array, Any]:
         xs = list(inputs)
         axis = self._axis(xs[0].ndim)
-        y = backend_of(xs[0]).xp.concatenate(xs, axis=axis)
+        y = backend.backend_of(xs[0]).xp.concatenate(xs, axis=axis)
         return y, (axis, [x.shape[axis] for x in xs])
 
     def backward(
@@ -281,7 +280,7 @@ class Concatenate(Layer):
         axis = self._axis(rank)
         if axis == rank - 1:
             return _and_masks(mask)
-        xp = backend_of(arrays[0]).xp
+        xp = backend.backend_of(arrays[0]).xp
         full = [
             xp.ones(x.shape[:-1], dtype=bool) if m is None else m
             for x, m in zip(arrays, mask, strict=True)
@@ -350,7 +349,7 @@ class Dot(Layer):
 
     def forward(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Array, Any]:
         x, y = inputs
-        xp = backend_of(x).xp
+        xp = backend.backend_of(x).xp
         ax, ay = self._axes(x.ndim, y.ndim)
         norms = None
         if self.config.normalize:
@@ -377,7 +376,7 @@ class Dot(Layer):
         if not ctx.need_input_grad:
             return [None, None]
         xf, yf, xm_shape, ym_shape, ax, ay, norms = cache
-        xp = backend_of(grad_output).xp
+        xp = backend.backend_of(grad_output).xp
         dz = grad_output.reshape(xf.shape[0], xf.shape[1], yf.shape[2])
         dx = xp.moveaxis((dz @ yf.transpose(0, 2, 1)).reshape(xm_shape), -1, ax)
         dy = xp.moveaxis((xf.transpose(0, 2, 1) @ dz).reshape(ym_shape), 1, ay)

@@ -22,21 +22,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field, PositiveInt
 
-from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
-from engine.fused import gemm
 from engine.initializers import InitializerSpec
-from engine.kernels.attention import (
-    attention_backward,
-    attention_forward,
-    attention_probs,
-    band_mask,
-    causal_mask,
-    dropout_keep,
-)
 from engine.layers.attention_call import call_attention
 from engine.layers.base import (
     Array,
@@ -48,6 +37,8 @@ from engine.layers.base import (
 )
 from engine.layers.einsum_dense import matrix_initializer
 from engine.layers.registry import register
+from engine.lazy import attention_kernels, backend, gemm
+from engine.lazy import numpy as np
 from engine.regularizers import RegularizerSpec
 
 PORTS = ("query", "value", "key", "attention_mask")
@@ -255,9 +246,9 @@ class MultiHeadAttention(Layer):
             explicit = xp.asarray(arrays[3]).astype(bool)
             parts.append(explicit.reshape(explicit.shape[0], 1, *explicit.shape[1:]))
         if self.config.use_causal_mask:
-            parts.append(causal_mask(xp, t, s))
+            parts.append(attention_kernels.causal_mask(xp, t, s))
         if self.config.sliding_window:
-            parts.append(band_mask(xp, t, s, self.config.sliding_window))
+            parts.append(attention_kernels.band_mask(xp, t, s, self.config.sliding_window))
         if parts and arrays[0].ndim != 3:
             raise ValueError(
                 f"MultiHeadAttention {self.name!r}: masks need rank-3 inputs (batch, time, "
@@ -276,7 +267,7 @@ class MultiHeadAttention(Layer):
         arrays = list(inputs)
         query, value = arrays[0], arrays[1]
         key = arrays[2] if len(arrays) > 2 else value
-        xp = backend_of(query).xp
+        xp = backend.backend_of(query).xp
         w = self._named(params)
         axes = self._attention_axes(query.ndim)
         q = _project(query, *w["query"], 1)
@@ -290,12 +281,12 @@ class MultiHeadAttention(Layer):
         qh = q_layout.split(q)
         kh, vh = (_repeat_heads(xp, k_layout.split(a), heads // kv_heads) for a in (k, v))
         weights_shape = (*qh.shape[:-1], kh.shape[-2])
-        keep = dropout_keep(weights_shape, q.dtype, self.config.dropout, rng, xp)
+        keep = attention_kernels.dropout_keep(weights_shape, q.dtype, self.config.dropout, rng, xp)
         scale = 1.0 / math.sqrt(key_dim)
         buffer, view = q_layout.split_buffer(
             xp, (*q.shape[:-1], vh.shape[-1]), xp.result_type(q.dtype, v.dtype)
         )
-        heads, attn = attention_forward(qh, kh, vh, scale, mask, keep, view)
+        heads, attn = attention_kernels.attention_forward(qh, kh, vh, scale, mask, keep, view)
         combined = buffer if view is not None else q_layout.merge(heads)
         out = _project(combined, *w["attention_output"], 2)
         return out, (arrays, q_layout, k_layout, attn, combined)
@@ -334,7 +325,7 @@ class MultiHeadAttention(Layer):
         written there directly where the layouts allow, else merged (and, with fewer key and
         value heads, summed over each group's repeats) afterwards."""
         arrays, q_layout, k_layout, attn, _ = cache
-        xp = backend_of(dcombined).xp
+        xp = backend.backend_of(dcombined).xp
         heads, kv_heads, key_dim, value_dim = self._dims()
         grad_heads = q_layout.split(dcombined)
         if heads == kv_heads:
@@ -346,9 +337,9 @@ class MultiHeadAttention(Layer):
             ]
             views = tuple(view for _, view in buffers)
             if all(view is not None for view in views):
-                attention_backward(attn, grad_heads, views)
+                attention_kernels.attention_backward(attn, grad_heads, views)
                 return buffers[0][0], buffers[1][0], buffers[2][0]
-        dq, dk, dv = attention_backward(attn, grad_heads)
+        dq, dk, dv = attention_kernels.attention_backward(attn, grad_heads)
         dk, dv = (_sum_repeats(g, heads // kv_heads) for g in (dk, dv))
         return q_layout.merge(dq), k_layout.merge(dk), k_layout.merge(dv)
 
@@ -395,7 +386,9 @@ def _scores(cache: Any) -> Array:
     q_layout: HeadLayout = cache[1]
     k_layout: HeadLayout = cache[2]
     n = q_layout.attention_axes
-    return attention_probs(cache[3]).reshape(*q_layout.moved[:-1], *k_layout.moved[-1 - n : -1])
+    return attention_kernels.attention_probs(cache[3]).reshape(
+        *q_layout.moved[:-1], *k_layout.moved[-1 - n : -1]
+    )
 
 
 def _repeat_heads(xp: Any, x: Array, repeats: int) -> Array:
@@ -413,7 +406,7 @@ def _sum_repeats(g: Array, repeats: int) -> Array:
 
 def _project(x: Array, kernel: Array, bias: Array | None, contracted: int) -> Array:
     """EinsumDense's product: the last `contracted` axes of x with the kernel's first ones."""
-    xp = backend_of(x).xp
+    xp = backend.backend_of(x).xp
     lead = x.shape[: x.ndim - contracted]
     rows = math.prod(kernel.shape[:contracted])
     x2 = x.reshape(-1, rows)
@@ -431,7 +424,7 @@ def _project_backward(
     contracted: int,
     need_dx: bool = True,
 ) -> Any:
-    xp = backend_of(x).xp
+    xp = backend.backend_of(x).xp
     rows = math.prod(kernel.shape[:contracted])
     x2 = x.reshape(-1, rows)
     dy2 = dy.reshape(x2.shape[0], -1)

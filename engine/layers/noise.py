@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field, NonNegativeFloat
 
-from engine.backend import backend_of
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError
 from engine.layers.core import Dropout
 from engine.layers.registry import register
+from engine.lazy import backend
+from engine.lazy import numpy as np
 
 
 class GaussianNoiseConfig(LayerConfig):
@@ -47,7 +47,7 @@ class GaussianNoise(Layer):
             return inputs, None
         rng = self._rng if self._rng is not None else ctx.rng
         noise = rng.normal(0.0, self.config.stddev, inputs.shape).astype(inputs.dtype)
-        return inputs + backend_of(inputs).xp.asarray(noise), None
+        return inputs + backend.backend_of(inputs).xp.asarray(noise), None
 
     def backward(
         self,

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.kernels import batch_norm, layer_norm
@@ -26,6 +25,7 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
+from engine.lazy import backend
 from engine.regularizers import RegularizerSpec
 
 
@@ -167,7 +167,7 @@ class BatchNormalization(_Normalizer):
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
         c = self.config
-        xp = backend_of(inputs).xp
+        xp = backend.backend_of(inputs).xp
         rank = inputs.ndim
         axes = self.axes_for(rank)
         reduce = tuple(a for a in range(rank) if a not in axes)
@@ -261,7 +261,7 @@ class LayerNormalization(_Normalizer):
         return _affine_specs(self.config, shape)
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
-        xp = backend_of(inputs).xp
+        xp = backend.backend_of(inputs).xp
         rank = inputs.ndim
         axes = self.axes_for(rank)
         gamma, beta = self._affine(params, rank, axes)

@@ -13,11 +13,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import PositiveInt, model_validator
 
-from engine.backend import backend_of
-from engine.kernels.conv import as_tuple, conv_output_length
-from engine.kernels.pool import pool_backward, pool_forward
+from engine.conv_geometry import as_tuple, conv_output_length
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError
 from engine.layers.registry import register
+from engine.lazy import backend, pool_kernels
 
 IntOrTuple = PositiveInt | tuple[PositiveInt, ...]
 Mode = Literal["max", "avg"]
@@ -88,7 +87,7 @@ class Pool(Layer):
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
         c = self.config
         pool, strides = c.tuples()
-        return pool_forward(inputs, pool, strides, c.padding, self.mode)
+        return pool_kernels.pool_forward(inputs, pool, strides, c.padding, self.mode)
 
     def backward(
         self,
@@ -98,7 +97,7 @@ class Pool(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
-        return pool_backward(cache, grad_output) if ctx.need_input_grad else None
+        return pool_kernels.pool_backward(cache, grad_output) if ctx.need_input_grad else None
 
 
 def _pool_config(name: str, rank: int) -> type[PoolConfig]:
@@ -155,7 +154,7 @@ class GlobalPool(Layer):
         return math.prod(d or 1 for d in input_shape[1:])
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
-        xp = backend_of(inputs).xp
+        xp = backend.backend_of(inputs).xp
         n, c = inputs.shape[0], inputs.shape[-1]
         flat = inputs.reshape(n, -1, c)
         keep = self.config.keepdims
@@ -183,7 +182,7 @@ class GlobalPool(Layer):
     ) -> Array | None:
         if not ctx.need_input_grad:
             return None
-        xp = backend_of(grad_output).xp
+        xp = backend.backend_of(grad_output).xp
         shape, idx, weights = cache
         n, c = shape[0], shape[-1]
         dy = grad_output.reshape(n, 1, c)

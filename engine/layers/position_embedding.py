@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
-from engine.backend import backend_of
 from engine.initializers import InitializerSpec
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
 from engine.layers.registry import register
+from engine.lazy import backend
 
 
 class PositionEmbeddingConfig(LayerConfig):
@@ -69,7 +69,7 @@ class PositionEmbedding(Layer):
                 f"PositionEmbedding {self.name!r} got {steps} positions; sequence_length is "
                 f"{self.config.sequence_length}"
             )
-        xp = backend_of(params[0]).xp
+        xp = backend.backend_of(params[0]).xp
         y = xp.broadcast_to(params[0][:steps], inputs.shape).astype(params[0].dtype)
         return y, inputs
 
@@ -88,4 +88,4 @@ class PositionEmbedding(Layer):
             grads[0][:steps] = grad_output.reshape(rows, steps, features).sum(axis=0)
         if not ctx.need_input_grad:
             return None
-        return backend_of(grad_output).xp.zeros_like(cache)
+        return backend.backend_of(grad_output).xp.zeros_like(cache)

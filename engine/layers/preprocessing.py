@@ -14,13 +14,13 @@ import itertools
 import math
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import model_validator
 
-from engine.backend import backend_of
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
 from engine.layers.moments import Moments
 from engine.layers.registry import register
+from engine.lazy import backend
+from engine.lazy import numpy as np
 
 # Keras's backend.epsilon(): the floor of the standard deviation
 STD_FLOOR = 1e-7
@@ -42,14 +42,25 @@ class NormalizationConfig(LayerConfig):
                 "give both `mean` and `variance`, or neither (to adapt them to the data); "
                 f"got mean={self.mean} and variance={self.variance}"
             )
-        mean_shape = np.asarray(self.mean).shape
-        variance_shape = np.asarray(self.variance).shape
+        mean_shape = _shape("mean", self.mean)
+        variance_shape = _shape("variance", self.variance)
         if mean_shape != variance_shape:
             raise ValueError(
                 f"`mean` and `variance` must have the same shape; got {mean_shape} "
                 f"and {variance_shape}"
             )
         return self
+
+
+def _shape(name: str, values: Values | None) -> tuple[int, ...]:
+    """NumPy's shape of a scalar, a list or a list of rows (the spec is checked without NumPy)."""
+    if not isinstance(values, list):
+        return ()
+    rows = {len(row) if isinstance(row, list) else None for row in values}
+    if len(rows) > 1:
+        raise ValueError(f"the rows of `{name}` must all be lists of one length; got {values}")
+    row = rows.pop() if rows else None
+    return (len(values),) if row is None else (len(values), row)
 
 
 @register
@@ -178,7 +189,7 @@ class Normalization(Layer):
 
     def _stats(self, params: list[Array], like: Array) -> tuple[Array, Array]:
         """mean and std (floored), shaped to broadcast against `like`."""
-        xp = backend_of(like).xp
+        xp = backend.backend_of(like).xp
         rank = like.ndim
         keep = self.keep_axes(rank)
         if self.adapts:

@@ -21,19 +21,17 @@ worker thread instead, whose chunks the loop's thread runs itself when the worke
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field, PositiveInt
 
 from engine import activations
 from engine import initializers as _initializers
 from engine.activations import ActivationSpec
-from engine.backend import backend_of
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
-from engine.kernels import recurrent as K
 from engine.layers.base import (
     Array,
     CallContext,
@@ -44,13 +42,15 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
+from engine.lazy import backend, tensor
+from engine.lazy import numpy as np
+from engine.lazy import recurrent_kernels as K
 from engine.regularizers import RegularizerSpec
-from engine.tensor import Tensor
 
 
 def _raw(value: Any) -> Any:
     """The backend array of a Tensor (masks and inputs may come either way)."""
-    return value.data if isinstance(value, Tensor) else value
+    return value.data if isinstance(value, tensor.Tensor) else value
 
 
 def _input_steps(steps: int, t0: int, t1: int, backwards: bool) -> slice:
@@ -136,10 +136,16 @@ class RNNBase(Layer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.act = K.GateFn(activations.get(self.config.activation))
-        ract = getattr(self.config, "recurrent_activation", None)
-        self.ract = K.GateFn(activations.get(ract))
         self._states: list[Array] | None = None
+
+    # Made on first use (then plain attributes), so that a spec check loads no kernels.
+    @functools.cached_property
+    def act(self) -> K.GateFn:
+        return K.GateFn(activations.get(self.config.activation))
+
+    @functools.cached_property
+    def ract(self) -> K.GateFn:
+        return K.GateFn(activations.get(getattr(self.config, "recurrent_activation", None)))
 
     # ----- shapes and weights ------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Any) -> Any:
@@ -239,7 +245,7 @@ class RNNBase(Layer):
 
     def project(self, xt: Array, w: CellWeights, out: Array) -> None:
         """out = xt @ kernel (+ bias) for a chunk of timesteps xt (C, N, F)."""
-        backend_of(xt).xp.matmul(
+        backend.backend_of(xt).xp.matmul(
             xt.reshape(-1, xt.shape[-1]), w.kernel, out=out.reshape(-1, out.shape[-1])
         )
         if w.bias is not None:
@@ -266,7 +272,7 @@ class RNNBase(Layer):
         if not (ctx.training and rate > 0.0):
             return None
         keep = (ctx.rng.random(shape) >= rate) / (1.0 - rate)
-        return backend_of(like).asarray(keep, dtype=like.dtype)
+        return backend.backend_of(like).asarray(keep, dtype=like.dtype)
 
     def _time_mask(self, mask: Any, xp: Any) -> Any:
         if mask is None:
@@ -291,7 +297,7 @@ class RNNBase(Layer):
 
     def _forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
         c = self.config
-        xp = backend_of(inputs).xp
+        xp = backend.backend_of(inputs).xp
         n, steps, f = inputs.shape
         dp = self._dropout(ctx, c.dropout, (n, f), inputs)
         rdp = self._dropout(ctx, c.recurrent_dropout, (n, c.units), inputs)
@@ -308,7 +314,14 @@ class RNNBase(Layer):
             self.project(chunk, w, xz[t0:t1])
 
         states = self._initial_states(xp, n, inputs.dtype)
-        loop = self.run(xz, w, states, self._time_mask(ctx.mask, xp), rdp, K.Ahead(project, steps))
+        loop = self.run(
+            xz,
+            w,
+            states,
+            self._time_mask(ctx.mask, xp),
+            rdp,
+            K.Ahead(project, steps),
+        )
         if c.stateful:
             self._states = [s.copy() for s in self.final_states(loop)]
         if c.return_sequences:
@@ -326,7 +339,7 @@ class RNNBase(Layer):
         ctx: CallContext,
     ) -> Array | None:
         c = self.config
-        xp = backend_of(grad_output).xp
+        xp = backend.backend_of(grad_output).xp
         xt, w, loop, dp = cache
         steps, n, f = xt.shape
         if c.return_sequences:
@@ -362,7 +375,7 @@ class _GradChunks:
         self.layer, self.loop, self.w, self.xt, self.dp, self.grads = layer, loop, w, xt, dp, grads
         self.wanted = [g is not None for g in grads]
         self.parts: dict[int, list[Array | None]] = {}
-        xp = backend_of(xt).xp
+        xp = backend.backend_of(xt).xp
         self.dx = xp.empty((n, steps, f), dtype=xt.dtype) if need_input_grad else None
 
     def chunk(self, t0: int, t1: int, dxz: Array, drz: Array) -> None:
@@ -456,7 +469,7 @@ class LSTM(RNNBase):
     def cell_weights(self, params: list[Array]) -> CellWeights:
         """Gate-major weights in the loop's order: kernel (4, F, u), recurrent (4, u, u), bias
         (4, 1, u)."""
-        xp = backend_of(params[0]).xp
+        xp = backend.backend_of(params[0]).xp
         u = self.config.units
 
         def gate_major(m: Array) -> Array:
@@ -473,7 +486,7 @@ class LSTM(RNNBase):
     def project(self, xt: Array, w: CellWeights, out: Array) -> None:
         """Gate-major projections, scaled as `K.lstm_forward` wants them (exact: see
         `K.lstm_gate_scale`)."""
-        xp = backend_of(xt).xp
+        xp = backend.backend_of(xt).xp
         xp.matmul(xt[:, None], w.kernel, out=out)
         if w.bias is not None:
             out += w.bias
@@ -566,13 +579,13 @@ class GRU(RNNBase):
         if self.config.reset_after:
             return super().recurrent_grad(loop, gr, t0, t1)
         u = self.config.units
-        xp = backend_of(gr).xp
+        xp = backend.backend_of(gr).xp
         hp = K.recurrent_inputs(loop, t0, t1).reshape(-1, u)
         rh = loop.extra["rec"][t0:t1].reshape(-1, u)
         return xp.concatenate([hp.T @ gr[:, : 2 * u], rh.T @ gr[:, 2 * u :]], axis=1)
 
     def bias_grads(self, gx: Array, gr: Array) -> Array:
         if self.config.reset_after:
-            xp = backend_of(gx).xp
+            xp = backend.backend_of(gx).xp
             return xp.stack([gx.sum(axis=0), gr.sum(axis=0)])
         return gx.sum(axis=0)

@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import NonNegativeInt, PositiveInt
 
-from engine.backend import backend_of
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError
 from engine.layers.registry import register
+from engine.lazy import backend
 
 Pair = tuple[int, int]
 
@@ -89,7 +89,7 @@ class _UpSampling(_Spatial):
         return (input_shape[0], *dims, input_shape[-1])
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
-        xp = backend_of(inputs).xp
+        xp = backend.backend_of(inputs).xp
         y = inputs
         for axis, f in enumerate(self._factors(), start=1):
             if f > 1:
@@ -190,7 +190,7 @@ class _Border(_Spatial):
         return (slice(None), *inner, slice(None))
 
     def _pad(self, x: Array, amounts: tuple[Pair, ...]) -> Array:
-        xp = backend_of(x).xp
+        xp = backend.backend_of(x).xp
         return xp.pad(x, ((0, 0), *amounts, (0, 0)))
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:

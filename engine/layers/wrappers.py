@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from engine.backend import backend_of
 from engine.layers import registry
 from engine.layers.base import (
     Array,
@@ -24,6 +23,7 @@ from engine.layers.base import (
 )
 from engine.layers.recurrent import RNNBase
 from engine.layers.registry import register
+from engine.lazy import backend
 
 
 def _validated_layer(value: Any) -> dict[str, Any]:
@@ -77,7 +77,7 @@ class BidirectionalConfig(LayerConfig):
 
 
 def _merge_concat(a: Array, b: Array) -> Array:
-    return backend_of(a).xp.concatenate([a, b], axis=-1)
+    return backend.backend_of(a).xp.concatenate([a, b], axis=-1)
 
 
 def _split_concat(g: Array, a: Array, b: Array) -> tuple[Array, Array]:
@@ -173,7 +173,7 @@ class Bidirectional(Layer):
         ctx: CallContext,
     ) -> Array | None:
         cf, cb, yf, yb = cache
-        xp = backend_of(grad_output).xp
+        xp = backend.backend_of(grad_output).xp
         _, split = _MERGES[self.config.merge_mode or "concat"]
         gf, gb = split(grad_output, yf, yb)
         if self._sequences:

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from engine.kernels.conv import conv_backward, conv_forward, conv_output_length
+from engine.conv_geometry import conv_output_length
+from engine.kernels.conv import conv_backward, conv_forward
 from engine.kernels.pool import pool_backward, pool_forward
 from tests.layers.harness import numeric_grad
 
