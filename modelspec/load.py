@@ -21,7 +21,28 @@ Position = tuple[int, int]
 # A spec is small; a document whose aliases expand past this is an attack (billion laughs).
 MAX_NODES = 100_000
 # libyaml's safe loader when PyYAML was built with it: the same nodes and marks, 10x faster.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SCALAR_TAGS: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type, misc]
+    """The safe loader, remembering which tag each plain scalar's text resolved to.
+
+    Resolving runs a handful of regular expressions per scalar in Python, the largest part of
+    parsing a spec; specs repeat their words (`type`, `Dense`, `relu`), so `lint` of many files
+    mostly finds the answer here. The answer depends only on the text (no path resolvers).
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _SCALAR_TAGS.get(key)
+        if tag is None:
+            if len(_SCALAR_TAGS) > 50_000:
+                _SCALAR_TAGS.clear()
+            tag = _SCALAR_TAGS[key] = super().resolve(kind, value, implicit)
+        return tag
 
 
 @dataclass
@@ -78,6 +99,16 @@ def _end(node: yaml.Node, ends: dict[KeyPath, Position], path: KeyPath) -> None:
         ends[path] = (node.end_mark.line + 1, node.end_mark.column + 1)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _key(loader: Any, node: yaml.Node) -> Any:
+    """A mapping key's value; a plain string key is its node's text (the common case, fast)."""
+    if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+        return node.value
+    return loader.construct_object(node, deep=True)
+
+
 class _Mapper:
     """Walks the composed node tree beside the constructed data, recording positions."""
 
@@ -97,7 +128,7 @@ class _Mapper:
         if isinstance(node, yaml.MappingNode):
             keys: set[Any] = set()
             for key_node, value_node in node.value:
-                key = self.loader.construct_object(key_node, deep=True)
+                key = _key(self.loader, key_node)
                 if not isinstance(key, (str, int)) or isinstance(key, bool):
                     key = str(key)
                 if key in keys:
@@ -133,7 +164,8 @@ def parse(text: str, file: str = "<string>") -> tuple[Any, SourceMap, list[Diagn
         node = loader.get_single_node()
         if node is None:
             return None, SourceMap(), []
-        if _expanded_size(node, {}) > MAX_NODES:
+        # Only aliases (`*name`) make a document larger than its text.
+        if "*" in text and _expanded_size(node, {}) > MAX_NODES:
             message = f"YAML syntax error: aliases expand the document past {MAX_NODES} values"
             return None, SourceMap(), [Diagnostic("E001", "error", file, 1, 1, message)]
         data = loader.construct_document(node)
