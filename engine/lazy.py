@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from engine import autodiff, backend, native, tensor
     from engine.fused import gemm, workspace
     from engine.kernels import attention as attention_kernels
+    from engine.kernels import batch_norm, layer_norm
     from engine.kernels import conv as conv_kernels
     from engine.kernels import pool as pool_kernels
     from engine.kernels import recurrent as recurrent_kernels
@@ -65,6 +66,8 @@ else:
     gemm = module("engine.fused.gemm")
     workspace = module("engine.fused.workspace")
     attention_kernels = module("engine.kernels.attention")
+    batch_norm = module("engine.kernels.batch_norm")
     conv_kernels = module("engine.kernels.conv")
+    layer_norm = module("engine.kernels.layer_norm")
     pool_kernels = module("engine.kernels.pool")
     recurrent_kernels = module("engine.kernels.recurrent")

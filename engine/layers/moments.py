@@ -6,7 +6,7 @@ merge their shards' moments the same way."""
 
 from __future__ import annotations
 
-import numpy as np
+from engine.lazy import numpy as np
 
 
 class Moments:

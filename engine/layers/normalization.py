@@ -14,7 +14,6 @@ from pydantic import Field
 
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
-from engine.kernels import batch_norm, layer_norm
 from engine.layers.base import (
     Array,
     CallContext,
@@ -25,7 +24,7 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
-from engine.lazy import backend
+from engine.lazy import backend, batch_norm, layer_norm
 from engine.regularizers import RegularizerSpec
 
 
