@@ -7,12 +7,13 @@ verbose 1/2.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TextIO
 
@@ -30,6 +31,8 @@ from engine.saving import (
 from engine.train.position import saved_step
 
 Logs = dict[str, float]
+# Computes a step's running logs: every metric's result, a host copy each on a GPU.
+ReadLogs = Callable[[], Logs]
 
 # Metrics that get better as they grow, for mode="auto" (Keras asks the metric's direction).
 _UP_METRICS = ("accuracy", "acc", "auc", "precision", "recall")
@@ -67,6 +70,14 @@ class Callback:
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """Called after each step with the running means so far."""
+
+    def on_train_batch_end_lazy(self, batch: int, read_logs: ReadLogs) -> None:
+        """What fit calls after each step. Computing the logs costs every metric's result (a
+        device sync on a GPU), so a callback that reads them only now and then overrides this
+        and calls `read_logs()` only then; by default it hands them to `on_train_batch_end`,
+        if the callback has one."""
+        if type(self).on_train_batch_end is not Callback.on_train_batch_end:
+            self.on_train_batch_end(batch, read_logs())
 
     def get_state(self) -> dict[str, Any]:
         """What this callback must remember across a resumed run."""
@@ -389,15 +400,28 @@ class ProgressPrinter(Callback):
         self._start = self._last = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        if self._due():
+            self._draw(batch, logs or {})
+
+    def on_train_batch_end_lazy(self, batch: int, read_logs: ReadLogs) -> None:
+        if self._due():
+            self._draw(batch, read_logs())
+
+    def _due(self) -> bool:
+        """Whether the bar is to be redrawn now (verbose 1, `interval` since the last time)."""
         now = time.perf_counter()
         if self.verbose != 1 or now - self._last < self.interval:
-            return
+            return False
         self._last = now
+        return True
+
+    def _draw(self, batch: int, logs: Logs) -> None:
+        now = self._last
         steps = self.params["steps"]
         done = batch + 1
         eta = (now - self._start) / done * (steps - done)
         self.stream.write(f"\r{self._bar(done, steps)} - ETA: {_format_time(eta)}")
-        self.stream.write(_format_logs(logs or {}))
+        self.stream.write(_format_logs(logs))
         self.stream.flush()
 
     def _bar(self, done: int, steps: int) -> str:
@@ -469,9 +493,12 @@ class CallbackList:
         for c in self.callbacks:
             c.on_train_batch_begin(batch)
 
-    def on_train_batch_end(self, batch: int, logs: Logs) -> None:
+    def on_train_batch_end(self, batch: int, read_logs: ReadLogs) -> None:
+        """Each callback's batch hook; the logs are computed once, if any callback reads them,
+        and every reader gets the same dict."""
+        read_once = functools.cache(read_logs)
         for c in self.callbacks:
-            c.on_train_batch_end(batch, logs)
+            c.on_train_batch_end_lazy(batch, read_once)
 
 
 def __getattr__(name: str) -> Any:
@@ -591,6 +618,9 @@ class StepCheckpointCallback(CheckpointCallback):
     ) -> None:
         super().__init__(run_dir, keep, writes=writes, **extras)
         self.save_freq = save_freq
+
+    def on_train_batch_end_lazy(self, batch: int, read_logs: ReadLogs) -> None:
+        self.on_train_batch_end(batch)
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
         """Every `save_freq` steps (Keras's ModelCheckpoint argument), a checkpoint of the

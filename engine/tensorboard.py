@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.callbacks import Callback, Logs
+from engine.callbacks import Callback, Logs, ReadLogs
 
 UpdateFreq = Literal["epoch", "batch"] | int
 
@@ -94,10 +94,14 @@ class TensorBoard(Callback):
         self._clock = dict.fromkeys(("epoch", "batch"), time.perf_counter()) | {"steps": 0.0}
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_train_batch_end_lazy(batch, lambda: dict(logs or {}))
+
+    def on_train_batch_end_lazy(self, batch: int, read_logs: ReadLogs) -> None:
+        """Counts the step; reads the logs only on the steps that write them."""
         self._step += 1
         self._clock["steps"] += 1
         if isinstance(self.update_freq, int) and self._step % self.update_freq == 0:
-            scalars = dict(logs or {})
+            scalars = dict(read_logs())
             if self.write_steps_per_second:
                 now = time.perf_counter()
                 scalars["steps_per_second"] = self.update_freq / (now - self._clock["batch"])

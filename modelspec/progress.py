@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,9 +24,11 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from engine.callbacks import Callback
+from engine.callbacks import Callback, ReadLogs
 
 _CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "NO_COLOR")
+# rich redraws a live bar 10 times a second: fresher logs than that would never be seen.
+LOGS_INTERVAL_S = 0.1
 
 
 def plain_output(console: Console) -> bool:
@@ -84,6 +87,7 @@ class RichProgress(EpochLines):
         self.steps = max(1, steps)
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._logs_at = -math.inf
 
     def set_params(self, params: dict[str, Any]) -> None:
         super().set_params(params)
@@ -110,6 +114,16 @@ class RichProgress(EpochLines):
             self._progress.update(
                 self._task, completed=min(batch + 1, self.steps), logs=format_logs(logs or {})
             )
+
+    def on_train_batch_end_lazy(self, batch: int, read_logs: ReadLogs) -> None:
+        """The bar moves every step; the logs beside it are read at most every
+        LOGS_INTERVAL_S, so most steps compute no metric results."""
+        now = time.perf_counter()
+        if now - self._logs_at >= LOGS_INTERVAL_S:
+            self._logs_at = now
+            self.on_train_batch_end(batch, read_logs())
+        elif self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=min(batch + 1, self.steps))
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """The finished epoch leaves the live bar and stays as a whole line, as Keras's does."""

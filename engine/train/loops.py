@@ -46,9 +46,11 @@ if TYPE_CHECKING:
 
 
 def _batch_hooks(callbacks: cb.CallbackList) -> bool:
+    base = cb.Callback
     return any(
-        type(c).on_train_batch_end is not cb.Callback.on_train_batch_end
-        or type(c).on_train_batch_begin is not cb.Callback.on_train_batch_begin
+        type(c).on_train_batch_end is not base.on_train_batch_end
+        or type(c).on_train_batch_end_lazy is not base.on_train_batch_end_lazy
+        or type(c).on_train_batch_begin is not base.on_train_batch_begin
         for c in callbacks.callbacks
     )
 
@@ -169,7 +171,7 @@ def fit(
                         loss = trainer.train_step(bx, by, bsw, tracker, reduce)
                     live.step = step + 1
                     if batch_hooks:
-                        callback_list.on_train_batch_end(step, tracker.logs())
+                        callback_list.on_train_batch_end(step, tracker.logs)
                     if dp is not None:
                         loss, model.stop_training, interrupt.requested = dp.agree(
                             loss, model.stop_training, interrupt.requested
