@@ -6,10 +6,16 @@ fine, as on CuPy). `xp` mirrors the NumPy namespace the engine uses and returns 
 `xp.asarray` is the explicit host -> device copy and `xp.asnumpy` the device -> host copy. Running
 the op table and a training step on this backend proves that no host array leaks into device
 math. One leak it cannot catch: `np.asarray(fake)` returns a host view without complaint.
+
+`TRANSFERS` counts the copies a GPU would make: host -> device (`xp.asarray` of host data) and
+device -> host (`xp.asnumpy`, and reading a device value into Python with `float`, `int`,
+`bool`, `item` or `tolist`, each a copy and a sync on CuPy), so a test can require a training
+step to make none.
 """
 
 from __future__ import annotations
 
+import collections
 import types
 from collections.abc import Callable
 from typing import Any
@@ -18,9 +24,36 @@ import numpy as np
 
 from engine.backend import Backend
 
+TRANSFERS: collections.Counter[str] = collections.Counter()
+
+
+def _to_host(kind: str) -> None:
+    TRANSFERS["to_host"] += 1
+    TRANSFERS[f"to_host:{kind}"] += 1
+
 
 class FakeArray(np.ndarray):
     """A device array: NumPy storage, CuPy's refusal to mix with host arrays."""
+
+    def __float__(self) -> float:
+        _to_host("float")
+        return float(self.view(np.ndarray))
+
+    def __int__(self) -> int:
+        _to_host("int")
+        return int(self.view(np.ndarray))
+
+    def __bool__(self) -> bool:
+        _to_host("bool")
+        return bool(self.view(np.ndarray))
+
+    def item(self, *args: Any) -> Any:
+        _to_host("item")
+        return self.view(np.ndarray).item(*args)
+
+    def tolist(self) -> Any:
+        _to_host("tolist")
+        return self.view(np.ndarray).tolist()
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         _refuse_host(ufunc.__name__, inputs)
@@ -95,11 +128,13 @@ def asarray(data: Any, dtype: Any = None) -> Any:
     """Copy host data to the device (a no-op for arrays already there, as in CuPy)."""
     if isinstance(data, FakeArray):
         return data if dtype is None else data.astype(dtype, copy=False)
+    TRANSFERS["to_device"] += 1
     return np.array(data, dtype=dtype, copy=True).view(FakeArray)
 
 
 def asnumpy(array: Any) -> np.ndarray:
     """Copy a device array back to the host."""
+    _to_host("asnumpy")
     return np.array(_unwrap(array), copy=True)
 
 

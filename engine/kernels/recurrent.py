@@ -319,6 +319,13 @@ def lstm_gate_scale(act: GateFn, ract: GateFn) -> tuple[float, ...] | None:
     return _EXP_GATE_SCALE if (ract.kind, act.kind) == ("sigmoid", "tanh") else None
 
 
+@functools.cache
+def gate_scale_array(xp: Any, dtype: Any) -> Array:
+    """`lstm_gate_scale`'s factors as a (4, 1, 1) array on `xp`'s device, made once: built
+    from the host tuple at each call, it was a host -> device copy per step on a GPU."""
+    return xp.asarray(_EXP_GATE_SCALE, dtype=dtype).reshape(4, 1, 1)
+
+
 def _cell_by_exp(z: Array, c_prev: Array, c: Array, ig: Array) -> None:
     """Scaled pre-activations (4, N, u) -> sigmoid i, f, o and tanh g in place, then the cell
     state c = f * c_prev + i * g (`native.lstm_forward_steps` does this, the recurrent sum
@@ -372,7 +379,7 @@ def lstm_forward(
         cell_fn = functools.partial(_cell_by_fn, act, ract)
     else:
         cell_fn = _cell_by_exp
-        rk = rk * xp.asarray(scale, dtype=rk.dtype).reshape(4, 1, 1)
+        rk = rk * gate_scale_array(xp, rk.dtype)
     hs = xp.empty((steps + 1, n, u), dtype=xz.dtype)
     cs = xp.empty((steps + 1, n, u), dtype=xz.dtype)
     tcs = xp.empty((steps, n, u), dtype=xz.dtype)

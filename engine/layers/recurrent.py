@@ -490,9 +490,8 @@ class LSTM(RNNBase):
         xp.matmul(xt[:, None], w.kernel, out=out)
         if w.bias is not None:
             out += w.bias
-        scale = K.lstm_gate_scale(self.act, self.ract)
-        if scale is not None:
-            out *= xp.asarray(scale, dtype=out.dtype).reshape(4, 1, 1)
+        if K.lstm_gate_scale(self.act, self.ract) is not None:
+            out *= K.gate_scale_array(xp, out.dtype)
 
     def input_grad(self, g: Array, w: CellWeights) -> Array:
         u = self.config.units

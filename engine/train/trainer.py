@@ -63,7 +63,7 @@ class Trainer:
             )
             # Keras 3 logs each output's loss unweighted; only the total is weighted.
             per_output.append(float(value))
-            total += w * float(value)
+            total += w * per_output[-1]
             if grads:
                 g = loss.logits_backward(cache) if fused else loss.backward(cache)
                 gouts.append(g if w == 1.0 else g * w)
