@@ -10,7 +10,8 @@ math. One leak it cannot catch: `np.asarray(fake)` returns a host view without c
 `TRANSFERS` counts the copies a GPU would make: host -> device (`xp.asarray` of host data) and
 device -> host (`xp.asnumpy`, and reading a device value into Python with `float`, `int`,
 `bool`, `item` or `tolist`, each a copy and a sync on CuPy), so a test can require a training
-step to make none.
+step to make none. `CALLS` counts the operations run on the device (ufuncs, array functions,
+`xp` calls): on CuPy each is a kernel launch or an allocation, the host's cost per step.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from engine.backend import Backend
 
 TRANSFERS: collections.Counter[str] = collections.Counter()
+CALLS: collections.Counter[str] = collections.Counter()
 
 
 def _to_host(kind: str) -> None:
@@ -56,6 +58,7 @@ class FakeArray(np.ndarray):
         return self.view(np.ndarray).tolist()
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        CALLS["device"] += 1
         _refuse_host(ufunc.__name__, inputs)
         out = kwargs.get("out")
         if out is not None:
@@ -67,6 +70,7 @@ class FakeArray(np.ndarray):
     def __array_function__(
         self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any
     ) -> Any:
+        CALLS["device"] += 1
         if np.ndarray in types:
             raise TypeError(
                 f"{func.__name__}: cannot mix a device array with a host numpy.ndarray; "
@@ -118,6 +122,7 @@ def _wrap(value: Any) -> Any:
 
 def _device_function(func: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
+        CALLS["device"] += 1
         return _wrap(func(*args, **kwargs))
 
     call.__name__ = getattr(func, "__name__", "function")
