@@ -13,9 +13,12 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
+
+from engine import native
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_SOURCE = (".*", "build", "dist", "runs", "*.egg-info", "__pycache__", "*.so")
@@ -48,6 +51,13 @@ def test_wheel_install_ships_the_examples(tmp_path: Path) -> None:
     ).stdout.strip()
     (Path(target) / "borrowed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     wheel = next(wheels.glob("modelspec-*.whl"))
+    compiled = {
+        name.split("/")[-1].split(".")[0]
+        for name in zipfile.ZipFile(wheel).namelist()
+        if name.startswith("engine/native/") and name.endswith(".so")
+    }
+    # A compiler built the kernels for this environment, so the wheel must carry them.
+    assert compiled == ({"_kernels", "_split"} if native.available() else set())
     install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q"]
     _run([*install, str(wheel)], tmp_path, dict(os.environ))
 
@@ -57,6 +67,8 @@ def test_wheel_install_ships_the_examples(tmp_path: Path) -> None:
     env.update(CI="1", COLUMNS="80", PATH=f"{scratch / 'bin'}{os.pathsep}{env['PATH']}")
     where = _run([str(python), "-c", "import modelspec; print(modelspec.__file__)"], work, env)
     assert where.startswith(str(scratch)), where
+    loaded = "from engine import native; print(native.available())"
+    assert _run([str(python), "-c", loaded], work, env).strip() == str(bool(compiled))
     every_file = (
         "from modelspec.example_specs import examples, shipped_file\n"
         "for example in examples():\n"
