@@ -4,8 +4,10 @@ The layer's NumPy composite (engine/layers/normalization.py) makes about six pas
 activations forward and seven backward, each a separate NumPy call; on W7's (128, 32, 32, 16)
 activations those passes were a third of a training step. `_batch_norm.c` does the same
 float32 operations in the same order in two passes forward and two backward, so the results
-are bit-identical; these functions return None where it does not apply (not built, not plain
-float32, not channels-last with both gamma and beta), and the layer then runs the composite.
+are bit-identical, and large calls share each pass between both cores (the sums by channel,
+the element-wise passes by row). These functions return None where the kernels do not apply
+(not built, not plain float32, not channels-last with both gamma and beta); the layer then
+runs the composite.
 """
 
 from __future__ import annotations
@@ -15,8 +17,19 @@ from typing import Any
 import numpy as np
 
 from engine import native
+from engine.kernels.conv import run_shards
 
 Array = Any
+# below this many values a call stays on one thread: a hand-off to the helper costs ~50 us
+SPLIT_MIN = 1 << 18
+
+
+def _halves(n: int, size: int) -> list[slice]:
+    """Two halves of range(n) for the two cores when the call is big enough, else all of it;
+    the split depends only on shapes, and each half computes what the whole would."""
+    if size < SPLIT_MIN or n < 2:
+        return [slice(0, n)]
+    return [slice(0, n // 2), slice(n // 2, n)]
 
 
 def _rows_of_channels(x: Array) -> bool:
@@ -36,11 +49,16 @@ def train_forward(
     c = x.shape[-1]
     mean = np.empty(c, dtype=np.float32)
     var = np.empty(c, dtype=np.float32)
-    kernels.stats(x, mean, var, c)
+    run_shards(lambda i, s: kernels.stats(x, mean, var, c, (s.start, s.stop)), _halves(c, x.size))
     inv = 1.0 / np.sqrt(var + epsilon)
     xhat = np.empty_like(x)
     y = np.empty_like(x)
-    kernels.normalize(x, xhat, y, mean, inv, gamma, beta, c)
+    x2, xhat2, y2 = (a.reshape(-1, c) for a in (x, xhat, y))
+
+    def normalize(i: int, s: slice) -> None:
+        kernels.normalize(x2[s], xhat2[s], y2[s], mean, inv, gamma, beta, c)
+
+    run_shards(normalize, _halves(len(x2), x.size))
     return y, xhat, inv, mean, var
 
 
@@ -53,7 +71,11 @@ def train_backward(
         return None
     c = g.shape[-1]
     sums = np.empty((4, c), dtype=np.float32)
-    kernels.backward_sums(g, xhat, gamma, sums, c)
+
+    def column_sums(i: int, s: slice) -> None:
+        kernels.backward_sums(g, xhat, gamma, sums, c, (s.start, s.stop))
+
+    run_shards(column_sums, _halves(c, g.size))
     if not need_dx:
         return sums[0], sums[1], None
     rows = g.size // c
@@ -61,5 +83,10 @@ def train_backward(
     mean_d = (sums[2] / np.intp(rows)).astype(np.float32)
     mean_dx = (sums[3] / np.intp(rows)).astype(np.float32)
     dx = np.empty_like(g)
-    kernels.backward_dx(g, xhat, dx, gamma, mean_d, mean_dx, inv, c)
+    g2, xhat2, dx2 = (a.reshape(-1, c) for a in (g, xhat, dx))
+
+    def input_grad(i: int, s: slice) -> None:
+        kernels.backward_dx(g2[s], xhat2[s], dx2[s], gamma, mean_d, mean_dx, inv, c)
+
+    run_shards(input_grad, _halves(len(g2), g.size))
     return sums[0], sums[1], dx

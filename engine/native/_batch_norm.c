@@ -6,7 +6,8 @@
  * each row added in turn), not pairwise; its mean divides that float32 sum by an intp
  * count, which computes in double and rounds to float32. The composite makes about a dozen
  * passes over memory in training (forward and backward); these make five and run without the
- * GIL.
+ * GIL, each on a part of the channels (sums) or of the rows (element-wise), so that two threads
+ * can share one call's work with the same result.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -18,24 +19,36 @@ static inline float mean_of(float sum, ptrdiff_t rows) {
     return (float)((double)sum / (double)rows);
 }
 
-/* mean and (biased) var of each channel: mean = sum(x) / rows; var = sum((x - mean)^2) / rows */
+/* Channels are summed BLOCK at a time in local accumulators, so that two threads summing
+ * different channels never write to one cache line. */
+#define BLOCK 128
+
+/* mean and (biased) var of channels j0..j1: mean = sum(x) / rows; var = sum((x - mean)^2) /
+ * rows */
 VECTOR_CLONES
 static void stats_loop(const float *restrict x, float *restrict mean, float *restrict var,
-                       ptrdiff_t rows, ptrdiff_t c) {
-    for (ptrdiff_t j = 0; j < c; j++) mean[j] = var[j] = 0.0f;
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        const float *row = x + r * c;
-        for (ptrdiff_t j = 0; j < c; j++) mean[j] = mean[j] + row[j];
-    }
-    for (ptrdiff_t j = 0; j < c; j++) mean[j] = mean_of(mean[j], rows);
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        const float *row = x + r * c;
-        for (ptrdiff_t j = 0; j < c; j++) {
-            float d = row[j] - mean[j];
-            var[j] = var[j] + d * d;
+                       ptrdiff_t rows, ptrdiff_t c, ptrdiff_t j0, ptrdiff_t j1) {
+    for (ptrdiff_t lo = j0; lo < j1; lo += BLOCK) {
+        ptrdiff_t m = j1 - lo < BLOCK ? j1 - lo : BLOCK;
+        float s[BLOCK], q[BLOCK];
+        for (ptrdiff_t j = 0; j < m; j++) s[j] = q[j] = 0.0f;
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const float *row = x + r * c + lo;
+            for (ptrdiff_t j = 0; j < m; j++) s[j] = s[j] + row[j];
+        }
+        for (ptrdiff_t j = 0; j < m; j++) s[j] = mean_of(s[j], rows);
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const float *row = x + r * c + lo;
+            for (ptrdiff_t j = 0; j < m; j++) {
+                float d = row[j] - s[j];
+                q[j] = q[j] + d * d;
+            }
+        }
+        for (ptrdiff_t j = 0; j < m; j++) {
+            mean[lo + j] = s[j];
+            var[lo + j] = mean_of(q[j], rows);
         }
     }
-    for (ptrdiff_t j = 0; j < c; j++) var[j] = mean_of(var[j], rows);
 }
 
 /* xhat = (x - mean) * inv; y = xhat * gamma + beta */
@@ -54,23 +67,32 @@ static void normalize_loop(const float *restrict x, const float *restrict mean,
     }
 }
 
-/* The column sums of backward, from g and xhat: sums[0] = sum(g * xhat) (d gamma),
- * sums[1] = sum(g) (d beta), sums[2] = sum(g * gamma) and sums[3] = sum(g * gamma * xhat). */
+/* The column sums of backward over channels j0..j1, from g and xhat: sums[0] = sum(g * xhat)
+ * (d gamma), sums[1] = sum(g) (d beta), sums[2] = sum(g * gamma), sums[3] = sum(g * gamma *
+ * xhat); sums is (4, c). */
 VECTOR_CLONES
 static void backward_sums_loop(const float *restrict g, const float *restrict xhat,
                                const float *restrict gamma, float *restrict sums,
-                               ptrdiff_t rows, ptrdiff_t c) {
-    float *restrict s_gx = sums, *restrict s_g = sums + c;
-    float *restrict s_d = sums + 2 * c, *restrict s_dx = sums + 3 * c;
-    for (ptrdiff_t j = 0; j < 4 * c; j++) sums[j] = 0.0f;
-    for (ptrdiff_t r = 0; r < rows; r++) {
-        ptrdiff_t o = r * c;
-        for (ptrdiff_t j = 0; j < c; j++) {
-            float d = g[o + j] * gamma[j];
-            s_gx[j] = s_gx[j] + g[o + j] * xhat[o + j];
-            s_g[j] = s_g[j] + g[o + j];
-            s_d[j] = s_d[j] + d;
-            s_dx[j] = s_dx[j] + d * xhat[o + j];
+                               ptrdiff_t rows, ptrdiff_t c, ptrdiff_t j0, ptrdiff_t j1) {
+    for (ptrdiff_t lo = j0; lo < j1; lo += BLOCK) {
+        ptrdiff_t m = j1 - lo < BLOCK ? j1 - lo : BLOCK;
+        float s_gx[BLOCK], s_g[BLOCK], s_d[BLOCK], s_dx[BLOCK];
+        for (ptrdiff_t j = 0; j < m; j++) s_gx[j] = s_g[j] = s_d[j] = s_dx[j] = 0.0f;
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const float *gr = g + r * c + lo, *xr = xhat + r * c + lo;
+            for (ptrdiff_t j = 0; j < m; j++) {
+                float d = gr[j] * gamma[lo + j];
+                s_gx[j] = s_gx[j] + gr[j] * xr[j];
+                s_g[j] = s_g[j] + gr[j];
+                s_d[j] = s_d[j] + d;
+                s_dx[j] = s_dx[j] + d * xr[j];
+            }
+        }
+        for (ptrdiff_t j = 0; j < m; j++) {
+            sums[lo + j] = s_gx[j];
+            sums[c + lo + j] = s_g[j];
+            sums[2 * c + lo + j] = s_d[j];
+            sums[3 * c + lo + j] = s_dx[j];
         }
     }
 }
@@ -116,12 +138,13 @@ static PyObject *finish(Py_buffer *b, int count, int ok, const char *message) {
 
 static PyObject *stats(PyObject *self, PyObject *args) {
     Py_buffer b[3]; /* x, mean, var */
-    Py_ssize_t c, rows = 0;
-    if (!PyArg_ParseTuple(args, "y*w*w*n", &b[0], &b[1], &b[2], &c)) return NULL;
-    int ok = shapes_ok(b, 3, 1, c, 0, &rows);
+    Py_ssize_t c, j0, j1, rows = 0;
+    if (!PyArg_ParseTuple(args, "y*w*w*n(nn)", &b[0], &b[1], &b[2], &c, &j0, &j1)) return NULL;
+    int ok = shapes_ok(b, 3, 1, c, 0, &rows) && 0 <= j0 && j0 <= j1 && j1 <= c;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        stats_loop((const float *)b[0].buf, (float *)b[1].buf, (float *)b[2].buf, rows, c);
+        stats_loop((const float *)b[0].buf, (float *)b[1].buf, (float *)b[2].buf, rows, c, j0,
+                   j1);
         Py_END_ALLOW_THREADS
     }
     return finish(b, 3, ok, "stats: x (rows, c), mean and var (c,) float32");
@@ -146,13 +169,14 @@ static PyObject *normalize(PyObject *self, PyObject *args) {
 
 static PyObject *backward_sums(PyObject *self, PyObject *args) {
     Py_buffer b[4]; /* g, xhat, gamma, sums */
-    Py_ssize_t c, rows = 0;
-    if (!PyArg_ParseTuple(args, "y*y*y*w*n", &b[0], &b[1], &b[2], &b[3], &c)) return NULL;
-    int ok = shapes_ok(b, 4, 2, c, 4 * c, &rows);
+    Py_ssize_t c, j0, j1, rows = 0;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*n(nn)", &b[0], &b[1], &b[2], &b[3], &c, &j0, &j1))
+        return NULL;
+    int ok = shapes_ok(b, 4, 2, c, 4 * c, &rows) && 0 <= j0 && j0 <= j1 && j1 <= c;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
         backward_sums_loop((const float *)b[0].buf, (const float *)b[1].buf,
-                           (const float *)b[2].buf, (float *)b[3].buf, rows, c);
+                           (const float *)b[2].buf, (float *)b[3].buf, rows, c, j0, j1);
         Py_END_ALLOW_THREADS
     }
     return finish(b, 4, ok, "backward_sums: g, xhat (rows, c), gamma (c,), sums (4, c) float32");
@@ -178,13 +202,14 @@ static PyObject *backward_dx(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"stats", stats, METH_VARARGS,
-     "stats(x, mean, var, c): each channel's mean and biased variance over the rows."},
+     "stats(x, mean, var, c, (j0, j1)): channels j0..j1's mean and biased variance over the "
+     "rows."},
     {"normalize", normalize, METH_VARARGS,
      "normalize(x, xhat, y, mean, inv, gamma, beta, c): xhat = (x - mean) * inv and "
      "y = xhat * gamma + beta."},
     {"backward_sums", backward_sums, METH_VARARGS,
-     "backward_sums(g, xhat, gamma, sums, c): the column sums of g * xhat, g, g * gamma and "
-     "g * gamma * xhat."},
+     "backward_sums(g, xhat, gamma, sums, c, (j0, j1)): channels j0..j1's sums of g * xhat, g, "
+     "g * gamma and g * gamma * xhat."},
     {"backward_dx", backward_dx, METH_VARARGS,
      "backward_dx(g, xhat, dx, gamma, mean_d, mean_dx, inv, c): the input gradient."},
     {NULL, NULL, 0, NULL},
