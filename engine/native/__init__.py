@@ -204,6 +204,17 @@ def bias_relu(z: Array, bias: Array | None, relu: bool) -> bool:
     return True
 
 
+def relu_grad(y: Array, dy: Array) -> Array | None:
+    """`dy * (y > 0)` in one pass (NumPy makes a mask, then the product), or None where the
+    kernel does not apply (not plain float32 arrays of one shape)."""
+    kernels = _ext.kernels
+    if kernels is None or y.shape != dy.shape or not _plain_float32(y, dy):
+        return None
+    out = np.empty_like(dy)
+    kernels.relu_grad(y, dy, out)
+    return out
+
+
 def scatter_rows(ids: Array, rows: Array, out: Array, levels: int) -> bool:
     """`engine.layers.embedding.scatter_rows` (out = 0; out[ids[k]] += rows[k]) in one pass,
     bit for bit; returns whether it ran (integer ids, plain float32 rows (n, d) and out)."""

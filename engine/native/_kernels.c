@@ -272,6 +272,29 @@ static PyObject *adam(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* out = dy * (y > 0): ReLU's gradient read from its output, as NumPy multiplies by the mask
+ * cast to 1.0 or 0.0 (so dy * 0.0 keeps NaN and gives -0.0 for negative dy). */
+VECTOR_CLONES
+static void relu_grad_loop(const float *restrict y, const float *restrict dy, float *restrict out,
+                           Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+}
+
+static PyObject *relu_grad(PyObject *self, PyObject *args) {
+    Py_buffer b[3]; /* y, dy, out */
+    if (!PyArg_ParseTuple(args, "y*y*w*", &b[0], &b[1], &b[2])) return NULL;
+    int ok = same_length(b, 3);
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        relu_grad_loop((const float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf,
+                       b[0].len / (Py_ssize_t)sizeof(float));
+        Py_END_ALLOW_THREADS
+    }
+    for (int k = 0; k < 3; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *bias_relu(PyObject *self, PyObject *args) {
     Py_buffer z, b;
     Py_ssize_t cols;
@@ -560,6 +583,8 @@ static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
      "place on contiguous float32 buffers."},
+    {"relu_grad", relu_grad, METH_VARARGS,
+     "relu_grad(y, dy, out): out = dy * (y > 0) on contiguous float32 buffers of one length."},
     {"bias_relu", bias_relu, METH_VARARGS,
      "bias_relu(z, bias, cols, has_bias, relu): z = relu(z + bias) in place, row by row, on a "
      "contiguous float32 buffer of rows of `cols`."},

@@ -20,7 +20,7 @@ from engine import activations, native, optimizers
 from engine.backend import get_backend
 from engine.fused import gemm
 from engine.kernels import recurrent as K
-from engine.kernels.conv import conv_backward, conv_forward
+from engine.kernels.conv import conv_backward, conv_forward, relu_grad
 from engine.kernels.softmax import masked_softmax, softmax_backward
 from engine.layers import embedding, registry
 from engine.layers.base import CallContext
@@ -269,6 +269,22 @@ def _conv(**geometry: Any) -> Callable[[Arrays], None]:
     return run
 
 
+def _relu_grad_inputs(shape: tuple[int, ...], seed: int) -> Arrays:
+    """A ReLU output (zeros where the input was negative) and an upstream gradient with NaN,
+    infinities and negative values where the mask is 0."""
+    rng = np.random.default_rng(seed)
+    y = np.maximum(rng.standard_normal(shape, dtype=np.float32), 0)
+    dy = rng.standard_normal(shape, dtype=np.float32)
+    y.reshape(-1)[:4] = [0.0, np.nan, 0.0, 1.0]
+    dy.reshape(-1)[:4] = [np.inf, 1.0, np.nan, -np.inf]
+    return {"y": y, "dy": dy}
+
+
+def _relu_grad(a: Arrays) -> None:
+    with np.errstate(invalid="ignore"):  # inf * 0 in the composite
+        a["dx"] = relu_grad(a["y"], a["dy"])
+
+
 @dataclass(frozen=True)
 class KernelCase:
     id: str
@@ -358,6 +374,8 @@ KERNEL_CASES = [
         lambda: _conv_inputs((4, 9, 3), (2,), 4),
         _conv(padding="causal", dilation=2),
     ),
+    KernelCase("relu_grad_w3_sized", lambda: _relu_grad_inputs((64, 26, 26, 32), 0), _relu_grad),
+    KernelCase("relu_grad_odd", lambda: _relu_grad_inputs((3, 5, 7), 1), _relu_grad),
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
     KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
