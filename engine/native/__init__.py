@@ -22,6 +22,7 @@ gradient is a sort and a fancy-index add per level.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -72,49 +73,36 @@ def switched_off() -> bool:
     return os.environ.get(SWITCH, "").strip().lower() in ("0", "false", "no", "off")
 
 
+def _load(name: str) -> ModuleType | None:
+    """The compiled module `engine.native.<name>`, or None when switched off or not built (no C
+    compiler at install time): the NumPy composites then run instead."""
+    if switched_off():
+        return None
+    try:
+        return importlib.import_module(f"engine.native.{name}")
+    except ImportError:
+        return None
+
+
 class _Extensions:
     """The compiled modules, loaded on first use: importing the engine to check a spec (lint)
     then loads no shared library and binds no BLAS symbol."""
 
     @functools.cached_property
     def kernels(self) -> ModuleType | None:
-        if switched_off():
-            return None
-        try:
-            from engine.native import _kernels
-        except ImportError:  # built without a C compiler: the NumPy composites run instead
-            return None
-        return _kernels
+        return _load("_kernels")
 
     @functools.cached_property
     def batch_norm(self) -> ModuleType | None:
-        if switched_off():
-            return None
-        try:
-            from engine.native import _batch_norm
-        except ImportError:
-            return None
-        return _batch_norm
+        return _load("_batch_norm")
 
     @functools.cached_property
     def im2col(self) -> ModuleType | None:
-        if switched_off():
-            return None
-        try:
-            from engine.native import _im2col
-        except ImportError:
-            return None
-        return _im2col
+        return _load("_im2col")
 
     @functools.cached_property
     def split(self) -> ModuleType | None:
-        if switched_off():
-            return None
-        try:
-            from engine.native import _split
-        except ImportError:
-            return None
-        return _split
+        return _load("_split")
 
     @functools.cached_property
     def split_gemm(self) -> bool:
