@@ -51,27 +51,19 @@ __all__ = [
 # __getattr__ first, which must not load the tensor API (and its ops) for it.
 _SUBMODULES = {m.name for m in pkgutil.iter_modules(__path__)}
 
-_DTYPE_NAMES = (
-    "DType",
-    "float16",
-    "float32",
-    "float64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-)
+# Where the names of __all__ live (the rest are dtypes).
+_TENSOR_API = {
+    "GradientTape": "engine.autodiff",
+    "Tensor": "engine.tensor",
+    "Variable": "engine.tensor",
+    "constant": "engine.tensor",
+}
 
 # Names resolved on first use, so importing the tensor API does not load training code, and
 # importing a subpackage (the layers, for `modelspec lint`) does not load NumPy.
 _LAZY = {
-    **{name: ("engine.dtypes", name) for name in (*_DTYPE_NAMES, "string")},
+    **{name: (_TENSOR_API.get(name, "engine.dtypes"), name) for name in __all__},
     "bool": ("engine.dtypes", "bool_"),
-    "GradientTape": ("engine.autodiff", "GradientTape"),
-    "Tensor": ("engine.tensor", "Tensor"),
-    "Variable": ("engine.tensor", "Variable"),
-    "constant": ("engine.tensor", "constant"),
     "layers": ("engine.layers", None),
     "keras": ("engine.keras", None),
     "Sequential": ("engine.models", "Sequential"),
