@@ -1,4 +1,4 @@
-"""Time modelspec against PyTorch eager and Keras 3 (JAX) on the six workloads, in one run.
+"""Time modelspec against PyTorch eager and Keras 3 (JAX) on the benchmark workloads, in one run.
 
     python benchmarks/run.py [--quick] [--only W3 ...] [--repeats 3] [--json PATH]
 
