@@ -185,3 +185,22 @@ def test_the_words_of_each_action() -> None:
     assert data_progress.closing_line(done) == (
         "Collected the labels of 1 row of data/train.csv in 0.0 s"
     )
+
+
+@needs_pyarrow
+def test_a_stream_collecting_its_string_labels_reports_the_rows(tmp_path: Path) -> None:
+    from engine.streaming import open_stream
+
+    rows = 200_000
+    path = tmp_path / "labels.csv"
+    with path.open("w") as handle:
+        handle.write("x1,x2,level\n")
+        handle.writelines(f"0.5,0.25,{'low' if i % 2 else 'high'}\n" for i in range(rows))
+    source = DataSource(path=path.name, target="level", format="csv")
+    seen: list[ReadProgress] = []
+    with watch(seen.append):
+        stream = open_stream(source, tmp_path, SIGNATURE)
+    labels = [r for r in seen if r.action == "labels"]
+    _assert_increasing(labels)
+    assert labels[-1].rows == rows and {r.total for r in labels} == {rows}
+    assert stream.schema.classes == {"y": ["high", "low"]}
