@@ -360,9 +360,10 @@ def evaluation_source(
 
 
 @contextlib.contextmanager
-def data_warnings(err: Any) -> Iterator[None]:
-    """Skipped bad data (`bad_data: skip`) said as one `warning:` line on stderr, not as
-    Python's warning with a source line."""
+def warning_lines(err: Any) -> Iterator[None]:
+    """The engine's warnings during a run (skipped bad data, a callback monitoring a metric that
+    is not logged) said as one `warning:` line each on stderr, not as Python's warning with a
+    source line; every skip is told, other warnings once per place."""
     import warnings
 
     from engine.streaming import BadDataWarning
@@ -370,12 +371,13 @@ def data_warnings(err: Any) -> Iterator[None]:
     shown = warnings.showwarning
 
     def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, BadDataWarning):
+        if issubclass(category, UserWarning):
             err.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
         else:
             shown(message, category, *args, **kwargs)
 
     with warnings.catch_warnings():
+        warnings.simplefilter("default", UserWarning)
         warnings.simplefilter("always", BadDataWarning)
         warnings.showwarning = show
         yield

@@ -160,7 +160,7 @@ def train(
         with (
             contextlib.ExitStack() as stack,
             runs.device(device),
-            runs.data_warnings(err),
+            runs.warning_lines(err),
             replicas.session(fit_section, err, _exit_code) as role,
         ):
             if not role.lead:

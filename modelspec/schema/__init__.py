@@ -161,7 +161,8 @@ def spec_model(lazy: bool = True) -> type[BaseModel]:
         "version": (Literal[1], 1),
         "name": (RunName | None, None),
         "description": (str | None, None),
-        "seed": (NonNegativeInt | None, None),
+        # strict: pydantic would read `true` as 1, which the build then refuses
+        "seed": (Annotated[NonNegativeInt, Field(strict=True)] | None, None),
         "dtype": (Literal["float32", "float64"], "float32"),
         "model": (model_union, ...),
         "compile": (CompileConfig | None, None),

@@ -269,3 +269,24 @@ def test_a_key_part_that_is_a_digit_but_not_a_number(project: Path, override: st
     for command in (["lint", str(spec)], ["summary", str(spec)], ["train", str(spec)]):
         result = _invoke([*command, "--set", override])
         assert result.exit_code in (1, 2) and f"--set {override}" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", ["true", '"3"', "1.0"])
+def test_a_seed_that_is_not_an_integer_is_refused_by_lint(project: Path, value: str) -> None:
+    """pydantic read `seed: true` as 1, so lint passed and the build refused it without naming
+    the spec."""
+    spec = project / "specs" / "tiny.yaml"
+    result = _invoke(["train", str(spec), "--set", f"seed={value}"])
+    assert result.exit_code == 1
+    assert f"tiny.yaml: --set seed={value}: E103 seed: should be a valid integer" in result.stderr
+
+
+def test_an_engine_warning_during_train_is_one_warning_line(project: Path) -> None:
+    """EarlyStopping on `val_loss` without validation data warned as Python does (with a source
+    line, and as an error under warnings-as-errors)."""
+    spec = project / "specs" / "tiny.yaml"
+    callbacks = "fit.callbacks=[{type: EarlyStopping, patience: 1}]"
+    result = _invoke(["train", str(spec), "--set", callbacks])
+    assert result.exit_code == 0
+    assert "warning: EarlyStopping monitors 'val_loss', which is not logged" in result.stderr
+    assert "UserWarning" not in result.stderr
