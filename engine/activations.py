@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.lazy import backend
+from engine.lazy import backend, native
 
 Array = Any
 
@@ -120,8 +120,10 @@ def _relu_grad(
     threshold: float = 0.0,
 ) -> Array:
     if negative_slope == 0.0 and max_value is None and threshold == 0.0:
-        # Keras's gradient is 0 at x == 0; a boolean mask keeps it float32 and branch-free
-        return dy * (x > 0)
+        # Keras's gradient is 0 at x == 0; a boolean mask keeps it float32 and branch-free,
+        # and the compiled kernel makes the mask and the product one pass
+        fused = native.relu_grad(x, dy)
+        return dy * (x > 0) if fused is None else fused
     xp = _xp(x)
     slope = xp.where(x >= threshold, 1.0, negative_slope)
     if max_value is not None:

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from engine import native
 from engine.backend import backend_of
 from engine.conv_geometry import IntOrSeq, as_tuple, pad_amounts
 from engine.kernels import conv_chunks
@@ -106,12 +105,6 @@ class ConvCache:
     dilation: tuple[int, ...]
     groups: int
     has_bias: bool
-
-
-def relu_grad(y: Array, dy: Array) -> Array:
-    """dy * (y > 0): ReLU's gradient from its output (Keras's 0 at 0), compiled where it can."""
-    out = native.relu_grad(y, dy)
-    return dy * (y > 0) if out is None else out
 
 
 def conv_forward(

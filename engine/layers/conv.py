@@ -194,11 +194,8 @@ class Conv(Layer):
         ctx: CallContext,
     ) -> Array | None:
         kcache, z, y = cache
-        fused = in_place_gradient(self.activation)
 
         def pre_activation_grad(shard: slice, dy: Array) -> Array:
-            if fused is not None:
-                return fused(y[shard], dy)
             return self.activation.grad(z[shard], y[shard], dy)
 
         dx, dw, db = conv_kernels.conv_backward(
@@ -215,28 +212,10 @@ def _relu_in_place(z: Array) -> None:
     backend.backend_of(z).xp.maximum(z, 0, out=z)
 
 
-def _relu_grad(y: Array, dy: Array) -> Array:
-    return conv_kernels.relu_grad(y, dy)
-
-
-# activations whose output can overwrite z, and whose gradient reads as well from y as from z:
-# (arguments at which that holds, the in-place function, the gradient from y)
-_IN_PLACE: dict[str, tuple[dict[str, Any], Callable[[Array], None], Callable[..., Array]]] = {
-    "relu": (
-        {"negative_slope": 0.0, "max_value": None, "threshold": 0.0},
-        _relu_in_place,
-        _relu_grad,
-    ),
+# activations whose output can overwrite z, and whose gradient reads as well from y as from z
+_IN_PLACE: dict[str, tuple[dict[str, Any], Callable[[Array], None]]] = {
+    "relu": ({"negative_slope": 0.0, "max_value": None, "threshold": 0.0}, _relu_in_place),
 }
-
-
-def _in_place_entry(activation: Activation) -> tuple[Any, ...] | None:
-    entry = _IN_PLACE.get(activation.name)
-    if entry is None:
-        return None
-    defaults = entry[0]
-    same = all(activation.args.get(k, v) == v for k, v in defaults.items())
-    return entry if same and set(activation.args) <= set(defaults) else None
 
 
 def in_place_activation(activation: Activation) -> Callable[[Array], None] | None:
@@ -245,15 +224,12 @@ def in_place_activation(activation: Activation) -> Callable[[Array], None] | Non
     Plain ReLU qualifies: max(z, 0) written over z saves a full-size array and a pass, and
     its gradient `dy * (x > 0)` is the same whether x is z or y.
     """
-    entry = _in_place_entry(activation)
-    return None if entry is None else entry[1]
-
-
-def in_place_gradient(activation: Activation) -> Callable[[Array, Array], Array] | None:
-    """`grad(y, dy)` for an activation `in_place_activation` covers (one compiled pass for
-    ReLU instead of a mask and a product), else None."""
-    entry = _in_place_entry(activation)
-    return None if entry is None else entry[2]
+    entry = _IN_PLACE.get(activation.name)
+    if entry is None:
+        return None
+    defaults, fn = entry
+    same = all(activation.args.get(k, v) == v for k, v in defaults.items())
+    return fn if same and set(activation.args) <= set(defaults) else None
 
 
 @register

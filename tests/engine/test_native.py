@@ -20,7 +20,7 @@ from engine import activations, native, optimizers
 from engine.backend import get_backend
 from engine.fused import gemm
 from engine.kernels import recurrent as K
-from engine.kernels.conv import conv_backward, conv_forward, relu_grad
+from engine.kernels.conv import conv_backward, conv_forward
 from engine.kernels.softmax import masked_softmax, softmax_backward
 from engine.layers import embedding, registry
 from engine.layers.base import CallContext
@@ -282,7 +282,7 @@ def _relu_grad_inputs(shape: tuple[int, ...], seed: int) -> Arrays:
 
 def _relu_grad(a: Arrays) -> None:
     with np.errstate(invalid="ignore"):  # inf * 0 in the composite
-        a["dx"] = relu_grad(a["y"], a["dy"])
+        a["dx"] = activations.get("relu").grad(a["y"], a["y"], a["dy"])
 
 
 @dataclass(frozen=True)
