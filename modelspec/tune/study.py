@@ -9,7 +9,8 @@ the spec's seed, so sequential searches of the same spec try the same values in 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ STUDY_FILE = "study.db"
 DEFAULT_TRIALS = 20
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 OPEN_ATTEMPTS = 5
+# Any fixed number: the PostgreSQL advisory lock every modelspec worker takes to open a study.
+SCHEMA_LOCK = 0x6D6F64656C
 
 
 def storage(url: str | None, out: Path) -> optuna.storages.RDBStorage:
@@ -73,6 +76,31 @@ def open_study(
     )
 
 
+@contextmanager
+def _one_at_a_time(url: str | None) -> Iterator[None]:
+    """On PostgreSQL, holds a server-wide advisory lock while this worker opens the study.
+
+    Two workers started together both find no tables and both create them; PostgreSQL then
+    fails the loser with "relation ... already exists" or a unique violation, depending on who
+    commits first. Queued behind the lock, the second worker finds the tables and the study.
+    """
+    if not (url or "").startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url or "", poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(f"SELECT pg_advisory_lock({SCHEMA_LOCK})"))
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text(f"SELECT pg_advisory_unlock({SCHEMA_LOCK})"))
+    finally:
+        engine.dispose()
+
+
 def open_shared(
     name: str,
     url: str | None,
@@ -81,13 +109,15 @@ def open_shared(
     direction: Direction,
     seed: int | None,
 ) -> optuna.Study:
-    """`open_study`, retried when another worker is creating the same database at that moment
-    (both try to create its tables; the loser sees a constraint error and finds them on retry)."""
+    """`open_study`, one worker at a time on PostgreSQL; elsewhere retried when another worker
+    is creating the same database at that moment (both try to create its tables; the loser sees
+    a constraint error and finds them on retry)."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     for attempt in range(OPEN_ATTEMPTS):
         try:
-            return open_study(name, storage(url, out), tune, direction, seed)
+            with _one_at_a_time(url):
+                return open_study(name, storage(url, out), tune, direction, seed)
         except (IntegrityError, OperationalError):
             if attempt == OPEN_ATTEMPTS - 1:
                 raise
