@@ -28,7 +28,7 @@ from engine.layers.base import (
     WeightSpec,
 )
 from engine.layers.registry import register
-from engine.lazy import attention_kernels, backend
+from engine.lazy import attention_kernels, backend, softmax_kernels
 from engine.lazy import numpy as np
 
 MASK_OFFSET = 1.0e9
@@ -113,8 +113,9 @@ class _BaseAttention(Layer):
             allowed = causal if allowed is None else allowed & causal
         if allowed is not None:
             scores = xp.where(allowed, scores, scores - scores.dtype.type(MASK_OFFSET))
-        probs = xp.exp(scores - scores.max(axis=-1, keepdims=True))
-        probs /= probs.sum(axis=-1, keepdims=True)
+            # Keras subtracts 1e9 rather than masking: a row with no allowed key sums to 1.
+            allowed = allowed | ~allowed.any(axis=-1, keepdims=True)
+        probs = softmax_kernels.masked_softmax(scores, allowed)
         rng = (self._seeded() or ctx.rng) if ctx.training else None
         keep = attention_kernels.dropout_keep(
             probs.shape, probs.dtype, self.config.dropout, rng, xp
@@ -142,8 +143,8 @@ class _BaseAttention(Layer):
         dprobs = g @ xp.swapaxes(v, -1, -2)
         if keep is not None:
             dprobs = dprobs * keep
-        ds = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
-        dq, dk = self._scores_backward(params, score_cache, ds, grads)
+        softmax_kernels.softmax_backward(dprobs, probs)
+        dq, dk = self._scores_backward(params, score_cache, dprobs, grads)
         if not ctx.need_input_grad:
             return [None] * n
         return [dq, dv + dk] if n == 2 else [dq, dv, dk]

@@ -175,3 +175,15 @@ def test_keras_style_calls_return_the_scores() -> None:
     out, scores = mha(query, value, use_causal_mask=True, return_attention_scores=True)
     np.testing.assert_allclose(out.numpy(), DATA[f"{case}/output"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(scores.numpy(), DATA[f"{case}/scores"], rtol=1e-4, atol=1e-6)
+
+
+def test_attention_with_every_key_masked_weighs_them_equally() -> None:
+    """Keras's Attention subtracts 1e9 from masked scores instead of dropping them: in float32
+    every score of a fully masked row becomes -1e9, so the weights are uniform, not zero."""
+    rng = np.random.default_rng(4)
+    q, v = (rng.standard_normal((2, 3, 4)).astype(np.float32) for _ in range(2))
+    value_mask = np.array([[True, False, True], [False, False, False]])
+    layer = registry.get("Attention").from_config({"type": "Attention"})
+    _, cache = layer.forward([], [q, v], CallContext(mask=[None, value_mask]))
+    np.testing.assert_array_equal(cache[5][1], np.full((3, 3), 1 / 3, dtype=np.float32))
+    assert np.all(cache[5][0][:, 1] == 0) and np.allclose(cache[5][0].sum(axis=-1), 1)
