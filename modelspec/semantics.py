@@ -203,7 +203,8 @@ def _fit_checks(data: dict[str, Any]) -> Iterator[Finding]:
         # pydantic reads the text as a number ("1e-1", "INFINITY", "nan"): check that number
         with contextlib.suppress(ValueError):
             value = float(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 < value < 1:
+    # a bool too: pydantic reads `true` as 1.0
+    if isinstance(value, (int, float)) and not 0 < value < 1:
         yield Finding(
             "E501",
             f"fit.validation_split must be between 0 and 1 (exclusive); got {value}",

@@ -240,10 +240,10 @@ def test_set_values_through_train(project: Path, overrides: list[tuple[str, str]
 # Crashes and escapes the fuzzer found, kept as regression tests.
 
 
-@pytest.mark.parametrize("value", ["INFINITY", "nan", "-inf"])
+@pytest.mark.parametrize("value", ["INFINITY", "nan", "-inf", "true"])
 def test_a_validation_split_spelt_as_text_is_range_checked(project: Path, value: str) -> None:
-    """pydantic read `INFINITY` as a float that lint let through; fit's step count then raised
-    OverflowError."""
+    """pydantic read `INFINITY` (and `true`) as a float that lint let through; fit's step count
+    then raised OverflowError (fit refused 1.0 with a traceback)."""
     spec = project / "specs" / "tiny.yaml"
     result = _invoke(["train", str(spec), "--set", f"fit.validation_split={value}"])
     assert result.exit_code == 1
