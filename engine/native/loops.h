@@ -10,12 +10,6 @@
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define VECTOR_CLONES
-/* row += other, element by element: one level of a scatter-add. */
-VECTOR_CLONES
-static void add_row(float *restrict row, const float *restrict other, ptrdiff_t d) {
-    for (ptrdiff_t j = 0; j < d; j++) row[j] = row[j] + other[j];
-}
-
 #endif
 
 VECTOR_CLONES
