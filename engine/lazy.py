@@ -50,7 +50,7 @@ def load_all() -> None:
 if TYPE_CHECKING:
     import numpy
 
-    from engine import autodiff, backend, native, tensor
+    from engine import autodiff, backend, device_checks, native, tensor
     from engine.fused import gemm, workspace
     from engine.kernels import attention as attention_kernels
     from engine.kernels import batch_norm, layer_norm
@@ -62,6 +62,7 @@ else:
     numpy = module("numpy")
     autodiff = module("engine.autodiff")
     backend = module("engine.backend")
+    device_checks = module("engine.device_checks")
     native = module("engine.native")
     tensor = module("engine.tensor")
     gemm = module("engine.fused.gemm")

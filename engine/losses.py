@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, TypeAdapter
 
+from engine import device_checks
 from engine.backend import backend_of
 from engine.config.losses import LossConfig, LossSpec
 
@@ -435,11 +436,8 @@ class SparseCategoricalCrossentropy(Loss):
                 f"{expected} or {expected + (1,)}"
             )
         classes = y_pred.shape[self.axis]
-        if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-            raise ValueError(
-                f"sparse_categorical_crossentropy: class ids must be in [0, {classes}); got "
-                f"values from {int(labels.min())} to {int(labels.max())}"
-            )
+        if labels.size:
+            labels = _checked_labels(xp, labels, classes)
         last = self.axis % y_pred.ndim == y_pred.ndim - 1
         outputs = y_pred if last else xp.moveaxis(y_pred, self.axis, -1)
         return labels.astype(xp.int64, copy=False), outputs
@@ -530,3 +528,22 @@ def get(spec: LossSpec | str | dict[str, Any] | Loss) -> Loss:
         spec = {"type": name}
     config = _CONFIG_ADAPTER.validate_python(spec)
     return _CLASSES[canonical_name(config.type)](config)
+
+
+def _checked_labels(xp: Any, labels: Array, classes: int) -> Array:
+    """The class ids, checked to lie in [0, classes); on a device the check is deferred
+    (engine.device_checks) and the ids clipped meanwhile, so the step needs no sync."""
+    lo, hi = labels.min(), labels.max()
+
+    def message() -> str:
+        return (
+            f"sparse_categorical_crossentropy: class ids must be in [0, {classes}); got "
+            f"values from {int(lo)} to {int(hi)}"
+        )
+
+    if device_checks.on_host(labels):
+        if int(lo) < 0 or int(hi) >= classes:
+            raise ValueError(message())
+        return labels
+    device_checks.defer((lo < 0) | (hi >= classes), message)
+    return xp.clip(labels, 0, classes - 1)

@@ -15,7 +15,7 @@ from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, WeightSpec, configured_weight
 from engine.layers.registry import register
-from engine.lazy import backend, native, tensor
+from engine.lazy import backend, device_checks, native, tensor
 from engine.regularizers import RegularizerSpec
 
 
@@ -65,11 +65,14 @@ def scatter_rows(ids: Array, rows: Array, out: Array) -> None:
     group = xp.cumsum(first) - 1
     level = xp.arange(n) - starts[group]
     grouped = xp.take(rows, order, axis=0)
-    for k in range(min(int(level.max()) + 1, MAX_LEVELS)):
+    # on a device, reading how many levels there are would be a sync: run all of them
+    on_host = device_checks.on_host(rows)
+    levels = min(int(level.max()) + 1, MAX_LEVELS) if on_host else MAX_LEVELS
+    for k in range(levels):
         sel = level == k
         out[sorted_ids[sel]] += grouped[sel]
     tail = level >= MAX_LEVELS
-    if tail.any():
+    if not on_host or tail.any():
         # the rest of each long group is one contiguous run: one segment sum per group
         tail_ids = sorted_ids[tail]
         runs = xp.flatnonzero(level[tail] == MAX_LEVELS)
@@ -103,13 +106,26 @@ class Embedding(Layer):
         ids = xp.asarray(inputs)
         if ids.dtype.kind == "f":
             ids = ids.astype(xp.int64)
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.config.input_dim):
-            bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
-            raise ValueError(
-                f"Embedding {self.name!r} got id {bad}; ids must be in [0, "
-                f"input_dim={self.config.input_dim})"
-            )
+        if ids.size:
+            ids = self._checked(xp, ids)
         return xp.take(params[0], ids, axis=0), ids
+
+    def _checked(self, xp: Any, ids: Array) -> Array:
+        """The ids, checked to lie in [0, input_dim); on a device the check is deferred
+        (engine.device_checks) and the ids clipped meanwhile, so the step needs no sync."""
+        size = self.config.input_dim
+        lo, hi = ids.min(), ids.max()
+
+        def message() -> str:
+            bad = int(lo) if int(lo) < 0 else int(hi)
+            return f"Embedding {self.name!r} got id {bad}; ids must be in [0, input_dim={size})"
+
+        if device_checks.on_host(ids):
+            if int(lo) < 0 or int(hi) >= size:
+                raise ValueError(message())
+            return ids
+        device_checks.defer((lo < 0) | (hi >= size), message)
+        return xp.clip(ids, 0, size - 1)
 
     def backward(
         self,

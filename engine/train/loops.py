@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import callbacks as cb
-from engine import distributed
+from engine import device_checks, distributed
 from engine import rng as _rng
-from engine.backend import backend_of
+from engine.backend import CPU, backend_of
 from engine.config.fit import DEFAULT_BATCH_SIZE, FitConfig
 from engine.fused import parallel
 from engine.fused.gemm import planned_blas, whole_products
@@ -35,6 +35,7 @@ from engine.train.adapt import adapt_layers
 from engine.train.errors import TrainingError
 from engine.train.executor import Executor
 from engine.train.interrupt import StopOnInterrupt
+from engine.train.nan_watch import NanWatch, loss_failure
 from engine.train.prepare import Data, as_arrays, cast_inputs, prepare, prepare_validation
 from engine.train.stream_data import StreamData
 from engine.train.tracker import Tracker
@@ -143,6 +144,9 @@ def fit(
     tracker = Tracker(trainer.compiled, model.output_names)
     val_tracker = Tracker(trainer.compiled, model.output_names)
     batch_hooks = _batch_hooks(callback_list)
+    on_device = backend_of(trainer.flat.flat) is not CPU
+    watch = NanWatch()
+    device_checks.discard()
     callback_list.on_train_begin()
     with StopOnInterrupt() as interrupt:
         try:
@@ -152,6 +156,7 @@ def fit(
                 generator = np.random.default_rng(key)
                 trainer.train_exec.set_rng(generator)
                 tracker.reset()
+                watch.reset()
                 rank, world = (0, 1) if dp is None else (dp.rank, dp.size)
                 saved = model._state.position
                 start = position.resume_step(saved, epoch, generator, tracker, rank, world)
@@ -168,23 +173,26 @@ def fit(
                         loss = 0.0
                     else:
                         bx, by, bsw = batch
+                        if on_device:
+                            device_checks.at(f"epoch {epoch + 1}, step {step + 1}")
                         loss = trainer.train_step(bx, by, bsw, tracker, reduce)
                     live.step = step + 1
                     if batch_hooks:
                         callback_list.on_train_batch_end(step, tracker.logs)
                     if dp is not None:
                         loss, model.stop_training, interrupt.requested = dp.agree(
-                            loss, model.stop_training, interrupt.requested
+                            float(loss), model.stop_training, interrupt.requested
                         )
-                    if not math.isfinite(loss):
+                    failure = loss_failure(loss, step, watch, tracker)
+                    if failure is not None:
                         if model.stop_training:
                             break
-                        kind = "NaN" if math.isnan(loss) else "infinite"
-                        raise TrainingError(
-                            f"loss became {kind} at epoch {epoch + 1}, step {step + 1}"
-                        )
+                        _raise_bad_loss(failure, epoch)
                     if interrupt.requested or model.stop_training:
                         break
+                failure = watch.failure() if on_device else None
+                if failure is not None and not model.stop_training:
+                    _raise_bad_loss(failure, epoch)
                 if interrupt.requested:
                     position.freeze(live)
                     break
@@ -214,6 +222,11 @@ def fit(
     model._state.live_callbacks = None
     model._state.live_position = None
     return history
+
+
+def _raise_bad_loss(failure: tuple[str, int], epoch: int) -> None:
+    kind, step = failure
+    raise TrainingError(f"loss became {kind} at epoch {epoch + 1}, step {step + 1}")
 
 
 def _fit_data(
@@ -256,6 +269,7 @@ def _run_test(
     tracker.reset()
     for bx, by, bsw in data.batches(batch_size):
         trainer.test_step(bx, by, bsw, tracker)
+    device_checks.flush()
     if dp is not None:
         dp.reduce_tracker(tracker)
     return tracker.logs()
@@ -321,6 +335,7 @@ def predict(model: Model, x: Any, batch_size: int | None = None) -> Any:
             run_batch(executors[0], index)
     else:
         parallel.share(count, [functools.partial(_whole_batch, run_batch, ex) for ex in executors])
+    device_checks.flush()
     return results[0] if model._single_output else results
 
 

@@ -31,8 +31,8 @@ def capture(
         "step": step,
         "rng": generator.bit_generator.state,
         "count": tracker.count,
-        "loss": tracker.loss,
-        "per_output": list(tracker.per_output),
+        "loss": float(tracker.loss),
+        "per_output": [float(v) for v in tracker.per_output],
         "metrics": [
             {k: np.asarray(getattr(m, k)).tolist() for k in m.additive_state} for m in metrics
         ],

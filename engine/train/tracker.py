@@ -20,6 +20,7 @@ class Tracker:
         self.names = names
         # sums saved mid-epoch (engine.train.position), put back once the metrics exist
         self.resumed: Callable[[Tracker], None] | None = None
+        self.reads = 0  # how often the logs were read: on a device, each read is a sync
         self.reset()
 
     def all_metrics(self) -> list[Any]:
@@ -36,7 +37,8 @@ class Tracker:
             resumed, self.resumed = self.resumed, None
             resumed(self)
 
-    def add(self, loss: float, per_output: list[float], n: int) -> None:
+    def add(self, loss: Any, per_output: list[Any], n: int) -> None:
+        """Add a batch's losses: floats, or on a device 0-d arrays summed there until read."""
         self.count += n
         self.loss += loss * n
         for k, v in enumerate(per_output):
@@ -48,11 +50,12 @@ class Tracker:
                 m.update(y, out, sw)
 
     def logs(self) -> dict[str, float]:
+        self.reads += 1
         n = max(self.count, 1)
-        logs = {"loss": self.loss / n}
+        logs = {"loss": float(self.loss) / n}
         if self.multi:
             for name, v in zip(self.names, self.per_output, strict=True):
-                logs[f"{name}_loss"] = v / n
+                logs[f"{name}_loss"] = float(v) / n
         for name, group in zip(self.names, self.compiled.metrics or [], strict=True):
             for m in group:
                 key = f"{name}_{m.name}" if self.multi else m.name

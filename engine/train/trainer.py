@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from engine import device_checks
 from engine.activations import Activation
 from engine.backend import backend_of
 from engine.tensor import Tensor
@@ -49,10 +50,10 @@ class Trainer:
         sw: Array | None,
         grads: bool,
         masks: Sequence[Any] = (),
-    ) -> tuple[float, list[float], list[Array]]:
+    ) -> tuple[Any, list[Any], list[Array]]:
         c = self.compiled
         total = 0.0
-        per_output: list[float] = []
+        per_output: list[Any] = []
         gouts: list[Array] = []
         for i, (loss, w, y, out, fused) in enumerate(
             zip(c.losses, c.loss_weights, ys, outs, self.fused, strict=True)
@@ -62,7 +63,7 @@ class Trainer:
                 y, out, sw if mask is None else masked_weights(mask, sw, out.dtype)
             )
             # Keras 3 logs each output's loss unweighted; only the total is weighted.
-            per_output.append(float(value))
+            per_output.append(_loss_value(value))
             total += w * per_output[-1]
             if grads:
                 g = loss.logits_backward(cache) if fused else loss.backward(cache)
@@ -71,7 +72,7 @@ class Trainer:
 
     def gradients(
         self, xs: list[Array], ys: list[Array], sw: Array | None
-    ) -> tuple[float, list[float], list[Array]]:
+    ) -> tuple[Any, list[Any], list[Array]]:
         """The batch's total loss (regularization included) with its gradient in `flat.grad`."""
         ex = self.train_exec
         outs, extra = ex.forward(xs)
@@ -87,8 +88,9 @@ class Trainer:
         sw: Array | None,
         tracker: Tracker,
         reduce: Callable[[FlatParams], None] | None = None,
-    ) -> float:
-        """One forward, backward and update; returns the batch's total loss. `reduce` turns
+    ) -> Any:
+        """One forward, backward and update; returns the batch's total loss (a float on the
+        CPU, a 0-d array on a device). `reduce` turns
         this process's gradient into the whole batch's (data-parallel training)."""
         total, per_output, outs = self.gradients(xs, ys, sw)
         if self.compiled.metrics is None:
@@ -119,6 +121,14 @@ class Trainer:
         )
         tracker.add(total + extra + self.flat.penalty(), per_output, len(xs[0]))
         tracker.update_metrics(ys, outs, sw)
+
+
+def _loss_value(value: Array) -> Any:
+    """A loss as a Python float on the CPU; on a device a float64 0-d array that stays there
+    (reading it would sync every step), summed with the same float64 arithmetic."""
+    if device_checks.on_host(value):
+        return float(value)
+    return value.astype("float64")
 
 
 def masked_weights(mask: Any, sample_weight: Array | None, dtype: Any) -> Array:

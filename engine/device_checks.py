@@ -1,0 +1,62 @@
+"""Value checks that, on a device, wait for a moment the host syncs anyway.
+
+On the CPU a check reads its values at once. On a GPU every value read is a copy and a sync,
+so a training step would stall on each range check. There a check leaves a 0-d flag on the
+device instead, with a function that words the error; `flush` reads all flags in one go where
+the host reads results anyway (a step's logs, an epoch's end, the end of evaluate or predict)
+and raises the first failure's error. The caller keeps the math safe meanwhile (indices
+clipped into range), so nothing crashes or reads out of bounds before the flush.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from engine import backend
+
+Array = Any
+
+_lock = threading.Lock()
+_pending: list[tuple[Array, Callable[[], str], str]] = []
+_where = threading.local()
+
+
+def on_host(array: Array) -> bool:
+    """True when values of `array` can be read without a device sync."""
+    return backend.backend_of(array) is backend.CPU
+
+
+def at(where: str) -> None:
+    """Name the step running now ("epoch 2, step 5"), for the errors of checks it defers."""
+    _where.text = where
+
+
+def defer(flag: Array, message: Callable[[], str]) -> None:
+    """Raise ValueError(message()) at the next flush if the device's 0-d `flag` is true."""
+    where = getattr(_where, "text", "")
+    with _lock:
+        _pending.append((flag, message, where))
+
+
+def discard() -> None:
+    """Forget pending checks (a new run starts)."""
+    with _lock:
+        _pending.clear()
+    _where.text = ""
+
+
+def flush() -> None:
+    """Read every pending flag with one device read; raise the first failure's error."""
+    with _lock:
+        pending = _pending[:]
+        _pending.clear()
+    if not pending:
+        return
+    xp = backend.backend_of(pending[0][0]).xp
+    flags = xp.stack([flag for flag, _, _ in pending])
+    if not bool(flags.any()):
+        return
+    _, message, where = pending[int(xp.argmax(flags))]
+    raise ValueError(f"{message()} (in {where})" if where else message())
