@@ -1,9 +1,9 @@
 """The first step of an epoch whose loss is NaN or infinite, recorded on the loss's device.
 
 On the CPU the loop tests each step's loss as a float. On a device reading the loss would be
-a sync every step, so the watch keeps the first bad step and its loss on the device (a few
-device operations per step) and the loop reads them only where the host reads anyway: when a
-callback read the step's logs, and at the epoch's end. The error still names the epoch and step.
+a sync every step, so the watch stores each step's loss in a device buffer (one store per
+step) and the loop looks for a bad one only where the host reads anyway: when a callback read
+the step's logs, and at the epoch's end. The error still names the epoch and step.
 """
 
 from __future__ import annotations
@@ -19,35 +19,46 @@ Array = Any
 
 
 class NanWatch:
-    """One epoch's first non-finite loss, kept where the losses are."""
+    """One epoch's losses, kept where they are computed, and the first that is not finite."""
 
     def __init__(self) -> None:
+        self.losses: Array | None = None  # kept from epoch to epoch
         self.reset()
 
     def reset(self) -> None:
-        self.step: Array | None = None
-        self.value: Array | None = None
+        self.first = 0  # the steps recorded this epoch: [first, end)
+        self.end = 0
         self.reads = 0
 
     def record(self, loss: Array, step: int) -> None:
-        """Note `step` if its loss is the epoch's first that is not finite (no sync)."""
+        """Keep step `step`'s loss on the device: one store, no sync."""
+        if self.losses is None or step >= len(self.losses):
+            self._grow(loss, step)
+        assert self.losses is not None
+        if self.end == 0:
+            self.first = step
+        self.losses[step] = loss
+        self.end = step + 1
+
+    def _grow(self, loss: Array, step: int) -> None:
         xp = backend_of(loss).xp
-        if self.step is None or self.value is None:
-            self.step = xp.full((), -1, dtype=xp.int64)
-            self.value = xp.zeros((), dtype=loss.dtype)
-        new = ~xp.isfinite(loss) & (self.step < 0)
-        self.step = xp.where(new, step, self.step)
-        self.value = xp.where(new, loss, self.value)
+        grown = xp.zeros(max(2 * step, 64), dtype=loss.dtype)
+        if self.losses is not None:
+            grown[: len(self.losses)] = self.losses
+        self.losses = grown
 
     def failure(self) -> tuple[str, int] | None:
-        """("NaN" or "infinite", step) of the first bad loss so far; reads the device."""
+        """("NaN" or "infinite", step) of the epoch's first bad loss so far; reads the device
+        (one value when all are finite). Pending range checks are read first."""
         device_checks.flush()
-        if self.step is None or self.value is None:
+        if self.losses is None or self.end == 0:
             return None
-        step = int(self.step)
-        if step < 0:
+        xp = backend_of(self.losses).xp
+        bad = ~xp.isfinite(self.losses[self.first : self.end])
+        if not bool(bad.any()):
             return None
-        return ("NaN" if math.isnan(float(self.value)) else "infinite"), step
+        step = self.first + int(xp.argmax(bad))
+        return ("NaN" if math.isnan(float(self.losses[step])) else "infinite"), step
 
     def failure_if_read(self, tracker: Tracker) -> tuple[str, int] | None:
         """`failure()` when the step's logs were read (the host synced anyway), else None."""
