@@ -267,6 +267,7 @@ def _run_test(
 ) -> dict[str, float]:
     """Loss and metrics over `data`; data-parallel, over this rank's shard, summed over ranks."""
     tracker.reset()
+    device_checks.at("evaluation")
     for bx, by, bsw in data.batches(batch_size):
         trainer.test_step(bx, by, bsw, tracker)
     device_checks.flush()

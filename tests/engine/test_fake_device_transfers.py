@@ -139,3 +139,13 @@ def test_the_counter_sees_uploads_downloads_and_reads() -> None:
         Counter({"to_device": 1, "to_host": 2, "to_host:asnumpy": 1, "to_host:float": 1})
         == fake_device.TRANSFERS
     )
+
+
+def test_a_bad_label_in_validation_data_names_the_evaluation() -> None:
+    with backend.use("fake"):
+        model = _model(DENSE)
+        x, y = _data(model, 4)
+        bad = y.copy()
+        bad[5] = -1
+        with pytest.raises(ValueError, match=r"got values from -1 to 2 \(in evaluation\)"):
+            model.fit(x, y, validation_data=(x, bad), batch_size=BATCH, epochs=1, verbose=0)
