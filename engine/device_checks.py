@@ -52,6 +52,7 @@ def flush() -> None:
     with _lock:
         pending = _pending[:]
         _pending.clear()
+    _where.text = ""  # the loop names each step anew; an eager call after a run names none
     if not pending:
         return
     xp = backend.backend_of(pending[0][0]).xp

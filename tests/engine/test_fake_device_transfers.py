@@ -20,6 +20,7 @@ import pytest
 from engine import backend, fake_device
 from engine.build import from_spec
 from engine.callbacks import TerminateOnNaN
+from engine.layers.embedding import Embedding
 from engine.train.errors import TrainingError
 
 BATCH = 8
@@ -149,3 +150,13 @@ def test_a_bad_label_in_validation_data_names_the_evaluation() -> None:
         bad[5] = -1
         with pytest.raises(ValueError, match=r"got values from -1 to 2 \(in evaluation\)"):
             model.fit(x, y, validation_data=(x, bad), batch_size=BATCH, epochs=1, verbose=0)
+
+
+def test_an_eager_embedding_call_on_the_device_raises_at_once() -> None:
+    with backend.use("fake"):
+        layer = Embedding(5, 2)
+        ids = fake_device.xp.asarray(np.array([[1, 5]]))
+        model = _model(LSTM)
+        model.fit(*_data(model, 1), batch_size=BATCH, verbose=0)  # no step named afterwards
+        with pytest.raises(ValueError, match=r"got id 5; ids must be in \[0, input_dim=5\)$"):
+            layer(ids)
