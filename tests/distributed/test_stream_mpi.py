@@ -7,6 +7,7 @@ Skipped without mpi4py, mpirun or pyarrow, like the other MPI tests (see test_mp
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -156,22 +157,38 @@ def test_a_two_rank_position_refuses_to_resume_in_one_process(tmp_path: Path) ->
         model.fit(stream, epochs=3, batch_size=16, verbose=0, initial_epoch=initial)
 
 
+def _streamed_spec(tmp_path: Path, epochs: int) -> None:
+    from tests.distributed.worker import stream_spec
+
+    source = {**WRITERS["parquet"](tmp_path), "streaming": True, "shuffle_buffer": 64}
+    spec = {**stream_spec(), "name": "streamed", "data": {"train": source}}
+    spec["fit"] = {"epochs": epochs, "batch_size": 4}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+
+
+def _train(tmp_path: Path, fault: str, out: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return launch("cli", fault, "--", "train", "s.yaml", "--out", out, *extra, cwd=tmp_path)
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    """The same History and weights, bit for bit."""
+    assert history(a).keys() == history(b).keys()
+    for key, values in history(a).items():
+        assert history(b)[key].tobytes() == values.tobytes(), key
+    wa, wb = saving.read_artifact(a).weights, saving.read_artifact(b).weights
+    assert all(wa[k].tobytes() == wb[k].tobytes() for k in wa)
+
+
 def test_modelspec_train_killed_mid_epoch_under_mpirun_resumes_bit_for_bit(
     tmp_path: Path,
 ) -> None:
     """The command line end to end: every rank has the step checkpointer, rank 0 writes; rank 1
     dies after step 60 of epoch 2 and `--resume` on 2 ranks continues from step 50 (the
     checkpoint every 50 steps) to the unbroken run's History and weights, bit for bit."""
-    from tests.distributed.worker import stream_spec
-
-    source = {**WRITERS["parquet"](tmp_path), "streaming": True, "shuffle_buffer": 64}
-    spec = {**stream_spec(), "name": "streamed", "data": {"train": source}}
-    spec["fit"] = {"epochs": 3, "batch_size": 4}
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    _streamed_spec(tmp_path, 3)
 
     def train(fault: str, out: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        args = ["cli", fault, "--", "train", "s.yaml", "--out", out, *extra]
-        return launch(*args, cwd=tmp_path)
+        return _train(tmp_path, fault, out, *extra)
 
     whole = train("none", "whole")
     assert whole.returncode == 0, whole.stderr
@@ -181,9 +198,40 @@ def test_modelspec_train_killed_mid_epoch_under_mpirun_resumes_bit_for_bit(
     assert max(positions) == (1, 50)
     resumed = train("none", "run", "--resume", "run")
     assert resumed.returncode == 0, resumed.stderr
-    assert history(tmp_path / "run").keys() == history(tmp_path / "whole").keys()
-    for key, values in history(tmp_path / "whole").items():
-        assert history(tmp_path / "run")[key].tobytes() == values.tobytes(), key
-    a = saving.read_artifact(tmp_path / "whole").weights
-    b = saving.read_artifact(tmp_path / "run").weights
-    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+    _assert_same_run(tmp_path / "whole", tmp_path / "run")
+
+
+def test_modelspec_train_stopped_by_ctrl_c_under_mpirun_resumes_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    """SIGINT to mpirun once the first step checkpoint is written: every rank stops at the same
+    step and rank 0 saves the position gathered from both; `--resume` ends as the unbroken run
+    does (wherever the signal landed)."""
+    import signal
+    import sys
+    import time
+
+    from tests.distributed.test_mpi import MPIRUN, ROOT, TIMEOUT, WORKER, mpirun_command
+
+    _streamed_spec(tmp_path, 4)
+    whole = _train(tmp_path, "none", "whole")
+    assert whole.returncode == 0, whole.stderr
+    assert MPIRUN is not None
+    command = [*mpirun_command(2, MPIRUN), sys.executable, str(WORKER), "cli", "none", "--"]
+    command += ["train", "s.yaml", "--out", "run"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not saving.list_checkpoints(tmp_path / "run") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert "Traceback" not in stderr, stderr
+    resumed = _train(tmp_path, "none", "run", "--resume", "run")
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(tmp_path / "whole", tmp_path / "run")
