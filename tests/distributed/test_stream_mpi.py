@@ -59,10 +59,10 @@ def _source(tmp_path: Path, kind: str) -> str:
     return json.dumps({**WRITERS[kind](tmp_path), "streaming": True, "shuffle_buffer": 40})
 
 
-def _reports(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+def _reports(result: subprocess.CompletedProcess[str], folder: Path) -> list[dict[str, Any]]:
+    """Each rank's report (rank<r>.json in `folder`), in rank order."""
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    return sorted(lines, key=lambda r: r["rank"])
+    return [json.loads((folder / f"rank{r}.json").read_text()) for r in range(2)]
 
 
 def _unit_rows(label: str) -> set[int]:
@@ -79,7 +79,7 @@ def _unit_rows(label: str) -> set[int]:
 
 @pytest.mark.parametrize("kind", ["parquet", "npy"])
 def test_each_rank_reads_only_its_own_units(tmp_path: Path, kind: str) -> None:
-    ranks = _reports(launch("stream-rows", _source(tmp_path, kind)))
+    ranks = _reports(launch("stream-rows", _source(tmp_path, kind), str(tmp_path)), tmp_path)
     assert [r["rank"] for r in ranks] == [0, 1]
     for epoch in range(2):
         read = [set(r["epochs"][epoch]["read"]) for r in ranks]
@@ -97,7 +97,7 @@ def test_each_rank_reads_only_its_own_units(tmp_path: Path, kind: str) -> None:
 def test_normalization_adapts_on_each_ranks_share_and_merges(tmp_path: Path, kind: str) -> None:
     """Each rank reads only its units; the merged statistics are the whole data's (NumPy in
     float64), the same bits on both ranks."""
-    ranks = _reports(launch("stream-adapt", _source(tmp_path, kind)))
+    ranks = _reports(launch("stream-adapt", _source(tmp_path, kind), str(tmp_path)), tmp_path)
     read = [set(r["read"]) for r in ranks]
     assert read[0] and read[1] and not read[0] & read[1]
     assert set().union(*(_unit_rows(label) for label in read[0] | read[1])) == set(range(ROWS))
@@ -114,7 +114,7 @@ def test_streamed_fit_keeps_ranks_equal_and_repeats_bit_for_bit(tmp_path: Path, 
     source = _source(tmp_path, kind)
     runs = []
     for name in ("first", "second"):
-        ranks = _reports(launch("stream-fit", source, str(tmp_path / name)))
+        ranks = _reports(launch("stream-fit", source, str(tmp_path / name)), tmp_path / name)
         assert ranks[0]["weights"] == ranks[1]["weights"]
         assert ranks[0]["history"] == ranks[1]["history"]
         assert all(np.isfinite(ranks[0]["history"]["loss"]))
@@ -127,10 +127,11 @@ def test_streamed_run_killed_mid_epoch_resumes_bit_for_bit(tmp_path: Path) -> No
     position, gathered) brings the resumed 2-rank run to the unbroken run's weights and
     last epoch."""
     source = _source(tmp_path, "parquet")
-    whole = _reports(launch("stream-fit", source, str(tmp_path / "whole")))[0]
+    whole = _reports(launch("stream-fit", source, str(tmp_path / "whole")), tmp_path / "whole")[0]
     killed = launch("stream-fit", source, str(tmp_path / "run"), "--kill", "1,5")
     assert killed.returncode != 0
-    resumed = _reports(launch("stream-fit", source, str(tmp_path / "run"), "--resume"))
+    again = launch("stream-fit", source, str(tmp_path / "run"), "--resume")
+    resumed = _reports(again, tmp_path / "run")
     assert resumed[0]["weights"] == resumed[1]["weights"] == whole["weights"]
     for key, values in resumed[0]["history"].items():
         assert values[-1] == whole["history"][key][-1], key

@@ -4,12 +4,15 @@
   rank 1 at the start of the second epoch, so the tests see what the real command does.
 - `batchnorm`: one data-parallel step of a BatchNormalization model; rank 0 prints its moving
   statistics as JSON for the test's hand-derived oracle.
-- `stream-rows SOURCE_JSON`: each rank reads two epochs of its shard of a stream and prints, as
-  JSON, the units it read and the row ids (feature 0) it saw.
-- `stream-adapt SOURCE_JSON`: a Normalization adapts on the stream data-parallel; each rank
-  prints the units it read and the statistics it got.
-- `stream-fit SOURCE_JSON RUN_DIR`: a data-parallel fit on a stream; each rank prints its
-  weights' digest. RUN_DIR gets step checkpoints; `--resume` continues from the last one.
+- `stream-rows SOURCE_JSON DIR`: each rank reads two epochs of its shard of a stream and writes
+  DIR/rank<r>.json: the units it read and the row ids (feature 0) it saw.
+- `stream-adapt SOURCE_JSON DIR`: a Normalization adapts on the stream data-parallel; each rank
+  writes the units it read and the statistics it got.
+- `stream-fit SOURCE_JSON RUN_DIR`: a data-parallel fit on a stream; each rank writes its
+  weights' digest and History to RUN_DIR/rank<r>.json. RUN_DIR gets step checkpoints;
+  `--resume` continues from the last one.
+
+(Reports go to files: MPI's launcher may interleave long lines the ranks print at once.)
 """
 
 from __future__ import annotations
@@ -122,7 +125,12 @@ def _stream(source_json: str) -> Any:
     return open_stream(source, Path.cwd(), signature)
 
 
-def stream_rows(source_json: str) -> None:
+def _report(folder: str, rank: int, report: dict[str, Any]) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    Path(folder, f"rank{rank}.json").write_text(json.dumps(report))
+
+
+def stream_rows(source_json: str, folder: str) -> None:
     from engine.distributed.comm import Communicator
 
     comm = Communicator()
@@ -138,7 +146,7 @@ def stream_rows(source_json: str) -> None:
             for v in np.rint(x["features"][:, 0])
         ]
         epochs.append({"read": list(read), "ids": ids})
-    print(json.dumps({"rank": comm.rank, "epochs": epochs}), flush=True)
+    _report(folder, comm.rank, {"rank": comm.rank, "epochs": epochs})
 
 
 def _counted(stream: Any) -> list[str]:
@@ -154,7 +162,7 @@ def _counted(stream: Any) -> list[str]:
     return read
 
 
-def stream_adapt(source_json: str) -> None:
+def stream_adapt(source_json: str, folder: str) -> None:
     from engine.build import from_spec
     from engine.distributed import data_parallel
     from engine.train.adapt import adapt_layers
@@ -171,7 +179,7 @@ def stream_adapt(source_json: str) -> None:
         stats = {
             w.name.rsplit("/", 1)[-1]: w.numpy().tolist() for w in model.get_layer("norm").weights
         }
-        print(json.dumps({"rank": dp.rank, "read": read, "stats": stats}), flush=True)
+        _report(folder, dp.rank, {"rank": dp.rank, "read": read, "stats": stats})
 
 
 def stream_fit(source_json: str, run_dir: str, args: list[str]) -> None:
@@ -204,7 +212,7 @@ def stream_fit(source_json: str, run_dir: str, args: list[str]) -> None:
         for w in model.get_weights():
             digest.update(w.tobytes())
         report = {"rank": dp.rank, "weights": digest.hexdigest(), "history": history.history}
-        print(json.dumps(report), flush=True)
+        _report(run_dir, dp.rank, report)
 
 
 if __name__ == "__main__":
@@ -214,9 +222,9 @@ if __name__ == "__main__":
     elif mode == "batchnorm":
         batchnorm()
     elif mode == "stream-rows":
-        stream_rows(sys.argv[2])
+        stream_rows(sys.argv[2], sys.argv[3])
     elif mode == "stream-adapt":
-        stream_adapt(sys.argv[2])
+        stream_adapt(sys.argv[2], sys.argv[3])
     elif mode == "stream-fit":
         stream_fit(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
