@@ -179,6 +179,9 @@ def train(
             stack.enter_context(run_lock.locked(run_dir, take=role.lead))
             if resume is not None:
                 fit["initial_epoch"] = runs.resume_from(model, resume, spec)
+                if fit["initial_epoch"] >= fit["epochs"]:
+                    console.print(_nothing_to_resume(resume, fit["epochs"]), soft_wrap=True)
+                    return
             if role.lead:
                 _print_summary(console, report)
             verbose = fit_section.get("verbose", "auto")
@@ -193,6 +196,14 @@ def train(
     if getattr(history, "interrupted", False):
         # saved; 130 (Ctrl-C) or 143 (SIGTERM) tells the shell or scheduler what ended it
         raise typer.Exit(128 + (getattr(history, "stop_signal", None) or signal.SIGINT))
+
+
+def _nothing_to_resume(run_dir: Path, epochs: int) -> str:
+    """A finished run is left as it is: resuming it would train nothing and rewrite its files."""
+    return (
+        f"{run_dir} has trained all {epochs} epochs of fit.epochs already: nothing to resume; "
+        f"to train on, raise it, e.g. --set fit.epochs={2 * epochs}"
+    )
 
 
 def _write_report(console: Console, model: Any, run_dir: Path) -> None:

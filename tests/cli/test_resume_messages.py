@@ -1,4 +1,5 @@
-"""`train --resume`: a run from another spec is named as such; history.csv keeps its columns."""
+"""`train --resume`: a run from another spec is named as such; history.csv keeps its columns;
+a finished run is left untouched."""
 
 from __future__ import annotations
 
@@ -42,3 +43,17 @@ def test_resume_keeps_history_csv_column_order(examples: Path) -> None:
     lines = (examples / "part" / "history.csv").read_text().splitlines()
     assert lines[0] == header
     assert lines == (examples / "whole" / "history.csv").read_text().splitlines()
+
+
+def test_resuming_a_finished_run_changes_nothing(examples: Path) -> None:
+    assert run_cli("train", "iris_mlp.yaml", "--set", "fit.epochs=2").code == 0
+    run = examples / "runs" / "iris_mlp"
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    outcome = run_cli("train", "iris_mlp.yaml", "--set", "fit.epochs=2", "--resume", str(run))
+    assert outcome.code == 0
+    text = " ".join(outcome.stdout.split())
+    assert "has trained all 2 epochs of fit.epochs already: nothing to resume" in text
+    assert "--set fit.epochs=4" in text
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before
+    assert len((run / "history.csv").read_text().splitlines()) == 3
