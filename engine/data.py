@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from engine.atomic import atomic_write_bytes
 from engine.config.data import DataSource, ImageOptions, Selection
 from engine.read_progress import RowCounter, reading
 
@@ -855,16 +856,18 @@ def write_predictions(
     files: Sequence[Path] | None = None,
 ) -> None:
     """Write predictions by the file's suffix: CSV (labels or probabilities, after the samples'
-    `files` when they were files), NPY or NPZ."""
+    `files` when they were files), NPY or NPZ; atomically, so a failed write keeps the old file."""
     writer = _WRITERS.get(path.suffix.lower())
     if writer is None:
         raise DataError(
             f"{path}: unknown output format {path.suffix!r}; expected .csv, .npy or .npz"
         )
+    content = writer(path, predictions, signature, schema, probabilities, files)
     try:
-        writer(path, predictions, signature, schema, probabilities, files)
+        atomic_write_bytes(path, content)
     except OSError as exc:
-        raise DataError(f"{path}: cannot write the file ({exc.strerror or exc})") from exc
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        raise DataError(f"{path}: cannot write the file ({cause.strerror or cause})") from exc
 
 
 def _write_csv(
@@ -874,14 +877,15 @@ def _write_csv(
     schema: DataSchema | None,
     probabilities: bool,
     files: Sequence[Path] | None,
-) -> None:
+) -> bytes:
     columns = prediction_columns(
         predictions, signature, schema, probabilities=probabilities, files=files
     )
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(list(columns))
-        writer.writerows(zip(*columns.values(), strict=True))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(list(columns))
+    writer.writerows(zip(*columns.values(), strict=True))
+    return text.getvalue().encode("utf-8")
 
 
 def _write_npy(
@@ -891,13 +895,15 @@ def _write_npy(
     schema: DataSchema | None,
     probabilities: bool,
     files: Sequence[Path] | None,
-) -> None:
+) -> bytes:
     del schema, probabilities, files
     if len(signature.outputs) != 1:
         raise DataError(
             f"{path}: the model has {len(signature.outputs)} outputs; write them to an .npz file"
         )
-    np.save(path, np.asarray(predictions[signature.outputs[0].name]), allow_pickle=False)
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(predictions[signature.outputs[0].name]), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _write_npz(
@@ -907,12 +913,14 @@ def _write_npz(
     schema: DataSchema | None,
     probabilities: bool,
     files: Sequence[Path] | None,
-) -> None:
+) -> bytes:
     del schema, probabilities, files
     arrays: dict[str, Any] = {
         spec.name: np.asarray(predictions[spec.name]) for spec in signature.outputs
     }
-    np.savez(path, **arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 _WRITERS = {".csv": _write_csv, ".npy": _write_npy, ".npz": _write_npz}

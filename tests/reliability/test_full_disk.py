@@ -1,5 +1,6 @@
-"""A full disk or an I/O error while writing: the last good file stays, the message names the
-file that could not be written, the command fails, and no temporary file is left behind."""
+"""A full disk or an I/O error while writing a checkpoint, a model or predictions: the last
+good file stays, the message names the file that could not be written, the command fails, and
+no temporary file is left behind."""
 
 from __future__ import annotations
 
@@ -62,3 +63,19 @@ def test_train_on_a_full_disk_keeps_the_last_checkpoint_and_model(
     assert list_checkpoints(folder) == list(before)[1:]
     assert _temporaries(folder) == []
     assert not (folder / ".lock").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".npz"])
+def test_predict_on_a_full_disk_keeps_the_old_predictions(
+    project: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    assert run("train", str(project / "specs" / "tiny.yaml"))[0] == 0
+    Path("new.csv").write_text("x1,x2\n0.1,0.1\n0.9,0.9\n")
+    output = Path(f"p{suffix}")
+    output.write_bytes(b"old predictions")
+    _failing_fsync(monkeypatch, errno.ENOSPC)
+    status, _, err = run("predict", "runs/tiny", "--input", "new.csv", "--output", str(output))
+    assert status != 0
+    assert f"{output}: cannot write the file ({os.strerror(errno.ENOSPC)})" in " ".join(err.split())
+    assert output.read_bytes() == b"old predictions"
+    assert _temporaries(Path(".")) == []
