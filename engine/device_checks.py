@@ -40,6 +40,18 @@ def defer(flag: Array, message: Callable[[], str]) -> None:
         _pending.append((flag, message, where))
 
 
+def in_range(xp: Any, ids: Array, size: int, message: Callable[[Array, Array], str]) -> Array:
+    """`ids`, checked to lie in [0, size): at once on the host, deferred on a device with the
+    ids clipped meanwhile. `message(lo, hi)` words the error from the smallest and largest id."""
+    lo, hi = ids.min(), ids.max()
+    if on_host(ids):
+        if int(lo) < 0 or int(hi) >= size:
+            raise ValueError(message(lo, hi))
+        return ids
+    defer((lo < 0) | (hi >= size), lambda: message(lo, hi))
+    return xp.clip(ids, 0, size - 1)
+
+
 def discard() -> None:
     """Forget pending checks (a new run starts)."""
     with _lock:

@@ -533,17 +533,11 @@ def get(spec: LossSpec | str | dict[str, Any] | Loss) -> Loss:
 def _checked_labels(xp: Any, labels: Array, classes: int) -> Array:
     """The class ids, checked to lie in [0, classes); on a device the check is deferred
     (engine.device_checks) and the ids clipped meanwhile, so the step needs no sync."""
-    lo, hi = labels.min(), labels.max()
 
-    def message() -> str:
+    def message(lo: Array, hi: Array) -> str:
         return (
             f"sparse_categorical_crossentropy: class ids must be in [0, {classes}); got "
             f"values from {int(lo)} to {int(hi)}"
         )
 
-    if device_checks.on_host(labels):
-        if int(lo) < 0 or int(hi) >= classes:
-            raise ValueError(message())
-        return labels
-    device_checks.defer((lo < 0) | (hi >= classes), message)
-    return xp.clip(labels, 0, classes - 1)
+    return device_checks.in_range(xp, labels, classes, message)

@@ -114,18 +114,12 @@ class Embedding(Layer):
         """The ids, checked to lie in [0, input_dim); on a device the check is deferred
         (engine.device_checks) and the ids clipped meanwhile, so the step needs no sync."""
         size = self.config.input_dim
-        lo, hi = ids.min(), ids.max()
 
-        def message() -> str:
+        def message(lo: Array, hi: Array) -> str:
             bad = int(lo) if int(lo) < 0 else int(hi)
             return f"Embedding {self.name!r} got id {bad}; ids must be in [0, input_dim={size})"
 
-        if device_checks.on_host(ids):
-            if int(lo) < 0 or int(hi) >= size:
-                raise ValueError(message())
-            return ids
-        device_checks.defer((lo < 0) | (hi >= size), message)
-        return xp.clip(ids, 0, size - 1)
+        return device_checks.in_range(xp, ids, size, message)
 
     def backward(
         self,
