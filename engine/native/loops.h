@@ -3,6 +3,7 @@
 #ifndef ENGINE_NATIVE_LOOPS_H
 #define ENGINE_NATIVE_LOOPS_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -19,6 +20,9 @@ static void adam_loop(float *p, const float *g, float *m,
     for (ptrdiff_t i = 0; i < n; i++) {
         float mi = m[i] + (g[i] - m[i]) * c1;
         float vi = v[i] + (g[i] * g[i] - v[i]) * c2;
+        /* moments below float32's normal range become +0 (see adam_update) */
+        mi = fabsf(mi) < FLT_MIN ? 0.0f : mi;
+        vi = vi < FLT_MIN ? 0.0f : vi;
         m[i] = mi;
         v[i] = vi;
         p[i] = p[i] - (mi / (sqrtf(vi) + eps)) * alpha;

@@ -42,6 +42,17 @@ def _adam_inputs(size: int, scale: float, seed: int) -> Arrays:
     }
 
 
+def _adam_underflow_inputs() -> Arrays:
+    """Moments at and around float32's smallest normal number, zero gradients among them (a dead
+    unit's), signed zeros and NaN: what the flush of denormal moments must treat alike."""
+    tiny = np.finfo(np.float32).tiny
+    m = np.array([tiny, -tiny, 2 * tiny, 9 * tiny, tiny / 4, -0.0, 0.0, np.nan, 1e-3], np.float32)
+    v = np.array([tiny, 3 * tiny, tiny / 2, 11 * tiny, 0.0, 0.0, 1e-30, 1.0, np.nan], np.float32)
+    grad = np.zeros_like(m)
+    grad[-2:] = [1e-20, 0.5]
+    return {"param": np.ones_like(m), "grad": grad, "m": m, "v": v}
+
+
 def _adam(a: Arrays, step: int = 7) -> None:
     adam_update(
         a["param"],
@@ -299,6 +310,7 @@ KERNEL_CASES = [
     KernelCase("adam_empty", lambda: _adam_inputs(0, 1.0, 3), _adam),
     KernelCase("adam_tiny_values", lambda: _adam_inputs(4_099, 1e-20, 4), _adam),
     KernelCase("adam_huge_values", lambda: _adam_inputs(4_099, 1e15, 5), _adam),
+    KernelCase("adam_moments_underflow", _adam_underflow_inputs, _adam),
     KernelCase("adam_first_step", lambda: _adam_inputs(777, 1.0, 6), lambda a: _adam(a, step=1)),
     KernelCase(
         "adam_optimizer_both_cores", lambda: _adam_inputs(300_001, 1e-2, 7), _adam_optimizer
@@ -592,3 +604,21 @@ def test_row_kernels_run_for_plain_float32_and_step_aside_otherwise() -> None:
     assert not native.layer_norm_grad_rows(one, one, inv, None, one.copy(), None, None)
     assert not native.layer_norm_rows(x, gamma[:4], None, 1e-3, out, np.empty_like(x), inv)
     assert not native.layer_norm_rows(x[..., ::2], None, None, 1e-3, out, out, inv)
+
+
+def test_adam_flushes_moments_below_the_normal_range_to_positive_zero() -> None:
+    """The composite (the definition) turns a moment that would be denormal into +0, keeps
+    NaN, and leaves normal moments as Keras's formula gives them."""
+    a = _adam_underflow_inputs()
+    m0, v0, g = a["m"].copy(), a["v"].copy(), a["grad"]
+    with np.errstate(invalid="ignore"):
+        _adam(a)
+    tiny = np.finfo(np.float32).tiny
+    keras_m = m0 + (g - m0) * np.float32(0.1)
+    keras_v = v0 + (g * g - v0) * np.float32(0.001)
+    for got, formula in ((a["m"], keras_m), (a["v"], keras_v)):
+        small = np.abs(formula) < tiny
+        assert small.any() and (~small & np.isfinite(formula)).any()
+        assert np.all(got[small] == 0) and not np.signbit(got[small]).any()
+        np.testing.assert_array_equal(got[~small], formula[~small])
+    assert np.isnan(a["m"][7]) and np.isnan(a["v"][8])
