@@ -14,7 +14,6 @@ from engine.optimizers.base import (
     Optimizer,
 )
 
-
 # float32's smallest normal number: moments below it are flushed (see `adam_update`)
 FLOAT32_TINY = 1.1754944e-38
 
