@@ -176,6 +176,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
     for key, values in history(a).items():
         assert history(b)[key].tobytes() == values.tobytes(), key
     wa, wb = saving.read_artifact(a).weights, saving.read_artifact(b).weights
+    assert wa.keys() == wb.keys()
     assert all(wa[k].tobytes() == wb[k].tobytes() for k in wa)
 
 
