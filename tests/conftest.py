@@ -14,3 +14,24 @@ def pytest_configure(config: pytest.Config) -> None:
     del config
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _gpu_missing() -> str | None:
+    from engine.backend import DeviceUnavailableError, get_backend
+
+    try:
+        get_backend("gpu")
+    except DeviceUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `gpu`-marked tests, in any folder, unless CuPy sees a CUDA device."""
+    del config
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    reason = _gpu_missing() if gpu_items else None
+    if reason is None:
+        return
+    for item in gpu_items:
+        item.add_marker(pytest.mark.skip(reason=f"no GPU: {reason}"))

@@ -202,22 +202,10 @@ def test_batchnorm_statistics_per_rank_moving_statistics_averaged() -> None:
     np.testing.assert_allclose(out["moving_variance"], var, rtol=1e-6)
 
 
-def _no_gpu() -> str | None:
-    from engine.backend import DeviceUnavailableError, get_backend
-
-    try:
-        get_backend("gpu")
-    except DeviceUnavailableError as exc:
-        return str(exc)
-    return None
-
-
 @pytest.mark.gpu
 def test_two_ranks_on_gpus_sum_with_nccl(tmp_path: Path) -> None:
-    """On CuPy each rank takes its local GPU and the gradient is summed by NCCL."""
-    reason = _no_gpu()
-    if reason:
-        pytest.skip(f"no GPU: {reason}")
+    """On CuPy each rank takes its local GPU and the gradient is summed by NCCL (the `gpu` marker
+    skips it without one: tests/conftest.py)."""
     train_one("iris_mlp", tmp_path / "one", "--set", "fit.epochs=3")
     two = train_mpi("iris_mlp", tmp_path / "two", "--set", "fit.epochs=3", "--device", "gpu")
     assert two.returncode == 0, two.stderr
