@@ -118,6 +118,13 @@ def model_targets(dataset: Dataset | Stream, signature: ModelSignature) -> Any:
     return dataset.y
 
 
+def validation_data(run: RunData, signature: ModelSignature) -> tuple[Any, Any] | None:
+    """fit's `validation_data` for the run's validation set, if it has one."""
+    if run.validation is None:
+        return None
+    return model_inputs(run.validation, signature), model_targets(run.validation, signature)
+
+
 def as_outputs(predictions: Any, signature: ModelSignature) -> dict[str, np.ndarray]:
     if isinstance(predictions, Mapping):
         return {name: np.asarray(value) for name, value in predictions.items()}

@@ -243,21 +243,13 @@ def _train(
         progress = progress_callback(console, fit["epochs"], steps, verbose)
         if progress is not None:
             callbacks.insert(0, progress)
-    validation = (
-        (
-            runs.model_inputs(run.validation, signature),
-            runs.model_targets(run.validation, signature),
-        )
-        if run.validation is not None
-        else None
-    )
     try:
         # A diverging run is reported once, as TrainingError, not as a stream of NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             history = model.fit(
                 runs.model_inputs(run.train, signature),
                 runs.model_targets(run.train, signature),
-                validation_data=validation,
+                validation_data=runs.validation_data(run, signature),
                 callbacks=callbacks,
                 verbose=0,
                 **fit,

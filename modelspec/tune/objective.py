@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from engine.atomic import atomic_write_bytes
 from engine.callbacks import Callback
-from engine.saving import atomic_write_bytes
 from engine.train.interrupt import StopOnInterrupt
 from modelspec import runs
 from modelspec.check import SpecReport, check_document
@@ -130,18 +130,12 @@ def _fit(search: Search, report: SpecReport, trial: optuna.Trial) -> tuple[Any, 
     fit = runs.fit_arguments(fit_section, search.trial_dir(trial.number), run.schema)
     pruning = PruningCallback(trial, search.metric)
     fit["callbacks"].append(pruning)
-    validation = None
-    if run.validation is not None:
-        validation = (
-            runs.model_inputs(run.validation, signature),
-            runs.model_targets(run.validation, signature),
-        )
     model = runs.build_model(report.data)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         history = model.fit(
             runs.model_inputs(run.train, signature),
             runs.model_targets(run.train, signature),
-            validation_data=validation,
+            validation_data=runs.validation_data(run, signature),
             verbose=0,
             **fit,
         )
