@@ -147,6 +147,8 @@ def fit(
     on_device = backend_of(trainer.flat.flat) is not CPU
     watch = NanWatch()
     device_checks.discard()
+    rank, world = (0, 1) if dp is None else (dp.rank, dp.size)
+    gather = None if dp is None else dp.gather_json
     callback_list.on_train_begin()
     with StopOnInterrupt() as interrupt:
         try:
@@ -157,11 +159,9 @@ def fit(
                 trainer.train_exec.set_rng(generator)
                 tracker.reset()
                 watch.reset()
-                rank, world = (0, 1) if dp is None else (dp.rank, dp.size)
                 saved = model._state.position
                 start = position.resume_step(saved, epoch, generator, tracker, rank, world)
                 model._state.position = None
-                gather = None if dp is None else dp.gather_json
                 live = position.Live(epoch, generator, tracker, start, gather)
                 model._state.live_position = live
                 batches = _epoch_batches(data, dp, batch_size, seed, epoch, shuffle, start)
