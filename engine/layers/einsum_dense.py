@@ -18,7 +18,7 @@ import functools
 import math
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import PositiveInt, field_validator
@@ -28,7 +28,15 @@ from engine.activations import ActivationSpec
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.initializers import get as get_initializer
-from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError, WeightSpec
+from engine.layers.base import (
+    Array,
+    CallContext,
+    Layer,
+    LayerConfig,
+    ShapeError,
+    WeightSpec,
+    configured_weight,
+)
 from engine.layers.registry import register
 from engine.lazy import backend
 from engine.regularizers import RegularizerSpec
@@ -192,15 +200,9 @@ class EinsumDense(Layer):
         c = self.config
         p = self._plan(input_shape)
         init = matrix_initializer(c.kernel_initializer, p.input_units)
-        specs = [
-            WeightSpec("kernel", p.kernel, init, True, c.kernel_regularizer, c.kernel_constraint)
-        ]
+        specs = [replace(configured_weight(c, "kernel", p.kernel), initializer=init)]
         if p.bias is not None:
-            specs.append(
-                WeightSpec(
-                    "bias", p.bias, c.bias_initializer, True, c.bias_regularizer, c.bias_constraint
-                )
-            )
+            specs.append(configured_weight(c, "bias", p.bias))
         return specs
 
     def flops(self, input_shape: Any) -> int:

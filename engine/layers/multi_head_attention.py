@@ -19,7 +19,7 @@ mask. `return_attention_scores` is available on the Python call (not in a spec g
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt
@@ -34,6 +34,7 @@ from engine.layers.base import (
     LayerConfig,
     ShapeError,
     WeightSpec,
+    configured_weight,
 )
 from engine.layers.einsum_dense import matrix_initializer
 from engine.layers.registry import register
@@ -199,22 +200,10 @@ class MultiHeadAttention(Layer):
         specs = []
         for name, (shape, fan_in_axes) in kernels.items():
             init = matrix_initializer(c.kernel_initializer, math.prod(shape[:fan_in_axes]))
-            specs.append(
-                WeightSpec(
-                    f"{name}/kernel", shape, init, True, c.kernel_regularizer, c.kernel_constraint
-                )
-            )
+            kernel = configured_weight(c, f"{name}/kernel", shape, "kernel")
+            specs.append(replace(kernel, initializer=init))
             if c.use_bias:
-                specs.append(
-                    WeightSpec(
-                        f"{name}/bias",
-                        biases[name],
-                        c.bias_initializer,
-                        True,
-                        c.bias_regularizer,
-                        c.bias_constraint,
-                    )
-                )
+                specs.append(configured_weight(c, f"{name}/bias", biases[name], "bias"))
         return specs
 
     def flops(self, input_shape: Any) -> int:
