@@ -239,7 +239,6 @@ def _train(
     steps = runs.steps_per_epoch(run.train, fit["validation_split"], fit["batch_size"])
     callbacks.append(runs.checkpointer(run, run_dir, steps, writes=lead))
     if lead:
-        run_dir.mkdir(parents=True, exist_ok=True)
         progress = progress_callback(console, fit["epochs"], steps, verbose)
         if progress is not None:
             callbacks.insert(0, progress)
