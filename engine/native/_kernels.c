@@ -14,6 +14,14 @@
 
 #include "loops.h"
 
+/* The LSTM loops also get an AVX-512 clone: their exp is most of the recurrent step's
+ * element-wise time, and the same IEEE operations give the same bits at any vector width. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WIDE_CLONES
+#endif
+
 /* engine.kernels.gate_exp.gate_exp on one value: the same float32 operations in the same
  * order (constants as hex literals, equal to its float32 constants). */
 static inline float gate_exp1(float v) {
@@ -43,7 +51,7 @@ static inline float gate_exp1(float v) {
  * z (4 gates of m = n*u: i, f, o, c, pre-activations scaled by _EXP_GATE_SCALE) += rec; each
  * gate 1 / (1 + exp(z)), the candidate g = 2 * that - 1 (tanh); c = f * c_prev + i * g;
  * tc = tanh(c) as 2 / (1 + exp(-2c)) - 1; h = o * tc. exp is gate_exp1. */
-VECTOR_CLONES
+WIDE_CLONES
 static void lstm_step_forward_loop(float *restrict z, const float *restrict rec,
                                    const float *restrict c_prev, float *restrict c,
                                    float *restrict tc, float *restrict h, Py_ssize_t m) {
@@ -63,7 +71,7 @@ static void lstm_step_forward_loop(float *restrict z, const float *restrict rec,
  * c_prev, the gate pre-activation gradients written row-major into dxz (n, 4u), and dc
  * replaced by the gradient reaching c_prev. The six buffers must not overlap (restrict lets
  * the compiler vectorize the loop). */
-VECTOR_CLONES
+WIDE_CLONES
 static void lstm_cell_backward_loop(const float *restrict dh, float *restrict dc,
                                     const float *restrict z, const float *restrict tc,
                                     const float *restrict c_prev, float *restrict dxz,
