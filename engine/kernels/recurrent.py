@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +31,7 @@ import numpy as np
 
 import engine.native as native
 from engine.backend import backend_of
+from engine.kernels.chunk_tasks import Tasks
 from engine.kernels.gate_exp import gate_exp, tanh_by_exp
 
 Array = Any
@@ -139,69 +139,47 @@ def chunk_bounds(steps: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
-@functools.cache
-def _worker() -> ThreadPoolExecutor:
-    """One background thread for the chunks. Each chunk writes only its own slots and its share
-    of a sum is added in time order, so which thread runs it never changes a result."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-gemm")
-
-
-def _submit(job: Callable[..., None], *args: Any) -> Future[None]:
-    """Hand a chunk to the worker; the compiled split's worker stops spinning for it."""
-    native.rest_split_worker()
-    return _worker().submit(job, *args)
-
-
-def _settle(future: Future[None], job: Callable[..., None], *args: Any) -> None:
-    """Finish a submitted chunk: run it here if the worker has not started it (a busy worker
-    then never makes the loop wait longer than doing the work itself), else wait for it."""
-    if future.cancel():
-        job(*args)
-    else:
-        future.result()
-
-
 class Ahead:
     """Runs `job(t0, t1)` for every time chunk ahead of a forward loop; call it with t per step.
 
-    The first chunk runs at once on the calling thread, the others on the worker; step t waits
-    only when it is the first step of a chunk that is not finished yet.
+    The first chunk runs at once on the calling thread, the others on the worker (or here,
+    see `chunk_tasks.Tasks.need`); step t waits only when it is the first step of a chunk that
+    is not finished yet.
     """
 
     def __init__(self, job: ChunkJob, steps: int) -> None:
-        bounds = chunk_bounds(steps)
-        if bounds:
-            job(*bounds[0])
-        self.job = job
-        self.pending: dict[int, tuple[Future[None], int]] = {
-            t0: (_submit(job, t0, t1), t1) for t0, t1 in bounds[1:]
-        }
+        self.tasks = Tasks()
+        self.index: dict[int, int] = {}
+        for n, (t0, t1) in enumerate(chunk_bounds(steps)):
+            self.index[t0] = self.tasks.add(functools.partial(job, t0, t1), share=n > 0)
+        if steps:
+            self.tasks.need(0)
 
     def __call__(self, t: int) -> None:
-        entry = self.pending.pop(t, None)
-        if entry is not None:
-            _settle(entry[0], self.job, t, entry[1])
+        index = self.index.get(t)
+        if index:
+            self.tasks.need(index)
 
 
 class Behind:
-    """Runs `job(t0, t1, dxz, drz)` on the worker once a backward loop has done steps t0..t1-1."""
+    """Runs each of `jobs(t0, t1, dxz, drz)` on the worker once a backward loop has done steps
+    t0..t1-1; separate jobs per chunk let the two threads share the end finely."""
 
-    def __init__(self, job: GradChunkJob, steps: int) -> None:
-        self.job = job
+    def __init__(self, jobs: Sequence[GradChunkJob], steps: int) -> None:
+        self.jobs = jobs
         self.ends = dict(chunk_bounds(steps))
-        self.submitted: list[tuple[Future[None], tuple[int, int, Array, Array]]] = []
+        self.tasks = Tasks()
 
     def __call__(self, t: int, dxz: Array, drz: Array) -> None:
         t1 = self.ends.get(t)
         if t1 is not None:
-            args = (t, t1, dxz, drz)
-            self.submitted.append((_submit(self.job, *args), args))
+            for job in self.jobs:
+                self.tasks.add(functools.partial(job, t, t1, dxz, drz))
 
     def finish(self) -> None:
         """Wait for every chunk, running the ones the worker has not started here (from the last
-        submitted down); a chunk's error is raised here."""
-        for future, args in reversed(self.submitted):
-            _settle(future, self.job, *args)
+        down); a chunk's error is raised here."""
+        self.tasks.finish()
 
 
 def _call(hook: StepHook | None, t: int) -> None:

@@ -347,7 +347,7 @@ class RNNBase(Layer):
         else:
             dys, dh_last = None, grad_output
         acc = _GradChunks(self, loop, w, xt, dp, ctx.need_input_grad, grads)
-        behind = K.Behind(acc.chunk, steps)
+        behind = K.Behind(acc.jobs(), steps)
         self.run_backward(loop, w, dys, dh_last, behind)
         behind.finish()
         acc.store()
@@ -378,26 +378,44 @@ class _GradChunks:
         xp = backend.backend_of(xt).xp
         self.dx = xp.empty((n, steps, f), dtype=xt.dtype) if need_input_grad else None
 
-    def chunk(self, t0: int, t1: int, dxz: Array, drz: Array) -> None:
-        """The gradients' share of steps t0..t1-1 (dxz and drz final there)."""
-        layer, xt = self.layer, self.xt
-        steps, n, f = xt.shape
+    def jobs(self) -> list[K.GradChunkJob]:
+        """The chunk jobs this call needs, kept apart so that the loop's thread and the worker
+        share the end of the backward pass finely: kernel (and bias), recurrent kernel, input."""
+        bias = self.layer.config.use_bias and self.wanted[2]
+        wanted = [self.wanted[0] or bias, self.wanted[1], self.dx is not None]
+        every = [self.kernel_part, self.recurrent_part, self.input_part]
+        return [job for job, want in zip(every, wanted, strict=True) if want]
+
+    def _slots(self, t0: int) -> list[Array | None]:
+        return self.parts.setdefault(t0, [None] * len(self.grads))
+
+    @staticmethod
+    def _rows(dxz: Array, drz: Array, t0: int, t1: int) -> tuple[Array, Array]:
         gx = dxz[t0:t1].reshape(-1, dxz.shape[-1])
-        gr = gx if drz is dxz else drz[t0:t1].reshape(-1, drz.shape[-1])
-        part: list[Array | None] = [
-            xt[t0:t1].reshape(-1, f).T @ gx if self.wanted[0] else None,
-            layer.recurrent_grad(self.loop, gr, t0, t1) if self.wanted[1] else None,
-        ]
-        if layer.config.use_bias:
-            part.append(layer.bias_grads(gx, gr) if self.wanted[2] else None)
-        self.parts[t0] = part
-        if self.dx is not None:
-            d = layer.input_grad(gx, self.w).reshape(t1 - t0, n, f)
-            if self.dp is not None:
-                d *= self.dp
-            self.dx[:, _input_steps(steps, t0, t1, layer.config.go_backwards)] = d.transpose(
-                1, 0, 2
-            )
+        return gx, gx if drz is dxz else drz[t0:t1].reshape(-1, drz.shape[-1])
+
+    def kernel_part(self, t0: int, t1: int, dxz: Array, drz: Array) -> None:
+        """dKernel's and the bias's shares of steps t0..t1-1 (dxz and drz final there)."""
+        gx, gr = self._rows(dxz, drz, t0, t1)
+        slots = self._slots(t0)
+        if self.wanted[0]:
+            slots[0] = self.xt[t0:t1].reshape(-1, self.xt.shape[-1]).T @ gx
+        if self.layer.config.use_bias and self.wanted[2]:
+            slots[2] = self.layer.bias_grads(gx, gr)
+
+    def recurrent_part(self, t0: int, t1: int, dxz: Array, drz: Array) -> None:
+        gx, gr = self._rows(dxz, drz, t0, t1)
+        self._slots(t0)[1] = self.layer.recurrent_grad(self.loop, gr, t0, t1)
+
+    def input_part(self, t0: int, t1: int, dxz: Array, drz: Array) -> None:
+        assert self.dx is not None
+        steps, n, f = self.xt.shape
+        d = self.layer.input_grad(self._rows(dxz, drz, t0, t1)[0], self.w).reshape(t1 - t0, n, f)
+        if self.dp is not None:
+            d *= self.dp
+        self.dx[:, _input_steps(steps, t0, t1, self.layer.config.go_backwards)] = d.transpose(
+            1, 0, 2
+        )
 
     def store(self) -> None:
         """Sum the chunks' weight gradients in time order into `grads`, in Keras's layout."""

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from engine import activations
+from engine.kernels import chunk_tasks
 from engine.kernels import recurrent as K
 from engine.layers import registry
 from engine.layers.base import CallContext
@@ -62,7 +63,7 @@ def test_ahead_runs_every_chunk_once_first_one_at_once() -> None:
 def test_behind_hands_over_each_finished_chunk_with_its_arrays() -> None:
     seen: list[tuple[int, int, Any]] = []
     marker = object()
-    behind = K.Behind(lambda t0, t1, dxz, drz: seen.append((t0, t1, dxz)), 23)
+    behind = K.Behind([lambda t0, t1, dxz, drz: seen.append((t0, t1, dxz))], 23)
     for t in range(22, -1, -1):
         behind(t, marker, marker)
     behind.finish()
@@ -73,13 +74,13 @@ def test_behind_hands_over_each_finished_chunk_with_its_arrays() -> None:
 
 def test_the_loop_runs_the_chunks_a_busy_worker_has_not_started() -> None:
     release = threading.Event()
-    blocker = K._worker().submit(release.wait, 10)
+    blocker = chunk_tasks.worker().submit(release.wait, 10)
     try:
         where: list[int] = []
         ahead = K.Ahead(lambda t0, t1: where.append(threading.get_ident()), 23)
         for t in range(23):
             ahead(t)
-        behind = K.Behind(lambda *args: where.append(threading.get_ident()), 23)
+        behind = K.Behind([lambda *args: where.append(threading.get_ident())], 23)
         for t in range(22, -1, -1):
             behind(t, None, None)
         behind.finish()
@@ -87,6 +88,27 @@ def test_the_loop_runs_the_chunks_a_busy_worker_has_not_started() -> None:
     finally:
         release.set()
         blocker.result()
+
+
+def test_the_loop_runs_later_tasks_while_the_worker_holds_the_one_it_needs() -> None:
+    started, release = threading.Event(), threading.Event()
+    where: dict[str, int] = {}
+
+    def held() -> None:
+        started.set()
+        release.wait(10)
+        where["held"] = threading.get_ident()
+
+    def later() -> None:
+        where["later"] = threading.get_ident()
+        release.set()
+
+    tasks = chunk_tasks.Tasks()
+    tasks.add(held)
+    assert started.wait(10)
+    tasks.add(later, share=False)
+    tasks.need(0)  # without taking `later` itself, this would wait until the 10 s timeout
+    assert where["later"] == threading.get_ident() != where["held"]
 
 
 def _fail(*args: Any) -> None:
@@ -100,7 +122,7 @@ def test_a_failing_chunk_raises_in_the_loop() -> None:
     with pytest.raises(RuntimeError, match="chunk failed"):
         for t in range(23):
             ahead(t)
-    behind = K.Behind(_fail, 23)
+    behind = K.Behind([_fail], 23)
     behind(0, None, None)
     with pytest.raises(RuntimeError, match="chunk failed"):
         behind.finish()
