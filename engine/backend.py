@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -27,6 +27,9 @@ class Backend:
 
     name: str
     xp: ModuleType
+    # out[...] = 0, then out[ids[k]] += rows[k] for every k (repeated ids summed), without
+    # reading any size back to the host: a device runs it with no sync
+    sum_rows: Callable[[Any, Any, Any], None]
 
     def asarray(self, data: Any, dtype: Any = None) -> Any:
         """Move host data (lists, NumPy arrays) onto this backend's device."""
@@ -40,7 +43,20 @@ class Backend:
         return np.asarray(array)
 
 
-CPU = Backend("cpu", np)
+def _host_sum_rows(ids: Any, rows: Any, out: Any) -> None:
+    from engine.kernels.scatter import host_sum_rows  # it imports this module
+
+    host_sum_rows(ids, rows, out)
+
+
+def _cupy_sum_rows(ids: Any, rows: Any, out: Any) -> None:
+    import cupyx
+
+    out[...] = 0
+    cupyx.scatter_add(out, ids, rows)
+
+
+CPU = Backend("cpu", np, _host_sum_rows)
 _registry: dict[str, Backend] = {"cpu": CPU}
 _state = threading.local()
 
@@ -79,7 +95,7 @@ def _load_gpu() -> Backend:
         raise DeviceUnavailableError(f"CuPy is installed but sees no CUDA device: {exc}") from exc
     if count < 1:
         raise DeviceUnavailableError("CuPy is installed but sees no CUDA device")
-    return Backend("gpu", cupy)
+    return Backend("gpu", cupy, _cupy_sum_rows)
 
 
 def get_backend(name: str) -> Backend:

@@ -9,7 +9,9 @@ math. One leak it cannot catch: `np.asarray(fake)` returns a host view without c
 
 `TRANSFERS` counts the copies a GPU would make: host -> device (`xp.asarray` of host data) and
 device -> host (`xp.asnumpy`, and reading a device value into Python with `float`, `int`,
-`bool`, `item` or `tolist`, each a copy and a sync on CuPy), so a test can require a training
+`bool`, `item` or `tolist`, each a copy and a sync on CuPy; and results whose size depends on
+the data, `to_host:size`: indexing with a boolean mask, `nonzero`, `flatnonzero`, `argwhere`,
+for which CuPy reads the count back before it can allocate), so a test can require a training
 step to make none. `CALLS` counts the operations run on the device (ufuncs, array functions,
 `xp` calls): on CuPy each is a kernel launch or an allocation, the host's cost per step.
 """
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine.backend import Backend
+from engine.kernels.scatter import host_sum_rows
 
 TRANSFERS: collections.Counter[str] = collections.Counter()
 CALLS: collections.Counter[str] = collections.Counter()
@@ -71,6 +74,8 @@ class FakeArray(np.ndarray):
         self, func: Callable[..., Any], types: Any, args: Any, kwargs: Any
     ) -> Any:
         CALLS["device"] += 1
+        if func in _SIZED:
+            _to_host("size")
         if np.ndarray in types:
             raise TypeError(
                 f"{func.__name__}: cannot mix a device array with a host numpy.ndarray; "
@@ -79,12 +84,27 @@ class FakeArray(np.ndarray):
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
 
     def __getitem__(self, index: Any) -> Any:
+        if _has_mask(index):
+            _to_host("size")
         # CuPy returns 0-d device arrays where NumPy returns host scalars
         return _wrap(super().__getitem__(index))
+
+    def nonzero(self) -> Any:
+        return np.nonzero(self)
 
     def __setitem__(self, index: Any, value: Any) -> None:
         _refuse_host("__setitem__", (value,))
         super().__setitem__(_unwrap(index), _unwrap(value))
+
+
+# functions whose result size depends on the values: CuPy syncs to read it
+_SIZED = frozenset({np.nonzero, np.flatnonzero, np.argwhere})
+
+
+def _has_mask(index: Any) -> bool:
+    """Whether an index holds a boolean array (its count of True sets the result's size)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(part, np.ndarray) and part.dtype == np.bool_ for part in parts)
 
 
 def _refuse_host(name: str, values: Any) -> None:
@@ -190,4 +210,12 @@ xp = _Namespace(
     },
 )
 
-BACKEND = Backend("fake", xp)
+
+def sum_rows(ids: Any, rows: Any, out: Any) -> None:
+    """out = 0, then out[ids[k]] += rows[k], as one device operation (`cupyx.scatter_add` on a
+    GPU) that reads no size back; computed with the CPU's method, so its bits are the CPU's."""
+    CALLS["device"] += 1
+    host_sum_rows(_unwrap(ids), _unwrap(rows), _unwrap(out))
+
+
+BACKEND = Backend("fake", xp, sum_rows)

@@ -15,7 +15,7 @@ from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, WeightSpec, configured_weight
 from engine.layers.registry import register
-from engine.lazy import backend, device_checks, native, tensor
+from engine.lazy import backend, device_checks, tensor
 from engine.regularizers import RegularizerSpec
 
 
@@ -34,49 +34,6 @@ class EmbeddingConfig(LayerConfig):
     activity_regularizer: RegularizerSpec | None = None
     embeddings_constraint: ConstraintSpec | None = None
     mask_zero: bool = False
-
-
-# Occurrences of one id beyond this many are summed by segment (padding ids repeat a lot)
-MAX_LEVELS = 8
-
-
-def scatter_rows(ids: Array, rows: Array, out: Array) -> None:
-    """out[...] = 0; out[ids[k]] += rows[k] for every k, without ufunc.at.
-
-    With the ids sorted, the k-th occurrences of all ids form a set without repeats, so each
-    "level" k is one plain fancy-index add (ufunc.at is slow per row); the occurrences past
-    MAX_LEVELS are summed per id with one segmented reduction. The order of additions is
-    fixed, so results repeat bit for bit. `native.scatter_rows` does the same additions in
-    the same order in one compiled pass (W4: 1.7 ms per step for the NumPy passes).
-    """
-    if native.scatter_rows(ids, rows, out, MAX_LEVELS):
-        return
-    xp = backend.backend_of(rows).xp
-    out[...] = 0
-    n = ids.size
-    if n == 0:
-        return
-    order = xp.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    first = xp.empty(n, dtype=bool)
-    first[0] = True
-    xp.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
-    starts = xp.flatnonzero(first)
-    group = xp.cumsum(first) - 1
-    level = xp.arange(n) - starts[group]
-    grouped = xp.take(rows, order, axis=0)
-    # on a device, reading how many levels there are would be a sync: run all of them
-    on_host = device_checks.on_host(rows)
-    levels = min(int(level.max()) + 1, MAX_LEVELS) if on_host else MAX_LEVELS
-    for k in range(levels):
-        sel = level == k
-        out[sorted_ids[sel]] += grouped[sel]
-    tail = level >= MAX_LEVELS
-    if not on_host or tail.any():
-        # the rest of each long group is one contiguous run: one segment sum per group
-        tail_ids = sorted_ids[tail]
-        runs = xp.flatnonzero(level[tail] == MAX_LEVELS)
-        out[tail_ids[runs]] += xp.add.reduceat(grouped[tail], runs, axis=0)
 
 
 @register
@@ -131,5 +88,5 @@ class Embedding(Layer):
     ) -> None:
         if grads[0] is not None:
             ids = cache.reshape(-1)
-            scatter_rows(ids, grad_output.reshape(ids.size, -1), grads[0])
+            backend.backend_of(grads[0]).sum_rows(ids, grad_output.reshape(ids.size, -1), grads[0])
         return None

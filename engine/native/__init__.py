@@ -204,7 +204,7 @@ def relu_grad(y: Array, dy: Array) -> Array | None:
 
 
 def scatter_rows(ids: Array, rows: Array, out: Array, levels: int) -> bool:
-    """`engine.layers.embedding.scatter_rows` (out = 0; out[ids[k]] += rows[k]) in one pass,
+    """`engine.kernels.scatter.host_sum_rows` (out = 0; out[ids[k]] += rows[k]) in one pass,
     bit for bit; returns whether it ran (integer ids, plain float32 rows (n, d) and out)."""
     kernels = _ext.kernels
     if kernels is None or not _plain_float32(rows, out):

@@ -142,6 +142,30 @@ def test_the_counter_sees_uploads_downloads_and_reads() -> None:
     )
 
 
+def test_the_counter_sees_results_sized_by_the_data() -> None:
+    xp = fake_device.xp
+    x, picks = xp.asarray(np.arange(6.0)), xp.asarray(np.array([0, 2]))
+    fake_device.TRANSFERS.clear()
+    x[x > 2.0]
+    xp.flatnonzero(x)
+    x.nonzero()
+    xp.argwhere(x)
+    x[1:3], x[picks], x[(picks,)]  # sizes known without looking at the values
+    assert Counter({"to_host": 4, "to_host:size": 4}) == fake_device.TRANSFERS
+
+
+def test_the_device_sum_by_id_reads_nothing_back() -> None:
+    """The Embedding gradient's sum of rows by id: the CPU's method (boolean masks,
+    flatnonzero) would count as size reads above; the device's is one scatter-add."""
+    xp = fake_device.xp
+    ids = xp.asarray(np.array([1, 1, 3]))
+    rows, out = xp.asarray(np.ones((3, 2))), xp.asarray(np.full((4, 2), np.nan))
+    fake_device.TRANSFERS.clear()
+    fake_device.BACKEND.sum_rows(ids, rows, out)
+    assert not fake_device.TRANSFERS
+    np.testing.assert_array_equal(xp.asnumpy(out)[:, 0], [0, 2, 0, 1])
+
+
 def test_a_bad_label_in_validation_data_names_the_evaluation() -> None:
     with backend.use("fake"):
         model = _model(DENSE)

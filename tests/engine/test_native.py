@@ -20,9 +20,10 @@ from engine import activations, native, optimizers
 from engine.backend import get_backend
 from engine.fused import gemm
 from engine.kernels import recurrent as K
+from engine.kernels import scatter
 from engine.kernels.conv import conv_backward, conv_forward
 from engine.kernels.softmax import masked_softmax, softmax_backward
-from engine.layers import embedding, registry
+from engine.layers import registry
 from engine.layers.base import CallContext
 from engine.layers.normalization import BatchNormalization
 from engine.optimizers.adam import adam_update
@@ -127,7 +128,7 @@ def _scatter_inputs(n: int, vocab: int, seed: int, dtype: type = np.int64) -> Ar
 
 
 def _scatter(a: Arrays) -> None:
-    embedding.scatter_rows(a["ids"], a["rows"], a["out"])
+    scatter.host_sum_rows(a["ids"], a["rows"], a["out"])
 
 
 def _lstm_inputs(steps: int, n: int, u: int, seed: int) -> Arrays:
@@ -559,10 +560,10 @@ def test_adam_on_both_cores_runs_for_a_large_flat_buffer(monkeypatch: pytest.Mon
 @needs_native
 def test_scatter_kernel_runs_and_rejects_an_id_out_of_range() -> None:
     a = _scatter_inputs(20, 4, 5)
-    assert native.scatter_rows(a["ids"], a["rows"], a["out"], embedding.MAX_LEVELS)
+    assert native.scatter_rows(a["ids"], a["rows"], a["out"], scatter.MAX_LEVELS)
     a["ids"][3] = 4
     with pytest.raises(IndexError, match="outside"):
-        native.scatter_rows(a["ids"], a["rows"], a["out"], embedding.MAX_LEVELS)
+        native.scatter_rows(a["ids"], a["rows"], a["out"], scatter.MAX_LEVELS)
 
 
 def _split_in_child(queue: Any) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.backend import get_backend
+from engine.kernels.scatter import MAX_LEVELS, host_sum_rows
 from engine.layers import registry
 from engine.layers.base import CallContext
-from engine.layers.embedding import MAX_LEVELS, scatter_rows
 
 
 def _layer(config: dict, input_shape: tuple, dtype: str = "float64"):  # type: ignore[no-untyped-def]
@@ -64,13 +65,25 @@ def test_embedding_mask_zero_and_no_input_gradient() -> None:
     ],
     ids=["empty", "one_id", "uniform", "padding", "zipf", "levels_plus_one"],
 )
-def test_scatter_rows_matches_add_at(ids: np.ndarray) -> None:
+def test_host_sum_rows_matches_add_at(ids: np.ndarray) -> None:
     rows = np.random.default_rng(3).standard_normal((ids.size, 4))
     out = np.full((50, 4), np.nan)
-    scatter_rows(ids, rows, out)
+    host_sum_rows(ids, rows, out)
     ref = np.zeros((50, 4))
     np.add.at(ref, ids, rows)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", ["fake", pytest.param("gpu", marks=pytest.mark.gpu)])
+def test_each_device_sums_rows_by_id_as_add_at(device: str) -> None:
+    ids = np.minimum(np.random.default_rng(2).zipf(1.5, 600), 49)
+    rows = np.random.default_rng(3).standard_normal((ids.size, 4)).astype(np.float32)
+    ref = np.zeros((50, 4), dtype=np.float32)
+    np.add.at(ref, ids, rows)
+    on = get_backend(device)
+    out = on.asarray(np.full((50, 4), np.nan, dtype=np.float32))
+    on.sum_rows(on.asarray(ids), on.asarray(rows), out)
+    np.testing.assert_allclose(on.to_host(out), ref, rtol=1e-5, atol=1e-5)
 
 
 def _masked_lstm(front: dict, x: np.ndarray, front_shape: tuple) -> np.ndarray:
