@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.lazy import backend, native
+from engine.lazy import backend, native, relu_kernels
 
 Array = Any
 
@@ -129,6 +129,19 @@ def _relu_grad(
     if max_value is not None:
         slope = xp.where(x >= max_value, 0.0, slope)
     return (dy * slope).astype(dy.dtype, copy=False)
+
+
+def relu_grad_of_output(y: Array, dy: Array) -> Array:
+    """A plain ReLU's gradient read from its output y (y > 0 exactly where the input was), on
+    both cores when the compiled pass applies: the gradient a ReLU fused into the layer before
+    it hands back (`engine/train/fusion.py`), bit for bit the ReLU's own."""
+    fused = relu_kernels.relu_grad(y, dy)
+    return _relu_grad(y, y, dy) if fused is None else fused
+
+
+def is_plain_relu(activation: Activation) -> bool:
+    """Whether an activation is `relu` without arguments: maximum(x, 0)."""
+    return activation.name == "relu" and not activation.args
 
 
 def _elu(x: Array, alpha: float = 1.0) -> Array:

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from engine.kernels import conv as conv_kernels
     from engine.kernels import pool as pool_kernels
     from engine.kernels import recurrent as recurrent_kernels
+    from engine.kernels import relu as relu_kernels
     from engine.kernels import softmax as softmax_kernels
 else:
     numpy = module("numpy")
@@ -73,4 +74,5 @@ else:
     layer_norm = module("engine.kernels.layer_norm")
     pool_kernels = module("engine.kernels.pool")
     recurrent_kernels = module("engine.kernels.recurrent")
+    relu_kernels = module("engine.kernels.relu")
     softmax_kernels = module("engine.kernels.softmax")

@@ -46,6 +46,12 @@ class Activation(Layer):
     def flops(self, input_shape: Any) -> int:
         return math.prod(d or 1 for d in input_shape[1:])
 
+    @property
+    def is_plain_relu(self) -> bool:
+        """Whether this is `maximum(x, 0)`, which the planned step may run inside the layer
+        before it (`engine/train/fusion.py`)."""
+        return activations.is_plain_relu(self.activation)
+
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
         y = self.activation(inputs)
         return y, (inputs, y)

@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
+from engine import activations
 from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeError
 from engine.layers.registry import register
-from engine.lazy import autodiff, backend
+from engine.lazy import autodiff, backend, relu_kernels
 
 NORM_EPSILON = 1e-12
+_RELU = activations.get("relu")
 
 
 def _and_masks(masks: Any) -> Any:
@@ -73,11 +75,16 @@ def _broadcast(layer: Layer, shapes: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class ElementwiseOp:
-    """forward(xp, xs) -> y; backward(xp, xs, y, dy) -> one broadcast-shaped gradient per x."""
+    """forward(xp, xs) -> y; backward(xp, xs, y, dy) -> one broadcast-shaped gradient per x.
+
+    `then_relu(xs)`, where the op has one, is relu(forward(xs)) in a single compiled pass, or
+    None where that pass does not apply; the layer then composes forward and the ReLU.
+    """
 
     forward: Callable[[Any, list[Array]], Array]
     backward: Callable[[Any, list[Array], Array, Array], list[Array]]
     exactly: int | None = None
+    then_relu: Callable[[list[Array]], Array | None] | None = None
 
 
 def _product_except(xs: list[Array], skip: int, start: Array) -> Array:
@@ -117,7 +124,11 @@ def _sum(xp: Any, xs: list[Array]) -> Array:
 
 
 ELEMENTWISE: dict[str, ElementwiseOp] = {
-    "Add": ElementwiseOp(_sum, lambda xp, xs, y, dy: [dy] * len(xs)),
+    "Add": ElementwiseOp(
+        _sum,
+        lambda xp, xs, y, dy: [dy] * len(xs),
+        then_relu=lambda xs: relu_kernels.add_relu(*xs) if len(xs) == 2 else None,
+    ),
     "Subtract": ElementwiseOp(lambda xp, xs: xs[0] - xs[1], lambda xp, xs, y, dy: [dy, -dy], 2),
     "Multiply": ElementwiseOp(
         lambda xp, xs: _product_except(xs, -1, 1),
@@ -139,6 +150,8 @@ class Merge(Layer):
 
     multi_input = True
     supports_masking = True
+    # output_mask only combines the inputs' masks: without any, the planner skips it
+    mask_from_inputs_only = True
 
     @property
     def op(self) -> ElementwiseOp:
@@ -154,7 +167,17 @@ class Merge(Layer):
     def forward(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Array, Any]:
         xs = list(inputs)
         y = self.op.forward(backend.backend_of(xs[0]).xp, xs)
-        return y, (xs, y)
+        return y, (xs, y, False)
+
+    def forward_relu(self, params: list[Array], inputs: Any, ctx: CallContext) -> tuple[Array, Any]:
+        """relu(forward(xs)), one compiled pass where the op has it (`engine/train/fusion.py`);
+        `backward` then takes the gradient of the ReLU's output."""
+        xs = list(inputs)
+        assert self.op.then_relu is not None
+        y = self.op.then_relu(xs)
+        if y is None:
+            y = _RELU(self.op.forward(backend.backend_of(xs[0]).xp, xs))
+        return y, (xs, y, True)
 
     def backward(
         self,
@@ -164,9 +187,11 @@ class Merge(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Any:
-        xs, y = cache
+        xs, y, relu = cache
         if not ctx.need_input_grad:
             return [None] * len(xs)
+        if relu:
+            grad_output = activations.relu_grad_of_output(y, grad_output)
         full = self.op.backward(backend.backend_of(grad_output).xp, xs, y, grad_output)
         return [autodiff.unbroadcast(g, tuple(x.shape)) for g, x in zip(full, xs, strict=True)]
 
@@ -211,6 +236,7 @@ class Concatenate(Layer):
     positional = ("axis",)
     multi_input = True
     supports_masking = True
+    mask_from_inputs_only = True
     config: ConcatenateConfig
 
     def _axis(self, rank: int) -> int:

@@ -8,10 +8,11 @@ sample over `axis`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
+from engine import activations
 from engine.constraints import ConstraintSpec
 from engine.initializers import InitializerSpec
 from engine.layers.base import (
@@ -26,6 +27,8 @@ from engine.layers.base import (
 from engine.layers.registry import register
 from engine.lazy import backend, batch_norm, layer_norm
 from engine.regularizers import RegularizerSpec
+
+_RELU = activations.get("relu")
 
 
 def _axes(axis: int | list[int], rank: int, type_name: str) -> tuple[int, ...]:
@@ -165,23 +168,62 @@ class BatchNormalization(_Normalizer):
         ]
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
-        c = self.config
-        xp = backend.backend_of(inputs).xp
+        return self._forward(params, inputs, ctx, relu=False)
+
+    def forward_relu(
+        self, params: list[Array], inputs: Array, ctx: CallContext
+    ) -> tuple[Array, Any]:
+        """`relu(forward(x))` in the same passes: the planned step's fusion of this layer with
+        a plain ReLU after it (`engine/train/fusion.py`); `backward` then takes the gradient
+        of the ReLU's output."""
+        return self._forward(params, inputs, ctx, relu=True)
+
+    def _forward(
+        self, params: list[Array], inputs: Array, ctx: CallContext, relu: bool
+    ) -> tuple[Array, _BatchNormCache]:
         rank = inputs.ndim
         axes = self.axes_for(rank)
         reduce = tuple(a for a in range(rank) if a not in axes)
         gamma, beta = self._affine(params, rank, axes)
-        moving_mean, moving_var = params[-2], params[-1]
         training = ctx.training and self.trainable
-        fused = (
-            batch_norm.train_forward(inputs, params[0], params[1], c.epsilon)
-            if training and self._fusable(reduce, rank)
-            else None
-        )
-        if fused is not None:
-            y, xhat, inv, mean, var = fused
-            self._update_moving(moving_mean, moving_var, mean, var)
-            return y, (xhat, inv, gamma, reduce, training)
+        compiled = self._fusable(reduce, rank)
+        done = self._compiled_forward(params, inputs, ctx, training, relu) if compiled else None
+        if done is None:
+            y, xhat, inv = self._composite_forward(params, inputs, training, axes, reduce)
+            y = _RELU(y) if relu else y
+        else:
+            y, xhat, inv = done
+        return y, _BatchNormCache(xhat, inv, gamma, reduce, training, compiled, y if relu else None)
+
+    def _compiled_forward(
+        self, params: list[Array], inputs: Array, ctx: CallContext, training: bool, relu: bool
+    ) -> tuple[Array, Array | None, Array] | None:
+        """(y, xhat, inv) from the compiled passes, or None where they do not apply."""
+        eps = self.config.epsilon
+        if not training:
+            stats = (params[0], params[1], params[-2], params[-1])
+            # xhat is needed only for gamma's gradient: never in the planned inference step
+            keep = ctx.training or ctx.need_input_grad
+            return batch_norm.infer_forward(inputs, stats, eps, relu, keep)
+        fused = batch_norm.train_forward(inputs, params[0], params[1], eps, relu)
+        if fused is None:
+            return None
+        y, xhat, inv, mean, var = fused
+        self._update_moving(params[-2], params[-1], mean, var)
+        return y, xhat, inv
+
+    def _composite_forward(
+        self,
+        params: list[Array],
+        inputs: Array,
+        training: bool,
+        axes: tuple[int, ...],
+        reduce: tuple[int, ...],
+    ) -> tuple[Array, Array, Array]:
+        """(y, xhat, inv) as NumPy operations: the definition the compiled passes reproduce."""
+        xp = backend.backend_of(inputs).xp
+        rank = inputs.ndim
+        moving_mean, moving_var = params[-2], params[-1]
         if training:
             mean = inputs.mean(axis=reduce, keepdims=True)
             centered = inputs - mean
@@ -190,9 +232,9 @@ class BatchNormalization(_Normalizer):
         else:
             centered = inputs - _broadcast(moving_mean, rank, axes)
             var = _broadcast(moving_var, rank, axes)
-        inv = 1.0 / xp.sqrt(var + c.epsilon)
+        inv = 1.0 / xp.sqrt(var + self.config.epsilon)
         xhat = centered * inv
-        return self._apply(xhat, gamma, beta), (xhat, inv, gamma, reduce, training)
+        return self._apply(xhat, *self._affine(params, rank, axes)), xhat, inv
 
     def _fusable(self, reduce: tuple[int, ...], rank: int) -> bool:
         """Whether the compiled passes can run: channels last, with gamma and beta."""
@@ -215,10 +257,12 @@ class BatchNormalization(_Normalizer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
-        xhat, inv, gamma, reduce, training = cache
+        xhat, inv, gamma, reduce, training, compiled, relu_out = cache
         fused = (
-            batch_norm.train_backward(grad_output, xhat, params[0], inv, ctx.need_input_grad)
-            if training and self._fusable(reduce, xhat.ndim)
+            batch_norm.train_backward(
+                grad_output, xhat, params[0], inv, ctx.need_input_grad, relu_out
+            )
+            if training and compiled
             else None
         )
         if fused is not None:
@@ -226,6 +270,8 @@ class BatchNormalization(_Normalizer):
                 if target is not None:
                     target[...] = value
             return fused[2]
+        if relu_out is not None:
+            grad_output = activations.relu_grad_of_output(relu_out, grad_output)
         self._affine_grads(grad_output, xhat, reduce, grads)
         if not ctx.need_input_grad:
             return None
@@ -235,6 +281,20 @@ class BatchNormalization(_Normalizer):
         mean_d = dxhat.mean(axis=reduce, keepdims=True)
         mean_dx = (dxhat * xhat).mean(axis=reduce, keepdims=True)
         return (dxhat - mean_d - xhat * mean_dx) * inv
+
+
+class _BatchNormCache(NamedTuple):
+    """What BatchNormalization's backward needs. `compiled`: whether its compiled passes
+    apply (decided once, in forward); `relu_out`: the output of a ReLU fused after the layer,
+    whose mask backward applies first (None when there is none)."""
+
+    xhat: Array | None
+    inv: Array
+    gamma: Any
+    reduce: tuple[int, ...]
+    training: bool
+    compiled: bool
+    relu_out: Array | None
 
 
 # ----- LayerNormalization -------------------------------------------------------------------

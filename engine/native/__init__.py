@@ -192,15 +192,38 @@ def bias_relu(z: Array, bias: Array | None, relu: bool) -> bool:
     return True
 
 
-def relu_grad(y: Array, dy: Array) -> Array | None:
-    """`dy * (y > 0)` in one pass (NumPy makes a mask, then the product), or None where the
-    kernel does not apply (not plain float32 arrays of one shape)."""
+def relu_grad(y: Array, dy: Array, out: Array | None = None) -> Array | None:
+    """`dy * (y > 0)` in one pass (NumPy makes a mask, then the product), into `out` when
+    given, or None where the kernel does not apply (not plain float32 arrays of one shape)."""
     kernels = _ext.kernels
     if kernels is None or y.shape != dy.shape or not _plain_float32(y, dy):
         return None
-    out = np.empty_like(dy)
+    if out is None:
+        out = np.empty_like(dy)
+    elif out.shape != dy.shape or not _plain_float32(out):
+        return None
     kernels.relu_grad(y, dy, out)
     return out
+
+
+def elementwise(*arrays: Array) -> bool:
+    """Whether the one-thread element-wise kernels (`relu_grad`, `add_relu`) are built and can
+    take these arrays: plain float32 of one shape."""
+    return (
+        _ext.kernels is not None
+        and all(a.shape == arrays[0].shape for a in arrays)
+        and _plain_float32(*arrays)
+    )
+
+
+def add_relu(a: Array, b: Array, out: Array) -> bool:
+    """`out = maximum(a + b, 0)` in one pass (NumPy makes the sum, then the maximum); returns
+    whether it ran (plain float32 arrays of one shape)."""
+    kernels = _ext.kernels
+    if kernels is None or not a.shape == b.shape == out.shape or not _plain_float32(a, b, out):
+        return False
+    kernels.add_relu(a, b, out)
+    return True
 
 
 def scatter_rows(ids: Array, rows: Array, out: Array, levels: int) -> bool:

@@ -1,6 +1,8 @@
 /* BatchNormalization's training passes over channels-last rows (rows of c channels), with the
  * float32 operations of the NumPy composite in engine/layers/normalization.py in its order, so
- * the results are bit-identical to it (built with -ffp-contract=off).
+ * the results are bit-identical to it (built with -ffp-contract=off). A ReLU that follows the
+ * layer can run inside the same passes: forward as the last step of normalize, backward as the
+ * mask on the upstream gradient that its own backward would have applied.
  *
  * NumPy sums a C-contiguous (rows, c) array over its rows one row after another (from +0.0,
  * each row added in turn), not pairwise; its mean divides that float32 sum by an intp
@@ -51,39 +53,50 @@ static void stats_loop(const float *restrict x, float *restrict mean, float *res
     }
 }
 
-/* xhat = (x - mean) * inv; y = xhat * gamma + beta */
+/* xhat = (x - mean) * inv (kept when xhat is not NULL); y = xhat * gamma + beta, then
+ * maximum(y, 0) when relu: the ReLU that follows the layer in the same pass */
 VECTOR_CLONES
 static void normalize_loop(const float *restrict x, const float *restrict mean,
                            const float *restrict inv, const float *restrict gamma,
                            const float *restrict beta, float *restrict xhat, float *restrict y,
-                           ptrdiff_t rows, ptrdiff_t c) {
+                           ptrdiff_t rows, ptrdiff_t c, int relu) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         ptrdiff_t o = r * c;
         for (ptrdiff_t j = 0; j < c; j++) {
             float h = (x[o + j] - mean[j]) * inv[j];
-            xhat[o + j] = h;
-            y[o + j] = h * gamma[j] + beta[j];
+            if (xhat) xhat[o + j] = h;
+            float v = h * gamma[j] + beta[j];
+            y[o + j] = relu ? numpy_relu(v) : v;
         }
     }
+}
+
+/* The upstream gradient as backward uses it: masked by a following ReLU's output when there is
+ * one (mask not NULL), as that ReLU's own backward would have written it. */
+static inline float upstream(const float *restrict g, const float *restrict mask, ptrdiff_t i) {
+    return mask ? relu_masked(g[i], mask[i]) : g[i];
 }
 
 /* The column sums of backward over channels j0..j1, from g and xhat: sums[0] = sum(g * xhat)
  * (d gamma), sums[1] = sum(g) (d beta), sums[2] = sum(g * gamma), sums[3] = sum(g * gamma *
  * xhat); sums is (4, c). */
 VECTOR_CLONES
-static void backward_sums_loop(const float *restrict g, const float *restrict xhat,
-                               const float *restrict gamma, float *restrict sums,
-                               ptrdiff_t rows, ptrdiff_t c, ptrdiff_t j0, ptrdiff_t j1) {
+static void backward_sums_loop(const float *restrict g, const float *restrict mask,
+                               const float *restrict xhat, const float *restrict gamma,
+                               float *restrict sums, ptrdiff_t rows, ptrdiff_t c, ptrdiff_t j0,
+                               ptrdiff_t j1) {
     for (ptrdiff_t lo = j0; lo < j1; lo += BLOCK) {
         ptrdiff_t m = j1 - lo < BLOCK ? j1 - lo : BLOCK;
         float s_gx[BLOCK], s_g[BLOCK], s_d[BLOCK], s_dx[BLOCK];
         for (ptrdiff_t j = 0; j < m; j++) s_gx[j] = s_g[j] = s_d[j] = s_dx[j] = 0.0f;
         for (ptrdiff_t r = 0; r < rows; r++) {
-            const float *gr = g + r * c + lo, *xr = xhat + r * c + lo;
+            ptrdiff_t o = r * c + lo;
+            const float *xr = xhat + o;
             for (ptrdiff_t j = 0; j < m; j++) {
-                float d = gr[j] * gamma[lo + j];
-                s_gx[j] = s_gx[j] + gr[j] * xr[j];
-                s_g[j] = s_g[j] + gr[j];
+                float gv = upstream(g, mask, o + j);
+                float d = gv * gamma[lo + j];
+                s_gx[j] = s_gx[j] + gv * xr[j];
+                s_g[j] = s_g[j] + gv;
                 s_d[j] = s_d[j] + d;
                 s_dx[j] = s_dx[j] + d * xr[j];
             }
@@ -99,18 +112,33 @@ static void backward_sums_loop(const float *restrict g, const float *restrict xh
 
 /* dx = (g * gamma - mean_d - xhat * mean_dx) * inv */
 VECTOR_CLONES
-static void backward_dx_loop(const float *restrict g, const float *restrict xhat,
-                             const float *restrict gamma, const float *restrict mean_d,
-                             const float *restrict mean_dx, const float *restrict inv,
-                             float *restrict dx, ptrdiff_t rows, ptrdiff_t c) {
+static void backward_dx_loop(const float *restrict g, const float *restrict mask,
+                             const float *restrict xhat, const float *restrict gamma,
+                             const float *restrict mean_d, const float *restrict mean_dx,
+                             const float *restrict inv, float *restrict dx, ptrdiff_t rows,
+                             ptrdiff_t c) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         ptrdiff_t o = r * c;
         for (ptrdiff_t j = 0; j < c; j++) {
-            float d = g[o + j] * gamma[j] - mean_d[j];
+            float d = upstream(g, mask, o + j) * gamma[j] - mean_d[j];
             dx[o + j] = (d - xhat[o + j] * mean_dx[j]) * inv[j];
         }
     }
 }
+
+/* An optional buffer argument: None gives an empty view (NULL, length 0). */
+static int optional(PyObject *obj, Py_buffer *view, int writable) {
+    if (obj == Py_None) {
+        view->obj = NULL;
+        view->buf = NULL;
+        view->len = 0;
+        return 1;
+    }
+    return PyObject_GetBuffer(obj, view, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) == 0;
+}
+
+/* Whether an optional buffer is absent or holds `len` bytes. */
+static int absent_or(Py_buffer *view, Py_ssize_t len) { return !view->obj || view->len == len; }
 
 /* Whether every buffer holds float32s, the first `big` of them rows * c and the rest c (or
  * `last_len` floats for the final one when it is not 0). */
@@ -151,53 +179,69 @@ static PyObject *stats(PyObject *self, PyObject *args) {
 }
 
 static PyObject *normalize(PyObject *self, PyObject *args) {
-    Py_buffer b[7]; /* x, xhat, y, mean, inv, gamma, beta */
+    Py_buffer b[7]; /* x, y, mean, inv, gamma, beta, then xhat or empty */
+    PyObject *xhat;
     Py_ssize_t c, rows = 0;
-    if (!PyArg_ParseTuple(args, "y*w*w*y*y*y*y*n", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-                          &b[6], &c))
+    int relu;
+    if (!PyArg_ParseTuple(args, "y*Ow*y*y*y*y*np", &b[0], &xhat, &b[1], &b[2], &b[3], &b[4],
+                          &b[5], &c, &relu))
         return NULL;
-    int ok = shapes_ok(b, 7, 3, c, 0, &rows);
+    if (!optional(xhat, &b[6], 1))
+        return finish(b, 6, 0, "normalize: xhat must be None or a writable float32 buffer");
+    int ok = shapes_ok(b, 6, 2, c, 0, &rows) && absent_or(&b[6], b[0].len);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        normalize_loop((const float *)b[0].buf, (const float *)b[3].buf, (const float *)b[4].buf,
-                       (const float *)b[5].buf, (const float *)b[6].buf, (float *)b[1].buf,
-                       (float *)b[2].buf, rows, c);
+        normalize_loop((const float *)b[0].buf, (const float *)b[2].buf, (const float *)b[3].buf,
+                       (const float *)b[4].buf, (const float *)b[5].buf, (float *)b[6].buf,
+                       (float *)b[1].buf, rows, c, relu);
         Py_END_ALLOW_THREADS
     }
-    return finish(b, 7, ok, "normalize: x, xhat, y (rows, c), the rest (c,) float32");
+    return finish(b, 7, ok, "normalize: x, xhat (or None), y (rows, c), the rest (c,) float32");
 }
 
 static PyObject *backward_sums(PyObject *self, PyObject *args) {
-    Py_buffer b[4]; /* g, xhat, gamma, sums */
+    Py_buffer b[5]; /* g, xhat, gamma, sums, then the ReLU output or empty */
+    PyObject *mask;
     Py_ssize_t c, j0, j1, rows = 0;
-    if (!PyArg_ParseTuple(args, "y*y*y*w*n(nn)", &b[0], &b[1], &b[2], &b[3], &c, &j0, &j1))
+    if (!PyArg_ParseTuple(args, "y*Oy*y*w*n(nn)", &b[0], &mask, &b[1], &b[2], &b[3], &c, &j0,
+                          &j1))
         return NULL;
-    int ok = shapes_ok(b, 4, 2, c, 4 * c, &rows) && 0 <= j0 && j0 <= j1 && j1 <= c;
+    if (!optional(mask, &b[4], 0))
+        return finish(b, 4, 0, "backward_sums: mask must be None or a float32 buffer");
+    int ok = shapes_ok(b, 4, 2, c, 4 * c, &rows) && absent_or(&b[4], b[0].len) && 0 <= j0 &&
+             j0 <= j1 && j1 <= c;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        backward_sums_loop((const float *)b[0].buf, (const float *)b[1].buf,
-                           (const float *)b[2].buf, (float *)b[3].buf, rows, c, j0, j1);
+        backward_sums_loop((const float *)b[0].buf, (const float *)b[4].buf,
+                           (const float *)b[1].buf, (const float *)b[2].buf, (float *)b[3].buf,
+                           rows, c, j0, j1);
         Py_END_ALLOW_THREADS
     }
-    return finish(b, 4, ok, "backward_sums: g, xhat (rows, c), gamma (c,), sums (4, c) float32");
+    return finish(b, 5, ok,
+                  "backward_sums: g, mask (or None), xhat (rows, c), gamma (c,), sums (4, c) "
+                  "float32");
 }
 
 static PyObject *backward_dx(PyObject *self, PyObject *args) {
-    Py_buffer b[7]; /* g, xhat, dx, gamma, mean_d, mean_dx, inv */
+    Py_buffer b[8]; /* g, xhat, dx, gamma, mean_d, mean_dx, inv, then the ReLU output or empty */
+    PyObject *mask;
     Py_ssize_t c, rows = 0;
-    if (!PyArg_ParseTuple(args, "y*y*w*y*y*y*y*n", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-                          &b[6], &c))
+    if (!PyArg_ParseTuple(args, "y*Oy*w*y*y*y*y*n", &b[0], &mask, &b[1], &b[2], &b[3], &b[4],
+                          &b[5], &b[6], &c))
         return NULL;
-    int ok = shapes_ok(b, 7, 3, c, 0, &rows);
+    if (!optional(mask, &b[7], 0))
+        return finish(b, 7, 0, "backward_dx: mask must be None or a float32 buffer");
+    int ok = shapes_ok(b, 7, 3, c, 0, &rows) && absent_or(&b[7], b[0].len);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        backward_dx_loop((const float *)b[0].buf, (const float *)b[1].buf,
-                         (const float *)b[3].buf, (const float *)b[4].buf,
-                         (const float *)b[5].buf, (const float *)b[6].buf, (float *)b[2].buf,
-                         rows, c);
+        backward_dx_loop((const float *)b[0].buf, (const float *)b[7].buf,
+                         (const float *)b[1].buf, (const float *)b[3].buf,
+                         (const float *)b[4].buf, (const float *)b[5].buf,
+                         (const float *)b[6].buf, (float *)b[2].buf, rows, c);
         Py_END_ALLOW_THREADS
     }
-    return finish(b, 7, ok, "backward_dx: g, xhat, dx (rows, c), the rest (c,) float32");
+    return finish(b, 8, ok,
+                  "backward_dx: g, mask (or None), xhat, dx (rows, c), the rest (c,) float32");
 }
 
 static PyMethodDef methods[] = {
@@ -205,13 +249,15 @@ static PyMethodDef methods[] = {
      "stats(x, mean, var, c, (j0, j1)): channels j0..j1's mean and biased variance over the "
      "rows."},
     {"normalize", normalize, METH_VARARGS,
-     "normalize(x, xhat, y, mean, inv, gamma, beta, c): xhat = (x - mean) * inv and "
-     "y = xhat * gamma + beta."},
+     "normalize(x, xhat, y, mean, inv, gamma, beta, c, relu): xhat = (x - mean) * inv (unless "
+     "xhat is None) and y = xhat * gamma + beta, then maximum(y, 0) if relu."},
     {"backward_sums", backward_sums, METH_VARARGS,
-     "backward_sums(g, xhat, gamma, sums, c, (j0, j1)): channels j0..j1's sums of g * xhat, g, "
-     "g * gamma and g * gamma * xhat."},
+     "backward_sums(g, mask, xhat, gamma, sums, c, (j0, j1)): channels j0..j1's sums of "
+     "g * xhat, g, g * gamma and g * gamma * xhat, g first masked by a ReLU output unless mask "
+     "is None."},
     {"backward_dx", backward_dx, METH_VARARGS,
-     "backward_dx(g, xhat, dx, gamma, mean_d, mean_dx, inv, c): the input gradient."},
+     "backward_dx(g, mask, xhat, dx, gamma, mean_d, mean_dx, inv, c): the input gradient, g "
+     "masked as in backward_sums."},
     {NULL, NULL, 0, NULL},
 };
 

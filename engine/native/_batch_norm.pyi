@@ -2,11 +2,29 @@ from typing import Any
 
 def stats(x: Any, mean: Any, var: Any, c: int, channels: tuple[int, int], /) -> None: ...
 def normalize(
-    x: Any, xhat: Any, y: Any, mean: Any, inv: Any, gamma: Any, beta: Any, c: int, /
+    x: Any,
+    xhat: Any | None,
+    y: Any,
+    mean: Any,
+    inv: Any,
+    gamma: Any,
+    beta: Any,
+    c: int,
+    relu: bool,
+    /,
 ) -> None: ...
 def backward_sums(
-    g: Any, xhat: Any, gamma: Any, sums: Any, c: int, channels: tuple[int, int], /
+    g: Any, mask: Any | None, xhat: Any, gamma: Any, sums: Any, c: int, channels: tuple[int, int], /
 ) -> None: ...
 def backward_dx(
-    g: Any, xhat: Any, dx: Any, gamma: Any, mean_d: Any, mean_dx: Any, inv: Any, c: int, /
+    g: Any,
+    mask: Any | None,
+    xhat: Any,
+    dx: Any,
+    gamma: Any,
+    mean_d: Any,
+    mean_dx: Any,
+    inv: Any,
+    c: int,
+    /,
 ) -> None: ...

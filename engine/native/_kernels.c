@@ -285,7 +285,14 @@ static PyObject *adam(PyObject *self, PyObject *args) {
 VECTOR_CLONES
 static void relu_grad_loop(const float *restrict y, const float *restrict dy, float *restrict out,
                            Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++) out[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = relu_masked(dy[i], y[i]);
+}
+
+/* out = maximum(a + b, 0): an Add of two inputs and the ReLU after it, as NumPy computes them */
+VECTOR_CLONES
+static void add_relu_loop(const float *restrict a, const float *restrict b, float *restrict out,
+                          Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = numpy_relu(a[i] + b[i]);
 }
 
 static PyObject *relu_grad(PyObject *self, PyObject *args) {
@@ -296,6 +303,21 @@ static PyObject *relu_grad(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         relu_grad_loop((const float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf,
                        b[0].len / (Py_ssize_t)sizeof(float));
+        Py_END_ALLOW_THREADS
+    }
+    for (int k = 0; k < 3; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *add_relu(PyObject *self, PyObject *args) {
+    Py_buffer b[3]; /* a, b, out */
+    if (!PyArg_ParseTuple(args, "y*y*w*", &b[0], &b[1], &b[2])) return NULL;
+    int ok = same_length(b, 3);
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        add_relu_loop((const float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf,
+                      b[0].len / (Py_ssize_t)sizeof(float));
         Py_END_ALLOW_THREADS
     }
     for (int k = 0; k < 3; k++) PyBuffer_Release(&b[k]);
@@ -593,6 +615,8 @@ static PyMethodDef methods[] = {
      "place on contiguous float32 buffers."},
     {"relu_grad", relu_grad, METH_VARARGS,
      "relu_grad(y, dy, out): out = dy * (y > 0) on contiguous float32 buffers of one length."},
+    {"add_relu", add_relu, METH_VARARGS,
+     "add_relu(a, b, out): out = maximum(a + b, 0) on contiguous float32 buffers of one length."},
     {"bias_relu", bias_relu, METH_VARARGS,
      "bias_relu(z, bias, cols, has_bias, relu): z = relu(z + bias) in place, row by row, on a "
      "contiguous float32 buffer of rows of `cols`."},

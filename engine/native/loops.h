@@ -29,6 +29,12 @@ static void adam_loop(float *p, const float *g, float *m,
     }
 }
 
+/* NumPy's maximum(x, 0): NaN stays NaN, -0.0 becomes +0.0 */
+static inline float numpy_relu(float x) { return (x > 0.0f || x != x) ? x : 0.0f; }
+
+/* NumPy's dy * (y > 0): the mask cast to 1.0 or 0.0, so NaN stays and negative dy gives -0.0 */
+static inline float relu_masked(float dy, float y) { return dy * (y > 0.0f ? 1.0f : 0.0f); }
+
 VECTOR_CLONES
 static void bias_relu_loop(float *z, const float *b, ptrdiff_t rows, ptrdiff_t cols, int relu) {
     for (ptrdiff_t r = 0; r < rows; r++) {
@@ -37,11 +43,7 @@ static void bias_relu_loop(float *z, const float *b, ptrdiff_t rows, ptrdiff_t c
             for (ptrdiff_t j = 0; j < cols; j++) row[j] = row[j] + b[j];
         }
         if (relu) {
-            /* NumPy's maximum(x, 0): NaN stays NaN, -0.0 becomes +0.0 */
-            for (ptrdiff_t j = 0; j < cols; j++) {
-                float x = row[j];
-                row[j] = (x > 0.0f || x != x) ? x : 0.0f;
-            }
+            for (ptrdiff_t j = 0; j < cols; j++) row[j] = numpy_relu(row[j]);
         }
     }
 }

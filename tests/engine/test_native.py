@@ -244,21 +244,51 @@ def _batch_norm_inputs(shape: tuple[int, ...], seed: int, specials: bool = False
     }
 
 
-def _batch_norm(need_input_grad: bool = True) -> Callable[[Arrays], None]:
-    """A training forward and backward of BatchNormalization; outputs added to the dict."""
+def _batch_norm(
+    need_input_grad: bool = True, relu: bool = False, training: bool = True
+) -> Callable[[Arrays], None]:
+    """A forward and backward of BatchNormalization (with the ReLU the planned step fuses into
+    it when `relu`, from the moving statistics unless `training`); outputs added to the dict."""
 
     def run(a: Arrays) -> None:
         layer = BatchNormalization(epsilon=1e-3)
         params = [a["gamma"], a["beta"], a["moving_mean"], a["moving_variance"]]
-        ctx = CallContext(training=True, need_input_grad=need_input_grad)
-        y, cache = layer.forward(params, a["x"], ctx)
+        ctx = CallContext(training=training, need_input_grad=need_input_grad)
+        forward = layer.forward_relu if relu else layer.forward
+        with np.errstate(invalid="ignore"):
+            y, cache = forward(params, a["x"], ctx)
+        a["y"] = y
+        if not (training or need_input_grad):  # the planned inference step: no backward
+            return
         grads = [np.full_like(a["gamma"], np.nan), np.full_like(a["beta"], np.nan), None, None]
-        dx = layer.backward(params, cache, a["dy"], grads, ctx)
-        a.update(y=y, xhat=cache[0], dgamma=grads[0], dbeta=grads[1])
+        with np.errstate(invalid="ignore"):
+            dx = layer.backward(params, cache, a["dy"], grads, ctx)
+        a.update(xhat=cache.xhat, dgamma=grads[0], dbeta=grads[1])
         if dx is not None:
             a["dx"] = dx
 
     return run
+
+
+def _add_relu_inputs(shape: tuple[int, ...], seed: int) -> Arrays:
+    """Two inputs whose sums include -0.0, NaN and both infinities, and an upstream gradient
+    with NaN and infinities where the ReLU's mask is 0."""
+    rng = np.random.default_rng(seed)
+    a, b, dy = (rng.standard_normal(shape, dtype=np.float32) for _ in range(3))
+    a.reshape(-1)[:5] = [-0.0, np.inf, np.nan, np.inf, 1.0]
+    b.reshape(-1)[:5] = [-0.0, -np.inf, 1.0, 1.0, -1.0]
+    dy.reshape(-1)[:5] = [np.nan, 1.0, -np.inf, 2.0, -3.0]
+    return {"a": a, "b": b, "dy": dy}
+
+
+def _add_relu(a: Arrays) -> None:
+    """Add with the ReLU the planned step fuses into it: forward and the inputs' gradients."""
+    layer = registry.get("Add")()
+    ctx = CallContext(training=True)
+    with np.errstate(invalid="ignore"):
+        y, cache = layer.forward_relu([], [a["a"], a["b"]], ctx)
+        da, db = layer.backward([], cache, a["dy"], [], ctx)
+    a.update(y=y, da=da, db=db)
 
 
 def _conv_inputs(x_shape: tuple[int, ...], kernel: tuple[int, ...], filters: int) -> Arrays:
@@ -364,6 +394,38 @@ KERNEL_CASES = [
         lambda: _batch_norm_inputs((6, 6, 8), 5),
         _batch_norm(need_input_grad=False),
     ),
+    KernelCase(
+        "batch_norm_relu_w7_sized",
+        lambda: _batch_norm_inputs((128, 32, 32, 16), 7),
+        _batch_norm(relu=True),
+    ),
+    KernelCase(
+        "batch_norm_relu_specials",
+        lambda: _batch_norm_inputs((9, 4, 6), 8, True),
+        _batch_norm(relu=True),
+    ),
+    KernelCase(
+        "batch_norm_relu_no_input_grad",
+        lambda: _batch_norm_inputs((6, 6, 8), 9),
+        _batch_norm(need_input_grad=False, relu=True),
+    ),
+    KernelCase(
+        "batch_norm_inference_w7_sized",
+        lambda: _batch_norm_inputs((128, 16, 16, 32), 10),
+        _batch_norm(training=False),
+    ),
+    KernelCase(
+        "batch_norm_relu_inference_one_channel",
+        lambda: _batch_norm_inputs((5, 7, 1), 11, True),
+        _batch_norm(relu=True, training=False),
+    ),
+    KernelCase(
+        "batch_norm_relu_inference_planned",
+        lambda: _batch_norm_inputs((9, 4, 6), 12, True),
+        _batch_norm(need_input_grad=False, relu=True, training=False),
+    ),
+    KernelCase("add_relu_w7_sized", lambda: _add_relu_inputs((128, 32, 32, 16), 0), _add_relu),
+    KernelCase("add_relu_odd", lambda: _add_relu_inputs((3, 5, 7), 1), _add_relu),
     KernelCase(
         "conv_w7_stage_1",
         lambda: _conv_inputs((128, 32, 32, 16), (3, 3), 16),
