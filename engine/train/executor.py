@@ -1,8 +1,10 @@
 """Runs a model's graph on raw arrays, planned once: the run order, each call's context and
-buffers, which calls need input gradients and where a shared layer adds a second gradient."""
+buffers, which calls need input gradients, where a shared layer adds a second gradient, and
+which layer pairs run as one call (`engine/train/fusion.py`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,7 @@ from engine.fused.workspace import PlannedContext
 from engine.layers.base import Layer
 from engine.regularizers import Regularizer
 from engine.regularizers import get as get_regularizer
+from engine.train import fusion
 from engine.train.flat_params import FlatParams
 
 if TYPE_CHECKING:
@@ -38,10 +41,17 @@ class _Call:
     activity: Regularizer | None
     reads_mask: bool
     writes_mask: bool
+    # the layer's forward, or a fusion's that also runs the next call (whose output it writes)
+    forward: Callable[[list[Array], Any, PlannedContext], tuple[Array, Any]]
+    writes: int
+    absorbed: bool = False  # run inside the call before it
 
 
-def _overrides(layer: Layer, name: str) -> bool:
-    return getattr(type(layer), name) is not getattr(Layer, name)
+def _makes_masks(layer: Layer) -> bool:
+    """Whether a layer may give a mask when its inputs have none (Embedding, Masking): one
+    that overrides `output_mask` and does not declare it only combines its inputs' masks."""
+    overrides = type(layer).output_mask is not Layer.output_mask
+    return overrides and not getattr(layer, "mask_from_inputs_only", False)
 
 
 class Executor:
@@ -62,13 +72,14 @@ class Executor:
         calls.reverse()
         for c in calls:
             c.reads_mask = any(masked[s] for s in c.inputs)
-            c.writes_mask = c.reads_mask or _overrides(c.layer, "output_mask")
+            c.writes_mask = c.reads_mask or _makes_masks(c.layer)
             masked[c.output] = c.writes_mask
             c.ctx.need_input_grad = training and any(needs_grad[s] for s in c.inputs)
             has_grads = any(g is not None for g in c.grads)
             needs_grad[c.output] = c.ctx.need_input_grad or has_grads
             c.run_backward = needs_grad[c.output]
         self.calls = calls
+        self._fuse(graph.input_slots, graph.output_slots)
         self.needs_grad = needs_grad
         self.any_mask = any(masked)
         self.output_masks: list[Any] = []
@@ -114,7 +125,37 @@ class Executor:
             activity=get_regularizer(spec),
             reads_mask=False,
             writes_mask=False,
+            forward=layer.forward,
+            writes=output,
         )
+
+    def _fuse(self, input_slots: Sequence[int], output_slots: Sequence[int]) -> None:
+        """Let a producer run its one consumer too where a fusion pattern allows it and
+        nothing else needs the value between them: no other reader, not a model input or
+        output, no mask, no activity regularizer, and neither layer called twice."""
+        readers: dict[int, list[_Call]] = {}
+        uses: dict[int, int] = {}
+        for c in self.calls:
+            uses[id(c.layer)] = uses.get(id(c.layer), 0) + 1
+            for s in c.inputs:
+                readers.setdefault(s, []).append(c)
+        kept = {*input_slots, *output_slots}
+        for c in self.calls:
+            found = readers.get(c.output, [])
+            if len(found) != 1 or c.output in kept or c.absorbed:
+                continue
+            (nxt,) = found
+            pair = (c, nxt)
+            if nxt.writes != nxt.output or any(
+                uses[id(p.layer)] > 1 or p.writes_mask or p.activity is not None for p in pair
+            ):
+                continue
+            pattern = fusion.match(c.layer, nxt.layer)
+            if pattern is None:
+                continue
+            c.forward = functools.partial(pattern.forward, c.layer)
+            c.writes = nxt.output
+            nxt.absorbed = True
 
     def set_rng(self, generator: np.random.Generator) -> None:
         for c in self.calls:
@@ -131,11 +172,13 @@ class Executor:
         for i, c in enumerate(self.calls):
             if c.output == stop_at:
                 break
+            if c.absorbed:
+                continue
             x = [values[s] for s in c.inputs] if c.multi else values[c.inputs[0]]
             if c.reads_mask:
                 c.ctx.mask = [masks[s] for s in c.inputs] if c.multi else masks[c.inputs[0]]
-            out, caches[i] = c.layer.forward(c.params, x, c.ctx)
-            values[c.output] = out
+            out, caches[i] = c.forward(c.params, x, c.ctx)
+            values[c.writes] = out
             if c.writes_mask:
                 masks[c.output] = c.layer.output_mask(x, c.ctx.mask)
             if c.activity is not None:
@@ -153,8 +196,8 @@ class Executor:
             if progress is not None:
                 progress(i + 1)
             c = self.calls[i]
-            g = grads[c.output]
-            if not c.run_backward or g is None:
+            g = grads[c.writes]
+            if not c.run_backward or g is None or c.absorbed:
                 continue
             if c.activity is not None:
                 out = values[c.output]
