@@ -386,14 +386,6 @@ def checkpoint_position(path: Path) -> tuple[int, int]:
     return (epoch, int(found.group(2))) if found.group(2) else (epoch + 1, 0)
 
 
-def checkpoint_epoch(path: Path) -> int:
-    """The epoch index in a checkpoint's file name."""
-    found = _CHECKPOINT_RE.match(path.name)
-    if found is None:
-        raise ValueError(f"{path.name!r} is not a checkpoint file name")
-    return int(found.group(1))
-
-
 def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
     """Complete checkpoints of a run, oldest first (temporary files are never listed)."""
     directory = Path(run_dir) / CHECKPOINT_DIR
