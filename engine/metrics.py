@@ -366,25 +366,37 @@ _LONG_NAMES = {
 }
 
 
+# Metrics whose spec entry carries settings; the others are Keras mean metrics built by name.
+_CONFIGURED: dict[str, Callable[[Any, str], Metric]] = {
+    "binary_accuracy": lambda c, name: BinaryAccuracy(name, threshold=c.threshold),
+    "top_k_categorical_accuracy": lambda c, name: TopKCategoricalAccuracy(c.k, name),
+    "sparse_top_k_categorical_accuracy": lambda c, name: SparseTopKCategoricalAccuracy(c.k, name),
+    "precision": lambda c, name: Precision(c.thresholds, name),
+    "recall": lambda c, name: Recall(c.thresholds, name),
+    "auc": lambda c, name: AUC(c.num_thresholds, c.curve, c.from_logits, name),
+}
+_BY_NAME: dict[str, type[_KerasMeanMetric]] = {
+    cls.kind: cls
+    for cls in (
+        CategoricalAccuracy,
+        SparseCategoricalAccuracy,
+        MeanAbsoluteError,
+        MeanSquaredError,
+        RootMeanSquaredError,
+    )
+}
+
+
 def _build(config: Any, name: str) -> Metric:
     kind = _LONG_NAMES.get(config.type, config.type)
-    builders: dict[str, Callable[[], Metric]] = {
-        "binary_accuracy": lambda: MeanMetric(name, _binary_accuracy(config.threshold)),
-        "top_k_categorical_accuracy": lambda: MeanMetric(name, _top_k(config.k, False)),
-        "sparse_top_k_categorical_accuracy": lambda: MeanMetric(name, _top_k(config.k, True)),
-        "precision": lambda: Precision(config.thresholds, name),
-        "recall": lambda: Recall(config.thresholds, name),
-        "auc": lambda: AUC(config.num_thresholds, config.curve, config.from_logits, name),
-    }
-    if kind in builders:
-        return builders[kind]()
+    if kind in _CONFIGURED:
+        return _CONFIGURED[kind](config, name)
     if kind in ("accuracy", "acc"):
         raise ValueError(
             f"{kind!r} depends on the label and output shapes; resolve it with "
             "engine.metrics.resolve(name, y_true_shape, y_pred_shape, loss_name)"
         )
-    fn, root = _MEAN_FUNCTIONS[kind]
-    return MeanMetric(name, fn, root)
+    return _BY_NAME[kind](name)
 
 
 _CONFIG_ADAPTER: TypeAdapter[Any] = TypeAdapter(MetricConfig)
@@ -439,8 +451,5 @@ def resolve(
         loss_name is not None and canonical_name(loss_name) == "binary_crossentropy"
     )
     sparse = len(y_true_shape) < len(y_pred_shape) or (bool(y_true_shape) and y_true_shape[-1] == 1)
-    if binary:
-        return MeanMetric(name, _binary_accuracy(0.5))
-    if sparse:
-        return MeanMetric(name, _sparse_categorical_accuracy)
-    return MeanMetric(name, _categorical_accuracy)
+    kind = "binary" if binary else "sparse_categorical" if sparse else "categorical"
+    return MeanMetric(name, _MEAN_FUNCTIONS[f"{kind}_accuracy"][0])

@@ -130,3 +130,31 @@ def test_metric_objects_train_save_and_load(tmp_path) -> None:
         x, y, verbose=0, return_dict=True
     )
     assert after == pytest.approx(before)
+
+
+@pytest.mark.parametrize(
+    ("entry", "cls"),
+    [
+        ({"type": "binary_accuracy", "threshold": 0.3}, metrics.BinaryAccuracy),
+        ({"type": "top_k_categorical_accuracy", "k": 2}, metrics.TopKCategoricalAccuracy),
+        (
+            {"type": "sparse_top_k_categorical_accuracy", "k": 3},
+            metrics.SparseTopKCategoricalAccuracy,
+        ),
+        ("mae", metrics.MeanAbsoluteError),
+        ("rmse", metrics.RootMeanSquaredError),
+    ],
+)
+def test_a_spec_entry_builds_the_keras_class_once(entry, cls) -> None:
+    """The spec's metric is Keras's class, its settings kept in its config; its per-element
+    function is made when the metric is and reused by every update."""
+    metric = metrics.get(entry)
+    assert type(metric) is cls
+    settings = {} if isinstance(entry, str) else entry
+    assert {k: metric.get_config()[k] for k in settings if k != "type"} == {
+        k: v for k, v in settings.items() if k != "type"
+    }
+    fn = metric.fn
+    metric.update(ONE_HOT, PROBS)
+    metric.update(ONE_HOT, PROBS)
+    assert metric.fn is fn
