@@ -400,8 +400,8 @@ class ProgressPrinter(Callback):
         self._start = self._last = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        if self._due():
-            self._draw(batch, logs or {})
+        """Keras's hook, for a caller holding the logs: drawn as fit's steps are."""
+        self.on_train_batch_end_lazy(batch, lambda: logs or {})
 
     def on_train_batch_end_lazy(self, batch: int, read_logs: ReadLogs) -> None:
         if self._due():

@@ -110,20 +110,20 @@ class RichProgress(EpochLines):
             self._task = self._progress.add_task(self.label(epoch), total=self.steps, logs="")
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if self._progress is not None and self._task is not None:
-            self._progress.update(
-                self._task, completed=min(batch + 1, self.steps), logs=format_logs(logs or {})
-            )
+        """Keras's hook, for a caller holding the logs: drawn as fit's steps are."""
+        self.on_train_batch_end_lazy(batch, lambda: dict(logs or {}))
 
     def on_train_batch_end_lazy(self, batch: int, read_logs: ReadLogs) -> None:
         """The bar moves every step; the logs beside it are read at most every
         LOGS_INTERVAL_S, so most steps compute no metric results."""
+        if self._progress is None or self._task is None:
+            return
+        fields: dict[str, Any] = {}
         now = time.perf_counter()
         if now - self._logs_at >= LOGS_INTERVAL_S:
             self._logs_at = now
-            self.on_train_batch_end(batch, read_logs())
-        elif self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=min(batch + 1, self.steps))
+            fields["logs"] = format_logs(read_logs())
+        self._progress.update(self._task, completed=min(batch + 1, self.steps), **fields)
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """The finished epoch leaves the live bar and stays as a whole line, as Keras's does."""

@@ -120,3 +120,25 @@ def test_finished_epoch_at_80_columns_is_never_cut_mid_number(
         for name, value in LONG_LOGS.items():
             assert f"{name}: {value:.4f}" in block
     assert all(len(line) <= 80 for line in lines)
+
+
+def _bar_logs(hook: str) -> str:
+    """The logs beside the bar after two quick steps fed through one of the two step hooks."""
+    progress = RichProgress(Console(file=io.StringIO(), force_terminal=True), epochs=1, steps=4)
+    progress.on_train_begin()
+    progress.on_epoch_begin(0)
+    for step in range(2):
+        logs = {"loss": 1.0 / (step + 1)}
+        if hook == "lazy":
+            progress.on_train_batch_end_lazy(step, lambda logs=logs: logs)
+        else:
+            progress.on_train_batch_end(step, logs)
+    assert progress._progress is not None
+    shown = str(progress._progress.tasks[0].fields["logs"])
+    progress.on_train_end()
+    return shown
+
+
+def test_both_step_hooks_draw_the_bar_alike() -> None:
+    """Keras's `on_train_batch_end` and fit's lazy hook are one path: same bar, same logs."""
+    assert _bar_logs("keras") == _bar_logs("lazy") == "loss: 1.0000"
