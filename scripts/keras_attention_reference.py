@@ -9,11 +9,8 @@ order), so the tests can compare our forward pass with Keras's without Keras ins
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import keras
+import keras_reference
 import numpy as np
 
 CASES = [
@@ -87,13 +84,11 @@ def simple(out: dict[str, np.ndarray], meta: dict[str, object], rng: np.random.G
             call["mask"] = [q_mask, v_mask]
             out[f"{name}/query_mask"], out[f"{name}/value_mask"] = q_mask, v_mask
         layer(arrays, **call)
-        weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 + 1 for w in layer.weights]
-        layer.set_weights(weights)
+        weights = keras_reference.seeded_weights(layer, rng, shift=1.0)
         y, scores = (np.asarray(a) for a in layer(arrays, **call))
         for i, a in enumerate(arrays):
             out[f"{name}/input{i}"] = a
-        for i, w in enumerate(weights):
-            out[f"{name}/weight{i}"] = w
+        keras_reference.store_weights(out, name, weights)
         out[f"{name}/output"], out[f"{name}/scores"] = y, scores
         meta[name] = {
             "type": cls,
@@ -149,12 +144,10 @@ def grouped(out: dict[str, np.ndarray], meta: dict[str, object], rng: np.random.
             mask[:, :, 0] = True
             args["attention_mask"] = out[f"{name}/attention_mask"] = mask
         layer(**args)
-        weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in layer.weights]
-        layer.set_weights(weights)
+        weights = keras_reference.seeded_weights(layer, rng)
         y, scores = (np.asarray(a) for a in layer(**args))
         out[f"{name}/query"], out[f"{name}/value"] = q, v
-        for i, w in enumerate(weights):
-            out[f"{name}/weight{i}"] = w
+        keras_reference.store_weights(out, name, weights)
         out[f"{name}/output"], out[f"{name}/scores"] = y, scores
         meta[name] = {
             "config": kwargs,
@@ -187,19 +180,17 @@ def main() -> None:
         # the explicit-scores path: Keras's fused path rejects value_dim != key_dim on JAX
         args["return_attention_scores"] = True
         layer(**args)
-        weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in layer.weights]
-        layer.set_weights(weights)
+        weights = keras_reference.seeded_weights(layer, rng)
         y, scores = (np.asarray(a) for a in layer(**args))
         out[f"{name}/scores"] = scores
         out[f"{name}/query"] = q
         out[f"{name}/value"] = v
         if k is not None:
             out[f"{name}/key"] = k
-        for i, w in enumerate(weights):
-            out[f"{name}/weight{i}"] = w
+        keras_reference.store_weights(out, name, weights)
         out[f"{name}/output"] = y
         meta[name] = {
-            "config": {a: list(b) if isinstance(b, tuple) else b for a, b in kwargs.items()},
+            "config": keras_reference.plain(kwargs),
             "call": call,
             "params": int(layer.count_params()),
             "weights": [w.path for w in layer.weights],
@@ -207,14 +198,13 @@ def main() -> None:
         }
     simple_meta: dict[str, object] = {}
     simple(out, simple_meta, rng)
-    out["simple_meta"] = np.frombuffer(json.dumps(simple_meta).encode(), dtype=np.uint8)
+    out["simple_meta"] = keras_reference.as_bytes(simple_meta)
     grouped_meta: dict[str, object] = {}
     grouped(out, grouped_meta, rng)
-    out["grouped_meta"] = np.frombuffer(json.dumps(grouped_meta).encode(), dtype=np.uint8)
-    out["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/keras_attention.npz")
-    np.savez(target, **out)
-    print(json.dumps({**meta, **simple_meta, **grouped_meta}, indent=1))
+    out["grouped_meta"] = keras_reference.as_bytes(grouped_meta)
+    out["meta"] = keras_reference.as_bytes(meta)
+    shown = {**meta, **simple_meta, **grouped_meta}
+    keras_reference.write(out, "tests/fixtures/keras_attention.npz", shown)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,8 @@ Run once with Keras in a scratch venv (never a project dependency):
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import keras
-import numpy as np
+import keras_reference
 
 CASES = [
     ("depthwise", "DepthwiseConv2D", {"kernel_size": 3}, (6, 5, 3)),
@@ -58,31 +54,13 @@ CASES = [
 
 
 def main() -> None:
-    out: dict[str, np.ndarray] = {}
-    meta = {}
-    rng = np.random.default_rng(0)
-    for name, cls, kwargs, shape in CASES:
-        layer = getattr(keras.layers, cls)(**kwargs)
-        x = rng.standard_normal((2, *shape)).astype("float32")
-        layer(x)
-        weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in layer.weights]
-        layer.set_weights(weights)
-        y = np.asarray(layer(x))
-        out[f"{name}/input"] = x
-        for i, w in enumerate(weights):
-            out[f"{name}/weight{i}"] = w
-        out[f"{name}/output"] = y
-        meta[name] = {
-            "type": cls,
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
-            "params": int(layer.count_params()),
-            "weights": [w.path.split("/")[-1] for w in layer.weights],
-            "output_shape": list(y.shape[1:]),
-        }
-    out["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/keras_conv_variants.npz")
-    np.savez(target, **out)
-    print(json.dumps(meta, indent=1))
+    out: keras_reference.Arrays = {}
+    cases = [
+        (name, getattr(keras.layers, cls), kwargs, shape) for name, cls, kwargs, shape in CASES
+    ]
+    meta = keras_reference.single_input_cases(cases, out)
+    out["meta"] = keras_reference.as_bytes(meta)
+    keras_reference.write(out, "tests/fixtures/keras_conv_variants.npz", meta)
 
 
 if __name__ == "__main__":
