@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -667,9 +667,8 @@ def load_dataset(
     one, a new schema is made from this (training) data. The rows read so far are told to
     the watcher of `engine.read_progress`, if any.
     """
-    path = resolve_path(source.path, base_dir)
-    with reading(path) as progress:
-        table = read_table(path, progress)
+
+    def fit(table: Table, progress: RowCounter) -> tuple[tuple[Dataset, DataSchema], int]:
         label_key = _attach_npy_labels(table, source, base_dir)
         dataset, made = fit_table(
             table,
@@ -681,8 +680,21 @@ def load_dataset(
             dtype=dtype,
             progress=progress,
         )
-        progress(len(dataset), len(dataset))
-    return dataset, made
+        return (dataset, made), len(dataset)
+
+    return _read_and_fit(resolve_path(source.path, base_dir), fit)
+
+
+_Fitted = TypeVar("_Fitted")
+
+
+def _read_and_fit(path: Path, fit: Callable[[Table, RowCounter], tuple[_Fitted, int]]) -> _Fitted:
+    """Read a whole file and fit it to the model, telling the watcher of `engine.read_progress`
+    the rows as they are read and the fitted count at the end."""
+    with reading(path) as progress:
+        fitted, rows = fit(read_table(path, progress), progress)
+        progress(rows, rows)
+    return fitted
 
 
 def fit_table(
@@ -751,6 +763,18 @@ def prediction_inputs(
     }
     _check_lengths(table, x)
     return x
+
+
+def read_prediction_inputs(
+    path: Path, signature: ModelSignature, schema: DataSchema | None
+) -> dict[str, np.ndarray]:
+    """`prediction_inputs` of a whole CSV, NPZ or NPY file, its reading told as training's is."""
+
+    def fit(table: Table, progress: RowCounter) -> tuple[dict[str, np.ndarray], int]:
+        x = prediction_inputs(table, signature, schema, progress)
+        return x, len(next(iter(x.values())))
+
+    return _read_and_fit(path, fit)
 
 
 def _input_columns(

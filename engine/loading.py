@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.build import from_spec
-from engine.saving import apply_artifact, latest_checkpoint, read_artifact
+from engine.saving import Artifact, apply_artifact, latest_checkpoint, read_artifact
 
 
 def load_model(
@@ -26,10 +26,19 @@ def load_model(
     archive names a class, the caller supplies its code. The model gets `label_maps` and
     `artifact_metadata` attributes from the artifact.
     """
-    artifact = read_artifact(path)
+    return model_from_artifact(read_artifact(path), str(path), builder, custom_objects)
+
+
+def model_from_artifact(
+    artifact: Artifact,
+    where: str,
+    builder: Callable[[dict[str, Any]], Any] | None = None,
+    custom_objects: Mapping[str, Any] | None = None,
+) -> Any:
+    """`load_model` of an artifact already read (`where` names it in errors)."""
     if builder is None:
         builder = functools.partial(from_spec, custom_objects=custom_objects)
-    return apply_artifact(builder(artifact.spec), artifact, str(path))
+    return apply_artifact(builder(artifact.spec), artifact, where)
 
 
 def resume(model: Any, run_dir: str | os.PathLike[str]) -> int:

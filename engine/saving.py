@@ -241,8 +241,18 @@ _ZIP_DAMAGE = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplemented
 
 def read_artifact(path: str | os.PathLike[str]) -> Artifact:
     """Read and verify an artifact; every kind of damage is its own ArtifactError subclass."""
+    return read_artifact_bytes(path)[0]
+
+
+def read_artifact_bytes(path: str | os.PathLike[str]) -> tuple[Artifact, bytes]:
+    """`read_artifact`, and the archive's bytes as read (to fingerprint the file without
+    reading it again)."""
     file = _artifact_file(Path(path))
     data = file.read_bytes()
+    return _parse_artifact(file, data), data
+
+
+def _parse_artifact(file: Path, data: bytes) -> Artifact:
     if not data:
         raise TruncatedArtifactError(file, "the file is empty")
     if not data.startswith(_ZIP_MAGIC):
@@ -507,6 +517,11 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return f"sha256:{digest.hexdigest()}"
+
+
+def fingerprint_bytes(data: bytes) -> str:
+    """`fingerprint_file` of a file whose bytes are already in memory."""
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
 
 def apply_artifact(model: Any, artifact: Artifact, where: str, restore_state: bool = True) -> Any:

@@ -20,9 +20,8 @@ from engine.data import (
     ModelSignature,
     prediction_columns,
     prediction_inputs,
-    read_table,
+    read_prediction_inputs,
 )
-from engine.read_progress import reading
 from modelspec import runs
 
 
@@ -46,12 +45,12 @@ class Predictor:
         Raises `runs.RunError` for a missing path and an `engine.saving.ArtifactError` naming
         the file and the damage, as `modelspec predict` reports them.
         """
-        report = runs.stored_report(path)
+        artifact, data = runs.read_stored(path)
+        report = runs.stored_report(path, artifact)
         signature = runs.signature_of(report)
-        model, schema = runs.load_trained(path)
+        model, schema = runs.load_trained(path, artifact)
         metadata = dict(getattr(model, "artifact_metadata", None) or {})
-        file = path / saving.MODEL_FILE if path.is_dir() else path
-        checksum = saving.fingerprint_file(file)
+        checksum = saving.fingerprint_bytes(data)
         return cls(path, model, signature, schema, dict(report.data or {}), metadata, checksum)
 
     def inputs_from_file(self, path: Path) -> dict[str, np.ndarray]:
@@ -60,12 +59,7 @@ class Predictor:
         an image folder, an image or a folder of them decoded with the training's options
         (`files` then names each sample's file, in order)."""
         if path.suffix.lower() in (".csv", ".npz", ".npy"):
-            with reading(path) as progress:
-                table = read_table(path, progress)
-                x = prediction_inputs(table, self.signature, self.schema, progress)
-                rows = len(next(iter(x.values())))
-                progress(rows, rows)
-            return x
+            return read_prediction_inputs(path, self.signature, self.schema)
         if self.schema is not None and self.schema.images is not None:
             from engine.streaming.folders import read_images
 

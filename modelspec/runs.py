@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -35,6 +35,9 @@ from engine.streaming import Stream, open_data
 from modelspec.check import SpecReport
 from modelspec.errors import RunError
 from modelspec.infer import infer
+
+if TYPE_CHECKING:
+    from engine.saving import Artifact
 
 SPEC_FILE = "spec.yaml"
 
@@ -224,29 +227,37 @@ def _source_path(dataset: Dataset | Stream) -> str:
     return dataset.path if isinstance(dataset, Stream) else dataset.source
 
 
-def load_trained(model_path: Path) -> tuple[Any, DataSchema | None]:
-    """A trained model and the data schema stored with it."""
-    from engine.loading import load_model
+def load_trained(
+    model_path: Path, artifact: Artifact | None = None
+) -> tuple[Any, DataSchema | None]:
+    """A trained model and the data schema stored with it (from `artifact`, if already read)."""
+    from engine.loading import model_from_artifact
 
-    if not model_path.exists():
-        raise RunError(f"{model_path}: no such run folder or model file", 2)
-    model = load_model(model_path)
+    model = model_from_artifact(artifact or read_stored(model_path)[0], str(model_path))
     stored = (getattr(model, "artifact_metadata", None) or {}).get(SCHEMA_KEY)
     return model, DataSchema.model_validate(stored) if stored else None
 
 
-def stored_report(model_path: Path) -> SpecReport:
-    """The resolved graph and shapes of the model stored in an artifact (a run folder or file).
+def read_stored(model_path: Path) -> tuple[Artifact, bytes]:
+    """The verified artifact of a run folder or model file, and the archive's bytes (read
+    once, for its checksum)."""
+    from engine.saving import read_artifact_bytes
+
+    if not model_path.exists():
+        raise RunError(f"{model_path}: no such run folder or model file", 2)
+    return read_artifact_bytes(model_path)
+
+
+def stored_report(model_path: Path, artifact: Artifact | None = None) -> SpecReport:
+    """The resolved graph and shapes of the model stored in an artifact (a run folder or file;
+    `artifact`, if already read).
 
     The stored `model` mapping is the Model's own config (it carries keys such as the model's
     name that a hand-written spec does not), so it is resolved and inferred, not linted.
     """
     from engine.layers import registry
-    from engine.saving import read_artifact
 
-    if not model_path.exists():
-        raise RunError(f"{model_path}: no such run folder or model file", 2)
-    spec = read_artifact(model_path).spec
+    spec = (artifact or read_stored(model_path)[0]).spec
     graph, problems = resolve(spec.get("model"))
     model, shape_problems = infer(graph, model_path.stem, str(spec.get("dtype", "float32")))
     custom = sorted({str(n.config.get("type")) for n in graph.nodes} - set(registry.all_layers()))
