@@ -20,7 +20,7 @@ import struct
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,22 +206,22 @@ def _csv_pass(
     """One pass over the rows: the table, and the columns found to mix numbers and text."""
     reader = csv.reader(lines)
     try:
-        header = _csv_header(path, next(reader, None))
+        header = _csv_header(path, next((row for row in reader if row), None))
         pieces: list[list[np.ndarray]] = [[] for _ in header]
-        line = 2
-        while rows := list(itertools.islice(reader, _CSV_CHUNK_ROWS)):
-            body = [row for row in rows if row]
-            for offset, row in enumerate(body):
+        read = 0
+        numbered = _numbered_rows(reader)
+        while rows := list(itertools.islice(numbered, _CSV_CHUNK_ROWS)):
+            for line, row in rows:
                 if len(row) != len(header):
                     raise DataError(
-                        f"{path}:{line + offset}: {len(row)} cells but the header names "
+                        f"{path}:{line}: {len(row)} cells but the header names "
                         f"{len(header)} columns"
                     )
-            for i, cells in enumerate(zip(*body, strict=True)):
+            for i, cells in enumerate(zip(*(row for _, row in rows), strict=True)):
                 pieces[i].append(_text(cells) if i in text else _column(cells))
-            line += len(body)
+            read += len(rows)
             if progress is not None:
-                progress(line - 2)
+                progress(read)
     except (csv.Error, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
     kinds = [{piece.dtype.kind for piece in column} for column in pieces]
@@ -231,6 +231,16 @@ def _csv_pass(
         for name, column in zip(header, pieces, strict=True)
     }
     return Table(path, "csv", arrays), mixed
+
+
+def _numbered_rows(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """The rows after the header, each with the file line it starts on; blank lines are
+    skipped but counted, and a quoted cell spanning lines moves the count by all of them."""
+    start = reader.line_num + 1
+    for row in reader:
+        if row:
+            yield start, row
+        start = reader.line_num + 1
 
 
 def _csv_header(path: Path, row: list[str] | None) -> list[str]:

@@ -141,6 +141,7 @@ class CsvSource:
         self._bad_data = bad_data
         self._problem: str | None = None
         self._types: dict[Path, dict[str, Any]] = {}
+        self._lines = _FileLines()
         with reading(path, "count") as progress:
             self.units = [
                 Unit(file, 0, self._count(file, progress), "")
@@ -152,7 +153,7 @@ class CsvSource:
         import pyarrow.csv as pcsv
 
         def on_bad_row(row: Any) -> str:
-            line = f"line {row.number}" if row.number is not None else "a row"
+            line = f"line {self._lines.line(file, row.number)}" if row.number else "a row"
             problem = (
                 f"{file}: {line}: {row.actual_columns} cells but the header names "
                 f"{row.expected_columns} columns"
@@ -211,3 +212,29 @@ class CsvSource:
 
     def nbytes(self) -> int:
         return sum(u.path.stat().st_size for u in self.units)
+
+
+class _FileLines:
+    """The file line of pyarrow's row number: pyarrow counts rows (the header is row 1) and
+    skips blank lines, so after a blank line its number is not the line an editor shows.
+    Bad rows come in file order, so each file is scanned once, onward from the last answer."""
+
+    def __init__(self) -> None:
+        self._at: dict[Path, tuple[int, int, int]] = {}  # rows seen, lines read, byte offset
+
+    def line(self, file: Path, row: int) -> int:
+        rows, lines, offset = self._at.get(file, (0, 0, 0))
+        if row <= rows:
+            rows, lines, offset = 0, 0, 0
+        with file.open("rb") as handle:
+            handle.seek(offset)
+            for text in iter(handle.readline, b""):
+                lines += 1
+                offset += len(text)
+                if text.strip(b"\r\n"):
+                    rows += 1
+                    if rows == row:
+                        break
+        self._at[file] = (rows, lines, offset)
+        return lines
+
