@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Literal
 
 # What a pass over the data is doing: reading it in, counting its rows before streaming it,
-# or collecting the classes of its string labels.
-Action = Literal["read", "count", "labels"]
+# collecting the classes of its string labels, or adapting preprocessing layers to it.
+Action = Literal["read", "count", "labels", "adapt"]
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ _WORDS: dict[Action, tuple[str, str]] = {
     "read": ("Reading {path}", "Read {rows} of {path}"),
     "count": ("Counting the rows of {path}", "Counted {rows} of {path}"),
     "labels": ("Collecting the labels of {path}", "Collected the labels of {rows} of {path}"),
+    "adapt": ("Adapting preprocessing layers to {path}", "Adapted to {rows} of {path}"),
 }
 
 
@@ -77,6 +78,27 @@ class _Shown:
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
+class _LiveWhileReading(_Shown):
+    """On a terminal, a live status line only while a pass runs, so that a command drawing its
+    own live display afterwards (fit's progress bar) never finds this one still running."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console, None, LIVE_INTERVAL)
+
+    def __call__(self, report: ReadProgress) -> None:
+        if report.done:
+            self.stop()
+        elif self.status is None:
+            self.status = self.console.status(running_line(report), spinner="dots")
+            self.status.start()
+        super().__call__(report)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
 @contextlib.contextmanager
 def shown(console: Console, status: str) -> Iterator[None]:
     """Show the reads of the block: `status` until the first report on a terminal."""
@@ -89,3 +111,18 @@ def shown(console: Console, status: str) -> Iterator[None]:
         watch(_Shown(console, live, LIVE_INTERVAL)),
     ):
         yield
+
+
+@contextlib.contextmanager
+def shown_within(console: Console) -> Iterator[None]:
+    """Show the passes over the data made inside a longer step with a live display of its own:
+    fit adapting preprocessing layers to a stream before its progress bar starts."""
+    watcher = _Shown(console, None, LOG_INTERVAL)
+    if not plain_output(console):
+        watcher = _LiveWhileReading(console)
+    try:
+        with watch(watcher):
+            yield
+    finally:
+        if isinstance(watcher, _LiveWhileReading):
+            watcher.stop()

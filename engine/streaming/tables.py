@@ -237,4 +237,3 @@ class _FileLines:
                         break
         self._at[file] = (rows, lines, offset)
         return lines
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from engine.read_progress import reading
 from engine.streaming import Stream
 from engine.train.prepare import cast_inputs
 
@@ -33,9 +34,13 @@ class StreamData:
 
     def adapt_inputs(self) -> Iterator[list[Any]]:
         """Every row's inputs in file order, in batches of `ADAPT_BATCH` rows, for adapting
-        preprocessing layers (Normalization) over the whole stream as Keras's adapt does."""
-        for x, _ in self.stream.batches(ADAPT_BATCH, shuffle=False):
-            yield cast_inputs(self.model, [x[n] for n in self.model.input_names])
+        preprocessing layers (Normalization) over the whole stream as Keras's adapt does; the
+        rows read are told to the watcher of `engine.read_progress`, as a first read's are."""
+        total = self.stream.rows(shuffle=False) or None
+        with reading(self.stream.source.path, "adapt") as progress:
+            for x, _ in self.stream.batches(ADAPT_BATCH, shuffle=False):
+                yield cast_inputs(self.model, [x[n] for n in self.model.input_names])
+                progress(progress.rows + len(next(iter(x.values()))), total)
 
     def epoch_batches(
         self, batch_size: int, seed: int, epoch: int, shuffle: bool, start_batch: int = 0

@@ -232,7 +232,7 @@ def _train(
     tests."""
     import numpy as np
 
-    from modelspec import runs
+    from modelspec import data_progress, runs
     from modelspec.progress import progress_callback
 
     callbacks = fit.pop("callbacks")
@@ -244,7 +244,10 @@ def _train(
             callbacks.insert(0, progress)
     try:
         # A diverging run is reported once, as TrainingError, not as a stream of NumPy warnings.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with (
+            np.errstate(over="ignore", invalid="ignore", divide="ignore"),
+            data_progress.shown_within(console),
+        ):
             history = model.fit(
                 runs.model_inputs(run.train, signature),
                 runs.model_targets(run.train, signature),

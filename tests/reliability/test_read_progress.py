@@ -204,3 +204,24 @@ def test_a_stream_collecting_its_string_labels_reports_the_rows(tmp_path: Path) 
     _assert_increasing(labels)
     assert labels[-1].rows == rows and {r.total for r in labels} == {rows}
     assert stream.schema.classes == {"y": ["high", "low"]}
+
+
+def test_a_pass_inside_fit_leaves_no_live_display_for_the_progress_bar() -> None:
+    """On a terminal the adapt pass shows a live line while it runs and stops it when done,
+    so fit's progress bar (a live display of its own) can start after it."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from engine.read_progress import reading
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    with data_progress.shown_within(console):
+        with reading(Path("data/train.csv"), "adapt") as progress:
+            progress(10, 20)
+            progress(20, 20)
+        with Progress(console=console) as bar:
+            bar.add_task("epoch", total=1)
+    assert "Adapting preprocessing layers to data/train.csv" in buffer.getvalue()

@@ -85,3 +85,26 @@ def test_adapt_on_batches_equals_adapt_on_the_array_and_steps_bound_it() -> None
     assert float(bounded.weights[2].numpy()) == 300
     with pytest.raises(ValueError, match="at least 1"):
         bounded.adapt(iter([x]), steps=0)
+
+
+def test_streamed_adapt_tells_its_rows_read(tmp_path: Path) -> None:
+    """The adapt pass is a read of the whole stream: its rows go to the read-progress watcher
+    batch by batch, out of the stream's known total, then a closing report."""
+    from engine.read_progress import ReadProgress, watch
+    from engine.train.stream_data import ADAPT_BATCH
+
+    _data(tmp_path)
+    source = DataSource(path=str(tmp_path / "x.npy"), y=str(tmp_path / "y.npy"), streaming=True)
+    stream = open_stream(source, tmp_path, SIGNATURE)
+    clear_session()
+    model = from_spec(SPEC)
+    seen: list[ReadProgress] = []
+    with watch(seen.append):
+        adapt_layers(model, StreamData(model, stream))
+    adapting = [r for r in seen if r.action == "adapt"]
+    assert [r.rows for r in adapting[:-1]] == [
+        min(ROWS, ADAPT_BATCH * k) for k in range(1, -(-ROWS // ADAPT_BATCH) + 1)
+    ]
+    assert {r.total for r in adapting} == {ROWS}
+    assert [r.done for r in adapting] == [False] * (len(adapting) - 1) + [True]
+    assert adapting[-1].path == tmp_path / "x.npy"

@@ -76,3 +76,22 @@ def test_skipped_data_is_one_warning_line(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 0, result.output
     assert "warning: parts: skipped 1 unreadable or bad pieces of data" in result.output
     assert "z.parquet: not a readable Parquet file" in result.output
+
+
+def test_train_tells_the_adapt_pass_over_a_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Normalization adapting to a stream reads it whole: the run says so, as for a read."""
+    from modelspec import data_progress
+
+    monkeypatch.setattr(data_progress, "CLOSING_AFTER", 0.0)
+    write_parquet(tmp_path)
+    layers = SPEC["model"]["layers"]
+    model = {**SPEC["model"], "layers": [layers[0], {"type": "Normalization"}, *layers[1:]]}
+    source = {"path": "parts", "x": "x", "target": "y", "streaming": True}
+    spec = {**SPEC, "model": model, "data": {"train": source}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    trained = CliRunner().invoke(app, ["train", "s.yaml", "--out", "run"])
+    assert trained.exit_code == 0, trained.output
+    assert "Adapted to 300 rows of parts in " in trained.output, trained.output
