@@ -44,9 +44,13 @@ def _visible_rows(model: InferredModel) -> list[LayerRow]:
     return model.rows
 
 
-def table(model: InferredModel) -> Table:
+def table(model: InferredModel, available: int | None = None) -> Table:
+    """Keras's boxed table at Keras's column widths; narrower than that (`available` columns,
+    a small terminal), the columns shrink and a cell wraps at its spaces instead of the
+    table being cut off at the right. Numbers never wrap."""
     graph = not model.chain
     widths = (*(GRAPH_WIDTHS if graph else CHAIN_WIDTHS), *EXTRA_WIDTHS)
+    fits = available is None or available >= sum(widths)
     headers = ["Layer (type)", "Output Shape", "Param #"]
     justify = ["left", "left", "right"]
     if graph:
@@ -55,10 +59,16 @@ def table(model: InferredModel) -> Table:
     headers += ["FLOPs", "Act. memory"]
     justify += ["right", "right"]
     columns = [
-        Column(h, justify=j, width=w)  # type: ignore[arg-type]
+        Column(
+            h,
+            justify=j,  # type: ignore[arg-type]
+            width=w if fits else None,
+            no_wrap=j == "right",
+            overflow="fold",
+        )
         for h, j, w in zip(headers, justify, widths, strict=True)
     ]
-    result = Table(*columns, width=sum(widths), show_lines=True)
+    result = Table(*columns, width=sum(widths) if fits else None, show_lines=True)
     for row in _visible_rows(model):
         cells = [
             f"{escape(row.name)} ({escape(row.type)})",
@@ -85,7 +95,7 @@ def print_summary(model: InferredModel, console: Console) -> None:
         r.weight_bytes * r.trainable_params // r.params for r in model.rows if r.params
     )
     console.print(f'[bold]Model: "{escape(model.name)}"[/]')
-    console.print(table(model))
+    console.print(table(model, console.width))
     lines = [
         ("Total params", f"{trainable + non_trainable:,} ({readable_size(weight_bytes)})"),
         ("Trainable params", f"{trainable:,} ({readable_size(trainable_bytes)})"),

@@ -108,10 +108,14 @@ def _require(data: Mapping[str, Any], key: str, spec: Path) -> None:
 
 
 def _print_summary(console: Console, report: SpecReport) -> None:
-    """The same layer table as `modelspec summary`, at the width it needs."""
+    """The same layer table as `modelspec summary`: folded to a narrow terminal, at the width
+    it needs in a log (which has no width of its own)."""
     from modelspec import summary as summaries
 
     if report.model is None:
+        return
+    if console.is_terminal:
+        summaries.print_summary(report.model, console)
         return
     wide = Console(
         file=console.file,

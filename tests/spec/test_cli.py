@@ -133,3 +133,54 @@ def test_folders_skip_hidden_directories(tmp_path: Path) -> None:
     (tmp_path / "specs" / "notes.txt").write_text("not yaml")
     files, bad = spec_commands.expand([str(tmp_path)])
     assert files == [tmp_path / "specs" / "a.yml"] and bad == []
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_narrow_terminal_folds_the_summary_instead_of_cutting_it(columns: int) -> None:
+    """Below Keras's table width every column stays, each line fits, cells wrap at their
+    spaces and numbers stay whole."""
+    import io
+
+    from rich.console import Console
+
+    from modelspec import summary as summaries
+    from modelspec.check import check_spec
+
+    report = check_spec(HERE / "fixtures" / "two_heads.yaml", [])
+    assert report.model is not None and summaries.width(report.model) > columns
+    buffer = io.StringIO()
+    summaries.print_summary(report.model, Console(file=buffer, width=columns, color_system=None))
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= columns
+    text = " ".join(lines)
+    for header in ("Layer", "Output", "Connec", "FLOPs", "Act. memory"):
+        assert header in text
+    rows = report.model.rows
+    cells = [line.split("│") for line in lines if line.startswith("│")]
+    params = sorted(int(c[3].strip().replace(",", "")) for c in cells if c[3].strip())
+    assert params == sorted(r.params for r in rows)
+
+
+def test_a_pipe_gets_keras_widths_so_rows_do_not_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(HERE)
+    out = CliRunner().invoke(_app(), ["summary", "fixtures/two_heads.yaml"]).stdout
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert all("(" in line.split("│")[1] for line in rows), out
+
+
+def test_train_folds_its_summary_to_a_narrow_terminal_and_widens_it_in_a_log() -> None:
+    import io
+
+    from rich.console import Console
+
+    from modelspec.check import check_spec
+    from modelspec.commands import run as run_commands
+
+    report = check_spec(HERE / "fixtures" / "two_heads.yaml", [])
+    widths = {}
+    for terminal in (True, False):
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=80, force_terminal=terminal, color_system=None)
+        run_commands._print_summary(console, report)
+        widths[terminal] = max(len(line) for line in buffer.getvalue().splitlines())
+    assert widths[True] <= 80 < widths[False]
