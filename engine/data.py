@@ -12,6 +12,7 @@ are memory-mapped rather than copied.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import difflib
 import io
@@ -138,12 +139,30 @@ class Dataset:
 
 
 @dataclass
+class RowLines:
+    """The file line of each row of a CSV read whole, kept only where the count jumps (after a
+    blank line, or a quoted cell over several lines) rather than as a number per row."""
+
+    rows: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+    def line(self, row: int) -> int:
+        at = bisect.bisect_right(self.rows, row) - 1
+        return self.lines[at] + row - self.rows[at]
+
+
+@dataclass
 class Table:
-    """What a file holds before it is fitted to the model: named columns or named arrays."""
+    """What a file holds before it is fitted to the model: named columns or named arrays.
+
+    `lines` gives a row's line in a CSV read whole; `first_row` is the rows of the same
+    file before this table (a streamed chunk), so a problem names its sample in the file."""
 
     path: Path
     format: Format
     arrays: dict[str, np.ndarray]
+    lines: RowLines | None = None
+    first_row: int = 0
 
     @property
     def columnar(self) -> bool:
@@ -209,14 +228,18 @@ def _csv_pass(
         header = _csv_header(path, next((row for row in reader if row), None))
         pieces: list[list[np.ndarray]] = [[] for _ in header]
         read = 0
+        row_lines = RowLines()
         numbered = _numbered_rows(reader)
         while rows := list(itertools.islice(numbered, _CSV_CHUNK_ROWS)):
-            for line, row in rows:
+            for at, (line, row) in enumerate(rows, read):
                 if len(row) != len(header):
                     raise DataError(
                         f"{path}:{line}: {len(row)} cells but the header names "
                         f"{len(header)} columns"
                     )
+                if not row_lines.rows or row_lines.line(at) != line:
+                    row_lines.rows.append(at)
+                    row_lines.lines.append(line)
             for i, cells in enumerate(zip(*(row for _, row in rows), strict=True)):
                 pieces[i].append(_text(cells) if i in text else _column(cells))
             read += len(rows)
@@ -230,7 +253,7 @@ def _csv_pass(
         name: np.concatenate(column) if column else np.array([], dtype=np.float64)
         for name, column in zip(header, pieces, strict=True)
     }
-    return Table(path, "csv", arrays), mixed
+    return Table(path, "csv", arrays, row_lines), mixed
 
 
 def _numbered_rows(reader: Any) -> Iterator[tuple[int, list[str]]]:
@@ -527,10 +550,13 @@ def _check_finite(
         bad = ~np.isfinite(flat[start : start + step])
         if bad.any():
             row, col = (int(i) for i in np.argwhere(bad)[0])
-            if table.format == "csv" and len(names) == flat.shape[1]:
-                place = f"{table.path}:{start + row + 2}: column {names[col]!r}"
+            sample = start + row
+            if table.lines is not None and len(names) == flat.shape[1]:
+                place = f"{table.path}:{table.lines.line(sample)}: column {names[col]!r}"
+            elif table.columnar and len(names) == flat.shape[1]:
+                place = f"{table.path}: column {names[col]!r}, sample {table.first_row + sample}"
             else:
-                place = f"{table.path}: {where}, sample {start + row}"
+                place = f"{table.path}: {where}, sample {table.first_row + sample}"
             raise DataError(
                 f"{place} holds NaN or infinity; the model's inputs must be finite numbers: "
                 "fill or drop the missing values"

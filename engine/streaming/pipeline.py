@@ -124,12 +124,18 @@ class Stream:
         if self.source.exact and unit.rows is not None:
             yield Piece(unit.rows, functools.partial(self._load, unit))
             return
-        for chunk in self._read(unit):
-            fitted = self._fit_chunk(unit, chunk)
+        for fitted in self._fitted(unit):
             yield Piece(rows_of(fitted), functools.partial(dict, fitted))
 
     def _load(self, unit: Unit) -> Chunk:
-        return merge([self._fit_chunk(unit, c) for c in self._read(unit)] or [{}])
+        return merge(list(self._fitted(unit)) or [{}])
+
+    def _fitted(self, unit: Unit) -> Iterator[Chunk]:
+        """The unit's chunks fitted to the model, each knowing the rows of the unit before it."""
+        first_row = 0
+        for chunk in self._read(unit):
+            yield self._fit_chunk(unit, chunk, first_row)
+            first_row += rows_of(chunk)
 
     def _read(self, unit: Unit) -> Iterator[Chunk]:
         try:
@@ -139,10 +145,11 @@ class Stream:
                 raise
             self.source.skipped.append(str(exc))
 
-    def _fit_chunk(self, unit: Unit, chunk: Chunk) -> Chunk:
+    def _fit_chunk(self, unit: Unit, chunk: Chunk, first_row: int = 0) -> Chunk:
         """The chunk's inputs and targets fitted to the model, keyed `x:name` and `y:name`."""
+        table = Table(unit.path, self.source.format, chunk, first_row=first_row)
         try:
-            dataset, _ = self._fit(Table(unit.path, self.source.format, chunk), self.schema)
+            dataset, _ = self._fit(table, self.schema)
         except DataError as exc:
             message = str(exc)
             if unit.where and not message.startswith(unit.label):

@@ -6,9 +6,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from engine.data import DataError, csv_table, read_table
+from engine.config.data import DataSource
+from engine.data import (
+    DataError,
+    InputSpec,
+    ModelSignature,
+    OutputSpec,
+    array_table,
+    csv_table,
+    fit_table,
+    load_dataset,
+    read_table,
+)
 
 CASES = [
     # text, the line of the first bad row, of every bad row
@@ -69,3 +81,38 @@ def test_streamed_lines_stay_right_across_blocks(
     path.write_text("\n".join(rows) + "\n")
     skipped = tables.CsvSource(path, "skip").skipped
     assert [s.split(": ")[1] for s in skipped] == ["line 1201", "line 2501"]
+
+
+SIGNATURE = ModelSignature((InputSpec("x", (2,)),), (OutputSpec("y", (1,)),))
+
+
+def test_a_missing_value_names_its_real_line_after_blank_lines(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("\n\na,b,t\n1,2,0\n\n1,2,1\n\n\n1,,1\n")
+    source = DataSource(path="d.csv", x=["a", "b"], target="t")
+    with pytest.raises(DataError, match=r"d\.csv:9: column 'b' holds NaN or infinity"):
+        load_dataset(source, tmp_path, SIGNATURE)
+
+
+def test_columns_not_read_from_a_file_name_the_sample_not_a_line() -> None:
+    """Records of a request body have no lines: the sample is named instead."""
+    columns = {"a": np.array([1.0, 2.0]), "b": np.array([3.0, np.nan])}
+    table = array_table(columns, "request", "csv")
+    source = DataSource(path="request", x=["a", "b"])
+    with pytest.raises(DataError, match=r"^request: column 'b', sample 1 holds NaN"):
+        fit_table(table, source, SIGNATURE, need_targets=False)
+
+
+def test_a_streamed_chunk_names_the_sample_in_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyarrow")
+    from engine.streaming import open_stream, tables
+
+    monkeypatch.setattr(tables, "_CSV_BLOCK_BYTES", 256)
+    rows = ["a,b,t"] + [f"{i},{i},0" for i in range(3000)]
+    rows[2001] = "1,,0"
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    source = DataSource(path="d.csv", x=["a", "b"], target="t", streaming=True)
+    stream = open_stream(source, tmp_path, SIGNATURE)
+    with pytest.raises(DataError, match=r"d\.csv: column 'b', sample 2000 holds NaN"):
+        list(stream.batches(64, shuffle=False))
