@@ -125,10 +125,8 @@ def open_data(
     kind = data_format(source, path)
     choice = source.streaming if streaming is None else streaming
     small = path.is_file() and path.stat().st_size <= STREAM_ABOVE_BYTES
-    if kind in _IN_MEMORY_READERS and (choice is False or (choice == "auto" and small)):
-        return load_dataset(
-            source, base_dir, signature, schema, need_targets=need_targets, dtype=dtype
-        )
+    if choice is False or (choice == "auto" and small and kind in _IN_MEMORY_READERS):
+        return read_whole(source, base_dir, signature, schema, need_targets, dtype)
     stream = open_stream(
         source, base_dir, signature, schema, need_targets=need_targets, dtype=dtype
     )
