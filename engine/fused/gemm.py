@@ -4,7 +4,8 @@ Measured on the 2-core machine with the other core busy, OpenBLAS's own two thre
 (128, 784) @ (784, 512) float32 product 10-30x slower (25-64 ms instead of 2 ms) because each
 product waits for a descheduled thread several times. Inside `planned_blas()` BLAS runs one
 thread and large products are split by output rows into two halves, run by the compiled
-split's worker (`native.split_matmul`) or else by `parallel.run`: when the other core is busy
+split's worker (`native.split_matmul`) or else by `parallel.run` (by columns when the output
+is wider than tall, see `halves`): when the other core is busy
 this thread computes both, and when it is free it takes one. The split is fixed by the
 shapes, so results are bit-identical from run to run; it changes the last bits against an
 unsplit product, so it applies to every array in host memory (the strict fake device
@@ -31,8 +32,6 @@ Array = Any
 
 # Below about 8 MFLOP a product takes under ~90 us on one thread: the hand-off costs more.
 SPLIT_MIN_FLOPS = 1 << 23
-# Two pieces, one per core: four measured no better on the loaded machine.
-PIECES = 2
 _state = threading.local()
 
 
@@ -72,34 +71,55 @@ def splitting() -> bool:
     return bool(getattr(_state, "depth", 0)) and not getattr(_state, "whole", False)
 
 
+ALL = slice(None)
+
+
 @dataclass(frozen=True)
 class BiasRelu:
-    """A product's epilogue: add `bias` (if any), then relu (if set), on rows just computed."""
+    """A product's epilogue: add `bias` (if any), then relu (if set), on a block just computed:
+    rows `lo:hi` and the columns `cols` of `out`."""
 
     bias: Array | None
     relu: bool
 
-    def __call__(self, out: Array, lo: int, hi: int) -> None:
-        rows = out[lo:hi]
-        if native.bias_relu(rows, self.bias, self.relu):
+    def __call__(self, out: Array, lo: int, hi: int, cols: slice = ALL) -> None:
+        block = out[lo:hi, cols]
+        bias = None if self.bias is None else self.bias[cols]
+        if native.bias_relu(block, bias, self.relu):
             return
-        if self.bias is not None:
-            rows += self.bias
+        if bias is not None:
+            block += bias
         if self.relu:
-            backend_of(out).xp.maximum(rows, 0, out=rows)
+            backend_of(out).xp.maximum(block, 0, out=block)
 
 
-def _rows(a: Array, b: Array, out: Array, lo: int, hi: int, epilogue: BiasRelu | None) -> None:
-    backend_of(out).xp.matmul(a[lo:hi], b, out=out[lo:hi])
+def halves(rows: int, cols: int) -> list[tuple[slice, slice]]:
+    """The two pieces (rows, columns) of a split product's output: by columns when it has
+    fewer rows than columns, else by rows.
+
+    Each piece's BLAS call packs the whole of the operand it does not split: split by rows, both
+    pieces pack all of `b`; by columns, all of `a`. Keeping the smaller operand whole packs
+    less (W2's (128, 784) @ (784, 512), one thread: 568 us for two column pieces against 628
+    for two row pieces and 567 unsplit; its (512, 128)-transposed weight gradients favour rows).
+    """
+    if rows < cols:
+        return [(ALL, slice(0, cols // 2)), (ALL, slice(cols // 2, cols))]
+    return [(slice(0, rows // 2), ALL), (slice(rows // 2, rows), ALL)]
+
+
+def _piece(a: Array, b: Array, out: Array, piece: tuple[slice, slice], epilogue: Any) -> None:
+    rows, cols = piece
+    backend_of(out).xp.matmul(a[rows], b[:, cols], out=out[rows, cols])
     if epilogue is not None:
-        epilogue(out, lo, hi)
+        lo, hi, _ = rows.indices(out.shape[0])
+        epilogue(out, lo, hi, cols)
 
 
 def matmul(a: Array, b: Array, out: Array, epilogue: BiasRelu | None = None) -> Array:
     """`a @ b` written into `out` (2-D arrays), split over two threads when it pays.
 
-    The epilogue runs on each piece's rows as soon as they are computed, on the thread that
-    computed them, so a bias and relu run on both cores while the rows are still in cache
+    The epilogue runs on each piece as soon as it is computed, on the thread that
+    computed it, so a bias and relu run on both cores while the rows are still in cache
     instead of as passes over the whole output afterwards (measured: W5 inference 4% faster).
     Plain NumPy operands go to the compiled split (`native.split_matmul`), which hands the
     second piece to a spinning worker without the GIL; others to two Python threads. Both
@@ -120,12 +140,7 @@ def matmul(a: Array, b: Array, out: Array, epilogue: BiasRelu | None = None) -> 
     bias, relu = (epilogue.bias, epilogue.relu) if epilogue is not None else (None, False)
     if native.split_matmul(a, b, out, bias, relu):
         return out
-    bounds = [rows * i // PIECES for i in range(PIECES + 1)]
     parallel.run(
-        [
-            functools.partial(_rows, a, b, out, lo, hi, epilogue)
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-            if hi > lo
-        ]
+        [functools.partial(_piece, a, b, out, piece, epilogue) for piece in halves(*out.shape)]
     )
     return out

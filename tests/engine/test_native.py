@@ -371,6 +371,11 @@ KERNEL_CASES = [
         lambda: _product_inputs(100, 400, 300, "wide_out", 4),
         _product("wide_out", True, False),
     ),
+    KernelCase(
+        "split_columns_odd_strided_bias_relu",
+        lambda: _product_inputs(100, 300, 257, "wide_out", 5),
+        _product("wide_out", True, True),
+    ),
     KernelCase("scatter_w4_sized", lambda: _scatter_inputs(6400, 10_000, 0), _scatter),
     KernelCase("scatter_long_runs", lambda: _scatter_inputs(3000, 40, 1), _scatter),
     KernelCase("scatter_int32_ids", lambda: _scatter_inputs(50, 7, 2, np.int32), _scatter),
@@ -574,6 +579,20 @@ def test_split_product_runs_for_the_layouts_dense_passes(layout: str) -> None:
 
 
 @needs_split
+@pytest.mark.parametrize("layout", ["plain", "ta", "tb", "wide_out"])
+def test_split_product_of_a_wide_output_runs_by_columns(layout: str) -> None:
+    p = _product_inputs(16, 32, 64, layout, 13)
+    a = p["a"].T if layout == "ta" else p["a"]
+    b = p["b"].T if layout == "tb" else p["b"]
+    out = p["out"][:, : b.shape[1]]
+    assert native.split_matmul(a, b, out, p["bias"], True)
+    expected = np.empty_like(out)
+    np.matmul(a, b[:, :32], out=expected[:, :32])
+    np.matmul(a, b[:, 32:], out=expected[:, 32:])
+    np.testing.assert_array_equal(out, np.maximum(expected + p["bias"], 0))
+
+
+@needs_split
 def test_split_product_steps_aside_for_a_strided_bias() -> None:
     p = _product_inputs(64, 32, 16, "plain", 12)
     strided_bias = np.repeat(p["bias"], 2)[::2]
@@ -590,11 +609,13 @@ def _declined(p: Arrays) -> bool:
     [
         lambda p: _float64(p),
         lambda p: _fake_device(p),
-        lambda p: {**p, "a": p["a"][:3], "out": p["out"][:3]},  # pieces NumPy would hand to gemv
+        # pieces NumPy would hand to gemv: one row, or one column
+        lambda p: {**p, "a": p["a"][:3], "b": p["b"][:, :2], "out": p["out"][:3, :2]},
+        lambda p: {**p, "a": p["a"][:2], "b": p["b"][:, :3], "out": p["out"][:2, :3]},
         lambda p: {**p, "out": p["a"][:, :16]},  # out overlaps an operand
         lambda p: {**p, "a": p["a"][:, ::2], "b": p["b"][:16]},  # no unit stride: NumPy copies
     ],
-    ids=["float64", "fake_device", "three_rows", "overlap", "strided"],
+    ids=["float64", "fake_device", "three_rows", "three_columns", "overlap", "strided"],
 )
 def test_split_product_steps_aside_where_numpy_would_not_call_one_sgemm_per_half(
     inputs: Callable[[Arrays], Arrays],
