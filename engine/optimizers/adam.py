@@ -13,9 +13,7 @@ from engine.optimizers.base import (
     Array,
     Optimizer,
 )
-
-# float32's smallest normal number: moments below it are flushed (see `adam_update`)
-FLOAT32_TINY = 1.1754944e-38
+from engine.optimizers.underflow import flush_nonnegative, flush_signed
 
 
 def adam_rate(lr: float, step: int, beta_1: float, beta_2: float) -> float:
@@ -45,12 +43,9 @@ def adam_update(
     relative to Keras's, and its default epsilon is 1e-8 rather than 1e-7. With AMSGrad, Keras
     keeps the running maximum of the raw `v`.
 
-    Moments that fall below float32's smallest normal number become +0. A parameter whose
-    gradient stays zero (a dead ReLU unit) has its `m` shrink by beta_1 every step, and after
-    some 800 steps it would be denormal, which Intel cores compute in slow microcode: W2's Adam
-    step took 7 ms instead of 0.3. XLA (Keras on JAX) and TensorFlow flush such numbers to zero
-    in the CPU for the same reason; this flushes only the moments, so the result is the same on
-    every device and with or without the compiled kernels.
+    Moments that fall below float32's smallest normal number become +0
+    (`engine.optimizers.underflow`): a dead ReLU unit's `m` shrinks by beta_1 every step and
+    after some 800 steps would be denormal, and W2's Adam step then took 7 ms instead of 0.3.
 
     The NumPy operations below are the definition; `engine.native.adam` does the same float32
     operations in one pass, bit for bit, where it applies.
@@ -62,13 +57,12 @@ def adam_update(
     xp.subtract(grad, m, out=scratch)
     scratch *= 1.0 - beta_1
     m += scratch
-    xp.abs(m, out=scratch)
-    xp.copyto(m, 0.0, where=scratch < FLOAT32_TINY)
+    flush_signed(m, scratch)
     xp.multiply(grad, grad, out=scratch)
     scratch -= v
     scratch *= 1.0 - beta_2
     v += scratch
-    xp.copyto(v, 0.0, where=v < FLOAT32_TINY)
+    flush_nonnegative(v)
     denominator = v
     if v_max is not None:
         xp.maximum(v_max, v, out=v_max)

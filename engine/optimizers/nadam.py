@@ -7,6 +7,7 @@ from typing import Any
 from engine.backend import backend_of
 from engine.config.optimizers import NadamConfig
 from engine.optimizers.base import Array, Optimizer
+from engine.optimizers.underflow import flush_nonnegative, flush_signed
 
 MOMENTUM_DECAY = 0.96
 
@@ -35,6 +36,7 @@ def nadam_update(
     Keras: `m_hat = u_{t+1} m / (1 - u_product * u_{t+1}) + (1 - u_t) g / (1 - u_product)`,
     `v_hat = v / (1 - b2^t)`, `p -= lr * m_hat / (sqrt(v_hat) + eps)`. PyTorch's NAdam uses
     the same schedule (momentum_decay 0.004 gives 0.96 per step) but defaults eps to 1e-8.
+    Moments below float32's normal range become +0, as in Adam (`engine.optimizers.underflow`).
     """
     xp = backend_of(param).xp
     work, denominator = scratch
@@ -43,10 +45,12 @@ def nadam_update(
     xp.subtract(grad, m, out=work)
     work *= 1.0 - beta_1
     m += work
+    flush_signed(m, work)
     xp.multiply(grad, grad, out=work)
     work -= v
     work *= 1.0 - beta_2
     v += work
+    flush_nonnegative(v)
     xp.multiply(m, u_next / (1.0 - u_product * u_next), out=work)
     xp.multiply(grad, (1.0 - u_t) / (1.0 - u_product), out=denominator)
     work += denominator

@@ -7,6 +7,7 @@ from typing import Any
 from engine.backend import backend_of
 from engine.config.optimizers import RMSpropConfig
 from engine.optimizers.base import Array, Optimizer
+from engine.optimizers.underflow import flush_nonnegative, flush_signed
 
 
 def rmsprop_update(
@@ -27,18 +28,22 @@ def rmsprop_update(
     Keras: `v = rho * v + (1 - rho) * g^2`, `p -= lr * g / sqrt(v + eps)` (centered: `v - a^2
     + eps` under the root, `a` the running mean of g). PyTorch puts eps outside the root,
     `g / (sqrt(v) + eps)`, and defaults rho (alpha) to 0.99 and eps to 1e-8.
+    State below float32's normal range becomes +0 (`engine.optimizers.underflow`): with a
+    zero gradient the velocity shrinks by rho every step.
     """
     xp = backend_of(param).xp
     velocity *= rho
     xp.multiply(grad, grad, out=scratch)
     scratch *= 1.0 - rho
     velocity += scratch
+    flush_nonnegative(velocity)
     if average_gradient is None:
         xp.add(velocity, epsilon, out=scratch)
     else:
         average_gradient *= rho
         xp.multiply(grad, 1.0 - rho, out=scratch)
         average_gradient += scratch
+        flush_signed(average_gradient, scratch)
         xp.multiply(average_gradient, average_gradient, out=scratch)
         xp.subtract(velocity, scratch, out=scratch)
         scratch += epsilon
@@ -50,6 +55,7 @@ def rmsprop_update(
         return
     momentum_buffer *= momentum
     momentum_buffer += scratch
+    flush_signed(momentum_buffer, scratch)
     param -= momentum_buffer
 
 

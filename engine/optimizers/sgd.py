@@ -7,6 +7,7 @@ from typing import Any
 from engine.backend import backend_of
 from engine.config.optimizers import SGDConfig
 from engine.optimizers.base import Array, Optimizer
+from engine.optimizers.underflow import flush_signed
 
 
 def sgd_update(
@@ -24,6 +25,8 @@ def sgd_update(
     Keras keeps a velocity `v = momentum * v - lr * g` and steps `p += v`, or with Nesterov
     `p += momentum * v - lr * g`. PyTorch keeps `b = momentum * b + g` and steps by `lr * b`;
     the two agree for a constant learning rate, not when it changes between steps.
+    A velocity below float32's normal range becomes +0 (`engine.optimizers.underflow`): with
+    a zero gradient it shrinks by `momentum` every step.
     """
     xp = backend_of(param).xp
     xp.multiply(grad, lr, out=scratch)
@@ -34,6 +37,8 @@ def sgd_update(
     velocity -= scratch
     if nesterov:
         param -= scratch
+    flush_signed(velocity, scratch)
+    if nesterov:
         xp.multiply(velocity, momentum, out=scratch)
         param += scratch
     else:

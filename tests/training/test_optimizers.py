@@ -410,6 +410,49 @@ def test_runs_on_the_strict_fake_device(config: dict[str, Any]) -> None:
         np.testing.assert_array_equal(value, state[key])
 
 
+# Every optimizer whose state shrinks geometrically while a gradient stays zero, with decay
+# factors of 0.8 so that the state reaches the bottom of float32's range in a test's time.
+DECAYING = [
+    {"type": "sgd", "momentum": 0.8},
+    {"type": "sgd", "momentum": 0.8, "nesterov": True},
+    {"type": "rmsprop", "rho": 0.8},
+    {"type": "rmsprop", "rho": 0.8, "centered": True, "momentum": 0.8},
+    {"type": "adam", "beta_1": 0.8, "beta_2": 0.8},
+    {"type": "adamw", "beta_1": 0.8, "beta_2": 0.8},
+    {"type": "nadam", "beta_1": 0.8, "beta_2": 0.8},
+]
+
+
+@pytest.mark.parametrize("config", DECAYING, ids=lambda c: "_".join(map(str, c.values())))
+@pytest.mark.parametrize("size", [16, optimizer_base.PARALLEL_MIN_SIZE], ids=["small", "split"])
+def test_state_of_a_dead_unit_goes_to_positive_zero_never_denormal(
+    config: dict[str, Any], size: int
+) -> None:
+    """After one real gradient and then zeros (a unit that died), every slot decays by a
+    constant factor per step; it must go from normal numbers straight to +0, because Intel
+    cores compute with denormal numbers in slow microcode (engine/optimizers/underflow.py).
+    The compiled Adam and the two-thread split run on the large buffer."""
+    tiny = np.finfo(np.float32).tiny
+    param = np.ones(size, dtype=np.float32)
+    grad = np.zeros_like(param)
+    ends = np.r_[0:8, size - 8 : size]  # in both halves of a split update
+    grad[ends] = [1.0, -1.0, 1e-3, -1e-3, 1e-12, -1e-12, 0.0, 30.0] * 2
+    opt = optimizers.get(config)
+    opt.build([param])
+    opt.apply([param], [grad])
+    grad[:] = 0.0
+    slots = [s[0] for s in opt._slots.values()]
+    assert all(np.abs(s[ends[:6]]).min() > tiny for s in slots)  # all normal, none zero yet
+    for _ in range(600):
+        opt.apply([param], [grad])
+        for s in slots:
+            watched = s[ends]
+            assert not ((watched != 0) & (np.abs(watched) < tiny)).any()
+    for s in slots:
+        assert not s.any() and not np.signbit(s).any()
+    assert np.isfinite(param).all()
+
+
 @pytest.mark.parametrize("config", FLAT_CONFIGS, ids=[c["type"] for c in FLAT_CONFIGS])
 def test_two_thread_split_is_bit_identical(
     config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
