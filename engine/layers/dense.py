@@ -25,7 +25,7 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
-from engine.lazy import backend, gemm, workspace
+from engine.lazy import backend, gemm, native, workspace
 from engine.regularizers import RegularizerSpec
 
 
@@ -158,10 +158,11 @@ class Dense(Layer):
             dz = dy
         elif kind == "relu":
             y2 = y.reshape(-1, units)
-            mask = ctx.buffer(xp, "mask", y2.shape, bool)
-            xp.greater(y2, 0, out=mask)
             dz = ctx.buffer(xp, "dz", y2.shape, dy.dtype)
-            xp.multiply(dy, mask, out=dz)
+            if native.relu_grad(y2, dy, dz) is None:
+                mask = ctx.buffer(xp, "mask", y2.shape, bool)
+                xp.greater(y2, 0, out=mask)
+                xp.multiply(dy, mask, out=dz)
         else:
             dz = self.activation.grad(z, y, grad_output).reshape(-1, units)
         x2 = x.reshape(-1, x.shape[-1])
