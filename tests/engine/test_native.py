@@ -566,29 +566,19 @@ needs_split = pytest.mark.skipif(
 
 @needs_split
 @pytest.mark.parametrize("layout", ["plain", "ta", "tb", "wide_out"])
-def test_split_product_runs_for_the_layouts_dense_passes(layout: str) -> None:
-    p = _product_inputs(64, 32, 16, layout, 9)
+@pytest.mark.parametrize(("m", "n"), [(64, 16), (16, 64)], ids=["by_rows", "by_columns"])
+def test_split_product_runs_for_the_layouts_dense_passes(layout: str, m: int, n: int) -> None:
+    """The compiled split's pieces are NumPy's on `gemm.halves`: rows, or columns when wider."""
+    p = _product_inputs(m, 32, n, layout, 9)
     a = p["a"].T if layout == "ta" else p["a"]
     b = p["b"].T if layout == "tb" else p["b"]
     out = p["out"][:, : b.shape[1]]
     assert native.split_matmul(a, b, out, p["bias"], True)
     expected = np.empty_like(out)
-    np.matmul(a[:32], b, out=expected[:32])
-    np.matmul(a[32:], b, out=expected[32:])
-    np.testing.assert_array_equal(out, np.maximum(expected + p["bias"], 0))
-
-
-@needs_split
-@pytest.mark.parametrize("layout", ["plain", "ta", "tb", "wide_out"])
-def test_split_product_of_a_wide_output_runs_by_columns(layout: str) -> None:
-    p = _product_inputs(16, 32, 64, layout, 13)
-    a = p["a"].T if layout == "ta" else p["a"]
-    b = p["b"].T if layout == "tb" else p["b"]
-    out = p["out"][:, : b.shape[1]]
-    assert native.split_matmul(a, b, out, p["bias"], True)
-    expected = np.empty_like(out)
-    np.matmul(a, b[:, :32], out=expected[:, :32])
-    np.matmul(a, b[:, 32:], out=expected[:, 32:])
+    halves = gemm.halves(m, n)
+    assert halves[0][int(m < n)] == slice(0, max(m, n) // 2)  # the longer side is split
+    for rows, cols in halves:
+        np.matmul(a[rows], b[:, cols], out=expected[rows, cols])
     np.testing.assert_array_equal(out, np.maximum(expected + p["bias"], 0))
 
 
