@@ -5,12 +5,13 @@ activations forward and seven backward, each a separate NumPy call; on W7's (128
 activations those passes were a third of a training step. `_batch_norm.c` does the same
 float32 operations in the same order in two passes forward and two backward, so the results
 are bit-identical, and large calls share each pass between both cores (the sums by channel,
-the element-wise passes by row). In inference (moving statistics) the layer is one pass.
-A plain ReLU after the layer can run inside these passes (`relu`, `mask`): the planned step
-fuses the pair (`engine/train/fusion.py`), which saves writing and reading the layer's output
-and the ReLU's gradient. These functions return None where the kernels do not apply
-(not built, not plain float32, not channels-last with both gamma and beta); the layer then
-runs the composite.
+the element-wise passes by row). xhat, which the composite keeps, is computed again from x in
+backward instead of written and read (one activation-sized array less per layer). In
+inference (moving statistics) the layer is one pass. A plain ReLU after the layer can run
+inside these passes (`relu`, `mask`): the planned step fuses the pair
+(`engine/train/fusion.py`), which saves writing and reading the layer's output and the ReLU's
+gradient. These functions return None where the kernels do not apply (not built, not plain
+float32, not channels-last with both gamma and beta); the layer then runs the composite.
 """
 
 from __future__ import annotations
@@ -41,18 +42,15 @@ def _rows_of_channels(x: Array) -> bool:
     return x.ndim >= 2 and x.shape[-1] >= 2
 
 
-def _normalize(
-    kernels: Any, x: Array, xhat: Array | None, stats: tuple[Array, ...], relu: bool
-) -> Array:
-    """y = (x - mean) * inv * gamma + beta (then relu) by rows on both cores, keeping xhat
-    when it is given; stats = (mean, inv, gamma, beta)."""
+def _normalize(kernels: Any, x: Array, stats: tuple[Array, ...], relu: bool) -> Array:
+    """y = (x - mean) * inv * gamma + beta (then relu) by rows on both cores; stats = (mean,
+    inv, gamma, beta)."""
     c = x.shape[-1]
     y = np.empty_like(x)
     x2, y2 = x.reshape(-1, c), y.reshape(-1, c)
-    xhat2 = None if xhat is None else xhat.reshape(-1, c)
 
     def rows(i: int, s: slice) -> None:
-        kernels.normalize(x2[s], None if xhat2 is None else xhat2[s], y2[s], *stats, c, relu)
+        kernels.normalize(x2[s], y2[s], *stats, c, relu)
 
     run_shards(rows, halves(len(x2), x.size))
     return y
@@ -60,10 +58,10 @@ def _normalize(
 
 def train_forward(
     x: Array, gamma: Array, beta: Array, epsilon: float, relu: bool = False
-) -> tuple[Array, Array, Array, Array, Array] | None:
-    """(y, xhat, inv, mean, var) of a training step, statistics over every axis but the last;
-    inv = 1 / sqrt(var + epsilon) and the three statistics have shape (channels,). With
-    `relu`, y is maximum(y, 0)."""
+) -> tuple[Array, Array, Array, Array] | None:
+    """(y, inv, mean, var) of a training step, statistics over every axis but the last; inv =
+    1 / sqrt(var + epsilon) and the three statistics have shape (channels,). With `relu`, y is
+    maximum(y, 0). xhat = (x - mean) * inv is not kept: `train_backward` computes it again."""
     kernels = native.batch_norm(x, gamma, beta)
     if kernels is None or not _rows_of_channels(x):
         return None
@@ -72,37 +70,36 @@ def train_forward(
     var = np.empty(c, dtype=np.float32)
     run_shards(lambda i, s: kernels.stats(x, mean, var, c, (s.start, s.stop)), halves(c, x.size))
     inv = 1.0 / np.sqrt(var + epsilon)
-    xhat = np.empty_like(x)
-    y = _normalize(kernels, x, xhat, (mean, inv, gamma, beta), relu)
-    return y, xhat, inv, mean, var
+    return _normalize(kernels, x, (mean, inv, gamma, beta), relu), inv, mean, var
 
 
 def infer_forward(
-    x: Array,
-    params: tuple[Array, Array, Array, Array],
-    epsilon: float,
-    relu: bool,
-    keep_xhat: bool,
-) -> tuple[Array, Array | None, Array] | None:
-    """(y, xhat or None, inv) with the moving statistics: params = (gamma, beta, moving_mean,
-    moving_variance), inv = 1 / sqrt(moving_variance + epsilon), one pass over x."""
+    x: Array, params: tuple[Array, Array, Array, Array], epsilon: float, relu: bool
+) -> tuple[Array, Array] | None:
+    """(y, inv) with the moving statistics in one pass over x: params = (gamma, beta,
+    moving_mean, moving_variance), inv = 1 / sqrt(moving_variance + epsilon)."""
     kernels = native.batch_norm(x, *params)
     if kernels is None or x.ndim < 2:
         return None
     gamma, beta, mean, var = params
     inv = 1.0 / np.sqrt(var + epsilon)
-    xhat = np.empty_like(x) if keep_xhat else None
-    return _normalize(kernels, x, xhat, (mean, inv, gamma, beta), relu), xhat, inv
+    return _normalize(kernels, x, (mean, inv, gamma, beta), relu), inv
 
 
 def train_backward(
-    g: Array, xhat: Array, gamma: Array, inv: Array, need_dx: bool, mask: Array | None = None
+    g: Array,
+    x: Array,
+    stats: tuple[Array, Array, Array],
+    need_dx: bool,
+    mask: Array | None = None,
 ) -> tuple[Array, Array, Array | None] | None:
-    """(d gamma, d beta, dx or None) of `train_forward`, for the upstream gradient g; with a
-    ReLU's output `mask`, g is first taken as the ReLU's backward gives it, g * (mask > 0)."""
-    arrays = (g, xhat, gamma, inv) if mask is None else (g, xhat, gamma, inv, mask)
+    """(d gamma, d beta, dx or None) of `train_forward` for the upstream gradient g, its input x
+    and stats = (mean, inv, gamma); with a ReLU's output `mask`, g is first taken as the ReLU's
+    backward gives it, g * (mask > 0)."""
+    mean, inv, gamma = stats
+    arrays = (g, x, *stats) if mask is None else (g, x, *stats, mask)
     kernels = native.batch_norm(*arrays)
-    if kernels is None or g.shape != xhat.shape or not _rows_of_channels(g):
+    if kernels is None or g.shape != x.shape or not _rows_of_channels(g):
         return None
     if mask is not None and mask.shape != g.shape:
         return None
@@ -110,7 +107,7 @@ def train_backward(
     sums = np.empty((4, c), dtype=np.float32)
 
     def column_sums(i: int, s: slice) -> None:
-        kernels.backward_sums(g, mask, xhat, gamma, sums, c, (s.start, s.stop))
+        kernels.backward_sums(g, mask, x, mean, inv, gamma, sums, c, (s.start, s.stop))
 
     run_shards(column_sums, halves(c, g.size))
     if not need_dx:
@@ -120,12 +117,12 @@ def train_backward(
     mean_d = (sums[2] / np.intp(rows)).astype(np.float32)
     mean_dx = (sums[3] / np.intp(rows)).astype(np.float32)
     dx = np.empty_like(g)
-    g2, xhat2, dx2 = (a.reshape(-1, c) for a in (g, xhat, dx))
+    g2, x2, dx2 = (a.reshape(-1, c) for a in (g, x, dx))
     mask2 = None if mask is None else mask.reshape(-1, c)
 
     def input_grad(i: int, s: slice) -> None:
         m = None if mask2 is None else mask2[s]
-        kernels.backward_dx(g2[s], m, xhat2[s], dx2[s], gamma, mean_d, mean_dx, inv, c)
+        kernels.backward_dx(g2[s], m, x2[s], dx2[s], mean, gamma, mean_d, mean_dx, inv, c)
 
     run_shards(input_grad, halves(len(g2), g.size))
     return sums[0], sums[1], dx

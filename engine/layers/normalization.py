@@ -187,30 +187,32 @@ class BatchNormalization(_Normalizer):
         gamma, beta = self._affine(params, rank, axes)
         training = ctx.training and self.trainable
         compiled = self._fusable(reduce, rank)
-        done = self._compiled_forward(params, inputs, ctx, training, relu) if compiled else None
+        done = self._compiled_forward(params, inputs, training, relu) if compiled else None
         if done is None:
             y, xhat, inv = self._composite_forward(params, inputs, training, axes, reduce)
             y = _RELU(y) if relu else y
+            mean = None
         else:
-            y, xhat, inv = done
-        return y, _BatchNormCache(xhat, inv, gamma, reduce, training, compiled, y if relu else None)
+            (y, mean, inv), xhat = done, None
+        relu_out = y if relu else None
+        return y, _BatchNormCache(inputs, mean, xhat, inv, gamma, reduce, training, relu_out)
 
     def _compiled_forward(
-        self, params: list[Array], inputs: Array, ctx: CallContext, training: bool, relu: bool
-    ) -> tuple[Array, Array | None, Array] | None:
-        """(y, xhat, inv) from the compiled passes, or None where they do not apply."""
+        self, params: list[Array], inputs: Array, training: bool, relu: bool
+    ) -> tuple[Array, Array, Array] | None:
+        """(y, mean, inv) from the compiled passes, or None where they do not apply; backward
+        computes xhat = (x - mean) * inv again."""
         eps = self.config.epsilon
         if not training:
             stats = (params[0], params[1], params[-2], params[-1])
-            # xhat is needed only for gamma's gradient: never in the planned inference step
-            keep = ctx.training or ctx.need_input_grad
-            return batch_norm.infer_forward(inputs, stats, eps, relu, keep)
+            done = batch_norm.infer_forward(inputs, stats, eps, relu)
+            return None if done is None else (done[0], params[-2].copy(), done[1])
         fused = batch_norm.train_forward(inputs, params[0], params[1], eps, relu)
         if fused is None:
             return None
-        y, xhat, inv, mean, var = fused
+        y, inv, mean, var = fused
         self._update_moving(params[-2], params[-1], mean, var)
-        return y, xhat, inv
+        return y, mean, inv
 
     def _composite_forward(
         self,
@@ -257,12 +259,13 @@ class BatchNormalization(_Normalizer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
-        xhat, inv, gamma, reduce, training, compiled, relu_out = cache
+        c: _BatchNormCache = cache
+        compiled = c.xhat is None
         fused = (
             batch_norm.train_backward(
-                grad_output, xhat, params[0], inv, ctx.need_input_grad, relu_out
+                grad_output, c.x, (c.mean, c.inv, params[0]), ctx.need_input_grad, c.relu_out
             )
-            if training and compiled
+            if c.training and compiled
             else None
         )
         if fused is not None:
@@ -270,30 +273,35 @@ class BatchNormalization(_Normalizer):
                 if target is not None:
                     target[...] = value
             return fused[2]
-        if relu_out is not None:
-            grad_output = activations.relu_grad_of_output(relu_out, grad_output)
-        self._affine_grads(grad_output, xhat, reduce, grads)
+        if c.relu_out is not None:
+            grad_output = activations.relu_grad_of_output(c.relu_out, grad_output)
+        wants_xhat = c.training or (self.config.scale and grads[0] is not None)
+        # the composite's xhat = (x - mean) * inv, computed again after the compiled forward
+        xhat = c.xhat if not compiled or not wants_xhat else (c.x - c.mean) * c.inv
+        self._affine_grads(grad_output, xhat, c.reduce, grads)
         if not ctx.need_input_grad:
             return None
-        dxhat = grad_output * gamma if gamma is not None else grad_output
-        if not training:
-            return dxhat * inv
-        mean_d = dxhat.mean(axis=reduce, keepdims=True)
-        mean_dx = (dxhat * xhat).mean(axis=reduce, keepdims=True)
-        return (dxhat - mean_d - xhat * mean_dx) * inv
+        dxhat = grad_output * c.gamma if c.gamma is not None else grad_output
+        if not c.training:
+            return dxhat * c.inv
+        mean_d = dxhat.mean(axis=c.reduce, keepdims=True)
+        mean_dx = (dxhat * xhat).mean(axis=c.reduce, keepdims=True)
+        return (dxhat - mean_d - xhat * mean_dx) * c.inv
 
 
 class _BatchNormCache(NamedTuple):
-    """What BatchNormalization's backward needs. `compiled`: whether its compiled passes
-    apply (decided once, in forward); `relu_out`: the output of a ReLU fused after the layer,
-    whose mask backward applies first (None when there is none)."""
+    """What BatchNormalization's backward needs: the input and either xhat (NumPy composite)
+    or the mean that gives it again, xhat = (x - mean) * inv (compiled passes, which keep no
+    xhat; mean is None after the composite). `relu_out`: the output of a ReLU fused after the
+    layer, whose mask backward applies first (None when there is none)."""
 
+    x: Array
+    mean: Array | None
     xhat: Array | None
     inv: Array
     gamma: Any
     reduce: tuple[int, ...]
     training: bool
-    compiled: bool
     relu_out: Array | None
 
 

@@ -53,19 +53,18 @@ static void stats_loop(const float *restrict x, float *restrict mean, float *res
     }
 }
 
-/* xhat = (x - mean) * inv (kept when xhat is not NULL); y = xhat * gamma + beta, then
- * maximum(y, 0) when relu: the ReLU that follows the layer in the same pass */
+/* y = (x - mean) * inv * gamma + beta, then maximum(y, 0) when relu: the ReLU that follows the
+ * layer in the same pass. xhat = (x - mean) * inv is not kept: backward computes it again from
+ * x with the same operations, which costs less than writing and reading it. */
 VECTOR_CLONES
 static void normalize_loop(const float *restrict x, const float *restrict mean,
                            const float *restrict inv, const float *restrict gamma,
-                           const float *restrict beta, float *restrict xhat, float *restrict y,
-                           ptrdiff_t rows, ptrdiff_t c, int relu) {
+                           const float *restrict beta, float *restrict y, ptrdiff_t rows,
+                           ptrdiff_t c, int relu) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         ptrdiff_t o = r * c;
         for (ptrdiff_t j = 0; j < c; j++) {
-            float h = (x[o + j] - mean[j]) * inv[j];
-            if (xhat) xhat[o + j] = h;
-            float v = h * gamma[j] + beta[j];
+            float v = (x[o + j] - mean[j]) * inv[j] * gamma[j] + beta[j];
             y[o + j] = relu ? numpy_relu(v) : v;
         }
     }
@@ -77,12 +76,13 @@ static inline float upstream(const float *restrict g, const float *restrict mask
     return mask ? relu_masked(g[i], mask[i]) : g[i];
 }
 
-/* The column sums of backward over channels j0..j1, from g and xhat: sums[0] = sum(g * xhat)
- * (d gamma), sums[1] = sum(g) (d beta), sums[2] = sum(g * gamma), sums[3] = sum(g * gamma *
- * xhat); sums is (4, c). */
+/* The column sums of backward over channels j0..j1, from g and xhat = (x - mean) * inv:
+ * sums[0] = sum(g * xhat) (d gamma), sums[1] = sum(g) (d beta), sums[2] = sum(g * gamma),
+ * sums[3] = sum(g * gamma * xhat); sums is (4, c). */
 VECTOR_CLONES
 static void backward_sums_loop(const float *restrict g, const float *restrict mask,
-                               const float *restrict xhat, const float *restrict gamma,
+                               const float *restrict x, const float *restrict mean,
+                               const float *restrict inv, const float *restrict gamma,
                                float *restrict sums, ptrdiff_t rows, ptrdiff_t c, ptrdiff_t j0,
                                ptrdiff_t j1) {
     for (ptrdiff_t lo = j0; lo < j1; lo += BLOCK) {
@@ -91,14 +91,14 @@ static void backward_sums_loop(const float *restrict g, const float *restrict ma
         for (ptrdiff_t j = 0; j < m; j++) s_gx[j] = s_g[j] = s_d[j] = s_dx[j] = 0.0f;
         for (ptrdiff_t r = 0; r < rows; r++) {
             ptrdiff_t o = r * c + lo;
-            const float *xr = xhat + o;
             for (ptrdiff_t j = 0; j < m; j++) {
+                float h = (x[o + j] - mean[lo + j]) * inv[lo + j];
                 float gv = upstream(g, mask, o + j);
                 float d = gv * gamma[lo + j];
-                s_gx[j] = s_gx[j] + gv * xr[j];
+                s_gx[j] = s_gx[j] + gv * h;
                 s_g[j] = s_g[j] + gv;
                 s_d[j] = s_d[j] + d;
-                s_dx[j] = s_dx[j] + d * xr[j];
+                s_dx[j] = s_dx[j] + d * h;
             }
         }
         for (ptrdiff_t j = 0; j < m; j++) {
@@ -110,18 +110,19 @@ static void backward_sums_loop(const float *restrict g, const float *restrict ma
     }
 }
 
-/* dx = (g * gamma - mean_d - xhat * mean_dx) * inv */
+/* dx = (g * gamma - mean_d - xhat * mean_dx) * inv, xhat = (x - mean) * inv */
 VECTOR_CLONES
 static void backward_dx_loop(const float *restrict g, const float *restrict mask,
-                             const float *restrict xhat, const float *restrict gamma,
-                             const float *restrict mean_d, const float *restrict mean_dx,
-                             const float *restrict inv, float *restrict dx, ptrdiff_t rows,
-                             ptrdiff_t c) {
+                             const float *restrict x, const float *restrict mean,
+                             const float *restrict gamma, const float *restrict mean_d,
+                             const float *restrict mean_dx, const float *restrict inv,
+                             float *restrict dx, ptrdiff_t rows, ptrdiff_t c) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         ptrdiff_t o = r * c;
         for (ptrdiff_t j = 0; j < c; j++) {
+            float h = (x[o + j] - mean[j]) * inv[j];
             float d = upstream(g, mask, o + j) * gamma[j] - mean_d[j];
-            dx[o + j] = (d - xhat[o + j] * mean_dx[j]) * inv[j];
+            dx[o + j] = (d - h * mean_dx[j]) * inv[j];
         }
     }
 }
@@ -179,69 +180,68 @@ static PyObject *stats(PyObject *self, PyObject *args) {
 }
 
 static PyObject *normalize(PyObject *self, PyObject *args) {
-    Py_buffer b[7]; /* x, y, mean, inv, gamma, beta, then xhat or empty */
-    PyObject *xhat;
+    Py_buffer b[6]; /* x, y, mean, inv, gamma, beta */
     Py_ssize_t c, rows = 0;
     int relu;
-    if (!PyArg_ParseTuple(args, "y*Ow*y*y*y*y*np", &b[0], &xhat, &b[1], &b[2], &b[3], &b[4],
-                          &b[5], &c, &relu))
+    if (!PyArg_ParseTuple(args, "y*w*y*y*y*y*np", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &c,
+                          &relu))
         return NULL;
-    if (!optional(xhat, &b[6], 1))
-        return finish(b, 6, 0, "normalize: xhat must be None or a writable float32 buffer");
-    int ok = shapes_ok(b, 6, 2, c, 0, &rows) && absent_or(&b[6], b[0].len);
+    int ok = shapes_ok(b, 6, 2, c, 0, &rows);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
         normalize_loop((const float *)b[0].buf, (const float *)b[2].buf, (const float *)b[3].buf,
-                       (const float *)b[4].buf, (const float *)b[5].buf, (float *)b[6].buf,
-                       (float *)b[1].buf, rows, c, relu);
+                       (const float *)b[4].buf, (const float *)b[5].buf, (float *)b[1].buf, rows,
+                       c, relu);
         Py_END_ALLOW_THREADS
     }
-    return finish(b, 7, ok, "normalize: x, xhat (or None), y (rows, c), the rest (c,) float32");
+    return finish(b, 6, ok, "normalize: x, y (rows, c), the rest (c,) float32");
 }
 
 static PyObject *backward_sums(PyObject *self, PyObject *args) {
-    Py_buffer b[5]; /* g, xhat, gamma, sums, then the ReLU output or empty */
+    Py_buffer b[7]; /* g, x, mean, inv, gamma, sums, then the ReLU output or empty */
     PyObject *mask;
     Py_ssize_t c, j0, j1, rows = 0;
-    if (!PyArg_ParseTuple(args, "y*Oy*y*w*n(nn)", &b[0], &mask, &b[1], &b[2], &b[3], &c, &j0,
-                          &j1))
+    if (!PyArg_ParseTuple(args, "y*Oy*y*y*y*w*n(nn)", &b[0], &mask, &b[1], &b[2], &b[3], &b[4],
+                          &b[5], &c, &j0, &j1))
         return NULL;
-    if (!optional(mask, &b[4], 0))
-        return finish(b, 4, 0, "backward_sums: mask must be None or a float32 buffer");
-    int ok = shapes_ok(b, 4, 2, c, 4 * c, &rows) && absent_or(&b[4], b[0].len) && 0 <= j0 &&
+    if (!optional(mask, &b[6], 0))
+        return finish(b, 6, 0, "backward_sums: mask must be None or a float32 buffer");
+    int ok = shapes_ok(b, 6, 2, c, 4 * c, &rows) && absent_or(&b[6], b[0].len) && 0 <= j0 &&
              j0 <= j1 && j1 <= c;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        backward_sums_loop((const float *)b[0].buf, (const float *)b[4].buf,
-                           (const float *)b[1].buf, (const float *)b[2].buf, (float *)b[3].buf,
+        backward_sums_loop((const float *)b[0].buf, (const float *)b[6].buf,
+                           (const float *)b[1].buf, (const float *)b[2].buf,
+                           (const float *)b[3].buf, (const float *)b[4].buf, (float *)b[5].buf,
                            rows, c, j0, j1);
         Py_END_ALLOW_THREADS
     }
-    return finish(b, 5, ok,
-                  "backward_sums: g, mask (or None), xhat (rows, c), gamma (c,), sums (4, c) "
-                  "float32");
+    return finish(b, 7, ok,
+                  "backward_sums: g, mask (or None), x (rows, c), mean, inv, gamma (c,), sums "
+                  "(4, c) float32");
 }
 
 static PyObject *backward_dx(PyObject *self, PyObject *args) {
-    Py_buffer b[8]; /* g, xhat, dx, gamma, mean_d, mean_dx, inv, then the ReLU output or empty */
+    Py_buffer b[9]; /* g, x, dx, mean, gamma, mean_d, mean_dx, inv, then the ReLU output or empty */
     PyObject *mask;
     Py_ssize_t c, rows = 0;
-    if (!PyArg_ParseTuple(args, "y*Oy*w*y*y*y*y*n", &b[0], &mask, &b[1], &b[2], &b[3], &b[4],
-                          &b[5], &b[6], &c))
+    if (!PyArg_ParseTuple(args, "y*Oy*w*y*y*y*y*y*n", &b[0], &mask, &b[1], &b[2], &b[3], &b[4],
+                          &b[5], &b[6], &b[7], &c))
         return NULL;
-    if (!optional(mask, &b[7], 0))
-        return finish(b, 7, 0, "backward_dx: mask must be None or a float32 buffer");
-    int ok = shapes_ok(b, 7, 3, c, 0, &rows) && absent_or(&b[7], b[0].len);
+    if (!optional(mask, &b[8], 0))
+        return finish(b, 8, 0, "backward_dx: mask must be None or a float32 buffer");
+    int ok = shapes_ok(b, 8, 3, c, 0, &rows) && absent_or(&b[8], b[0].len);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        backward_dx_loop((const float *)b[0].buf, (const float *)b[7].buf,
+        backward_dx_loop((const float *)b[0].buf, (const float *)b[8].buf,
                          (const float *)b[1].buf, (const float *)b[3].buf,
                          (const float *)b[4].buf, (const float *)b[5].buf,
-                         (const float *)b[6].buf, (float *)b[2].buf, rows, c);
+                         (const float *)b[6].buf, (const float *)b[7].buf, (float *)b[2].buf,
+                         rows, c);
         Py_END_ALLOW_THREADS
     }
-    return finish(b, 8, ok,
-                  "backward_dx: g, mask (or None), xhat, dx (rows, c), the rest (c,) float32");
+    return finish(b, 9, ok,
+                  "backward_dx: g, mask (or None), x, dx (rows, c), the rest (c,) float32");
 }
 
 static PyMethodDef methods[] = {
@@ -249,15 +249,15 @@ static PyMethodDef methods[] = {
      "stats(x, mean, var, c, (j0, j1)): channels j0..j1's mean and biased variance over the "
      "rows."},
     {"normalize", normalize, METH_VARARGS,
-     "normalize(x, xhat, y, mean, inv, gamma, beta, c, relu): xhat = (x - mean) * inv (unless "
-     "xhat is None) and y = xhat * gamma + beta, then maximum(y, 0) if relu."},
+     "normalize(x, y, mean, inv, gamma, beta, c, relu): y = (x - mean) * inv * gamma + beta, "
+     "then maximum(y, 0) if relu."},
     {"backward_sums", backward_sums, METH_VARARGS,
-     "backward_sums(g, mask, xhat, gamma, sums, c, (j0, j1)): channels j0..j1's sums of "
-     "g * xhat, g, g * gamma and g * gamma * xhat, g first masked by a ReLU output unless mask "
-     "is None."},
+     "backward_sums(g, mask, x, mean, inv, gamma, sums, c, (j0, j1)): channels j0..j1's sums of "
+     "g * xhat, g, g * gamma and g * gamma * xhat, xhat = (x - mean) * inv, g first masked by "
+     "a ReLU output unless mask is None."},
     {"backward_dx", backward_dx, METH_VARARGS,
-     "backward_dx(g, mask, xhat, dx, gamma, mean_d, mean_dx, inv, c): the input gradient, g "
-     "masked as in backward_sums."},
+     "backward_dx(g, mask, x, dx, mean, gamma, mean_d, mean_dx, inv, c): the input gradient, "
+     "g masked as in backward_sums."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,25 +2,26 @@ from typing import Any
 
 def stats(x: Any, mean: Any, var: Any, c: int, channels: tuple[int, int], /) -> None: ...
 def normalize(
+    x: Any, y: Any, mean: Any, inv: Any, gamma: Any, beta: Any, c: int, relu: bool, /
+) -> None: ...
+def backward_sums(
+    g: Any,
+    mask: Any | None,
     x: Any,
-    xhat: Any | None,
-    y: Any,
     mean: Any,
     inv: Any,
     gamma: Any,
-    beta: Any,
+    sums: Any,
     c: int,
-    relu: bool,
+    channels: tuple[int, int],
     /,
-) -> None: ...
-def backward_sums(
-    g: Any, mask: Any | None, xhat: Any, gamma: Any, sums: Any, c: int, channels: tuple[int, int], /
 ) -> None: ...
 def backward_dx(
     g: Any,
     mask: Any | None,
-    xhat: Any,
+    x: Any,
     dx: Any,
+    mean: Any,
     gamma: Any,
     mean_d: Any,
     mean_dx: Any,

@@ -263,7 +263,7 @@ def _batch_norm(
         grads = [np.full_like(a["gamma"], np.nan), np.full_like(a["beta"], np.nan), None, None]
         with np.errstate(invalid="ignore"):
             dx = layer.backward(params, cache, a["dy"], grads, ctx)
-        a.update(xhat=cache.xhat, dgamma=grads[0], dbeta=grads[1])
+        a.update(dgamma=grads[0], dbeta=grads[1])
         if dx is not None:
             a["dx"] = dx
 
