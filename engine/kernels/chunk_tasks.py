@@ -38,6 +38,7 @@ class Tasks:
         self.done: list[threading.Event] = []
         self.errors: list[BaseException | None] = []
         self.lowest_free = 0
+        self.draining = False  # a drain is queued or running on the worker
 
     def add(self, task: Task, share: bool = True) -> int:
         """Append a task (for the worker to take too when `share`); returns its index."""
@@ -47,7 +48,9 @@ class Tasks:
             self.done.append(threading.Event())
             self.errors.append(None)
             index = len(self.tasks) - 1
-        if share:
+            wake = share and not self.draining
+            self.draining = self.draining or share
+        if wake:
             native.rest_split_worker()
             worker().submit(self._drain)
         return index
@@ -61,14 +64,17 @@ class Tasks:
                 self.lowest_free += 1
             return True
 
-    def _free(self, last: bool) -> int | None:
-        """The lowest (or last) unclaimed task, claimed; None when none is left."""
+    def _free(self, last: bool, drain: bool = False) -> int | None:
+        """The lowest (or last) unclaimed task, claimed; None when none is left (then a
+        `drain` ends: the next shared task queues a new one)."""
         with self.lock:
             span = range(len(self.claimed) - 1, self.lowest_free - 1, -1)
             for index in span if last else range(self.lowest_free, len(self.claimed)):
                 if not self.claimed[index]:
                     self.claimed[index] = True
                     return index
+            if drain:
+                self.draining = False
             return None
 
     def _run(self, index: int) -> None:
@@ -81,7 +87,7 @@ class Tasks:
 
     def _drain(self) -> None:
         """The worker's side: run the lowest unclaimed tasks until none is left."""
-        while (index := self._free(last=False)) is not None:
+        while (index := self._free(last=False, drain=True)) is not None:
             self._run(index)
 
     def need(self, index: int) -> None:

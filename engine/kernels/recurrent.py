@@ -152,8 +152,8 @@ class Ahead:
         self.index: dict[int, int] = {}
         for n, (t0, t1) in enumerate(chunk_bounds(steps)):
             self.index[t0] = self.tasks.add(functools.partial(job, t0, t1), share=n > 0)
-        if steps:
-            self.tasks.need(0)
+            if n == 0:
+                self.tasks.need(0)
 
     def __call__(self, t: int) -> None:
         index = self.index.get(t)
