@@ -33,9 +33,10 @@ class Tasks:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.finished = threading.Condition(self.lock)
         self.tasks: list[Task] = []
         self.claimed: list[bool] = []
-        self.done: list[threading.Event] = []
+        self.done: list[bool] = []
         self.errors: list[BaseException | None] = []
         self.lowest_free = 0
         self.draining = False  # a drain is queued or running on the worker
@@ -45,7 +46,7 @@ class Tasks:
         with self.lock:
             self.tasks.append(task)
             self.claimed.append(False)
-            self.done.append(threading.Event())
+            self.done.append(False)
             self.errors.append(None)
             index = len(self.tasks) - 1
             wake = share and not self.draining
@@ -83,7 +84,14 @@ class Tasks:
         except BaseException as exc:  # raised on the loop's thread by `need`
             self.errors[index] = exc
         finally:
-            self.done[index].set()
+            with self.lock:
+                self.done[index] = True
+                self.finished.notify_all()
+
+    def _wait(self, index: int) -> None:
+        with self.lock:
+            while not self.done[index]:
+                self.finished.wait()
 
     def _drain(self) -> None:
         """The worker's side: run the lowest unclaimed tasks until none is left."""
@@ -95,10 +103,10 @@ class Tasks:
         it, run the next unclaimed tasks here instead of waiting."""
         if self._claim(index):
             self._run(index)
-        while not self.done[index].is_set():
+        while not self.done[index]:
             spare = self._free(last=False)
             if spare is None:
-                self.done[index].wait()
+                self._wait(index)
             else:
                 self._run(spare)
         self._raise(index)
@@ -109,7 +117,7 @@ class Tasks:
         while (index := self._free(last=True)) is not None:
             self._run(index)
         for index in range(len(self.tasks)):
-            self.done[index].wait()
+            self._wait(index)
             self._raise(index)
 
     def _raise(self, index: int) -> None:
