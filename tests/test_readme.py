@@ -52,7 +52,8 @@ def test_lint_example_output_is_what_lint_prints(
 def test_third_command_copies_an_example_and_trains_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The quickstart for a plain install (tests/test_install.py runs it from a built wheel)."""
+    """The quickstart for a plain install (tests/packaging/test_install.py runs it from a built
+    wheel)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CI", "1")
     commands = _first_commands()[2].split(" && ")
