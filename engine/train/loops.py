@@ -165,6 +165,7 @@ def fit(
                 live = position.Live(epoch, generator, tracker, start, gather)
                 model._state.live_position = live
                 batches = _epoch_batches(data, dp, batch_size, seed, epoch, shuffle, start)
+                stop = False
                 for step, batch in enumerate(batches, start=start):
                     if batch_hooks:
                         callback_list.on_train_batch_begin(step)
@@ -179,21 +180,25 @@ def fit(
                     live.step = step + 1
                     if batch_hooks:
                         callback_list.on_train_batch_end(step, tracker.logs)
+                    stop = interrupt.requested
                     if dp is not None:
-                        loss, model.stop_training, interrupt.requested = dp.agree(
-                            float(loss), model.stop_training, interrupt.requested
+                        # Every rank acts on the agreed flag; a signal landing during or after
+                        # the agreement stays requested and is agreed on at the next step.
+                        loss, model.stop_training, stop = dp.agree(
+                            float(loss), model.stop_training, stop
                         )
+                        interrupt.requested = interrupt.requested or stop
                     failure = loss_failure(loss, step, watch, tracker)
                     if failure is not None:
                         if model.stop_training:
                             break
                         _raise_bad_loss(failure, epoch)
-                    if interrupt.requested or model.stop_training:
+                    if stop or model.stop_training:
                         break
                 failure = watch.failure() if on_device else None
                 if failure is not None and not model.stop_training:
                     _raise_bad_loss(failure, epoch)
-                if interrupt.requested:
+                if stop if dp is not None else interrupt.requested:
                     position.freeze(live)
                     break
                 if dp is not None:

@@ -6,14 +6,17 @@ when mpi4py or mpirun is absent. Every launch has a timeout: a hang fails the te
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -225,28 +228,46 @@ def test_forced_on_one_process_is_a_world_of_one(tmp_path: Path) -> None:
     assert_same_run(tmp_path / "one", tmp_path / "forced")
 
 
-def test_ctrl_c_stops_every_rank_at_the_same_step_and_rank_0_saves(tmp_path: Path) -> None:
-    """SIGINT to mpirun reaches every rank; the step's agreement makes them all stop together."""
-    import signal
-    import time
-
+def ctrl_c_once_checkpointed(
+    args: list[str], run: Path, cwd: Path | None = None
+) -> tuple[str, str]:
+    """stdout and stderr of `modelspec ARGS` on 2 ranks, sent SIGINT (to mpirun, as a terminal's
+    Ctrl-C reaches it) once `run` holds a checkpoint. Ranks still running TIMEOUT later fail
+    the test with their output, and are killed: a hung job must not outlive it."""
     assert MPIRUN is not None
-    out = tmp_path / "run"
     command = [*mpirun_command(2, MPIRUN), sys.executable, str(WORKER), "cli", "none", "--"]
-    command += ["train", str(ROOT / "specs" / "iris_mlp.yaml"), "--out", str(out)]
-    command += ["--set", "fit.epochs=100000", "--set", "fit.callbacks=[]"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [*command, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
     )
     try:
         deadline = time.monotonic() + TIMEOUT
-        while len(saving.list_checkpoints(out)) < 1 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        while not saving.list_checkpoints(run) and time.monotonic() < deadline:
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+        return proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        for pid in re.findall(r"rank \d+ pid (\d+)", stdout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        pytest.fail(f"the ranks did not end after SIGINT:\n{stdout}\n{stderr}")
     finally:
         proc.kill()
+
+
+def test_ctrl_c_stops_every_rank_at_the_same_step_and_rank_0_saves(tmp_path: Path) -> None:
+    """SIGINT to mpirun reaches every rank; the step's agreement makes them all stop together."""
+    out = tmp_path / "run"
+    args = ["train", str(ROOT / "specs" / "iris_mlp.yaml"), "--out", str(out)]
+    args += ["--set", "fit.epochs=100000", "--set", "fit.callbacks=[]"]
+    stdout, stderr = ctrl_c_once_checkpointed(args, out)
     assert "Interrupted: saving the model as it is now." in stdout, stderr
     assert stdout.count("Saved the run to") == 1
     saving.read_artifact(out)

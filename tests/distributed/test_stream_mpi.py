@@ -200,3 +200,30 @@ def test_modelspec_train_killed_mid_epoch_under_mpirun_resumes_bit_for_bit(
     resumed = train("none", "run", "--resume", "run")
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(tmp_path / "whole", tmp_path / "run")
+
+
+def _stopped_at(tmp_path: Path, fault: str, out: str) -> tuple[int, int]:
+    """The position a run stopped by `fault`'s Ctrl-C saved (its last checkpoint)."""
+    stopped = _train(tmp_path, fault, out)
+    assert "Interrupted: saving the model as it is now." in stopped.stdout, stopped.stderr
+    assert "Traceback" not in stopped.stderr, stopped.stderr
+    return max(saving.checkpoint_position(p) for p in saving.list_checkpoints(tmp_path / out))
+
+
+@pytest.mark.parametrize("fault", ["signal-in-agree", "signal-after-agree"])
+def test_a_ctrl_c_landing_on_the_step_agreement_stops_every_rank_at_the_next_step(
+    tmp_path: Path, fault: str
+) -> None:
+    """Rank 1 alone gets SIGINT just as the ranks have agreed to go on (worker.py's
+    `_late_signal`): the signal must neither be lost (the run going on to its end) nor stop
+    rank 1 alone (the ranks then wait in different collectives). Both stop one step after
+    where a signal before the agreement stops them, and `--resume` ends as the unbroken run
+    does."""
+    _streamed_spec(tmp_path, 3)
+    epoch, step = _stopped_at(tmp_path, "signal-before-agree", "early")
+    assert _stopped_at(tmp_path, fault, "run") == (epoch, step + 1)
+    whole = _train(tmp_path, "none", "whole")
+    assert whole.returncode == 0, whole.stderr
+    resumed = _train(tmp_path, "none", "run", "--resume", "run")
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(tmp_path / "whole", tmp_path / "run")

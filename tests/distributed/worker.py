@@ -1,7 +1,9 @@
 """What the MPI tests run on each rank: `python worker.py MODE ...` under mpirun.
 
 - `cli FAULT -- ARGS`: `modelspec ARGS`, with FAULT (none, raise, kill, diverge) injected on
-  rank 1 at the start of the second epoch, so the tests see what the real command does.
+  rank 1 at the start of the second epoch, so the tests see what the real command does;
+  `kill-mid` and the Ctrl-C placements `signal-before-agree`, `-in-agree`, `-after-agree` land
+  on rank 1 at step MID_STEP of the second epoch (see `_inject` and `_late_signal`).
 - `batchnorm`: one data-parallel step of a BatchNormalization model; rank 0 prints its moving
   statistics as JSON for the test's hand-derived oracle.
 - `stream-rows SOURCE_JSON DIR`: each rank reads two epochs of its shard of a stream and writes
@@ -30,31 +32,43 @@ import numpy as np
 FAULT_EPOCH = 2
 
 
-# `kill-mid`: rank 1 is killed after this step of the second epoch (0-based 1)
-KILL_MID_STEP = 60
+# `kill-mid`: rank 1 is killed after this step of the second epoch (0-based 1); the Ctrl-C
+# placements `signal-*-agree` land on rank 1 in it
+MID_STEP = 60
+
+# the running fit's epoch (0-based) and the step (1-based) it is in, for the faults to aim at
+_AT = {"epoch": -1, "step": 0}
+
+
+def _on_rank_1_mid_epoch() -> bool:
+    from engine import distributed
+
+    dp = distributed.active()
+    return dp is not None and dp.rank == 1 and (_AT["epoch"], _AT["step"]) == (1, MID_STEP)
 
 
 def _inject(fault: str) -> None:
     """Make rank 1 fail in the chosen way when the second epoch begins (`kill-mid`: in the
-    middle of the second epoch, after step KILL_MID_STEP)."""
+    middle of the second epoch, after step MID_STEP; `signal-before-agree`: Ctrl-C there,
+    before the step's agreement reads the flag, so the ranks stop at this step)."""
     from engine import distributed
     from engine.callbacks import CallbackList
 
     original = CallbackList.on_epoch_begin
     original_batch_end = CallbackList.on_train_batch_end
-    current = {"epoch": -1}
 
     def on_train_batch_end(self: Any, batch: int, logs: Any) -> None:
         original_batch_end(self, batch, logs)
-        dp = distributed.active()
-        at = (current["epoch"], batch + 1) == (1, KILL_MID_STEP)
-        if fault == "kill-mid" and dp is not None and dp.rank == 1 and at:
+        _AT["step"] = batch + 1
+        if fault == "kill-mid" and _on_rank_1_mid_epoch():
             os.kill(os.getpid(), signal.SIGKILL)
+        if fault == "signal-before-agree" and _on_rank_1_mid_epoch():
+            signal.raise_signal(signal.SIGINT)
 
     CallbackList.on_train_batch_end = on_train_batch_end  # type: ignore[method-assign]
 
     def on_epoch_begin(self: Any, epoch: int) -> None:
-        current["epoch"] = epoch
+        _AT["epoch"] = epoch
         dp = distributed.active()
         if dp is not None and dp.rank == 1 and epoch == FAULT_EPOCH:
             if fault == "raise":
@@ -69,10 +83,37 @@ def _inject(fault: str) -> None:
     CallbackList.on_epoch_begin = on_epoch_begin  # type: ignore[method-assign]
 
 
+def _late_signal(fault: str) -> None:
+    """Ctrl-C on rank 1 alone in step MID_STEP of the second epoch, where a real one can land
+    once the step's agreement has read the flag: inside it, after the ranks exchanged their
+    flags (`signal-in-agree`), or after it returned, before fit acts on it
+    (`signal-after-agree`). The handler runs at once (`signal.raise_signal`), as it would if
+    the signal came there."""
+    from engine.distributed.replica import DataParallel
+    from engine.train import loops
+
+    agree, loss_failure = DataParallel.agree, loops.loss_failure
+
+    def agree_then_signal(self: Any, *args: Any) -> Any:
+        agreed = agree(self, *args)
+        if fault == "signal-in-agree" and _on_rank_1_mid_epoch():
+            signal.raise_signal(signal.SIGINT)
+        return agreed
+
+    def signal_then_check(*args: Any) -> Any:
+        if fault == "signal-after-agree" and _on_rank_1_mid_epoch():
+            signal.raise_signal(signal.SIGINT)
+        return loss_failure(*args)
+
+    DataParallel.agree = agree_then_signal  # type: ignore[method-assign]
+    loops.loss_failure = signal_then_check
+
+
 def cli(fault: str, args: list[str]) -> None:
     from modelspec.cli import app
 
     _inject(fault)
+    _late_signal(fault)
     app(args, prog_name="modelspec")
 
 
