@@ -161,6 +161,10 @@ def fit(
                 watch.reset()
                 saved = model._state.position
                 start = position.resume_step(saved, epoch, generator, tracker, rank, world)
+                if tracker.resumed is not None:
+                    _resolve_metrics(
+                        trainer, (tracker, val_tracker), data, dp, batch_size, seed, epoch, shuffle
+                    )
                 model._state.position = None
                 live = position.Live(epoch, generator, tracker, start, gather)
                 model._state.live_position = live
@@ -227,6 +231,37 @@ def fit(
     model._state.live_callbacks = None
     model._state.live_position = None
     return history
+
+
+def _resolve_metrics(
+    trainer: Trainer,
+    trackers: tuple[Tracker, Tracker],
+    data: Data | StreamData,
+    dp: DataParallel | None,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+) -> None:
+    """Resolve the metrics (which accuracy a batch's shapes call for) before a resumed epoch's
+    first step, then reset `trackers[0]`, which puts the saved sums back.
+
+    The first training step would do it, but a rank whose shard of the epoch ran out before the
+    saved step takes only idle steps, and an epoch resumed at its last step takes none: the
+    saved sums would be lost, and under MPI that rank's packed sums would not match the other
+    ranks' (MPI aborts the job: "Message truncated"). A test step on this rank's first batch of
+    the epoch, into `trackers[1]` (the validation tracker, reset before use), does it instead."""
+    tracker, scratch = trackers
+    share = dp.share if dp is not None else 0.0
+    batches = _epoch_batches(data, dp, batch_size, seed, epoch, shuffle)
+    first = next((batch for batch in batches if batch is not None), None)
+    getattr(batches, "close", lambda: None)()
+    if dp is not None:
+        dp.share = share
+    if first is not None:
+        xs, ys, sw = first
+        trainer.test_step(xs, ys, sw, scratch)
+        tracker.reset()
 
 
 def _raise_bad_loss(failure: tuple[str, int], epoch: int) -> None:

@@ -227,3 +227,21 @@ def test_a_ctrl_c_landing_on_the_step_agreement_stops_every_rank_at_the_next_ste
     resumed = _train(tmp_path, "none", "run", "--resume", "run")
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(tmp_path / "whole", tmp_path / "run")
+
+
+@pytest.mark.parametrize("fault", ["signal-when-idle", "signal-at-epoch-end"])
+def test_a_run_stopped_where_a_rank_has_no_step_left_resumes_bit_for_bit(
+    tmp_path: Path, fault: str
+) -> None:
+    """Stopped at rank 1's first idle step (its shard of the epoch ran out, rank 0's has rows
+    left) or at the epoch's last step, the resumed epoch gives rank 1 no training step: it
+    must still put back its saved sums and combine them with rank 0's, to the unbroken run's
+    History and weights."""
+    _streamed_spec(tmp_path, 2)
+    epoch, _ = _stopped_at(tmp_path, fault, "run")
+    assert epoch == 0
+    whole = _train(tmp_path, "none", "whole")
+    assert whole.returncode == 0, whole.stderr
+    resumed = _train(tmp_path, "none", "run", "--resume", "run")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    _assert_same_run(tmp_path / "whole", tmp_path / "run")

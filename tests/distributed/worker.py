@@ -3,7 +3,9 @@
 - `cli FAULT -- ARGS`: `modelspec ARGS`, with FAULT (none, raise, kill, diverge) injected on
   rank 1 at the start of the second epoch, so the tests see what the real command does;
   `kill-mid` and the Ctrl-C placements `signal-before-agree`, `-in-agree`, `-after-agree` land
-  on rank 1 at step MID_STEP of the second epoch (see `_inject` and `_late_signal`).
+  on rank 1 at step MID_STEP of the second epoch (see `_inject` and `_late_signal`);
+  `signal-when-idle` at rank 1's first idle step, `signal-at-epoch-end` at the first epoch's
+  last step.
 - `batchnorm`: one data-parallel step of a BatchNormalization model; rank 0 prints its moving
   statistics as JSON for the test's hand-derived oracle.
 - `stream-rows SOURCE_JSON DIR`: each rank reads two epochs of its shard of a stream and writes
@@ -64,6 +66,10 @@ def _inject(fault: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         if fault == "signal-before-agree" and _on_rank_1_mid_epoch():
             signal.raise_signal(signal.SIGINT)
+        dp = distributed.active()
+        last = (_AT["epoch"], batch + 1) == (0, self.callbacks[0].params["steps"])
+        if fault == "signal-at-epoch-end" and dp is not None and dp.rank == 1 and last:
+            signal.raise_signal(signal.SIGINT)
 
     CallbackList.on_train_batch_end = on_train_batch_end  # type: ignore[method-assign]
 
@@ -105,7 +111,16 @@ def _late_signal(fault: str) -> None:
             signal.raise_signal(signal.SIGINT)
         return loss_failure(*args)
 
+    idle_step, idled = DataParallel.idle_step, []
+
+    def idle_then_signal(self: Any, trainer: Any) -> None:
+        idle_step(self, trainer)
+        if fault == "signal-when-idle" and self.rank == 1 and not idled:
+            idled.append(True)
+            signal.raise_signal(signal.SIGINT)
+
     DataParallel.agree = agree_then_signal  # type: ignore[method-assign]
+    DataParallel.idle_step = idle_then_signal  # type: ignore[method-assign]
     loops.loss_failure = signal_then_check
 
 
