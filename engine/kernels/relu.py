@@ -10,6 +10,7 @@ built, not plain float32 arrays of one shape); the caller then runs the NumPy co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,21 +22,21 @@ from engine.kernels.conv import run_shards
 Array = Any
 
 
-def add_relu(a: Array, b: Array) -> Array | None:
-    """`maximum(a + b, 0)`, bit for bit as NumPy's sum and maximum give it."""
+def _on_both_cores(kernel: Callable[[Array, Array, Array], Any], a: Array, b: Array) -> Any:
+    """kernel(a, b, out) on each half of the elements, or None where it does not apply."""
     if not native.elementwise(a, b):
         return None
-    out = np.empty_like(a)
+    out = np.empty_like(b)
     a1, b1, out1 = a.reshape(-1), b.reshape(-1), out.reshape(-1)
-    run_shards(lambda i, s: native.add_relu(a1[s], b1[s], out1[s]), halves(a.size, a.size))
+    run_shards(lambda i, s: kernel(a1[s], b1[s], out1[s]), halves(a.size, a.size))
     return out
+
+
+def add_relu(a: Array, b: Array) -> Array | None:
+    """`maximum(a + b, 0)`, bit for bit as NumPy's sum and maximum give it."""
+    return _on_both_cores(native.add_relu, a, b)
 
 
 def relu_grad(y: Array, dy: Array) -> Array | None:
     """`dy * (y > 0)` for a ReLU's output y, bit for bit as the ReLU's own backward gives it."""
-    if not native.elementwise(y, dy):
-        return None
-    out = np.empty_like(dy)
-    y1, dy1, out1 = y.reshape(-1), dy.reshape(-1), out.reshape(-1)
-    run_shards(lambda i, s: native.relu_grad(y1[s], dy1[s], out1[s]), halves(y.size, y.size))
-    return out
+    return _on_both_cores(native.relu_grad, y, dy)

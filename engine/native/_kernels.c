@@ -295,14 +295,19 @@ static void add_relu_loop(const float *restrict a, const float *restrict b, floa
     for (Py_ssize_t i = 0; i < n; i++) out[i] = numpy_relu(a[i] + b[i]);
 }
 
-static PyObject *relu_grad(PyObject *self, PyObject *args) {
-    Py_buffer b[3]; /* y, dy, out */
+/* out = loop(a, b) over three contiguous float32 buffers of one length: the element-wise
+ * kernels of two inputs. */
+typedef void (*binary_loop)(const float *restrict, const float *restrict, float *restrict,
+                            Py_ssize_t);
+
+static PyObject *binary(PyObject *args, binary_loop loop) {
+    Py_buffer b[3]; /* a, b, out */
     if (!PyArg_ParseTuple(args, "y*y*w*", &b[0], &b[1], &b[2])) return NULL;
     int ok = same_length(b, 3);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        relu_grad_loop((const float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf,
-                       b[0].len / (Py_ssize_t)sizeof(float));
+        loop((const float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf,
+             b[0].len / (Py_ssize_t)sizeof(float));
         Py_END_ALLOW_THREADS
     }
     for (int k = 0; k < 3; k++) PyBuffer_Release(&b[k]);
@@ -310,20 +315,9 @@ static PyObject *relu_grad(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *add_relu(PyObject *self, PyObject *args) {
-    Py_buffer b[3]; /* a, b, out */
-    if (!PyArg_ParseTuple(args, "y*y*w*", &b[0], &b[1], &b[2])) return NULL;
-    int ok = same_length(b, 3);
-    if (ok) {
-        Py_BEGIN_ALLOW_THREADS
-        add_relu_loop((const float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf,
-                      b[0].len / (Py_ssize_t)sizeof(float));
-        Py_END_ALLOW_THREADS
-    }
-    for (int k = 0; k < 3; k++) PyBuffer_Release(&b[k]);
-    if (!ok) return NULL;
-    Py_RETURN_NONE;
-}
+static PyObject *relu_grad(PyObject *self, PyObject *args) { return binary(args, relu_grad_loop); }
+
+static PyObject *add_relu(PyObject *self, PyObject *args) { return binary(args, add_relu_loop); }
 
 static PyObject *bias_relu(PyObject *self, PyObject *args) {
     Py_buffer z, b;
