@@ -41,6 +41,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelspec-predict")
         self._task: asyncio.Task[None] | None = None
+        self._next: _Pending | None = None  # taken from the queue, too big for the last pass
         self.passes = 0
 
     def start(self) -> None:
@@ -78,9 +79,12 @@ class MicroBatcher:
 
     async def _gather(self) -> list[_Pending]:
         """The first waiting request, everything queued behind it, then arrivals until the window
-        closes (`max_delay` after the first was taken) or `max_rows` samples are in."""
-        batch = [await self._queue.get()]
-        rows = batch[0].rows
+        closes (`max_delay` after the first was taken) or `max_rows` samples are in. A request
+        that would take the pass past `max_rows` starts the next one instead (a request larger
+        than `max_rows` is a pass of its own)."""
+        first, self._next = self._next or await self._queue.get(), None
+        batch = [first]
+        rows = first.rows
         deadline = time.monotonic() + self.max_delay
         while rows < self.max_rows:
             if self._queue.empty():
@@ -93,6 +97,9 @@ class MicroBatcher:
                     break
             else:
                 pending = self._queue.get_nowait()
+            if rows + pending.rows > self.max_rows:
+                self._next = pending
+                break
             batch.append(pending)
             rows += pending.rows
         return batch
