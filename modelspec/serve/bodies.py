@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from engine.data import InputSpec, array_table, csv_table, prediction_inputs
 from modelspec.predictor import Predictor
@@ -33,9 +41,15 @@ class BodyError(ValueError):
         self.status = status
 
 
+# Strict: JSON's true, false and "1.5" are not numbers, though pydantic would read them as 1.0,
+# 0.0 and 1.5; an integer is still a float, as the OpenAPI page's `number` says.
+_FLOAT = Annotated[float, Strict()]
+_INT = Annotated[int, Strict()]
+
+
 def _sample_type(spec: InputSpec, batch: bool) -> Any:
     """Nested lists of numbers as deep as one sample of `spec` (one deeper with a batch axis)."""
-    kind: Any = int if spec.dtype.startswith("int") else float
+    kind: Any = _INT if spec.dtype.startswith("int") else _FLOAT
     for _ in range(len(spec.shape) + int(batch)):
         kind = list[kind]
     return kind
@@ -49,7 +63,7 @@ class RequestModels:
         self.columns = _record_columns(predictor)
         inputs = predictor.signature.inputs
         if self.columns is not None:
-            record = _fields(self.columns, [float] * len(self.columns))
+            record = _fields(self.columns, [_FLOAT] * len(self.columns))
         else:
             record = _fields([s.name for s in inputs], [_sample_type(s, False) for s in inputs])
         self.record = create_model("Record", __config__=_STRICT, **record)

@@ -170,6 +170,9 @@ BAD_JSON = [
     ("ragged arrays", {"inputs": {"input_layer": [[1.0, 2, 3, 4], [1.0]]}}, 422, "input_layer"),
     ("an unknown input", {"inputs": {"pixels": [[1.0, 2, 3, 4]]}}, 422, "pixels"),
     ("a scalar body", 3, 422, "body"),
+    ("true as a number", {**RECORD, "sepal_length": True}, 422, "sepal_length"),
+    ("a number as text", {**RECORD, "sepal_width": "3.5"}, 422, "sepal_width"),
+    ("false in an array", {"inputs": {"input_layer": [[1.0, 2, 3, False]]}}, 422, "[0][3]"),
 ]
 
 
