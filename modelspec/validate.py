@@ -180,8 +180,13 @@ def _show(value: Any) -> str:
 
 
 def _is_mismatch(error: ErrorDetails) -> bool:
-    return error["type"] in _MISMATCH or (
-        error["type"] == "literal_error" and not isinstance(error.get("input"), str)
+    """A union member that wanted another kind of value: a type error, a name checked against
+    something not a name, or a tagged member given something not a mapping."""
+    kind, given = error["type"], error.get("input")
+    return (
+        kind in _MISMATCH
+        or (kind == "literal_error" and not isinstance(given, str))
+        or (kind == "union_tag_not_found" and not isinstance(given, dict))
     )
 
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt
+
+from engine.config.base import SpecConfig
 
 Mode = Literal["auto", "min", "max"]
 
 
-class _CallbackConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class EarlyStoppingConfig(_CallbackConfig):
+class EarlyStoppingConfig(SpecConfig):
     type: Literal["EarlyStopping"]
     monitor: str = "val_loss"
     min_delta: NonNegativeFloat = 0.0
@@ -25,7 +23,7 @@ class EarlyStoppingConfig(_CallbackConfig):
     start_from_epoch: NonNegativeInt = 0
 
 
-class ModelCheckpointConfig(_CallbackConfig):
+class ModelCheckpointConfig(SpecConfig):
     type: Literal["ModelCheckpoint"]
     filepath: str = "checkpoint"
     monitor: str = "val_loss"
@@ -34,7 +32,7 @@ class ModelCheckpointConfig(_CallbackConfig):
     mode: Mode = "auto"
 
 
-class ReduceLROnPlateauConfig(_CallbackConfig):
+class ReduceLROnPlateauConfig(SpecConfig):
     type: Literal["ReduceLROnPlateau"]
     monitor: str = "val_loss"
     factor: float = Field(default=0.1, gt=0.0, lt=1.0)
@@ -46,18 +44,18 @@ class ReduceLROnPlateauConfig(_CallbackConfig):
     min_lr: NonNegativeFloat = 0.0
 
 
-class CSVLoggerConfig(_CallbackConfig):
+class CSVLoggerConfig(SpecConfig):
     type: Literal["CSVLogger"]
     filename: str = "training.log"
     separator: str = ","
     append: bool = False
 
 
-class TerminateOnNaNConfig(_CallbackConfig):
+class TerminateOnNaNConfig(SpecConfig):
     type: Literal["TerminateOnNaN"]
 
 
-class TensorBoardConfig(_CallbackConfig):
+class TensorBoardConfig(SpecConfig):
     type: Literal["TensorBoard"]
     log_dir: str = "logs"
     histogram_freq: NonNegativeInt = 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from engine.config.base import SpecConfig
 
 Selection = str | list[str] | dict[str, str | list[str]]
 DataFormat = Literal["csv", "npz", "npy", "parquet", "arrow", "images", "text"]
@@ -26,7 +28,7 @@ _FOLDER_OPTIONS = (
 )
 
 
-class DataSource(BaseModel):
+class DataSource(SpecConfig):
     """One of `train`, `validation`, `test`: a file and which columns or keys feed which name.
 
     CSV: `target` (one column, or a list) and optionally `features`; or `x`/`y` as lists of
@@ -38,8 +40,6 @@ class DataSource(BaseModel):
     `streaming` reads the data in blocks during training instead of whole beforehand; `auto`
     streams data larger than `engine.streaming.STREAM_ABOVE_BYTES`.
     """
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: str
     format: DataFormat | None = None
@@ -81,11 +81,9 @@ class DataSource(BaseModel):
         return self
 
 
-class ImageOptions(BaseModel):
+class ImageOptions(SpecConfig):
     """How a model's training images were decoded, saved in its data schema so that `predict`
     on new images decodes them alike (a `DataSource`'s fields of the same names)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     image_size: tuple[int, int]
     color_mode: ColorMode
@@ -97,10 +95,8 @@ class ImageOptions(BaseModel):
         return cls(**source.model_dump(include=set(cls.model_fields)))
 
 
-class DataConfig(BaseModel):
+class DataConfig(SpecConfig):
     """docs/spec-format.md's `data` section: where the training, validation and test data live."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     train: DataSource | None = None
     validation: DataSource | None = None

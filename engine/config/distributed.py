@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeFloat
+from pydantic import NonNegativeFloat
+
+from engine.config.base import SpecConfig
 
 
-class DistributedConfig(BaseModel):
+class DistributedConfig(SpecConfig):
     """`enabled`: "auto" is data-parallel exactly when launched with more than one process
     (mpirun, srun); true forces it (one process becomes a world of one, mpi4py required); false
     makes every launched process train alone, as one process would.
@@ -17,7 +19,6 @@ class DistributedConfig(BaseModel):
     the backward pass computes the layers before it (PyTorch DDP's default, 25); 0 sums the
     whole buffer in one Allreduce after the backward pass."""
 
-    model_config = ConfigDict(extra="forbid")
     enabled: Literal["auto"] | bool = "auto"
     check_weights: bool = True
     bucket_mb: NonNegativeFloat = 25.0

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
+from engine.config.base import SpecConfig
 from engine.config.callbacks import CallbackConfig
 from engine.config.distributed import DistributedConfig
 
 DEFAULT_BATCH_SIZE = 32
 
 
-class FitConfig(BaseModel):
+class FitConfig(SpecConfig):
     """The spec's `fit` section: Keras's fit arguments with Keras's defaults."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
     epochs: PositiveInt = 1
     batch_size: PositiveInt = DEFAULT_BATCH_SIZE
     # The range (0, 1) is checked by fit and by the linter (with its own code), not here.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from engine.config.base import SpecConfig
 
 SimpleLossName = Literal[
     "mean_squared_error",
@@ -38,24 +40,20 @@ LossName = (
 )
 
 
-class _LossConfigBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class SimpleLossConfig(_LossConfigBase):
+class SimpleLossConfig(SpecConfig):
     """A loss without arguments in map form: `{type: mse}`."""
 
     type: SimpleLossName
 
 
-class HuberConfig(_LossConfigBase):
+class HuberConfig(SpecConfig):
     """`{type: huber, delta: 1.0}`."""
 
     type: Literal["huber"]
     delta: float = Field(default=1.0, gt=0)
 
 
-class BinaryCrossentropyConfig(_LossConfigBase):
+class BinaryCrossentropyConfig(SpecConfig):
     """`{type: binary_crossentropy, from_logits: false, label_smoothing: 0.0, axis: -1}`."""
 
     type: Literal["binary_crossentropy"]
@@ -64,7 +62,7 @@ class BinaryCrossentropyConfig(_LossConfigBase):
     axis: int = -1
 
 
-class CategoricalCrossentropyConfig(_LossConfigBase):
+class CategoricalCrossentropyConfig(SpecConfig):
     """`{type: categorical_crossentropy, from_logits: false, label_smoothing: 0.0, axis: -1}`."""
 
     type: Literal["categorical_crossentropy"]
@@ -73,7 +71,7 @@ class CategoricalCrossentropyConfig(_LossConfigBase):
     axis: int = -1
 
 
-class SparseCategoricalCrossentropyConfig(_LossConfigBase):
+class SparseCategoricalCrossentropyConfig(SpecConfig):
     """`{type: sparse_categorical_crossentropy, from_logits: false, axis: -1}` (Keras has no
     label smoothing for sparse labels)."""
 
@@ -82,7 +80,7 @@ class SparseCategoricalCrossentropyConfig(_LossConfigBase):
     axis: int = -1
 
 
-class CosineSimilarityConfig(_LossConfigBase):
+class CosineSimilarityConfig(SpecConfig):
     """`{type: cosine_similarity, axis: -1}`."""
 
     type: Literal["cosine_similarity"]

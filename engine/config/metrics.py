@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from engine.config.base import SpecConfig
 
 MeanMetricName = Literal[
     "accuracy",
@@ -33,8 +35,7 @@ MetricName = (
 )
 
 
-class _MetricConfigBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+class _MetricConfigBase(SpecConfig):
     name: str | None = None
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from engine.config.base import SpecConfig
 
 
-class ExponentialDecayConfig(BaseModel):
+class ExponentialDecayConfig(SpecConfig):
     """`initial_learning_rate * decay_rate ** (step / decay_steps)` (floored when staircase)."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["exponential_decay"]
     initial_learning_rate: float = Field(gt=0)
     decay_steps: int = Field(gt=0)
@@ -18,10 +19,9 @@ class ExponentialDecayConfig(BaseModel):
     staircase: bool = False
 
 
-class CosineDecayConfig(BaseModel):
+class CosineDecayConfig(SpecConfig):
     """Keras's CosineDecay, with its optional linear warmup to `warmup_target`."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["cosine_decay"]
     initial_learning_rate: float = Field(ge=0)
     decay_steps: int = Field(gt=0)
@@ -30,10 +30,9 @@ class CosineDecayConfig(BaseModel):
     warmup_steps: int = Field(default=0, ge=0)
 
 
-class PiecewiseConstantDecayConfig(BaseModel):
+class PiecewiseConstantDecayConfig(SpecConfig):
     """`values[i]` while `boundaries[i-1] < step <= boundaries[i]`."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["piecewise_constant_decay"]
     boundaries: list[int] = Field(min_length=1)
     values: list[float]
@@ -56,10 +55,9 @@ ScheduleConfig = Annotated[
 ]
 
 
-class BaseOptimizerConfig(BaseModel):
+class BaseOptimizerConfig(SpecConfig):
     """Arguments every Keras 3 optimizer takes."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
     learning_rate: float | ScheduleConfig = 0.001
     weight_decay: float | None = Field(default=None, ge=0)
     clipnorm: float | None = Field(default=None, gt=0)

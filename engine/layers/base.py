@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from engine import constraints as _constraints
 from engine import initializers as _initializers
@@ -37,6 +37,7 @@ from engine import lazy
 from engine import regularizers as _regularizers
 from engine import rng as _rng
 from engine.call_context import CallContext
+from engine.config.base import SpecConfig
 from engine.lazy import autodiff, backend, tensor
 from engine.lazy import numpy as np
 
@@ -58,10 +59,10 @@ class ShapeError(ValueError):
         self.hint = hint
 
 
-class LayerConfig(BaseModel):
+class LayerConfig(SpecConfig):
     """Arguments every layer takes. Subclasses add `type: Literal[...]` and their own."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+    model_config = ConfigDict(populate_by_name=True)
     type: str
     name: str | None = None
     trainable: bool = True

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     NonNegativeInt,
@@ -21,6 +20,7 @@ from pydantic import (
     create_model,
 )
 
+from engine.config.base import SpecConfig
 from engine.config.data import DataConfig
 from engine.config.fit import FitConfig
 from engine.config.losses import LossSpec
@@ -51,11 +51,7 @@ def _run_name(name: str) -> str:
 RunName = Annotated[str, AfterValidator(_run_name)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class CompileConfig(_Strict):
+class CompileConfig(SpecConfig):
     """`compile`: one setting for every output, or a map keyed by output name."""
 
     optimizer: OptimizerSpec = "rmsprop"
@@ -64,7 +60,7 @@ class CompileConfig(_Strict):
     loss_weights: list[float] | dict[str, float] | None = None
 
 
-class ModelInput(_Strict):
+class ModelInput(SpecConfig):
     """A functional model input: `{name, shape, dtype}`, shape without the batch."""
 
     name: str
@@ -72,7 +68,7 @@ class ModelInput(_Strict):
     dtype: Literal["float32", "float64", "int32", "int64", "bool", "string"] = "float32"
 
 
-class SharesEntry(_Strict):
+class SharesEntry(SpecConfig):
     """`{name, shares, inputs}`: call an earlier entry's layer again, with its weights."""
 
     name: str | None = None
@@ -151,8 +147,8 @@ def spec_model(lazy: bool = True) -> type[BaseModel]:
         "layers": (list[functional_layer], Field(min_length=1)),  # type: ignore[valid-type]
         "outputs": (str | list[str], ...),
     }
-    sequential: Any = create_model("SequentialModel", __base__=_Strict, **sequential_fields)
-    functional: Any = create_model("FunctionalModel", __base__=_Strict, **functional_fields)
+    sequential: Any = create_model("SequentialModel", __base__=SpecConfig, **sequential_fields)
+    functional: Any = create_model("FunctionalModel", __base__=SpecConfig, **functional_fields)
     model_union = Annotated[
         Annotated[sequential, Tag("sequential")] | Annotated[functional, Tag("functional")],
         Discriminator(_model_tag),
@@ -170,7 +166,7 @@ def spec_model(lazy: bool = True) -> type[BaseModel]:
         "fit": (FitConfig | None, None),
         "tune": (TuneConfig | None, None),
     }
-    return create_model("ModelSpec", __base__=_Strict, **fields)
+    return create_model("ModelSpec", __base__=SpecConfig, **fields)
 
 
 def json_schema() -> dict[str, Any]:

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from engine.config.base import SpecConfig
 
 Scalar = bool | int | float | str | None
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class FloatRange(_Strict):
+class FloatRange(SpecConfig):
     """A float drawn from [low, high]; `log` samples its logarithm uniformly (learning rates)."""
 
     type: Literal["float"]
@@ -34,7 +32,7 @@ class FloatRange(_Strict):
         return self
 
 
-class IntRange(_Strict):
+class IntRange(SpecConfig):
     """An integer drawn from low..high inclusive, every `step`-th (widths, counts)."""
 
     type: Literal["int"]
@@ -49,7 +47,7 @@ class IntRange(_Strict):
         return self
 
 
-class Choice(_Strict):
+class Choice(SpecConfig):
     """One of a list of values (batch sizes, activation names, optimizer names)."""
 
     type: Literal["categorical"]
@@ -72,7 +70,7 @@ Parameter = Annotated[FloatRange | IntRange | Choice, Field(discriminator="type"
 LARGER_IS_BETTER = ("accuracy", "auc", "precision", "recall")
 
 
-class TuneConfig(_Strict):
+class TuneConfig(SpecConfig):
     """`tune`: the metric and its direction, the budget, the sampler, the pruner, the space."""
 
     # Default: the validation value of the first compiled metric, else val_loss.

@@ -1,0 +1,56 @@
+"""YAML's yes/no/on/off/true/false are booleans, and pydantic's lax mode would read True as 1:
+a boolean where a number belongs is an error at its key, a boolean where one belongs is kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelspec.check import check_text
+
+SPEC = """\
+model:
+  type: sequential
+  layers:
+    - {{type: Input, shape: [8, 8, 1]}}
+    - {{type: Conv2D, filters: 4, kernel_size: {kernel}, use_bias: {bias}}}
+    - {{type: Flatten}}
+    - {{type: Dense, units: {units}}}
+compile: {{optimizer: {{type: adam, learning_rate: {rate}}}, loss: mse}}
+fit: {{epochs: {epochs}, batch_size: 8, shuffle: {shuffle}}}
+data: {{train: {{path: d.csv, target: t, shuffle_buffer: {buffer}}}}}
+"""
+GOOD = {
+    "kernel": "3",
+    "bias": "no",
+    "units": "2",
+    "rate": "0.01",
+    "epochs": "2",
+    "shuffle": "off",
+    "buffer": "64",
+}
+
+
+def _errors(**changes: str) -> list[str]:
+    report = check_text(SPEC.format(**{**GOOD, **changes}), "s.yaml")
+    # E502: the data file is not there, which this test does not need
+    return [f"{d.code} {d.message}" for d in report.errors if d.code != "E502"]
+
+
+def test_booleans_where_booleans_belong_are_kept() -> None:
+    assert _errors() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "path"),
+    [
+        ("units", "yes", "model.layers[3].units"),
+        ("kernel", "[3, true]", "model.layers[1].kernel_size"),
+        ("rate", "on", "compile.optimizer.learning_rate"),
+        ("epochs", "true", "fit.epochs"),
+        ("buffer", "no", "data.train.shuffle_buffer"),
+    ],
+)
+def test_a_boolean_for_a_number_is_an_error_at_its_key(key: str, value: str, path: str) -> None:
+    errors = _errors(**{key: value})
+    assert errors and all(e.startswith("E103 ") for e in errors), errors
+    assert any(path in e and ("True" in e or "False" in e) for e in errors), errors
