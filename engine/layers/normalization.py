@@ -189,7 +189,8 @@ class BatchNormalization(_Normalizer):
         compiled = self._fusable(reduce, rank)
         done = self._compiled_forward(params, inputs, training, relu) if compiled else None
         if done is None:
-            y, xhat, inv = self._composite_forward(params, inputs, training, axes, reduce)
+            affine = (gamma, beta)
+            y, xhat, inv = self._composite_forward(params, inputs, training, axes, affine)
             y = _RELU(y) if relu else y
             mean = None
         else:
@@ -220,11 +221,13 @@ class BatchNormalization(_Normalizer):
         inputs: Array,
         training: bool,
         axes: tuple[int, ...],
-        reduce: tuple[int, ...],
+        affine: tuple[Any, Any],
     ) -> tuple[Array, Array, Array]:
-        """(y, xhat, inv) as NumPy operations: the definition the compiled passes reproduce."""
+        """(y, xhat, inv) as NumPy operations: the definition the compiled passes reproduce;
+        affine = (gamma, beta) shaped to broadcast."""
         xp = backend.backend_of(inputs).xp
         rank = inputs.ndim
+        reduce = tuple(a for a in range(rank) if a not in axes)
         moving_mean, moving_var = params[-2], params[-1]
         if training:
             mean = inputs.mean(axis=reduce, keepdims=True)
@@ -236,7 +239,7 @@ class BatchNormalization(_Normalizer):
             var = _broadcast(moving_var, rank, axes)
         inv = 1.0 / xp.sqrt(var + self.config.epsilon)
         xhat = centered * inv
-        return self._apply(xhat, *self._affine(params, rank, axes)), xhat, inv
+        return self._apply(xhat, *affine), xhat, inv
 
     def _fusable(self, reduce: tuple[int, ...], rank: int) -> bool:
         """Whether the compiled passes can run: channels last, with gamma and beta."""
