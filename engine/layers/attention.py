@@ -112,9 +112,12 @@ class _BaseAttention(Layer):
             causal = attention_kernels.causal_mask(xp, scores.shape[1], scores.shape[2])[0]
             allowed = causal if allowed is None else allowed & causal
         if allowed is not None:
-            scores = xp.where(allowed, scores, scores - scores.dtype.type(MASK_OFFSET))
-            # Keras subtracts 1e9 rather than masking: a row with no allowed key sums to 1.
-            allowed = allowed | ~allowed.any(axis=-1, keepdims=True)
+            # Keras subtracts 1e9 from masked scores; the masked softmax replaces them by -1e9,
+            # the same weights wherever a row allows a key. A row that allows none keeps
+            # Keras's softmax of the shifted scores, the only place the shift shows.
+            blind = ~allowed.any(axis=-1, keepdims=True)
+            scores = xp.where(blind, scores - scores.dtype.type(MASK_OFFSET), scores)
+            allowed = allowed | blind
         probs = softmax_kernels.masked_softmax(scores, allowed)
         rng = (self._seeded() or ctx.rng) if ctx.training else None
         keep = attention_kernels.dropout_keep(

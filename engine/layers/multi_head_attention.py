@@ -38,7 +38,7 @@ from engine.layers.base import (
 )
 from engine.layers.einsum_dense import matrix_initializer
 from engine.layers.registry import register
-from engine.lazy import attention_kernels, backend, gemm
+from engine.lazy import attention_kernels, backend, gemm, workspace
 from engine.lazy import numpy as np
 from engine.regularizers import RegularizerSpec
 
@@ -90,11 +90,17 @@ class HeadLayout:
     def split(self, x: Array) -> Array:
         return x.transpose(self.perm).reshape(self.rows, x.shape[-2], self.length, x.shape[-1])
 
-    def split_buffer(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> tuple[Array, Array]:
-        """A new (B, *axes, heads, dim) buffer and its split view, for a product to write its
+    def split_buffer(
+        self, xp: Any, shape: tuple[int, ...], dtype: Any, ctx: CallContext, name: str
+    ) -> tuple[Array, Array]:
+        """A (B, *axes, heads, dim) buffer and its split view, for a product to write its
         (B', heads, L, dim) result straight into the unsplit layout; the view is None where
-        splitting needs a copy (several attention axes among other axes)."""
-        buffer = xp.empty(shape, dtype=dtype)
+        splitting needs a copy (several attention axes among other axes). A planned step's
+        buffer is kept for the next step (its forward and backward run once per step)."""
+        if isinstance(ctx, workspace.PlannedContext):
+            buffer = ctx.buffer(xp, name, shape, dtype)
+        else:
+            buffer = xp.empty(shape, dtype=dtype)
         view = self.split(buffer)
         return buffer, view if xp.shares_memory(view, buffer) else None
 
@@ -273,7 +279,7 @@ class MultiHeadAttention(Layer):
         keep = attention_kernels.dropout_keep(weights_shape, q.dtype, self.config.dropout, rng, xp)
         scale = 1.0 / math.sqrt(key_dim)
         buffer, view = q_layout.split_buffer(
-            xp, (*q.shape[:-1], vh.shape[-1]), xp.result_type(q.dtype, v.dtype)
+            xp, (*q.shape[:-1], vh.shape[-1]), xp.result_type(q.dtype, v.dtype), ctx, "heads"
         )
         heads, attn = attention_kernels.attention_forward(qh, kh, vh, scale, mask, keep, view)
         combined = buffer if view is not None else q_layout.merge(heads)
@@ -296,7 +302,7 @@ class MultiHeadAttention(Layer):
         )
         query, value = arrays[0], arrays[1]
         key = arrays[2] if len(arrays) > 2 else value
-        dq, dk, dv = self._attention_grads(cache, [query, key, value], dcombined)
+        dq, dk, dv = self._attention_grads(cache, [query, key, value], dcombined, ctx)
         need = ctx.need_input_grad
         gq = _project_backward(query, w["query"][0], dq, slots["query"], 1, need)
         gk = _project_backward(key, w["key"][0], dk, slots["key"], 1, need)
@@ -308,12 +314,12 @@ class MultiHeadAttention(Layer):
         return [gq, gv, gk, *([None] * (len(arrays) - 3))]
 
     def _attention_grads(
-        self, cache: Any, sources: list[Array], dcombined: Array
+        self, cache: Any, sources: list[Array], dcombined: Array, ctx: CallContext
     ) -> tuple[Array, Array, Array]:
         """The gradients of the projected query, key and value, in their unsplit layouts:
         written there directly where the layouts allow, else merged (and, with fewer key and
         value heads, summed over each group's repeats) afterwards."""
-        arrays, q_layout, k_layout, attn, _ = cache
+        _, q_layout, k_layout, attn, _ = cache
         xp = backend.backend_of(dcombined).xp
         heads, kv_heads, key_dim, value_dim = self._dims()
         grad_heads = q_layout.split(dcombined)
@@ -321,8 +327,10 @@ class MultiHeadAttention(Layer):
             dims = (key_dim, key_dim, value_dim)
             layouts = (q_layout, k_layout, k_layout)
             buffers = [
-                layout.split_buffer(xp, (*x.shape[:-1], heads, d), dcombined.dtype)
-                for layout, x, d in zip(layouts, sources, dims, strict=True)
+                layout.split_buffer(xp, (*x.shape[:-1], heads, d), dcombined.dtype, ctx, name)
+                for layout, x, d, name in zip(
+                    layouts, sources, dims, ("dq", "dk", "dv"), strict=True
+                )
             ]
             views = tuple(view for _, view in buffers)
             if all(view is not None for view in views):
