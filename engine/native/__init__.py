@@ -1,8 +1,9 @@
 """Optional compiled kernels for the CPU step, bit-identical to their NumPy composites.
 
 `engine/native/_kernels.c` (one-thread kernels), `_batch_norm.c` (BatchNormalization's
-training passes), `_im2col.c` (convolution's column matrix) and `_split.c` (products and Adam
-split over this thread and a spinning worker) are built when the package is installed, if a C
+training passes), `_im2col.c` (convolution's column matrix), `_split.c` (products and Adam
+split over this thread and a spinning worker) and `_batched.c` (stacks of products split the
+same way, on `_split`'s worker) are built when the package is installed, if a C
 compiler is there; without one the build is skipped and every caller runs its NumPy
 composite, with the same results bit for bit. A kernel applies only to plain, C-contiguous
 float32 NumPy arrays: CuPy arrays, the strict fake device's arrays and every other dtype take
@@ -105,6 +106,10 @@ class _Extensions:
         return _load("_split")
 
     @functools.cached_property
+    def batched(self) -> ModuleType | None:
+        return _load("_batched")
+
+    @functools.cached_property
     def split_gemm(self) -> bool:
         """Whether the compiled split is bound to the sgemm of NumPy's own OpenBLAS."""
         split = self.split
@@ -134,6 +139,21 @@ def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool)
     split = _ext.split
     assert split is not None
     return bool(split.matmul(a, b, out, bias, relu))
+
+
+def batched_matmul(a: Array, b: Array, out: Array) -> bool:
+    """`np.matmul(a, b, out=out)` over stacks of one or two leading axes, the stack split in
+    halves over this thread and the compiled split's worker, bit-identical to NumPy's; returns
+    whether it ran (float32 NumPy arrays, no overlap, each matrix one plain sgemm for NumPy)."""
+    if not _ext.split_gemm or _ext.batched is None:
+        return False
+    if not (type(a) is type(b) is type(out) is np.ndarray):
+        return False
+    if a.dtype != np.float32 or b.dtype != np.float32 or out.dtype != np.float32:
+        return False
+    if any(np.may_share_memory(x, y) for x, y in ((a, out), (b, out), (a, b))):
+        return False
+    return bool(_ext.batched.matmul(a, b, out))
 
 
 def rest_split_worker() -> None:

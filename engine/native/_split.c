@@ -27,10 +27,7 @@
 #include <time.h>
 
 #include "loops.h"
-
-enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
-typedef void (*sgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *,
-                           int64_t, const float *, int64_t, float, float *, int64_t);
+#include "split_api.h"
 
 static sgemm64_fn sgemm;
 
@@ -52,11 +49,18 @@ typedef struct {
     float c1, c2, eps, alpha;
 } AdamPart;
 
+/* A piece from another extension module (see split_call at the end). */
 typedef struct {
-    enum { PRODUCT, ADAM } kind;
+    void (*fn)(void *);
+    void *arg;
+} Call;
+
+typedef struct {
+    enum { PRODUCT, ADAM, CALL } kind;
     union {
         Product product;
         AdamPart adam;
+        Call call;
     };
 } Piece;
 
@@ -74,6 +78,8 @@ static void run_product(const Product *p) {
 static void run_piece(const Piece *piece) {
     if (piece->kind == PRODUCT) {
         run_product(&piece->product);
+    } else if (piece->kind == CALL) {
+        piece->call.fn(piece->call.arg);
     } else {
         const AdamPart *a = &piece->adam;
         adam_loop(a->param, a->grad, a->m, a->v, a->n, a->c1, a->c2, a->eps, a->alpha);
@@ -379,10 +385,29 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_split", NULL, -1, methods};
 
+/* fn(mine) on this thread and fn(offered) on the worker (or this thread, if the worker is late
+ * or busy); called without the GIL. Other extension modules reach it through the capsule
+ * `split_api`, so the process keeps one spinning worker. */
+static void split_call(void (*fn)(void *), void *mine, void *offered) {
+    Piece a = {.kind = CALL, .call = {fn, mine}}, b = {.kind = CALL, .call = {fn, offered}};
+    split_run(&a, &b);
+}
+
+static sgemm64_fn bound_sgemm(void) { return sgemm; }
+
+static const SplitApi api = {split_call, bound_sgemm};
+
 PyMODINIT_FUNC PyInit__split(void) {
     if (pthread_atfork(NULL, NULL, reset_after_fork) != 0) {
         PyErr_SetString(PyExc_OSError, "_split: pthread_atfork failed");
         return NULL;
     }
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    PyObject *capsule = m ? PyCapsule_New((void *)&api, SPLIT_API_CAPSULE, NULL) : NULL;
+    if (!capsule || PyModule_AddObject(m, "split_api", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_XDECREF(m);
+        return NULL;
+    }
+    return m;
 }
