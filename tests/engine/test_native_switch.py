@@ -69,7 +69,9 @@ def _train(spec: dict[str, Any]) -> tuple[dict[str, list[float]], list[np.ndarra
     batch = min(spec["fit"]["batch_size"], 32)  # still large enough to split W2's products
     (t,) = model.inputs
     shape = (3 * batch + 5, *t.shape[1:])
-    x = rng.integers(1, 10000, shape) if "int" in t.dtype else rng.random(shape, np.float32)
+    layers = spec["model"]["layers"]
+    vocabulary = min((entry["input_dim"] for entry in layers if "input_dim" in entry), default=0)
+    x = rng.integers(1, vocabulary, shape) if "int" in t.dtype else rng.random(shape, np.float32)
     units = model.outputs[0].shape[-1]
     y = (
         rng.integers(0, units, len(x)).astype(np.int32)
@@ -82,7 +84,7 @@ def _train(spec: dict[str, Any]) -> tuple[dict[str, list[float]], list[np.ndarra
 
 @needs_native
 @pytest.mark.parametrize(
-    "name", ["seed_mlp", "mnist_mlp", "lstm_text", "mnist_cnn", "resnet_cifar"]
+    "name", ["seed_mlp", "mnist_mlp", "lstm_text", "mnist_cnn", "resnet_cifar", "transformer_text"]
 )
 def test_training_without_the_kernels_is_bit_identical(
     name: str, monkeypatch: pytest.MonkeyPatch
