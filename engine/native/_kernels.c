@@ -14,7 +14,7 @@
 
 #include "loops.h"
 
-/* The LSTM loops also get an AVX-512 clone: their exp is most of the recurrent step's
+/* The LSTM and softmax loops also get an AVX-512 clone: their exp is most of their
  * element-wise time, and the same IEEE operations give the same bits at any vector width. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -165,7 +165,7 @@ static inline __attribute__((always_inline)) float row_max(const float *a, Py_ss
 
 /* engine.kernels.softmax.masked_softmax on rows of n: masked scores set to -1e9, the row's
  * max subtracted, gate_exp1, divided by the row's sum, masked probabilities set to 0. */
-VECTOR_CLONES
+WIDE_CLONES
 static void softmax_loop(float *restrict s, const uint8_t *restrict mask, Py_ssize_t rows,
                          Py_ssize_t n) {
     for (Py_ssize_t r = 0; r < rows; r++, s += n) {
@@ -185,7 +185,7 @@ static void softmax_loop(float *restrict s, const uint8_t *restrict mask, Py_ssi
 
 /* engine.kernels.softmax.softmax_backward: dp = (dp - sum(dp * p)) * p, row by row; tmp is
  * scratch of n. */
-VECTOR_CLONES
+WIDE_CLONES
 static void softmax_grad_loop(float *restrict dp, const float *restrict p, float *restrict tmp,
                               Py_ssize_t rows, Py_ssize_t n) {
     for (Py_ssize_t r = 0; r < rows; r++, dp += n, p += n) {
