@@ -14,8 +14,8 @@
 
 #include "loops.h"
 
-/* The LSTM and softmax loops also get an AVX-512 clone: their exp is most of their
- * element-wise time, and the same IEEE operations give the same bits at any vector width. */
+/* The LSTM, softmax and LayerNormalization loops also get an AVX-512 clone (the exp is most
+ * of the first two's time); the same IEEE operations give the same bits at any width. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -197,7 +197,7 @@ static void softmax_grad_loop(float *restrict dp, const float *restrict p, float
 
 /* LayerNormalization.forward's composite over rows of n: xhat = (x - mean) * inv with
  * inv = 1 / sqrt(var + eps), y = xhat * gamma + beta (either may be NULL); tmp is scratch. */
-VECTOR_CLONES
+WIDE_CLONES
 static void layer_norm_loop(const float *restrict x, const float *restrict gamma,
                             const float *restrict beta, float *restrict y, float *restrict xhat,
                             float *restrict inv, float *restrict tmp, Py_ssize_t rows,
@@ -225,7 +225,7 @@ static void layer_norm_loop(const float *restrict x, const float *restrict gamma
  * dx = (d - mean(d) - xhat * mean(d * xhat)) * inv, and, where given, gamma's gradient
  * sum(g * xhat) and beta's sum(g) over the rows, added up row after row from 0 as NumPy's
  * reduction over the leading axes does. tmp is scratch of n. */
-VECTOR_CLONES
+WIDE_CLONES
 static void layer_norm_grad_loop(const float *restrict g, const float *restrict xhat,
                                  const float *restrict inv, const float *restrict gamma,
                                  float *restrict dx, float *restrict dgamma,
