@@ -16,7 +16,12 @@ import pytest
 import yaml
 
 from engine import saving
-from tests.distributed.test_mpi import history, launch, pytestmark  # noqa: F401 (skip marker)
+from tests.distributed.test_mpi import (  # noqa: F401 (pytestmark: the skip marker)
+    ctrl_c_once_checkpointed,
+    history,
+    launch,
+    pytestmark,
+)
 
 pytest.importorskip("pyarrow")
 
@@ -198,6 +203,26 @@ def test_modelspec_train_killed_mid_epoch_under_mpirun_resumes_bit_for_bit(
     positions = [saving.checkpoint_position(p) for p in saving.list_checkpoints(tmp_path / "run")]
     assert max(positions) == (1, 50)
     resumed = train("none", "run", "--resume", "run")
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(tmp_path / "whole", tmp_path / "run")
+
+
+def test_modelspec_train_stopped_by_ctrl_c_under_mpirun_resumes_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    """SIGINT to mpirun once the first checkpoint is written: every rank stops at the same step
+    and rank 0 saves the position gathered from both; `--resume` to the end of that epoch gives
+    the run trained to there unbroken (the run is long, so the signal never comes too late)."""
+    _streamed_spec(tmp_path, 1000)
+    args = ["train", "s.yaml", "--out", "run"]
+    stdout, stderr = ctrl_c_once_checkpointed(args, tmp_path / "run", cwd=tmp_path)
+    assert "Traceback" not in stderr, stdout + stderr
+    assert "Interrupted: saving the model as it is now." in stdout, stdout + stderr
+    epoch, _ = max(saving.checkpoint_position(p) for p in saving.list_checkpoints(tmp_path / "run"))
+    epochs = f"fit.epochs={epoch + 1}"
+    whole = _train(tmp_path, "none", "whole", "--set", epochs)
+    assert whole.returncode == 0, whole.stderr
+    resumed = _train(tmp_path, "none", "run", "--resume", "run", "--set", epochs)
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_run(tmp_path / "whole", tmp_path / "run")
 
