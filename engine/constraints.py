@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from engine.config.base import SpecConfig
 from engine.lazy import backend
 
 EPSILON = 1e-7  # keras.config.epsilon()
@@ -14,10 +15,9 @@ EPSILON = 1e-7  # keras.config.epsilon()
 ConstraintName = Literal["max_norm", "non_neg", "unit_norm", "min_max_norm"]
 
 
-class ConstraintConfig(BaseModel):
+class ConstraintConfig(SpecConfig):
     """The map form: `{type: max_norm, max_value: 3, axis: 0}`."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: ConstraintName
     max_value: float | None = None
     min_value: float | None = None

@@ -12,8 +12,9 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from engine.config.base import SpecConfig
 from engine.lazy import numpy as np
 
 # Keras divides by this so that a normal truncated at two standard deviations keeps the variance.
@@ -37,10 +38,9 @@ InitializerName = Literal[
 ]
 
 
-class InitializerConfig(BaseModel):
+class InitializerConfig(SpecConfig):
     """The map form: `{type: random_normal, mean: 0.0, stddev: 0.05}`."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: InitializerName
     value: float | None = None
     mean: float | None = None

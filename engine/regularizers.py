@@ -12,18 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from engine.config.base import SpecConfig
 from engine.lazy import backend
 from engine.lazy import numpy as np
 
 RegularizerName = Literal["l1", "l2", "l1_l2", "l1l2"]
 
 
-class RegularizerConfig(BaseModel):
+class RegularizerConfig(SpecConfig):
     """The map form: `{type: l2, l2: 0.0001}`."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: RegularizerName
     l1: float | None = Field(default=None, ge=0)
     l2: float | None = Field(default=None, ge=0)

@@ -14,7 +14,7 @@ model:
     - {{type: Input, shape: [8, 8, 1]}}
     - {{type: Conv2D, filters: 4, kernel_size: {kernel}, use_bias: {bias}}}
     - {{type: Flatten}}
-    - {{type: Dense, units: {units}}}
+    - {{type: Dense, units: {units}, kernel_initializer: {{type: random_normal, stddev: {std}}}}}
 compile: {{optimizer: {{type: adam, learning_rate: {rate}}}, loss: mse}}
 fit: {{epochs: {epochs}, batch_size: 8, shuffle: {shuffle}}}
 data: {{train: {{path: d.csv, target: t, shuffle_buffer: {buffer}}}}}
@@ -27,6 +27,7 @@ GOOD = {
     "epochs": "2",
     "shuffle": "off",
     "buffer": "64",
+    "std": "0.1",
 }
 
 
@@ -48,6 +49,7 @@ def test_booleans_where_booleans_belong_are_kept() -> None:
         ("rate", "on", "compile.optimizer.learning_rate"),
         ("epochs", "true", "fit.epochs"),
         ("buffer", "no", "data.train.shuffle_buffer"),
+        ("std", "yes", "model.layers[3].kernel_initializer.stddev"),
     ],
 )
 def test_a_boolean_for_a_number_is_an_error_at_its_key(key: str, value: str, path: str) -> None:
