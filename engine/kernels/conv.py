@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.backend import backend_of
 from engine.conv_geometry import IntOrSeq, as_tuple, pad_amounts
-from engine.kernels import conv_chunks
+from engine.kernels import conv_chunks, conv_direct
 from engine.kernels.im2col import pad_input, window_view
 from engine.kernels.recurrent import single_threaded_blas
 
@@ -144,21 +144,22 @@ def conv_forward(
     )
     if min(out) <= 0:
         raise ValueError(f"kernel {kernel} does not fit input {tuple(x.shape[1:-1])}")
-    # one group of several channels: each shard's columns straight from x (compiled or not);
-    # otherwise per group from a window view, with the bias folded in for one channel a group
-    direct = groups == 1 and cin > 1
+    geometry = conv_chunks.Geometry(kernel, st, dl, pads, tuple(x.shape[1:-1]), out)
+    # one group of several channels, or a shape the direct kernel takes: each shard from x
+    # itself (columns chunk by chunk, or no columns at all); otherwise per group from a window
+    # view, with the bias folded in for one channel a group
+    direct = groups == 1 and (cin > 1 or conv_direct.forward_wins(geometry, cin, cout))
     view = None if direct else window_view(pad_input(x, pads), out, kernel, st, dl)
     per = math.prod(out)
     y = xp.empty((x.shape[0] * per, cout), dtype=x.dtype)
     shards = batch_shards(x, y.shape[0] * w.size // groups)
-
-    geometry = conv_chunks.Geometry(kernel, st, dl, pads, tuple(x.shape[1:-1]), out)
     finish = _bias_epilogue(b, epilogue)
 
     def run(i: int, s: slice) -> list[Array]:
         part = y[s.start * per : s.stop * per]
         if view is None:
-            conv_chunks.product(x[s], geometry, w.reshape(-1, cout), part, finish)
+            if not conv_direct.forward(x[s], w, b, geometry, part, epilogue):
+                conv_chunks.product(x[s], geometry, w.reshape(-1, cout), part, finish)
             return []
         return _forward_shard(view[s], w, b, part, groups, epilogue)
 
@@ -287,9 +288,12 @@ def conv_backward(
         if cache.x is None:
             dw, db = _weight_grad(cache.cols[i], dy2, w, cache.groups, cache.has_bias)
         else:
-            dw = conv_chunks.weight_grad(cache.x[s], geometry, dy2, w.size // cout)
-            dw, db = dw.reshape(w.shape), _column_sums(dy2) if cache.has_bias else None
-        if transposed is not None:
+            grads = conv_direct.weight_grad(cache.x[s], geometry, dy2, w, cache.has_bias)
+            if grads is None:
+                dw = conv_chunks.weight_grad(cache.x[s], geometry, dy2, w.size // cout)
+                grads = dw.reshape(w.shape), _column_sums(dy2) if cache.has_bias else None
+            dw, db = grads
+        if transposed is not None and not conv_direct.input_grad(part, geometry, transposed, dx[s]):
             conv_chunks.input_grad(part, geometry, transposed, dx[s])
         elif dpad is not None:
             _col2im(cache, dy2, dpad[s])

@@ -1,13 +1,15 @@
 """Optional compiled kernels for the CPU step, bit-identical to their NumPy composites.
 
 `engine/native/_kernels.c` (one-thread kernels), `_batch_norm.c` (BatchNormalization's
-training passes), `_im2col.c` (convolution's column matrix), `_split.c` (products and Adam
-split over this thread and a spinning worker) and `_batched.c` (stacks of products split the
-same way, on `_split`'s worker) are built when the package is installed, if a C
-compiler is there; without one the build is skipped and every caller runs its NumPy
-composite, with the same results bit for bit. A kernel applies only to plain, C-contiguous
-float32 NumPy arrays: CuPy arrays, the strict fake device's arrays and every other dtype take
-the NumPy path.
+training passes), `_im2col.c` (convolution's column matrix), `_conv_direct.c` (convolution
+without a column matrix, for few channels), `_split.c` (products and Adam split over this
+thread and a spinning worker) and `_batched.c` (stacks of products split the same way, on
+`_split`'s worker) are built when the package is installed, if a C compiler is there; without
+one the build is skipped and every caller runs its NumPy composite, with the same results bit
+for bit, except for the direct convolution: it sums in another order than im2col + sgemm, so
+its results agree within float32 rounding (and repeat bit for bit). A kernel applies only to
+plain, C-contiguous float32 NumPy arrays: CuPy arrays, the strict fake device's arrays and
+every other dtype take the NumPy path.
 `MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
 modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
 the benchmark measures the fallback and how a user rules the kernels out of a problem.
@@ -37,7 +39,8 @@ Array = Any
 
 def available() -> bool:
     """Whether the compiled kernels were built."""
-    return all(m is not None for m in (_ext.kernels, _ext.batch_norm, _ext.im2col))
+    modules = (_ext.kernels, _ext.batch_norm, _ext.im2col, _ext.conv_direct)
+    return all(m is not None for m in modules)
 
 
 def im2col(x: Array, cols: Array) -> ModuleType | None:
@@ -45,6 +48,13 @@ def im2col(x: Array, cols: Array) -> ModuleType | None:
     C-contiguous float32, else None."""
     module = _ext.im2col
     return module if module is not None and _plain_float32(x, cols) else None
+
+
+def conv_direct(*arrays: Array) -> ModuleType | None:
+    """The compiled direct convolution (`_conv_direct.c`) when it was built and every array is
+    plain C-contiguous float32, else None."""
+    module = _ext.conv_direct
+    return module if module is not None and _plain_float32(*arrays) else None
 
 
 def batch_norm(*arrays: Array) -> ModuleType | None:
@@ -100,6 +110,10 @@ class _Extensions:
     @functools.cached_property
     def im2col(self) -> ModuleType | None:
         return _load("_im2col")
+
+    @functools.cached_property
+    def conv_direct(self) -> ModuleType | None:
+        return _load("_conv_direct")
 
     @functools.cached_property
     def split(self) -> ModuleType | None:

@@ -9,8 +9,12 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+/* for kernels whose results may use fused multiply-adds: AVX-512 and AVX2 with FMA */
+#define FMA_CLONES \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VECTOR_CLONES
+#define FMA_CLONES
 #endif
 
 VECTOR_CLONES

@@ -1,0 +1,233 @@
+/* Direct 2-d convolution (channels last) for layers with few channels, where im2col + sgemm
+ * spends its time writing and re-reading a column matrix kernel-area times the input.
+ *
+ * Each image is copied once into a zero-bordered buffer that stays in cache, and the window is
+ * read from it while the sums run: an output pixel's Cout values sit in registers (16 float
+ * lanes a vector) for a block of pixels of one row, and every (kh, kw, ci) term is one
+ * broadcast multiply-add. dW does the transpose: for one kernel offset, a block of input
+ * channels times Cout sits in registers while the image's pixels stream by.
+ *
+ * Not bit-identical to im2col + sgemm (it sums in another order, with fused multiply-adds where
+ * the CPU has them): every output element is summed in a fixed order (kh, kw, ci forward;
+ * pixels in row order within an image, then images in order for dW), whatever the thread
+ * count, so a run repeats bit for bit on the same machine.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loops.h"
+
+/* 16 float lanes: one AVX-512 register, two AVX2 ones, four SSE ones; the compiler splits it */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+
+/* Inlined everywhere, so that each clone of a loop compiles them for its own instruction set */
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE v16 load16(const float *p) { return *(const v16u *)p; }
+INLINE void store16(float *p, v16 v) { *(v16u *)p = v; }
+
+typedef struct {
+    Py_ssize_t n, h, w, cin, kh, kw, sh, sw, ph, pw, oh, ow, cout;
+    Py_ssize_t hp, wp; /* the bordered image's rows and columns */
+} Geometry;
+
+/* Pixels a forward block computes: the last block of a row may run past ow into the border. */
+#define BLOCK_1 12
+#define BLOCK_2 6
+
+/* Copy image n into buf's interior; the border was zeroed once and is never written. */
+static void border_image(const float *x, float *buf, Py_ssize_t n, const Geometry *g) {
+    const float *src = x + n * g->h * g->w * g->cin;
+    Py_ssize_t row = g->w * g->cin;
+    for (Py_ssize_t i = 0; i < g->h; i++)
+        memcpy(buf + ((i + g->ph) * g->wp + g->pw) * g->cin, src + i * row,
+               (size_t)row * sizeof(float));
+}
+
+/* y's pixels [ow0, ow0 + P) of row (n, oh) for output channels [co, co + 16 V). */
+#define FORWARD_BLOCK(NAME, P, V)                                                               \
+    INLINE void NAME(const float *buf, const float *w, const float *bias, float *y,           \
+                     Py_ssize_t oh, Py_ssize_t ow0, Py_ssize_t co, const Geometry *g) {         \
+        v16 acc[P][V];                                                                          \
+        for (int p = 0; p < P; p++)                                                             \
+            for (int v = 0; v < V; v++)                                                         \
+                acc[p][v] = bias ? load16(bias + co + 16 * v) : (v16){0};                       \
+        Py_ssize_t step = g->sw * g->cin;                                                       \
+        for (Py_ssize_t a = 0; a < g->kh; a++) {                                                \
+            const float *row = buf + ((oh * g->sh + a) * g->wp + ow0 * g->sw) * g->cin;         \
+            for (Py_ssize_t b = 0; b < g->kw; b++) {                                            \
+                const float *xk = row + b * g->cin;                                             \
+                const float *wk = w + (a * g->kw + b) * g->cin * g->cout + co;                  \
+                for (Py_ssize_t c = 0; c < g->cin; c++) {                                       \
+                    v16 wv[V];                                                                  \
+                    for (int v = 0; v < V; v++) wv[v] = load16(wk + c * g->cout + 16 * v);      \
+                    for (int p = 0; p < P; p++) {                                               \
+                        float xs = xk[p * step + c];                                            \
+                        for (int v = 0; v < V; v++) acc[p][v] += wv[v] * xs;                    \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        Py_ssize_t valid = g->ow - ow0 < P ? g->ow - ow0 : P;                                   \
+        for (Py_ssize_t p = 0; p < valid; p++)                                                  \
+            for (int v = 0; v < V; v++) store16(y + (ow0 + p) * g->cout + co + 16 * v, acc[p][v]); \
+    }
+
+FORWARD_BLOCK(forward_block_1, BLOCK_1, 1)
+FORWARD_BLOCK(forward_block_2, BLOCK_2, 2)
+
+FMA_CLONES
+static void forward_loop(const float *x, const float *w, float *y, float *bias, float *buf,
+                         const Geometry *g) {
+    int two = g->cout % 32 == 0;
+    Py_ssize_t block = two ? BLOCK_2 : BLOCK_1, lanes = two ? 32 : 16;
+    for (Py_ssize_t n = 0; n < g->n; n++) {
+        border_image(x, buf, n, g);
+        for (Py_ssize_t oh = 0; oh < g->oh; oh++) {
+            float *yrow = y + (n * g->oh + oh) * g->ow * g->cout;
+            for (Py_ssize_t co = 0; co < g->cout; co += lanes)
+                for (Py_ssize_t ow0 = 0; ow0 < g->ow; ow0 += block) {
+                    if (two)
+                        forward_block_2(buf, w, bias, yrow, oh, ow0, co, g);
+                    else
+                        forward_block_1(buf, w, bias, yrow, oh, ow0, co, g);
+                }
+        }
+    }
+}
+
+/* dW rows (a, [j, j + C)) x channels [co, co + 16) of one image, added into dw. For one kernel
+ * row a, the (b, ci) pairs are one flat index j = b * cin + ci: both the window's floats in a
+ * bordered row and dW's rows run in that order, so a block may span several kernel columns
+ * (3 of them for one input channel). */
+#define WEIGHT_BLOCK(NAME, C)                                                                   \
+    INLINE void NAME(const float *buf, const float *dy, float *dw, Py_ssize_t a, Py_ssize_t j,  \
+                     Py_ssize_t co, const Geometry *g) {                                        \
+        v16 acc[C];                                                                             \
+        for (int c = 0; c < C; c++) acc[c] = (v16){0};                                          \
+        for (Py_ssize_t oh = 0; oh < g->oh; oh++) {                                             \
+            const float *xr = buf + (oh * g->sh + a) * g->wp * g->cin + j;                      \
+            const float *dr = dy + oh * g->ow * g->cout + co;                                   \
+            for (Py_ssize_t ow = 0; ow < g->ow; ow++) {                                         \
+                v16 d = load16(dr + ow * g->cout);                                              \
+                const float *xs = xr + ow * g->sw * g->cin;                                     \
+                for (int c = 0; c < C; c++) acc[c] += d * xs[c];                                \
+            }                                                                                   \
+        }                                                                                       \
+        float *out = dw + (a * g->kw * g->cin + j) * g->cout + co;                              \
+        for (int c = 0; c < C; c++)                                                             \
+            store16(out + c * g->cout, load16(out + c * g->cout) + acc[c]);                     \
+    }
+
+WEIGHT_BLOCK(weight_block_9, 9)
+WEIGHT_BLOCK(weight_block_8, 8)
+WEIGHT_BLOCK(weight_block_4, 4)
+WEIGHT_BLOCK(weight_block_3, 3)
+WEIGHT_BLOCK(weight_block_1, 1)
+
+/* db += the sums of one image's dy over its pixels, in pixel order. */
+INLINE void bias_sums(const float *dy, float *db, const Geometry *g) {
+    for (Py_ssize_t co = 0; co < g->cout; co += 16) {
+        v16 acc = (v16){0};
+        for (Py_ssize_t p = 0; p < g->oh * g->ow; p++) acc += load16(dy + p * g->cout + co);
+        store16(db + co, load16(db + co) + acc);
+    }
+}
+
+FMA_CLONES
+static void weight_loop(const float *x, const float *dy, float *dw, float *db, float *buf,
+                        const Geometry *g) {
+    Py_ssize_t row = g->kw * g->cin;
+    Py_ssize_t group = row % 8 == 0 ? 8 : row % 9 == 0 ? 9 : row % 4 == 0 ? 4 : row % 3 == 0 ? 3 : 1;
+    memset(dw, 0, (size_t)(g->kh * row * g->cout) * sizeof(float));
+    if (db) memset(db, 0, (size_t)g->cout * sizeof(float));
+    for (Py_ssize_t n = 0; n < g->n; n++) {
+        border_image(x, buf, n, g);
+        const float *dyn = dy + n * g->oh * g->ow * g->cout;
+        if (db) bias_sums(dyn, db, g);
+        for (Py_ssize_t a = 0; a < g->kh; a++)
+            for (Py_ssize_t j = 0; j < row; j += group)
+                for (Py_ssize_t co = 0; co < g->cout; co += 16) {
+                    switch (group) {
+                    case 9: weight_block_9(buf, dyn, dw, a, j, co, g); break;
+                    case 8: weight_block_8(buf, dyn, dw, a, j, co, g); break;
+                    case 4: weight_block_4(buf, dyn, dw, a, j, co, g); break;
+                    case 3: weight_block_3(buf, dyn, dw, a, j, co, g); break;
+                    default: weight_block_1(buf, dyn, dw, a, j, co, g);
+                    }
+                }
+    }
+}
+
+/* Parse the geometry and size the bordered buffer: wide enough that a forward block's last
+ * pixels, which may lie past ow, still read inside it. The buffers are (x, w, bias, y) for
+ * the forward pass and (x, dy, dw, db) for dW; an empty bias or db means none. */
+static int parse(PyObject *args, Py_buffer *b, Geometry *g, int weight) {
+    if (!PyArg_ParseTuple(args, "y*y*w*w*(nnnn)(nn)(nn)(nn)(nn)n", &b[0], &b[1], &b[2], &b[3],
+                          &g->n, &g->h, &g->w, &g->cin, &g->kh, &g->kw, &g->sh, &g->sw, &g->ph,
+                          &g->pw, &g->oh, &g->ow, &g->cout))
+        return 0;
+    Py_ssize_t f = (Py_ssize_t)sizeof(float);
+    Py_ssize_t blocks = (g->ow + BLOCK_1 - 1) / BLOCK_1 * BLOCK_1;
+    Py_ssize_t reach_w = (blocks - 1) * g->sw + g->kw, reach_h = (g->oh - 1) * g->sh + g->kh;
+    g->wp = g->w + g->pw > reach_w ? g->w + g->pw : reach_w;
+    g->hp = g->h + g->ph > reach_h ? g->h + g->ph : reach_h;
+    Py_ssize_t kernel = g->kh * g->kw * g->cin * g->cout * f;
+    Py_ssize_t out = g->n * g->oh * g->ow * g->cout * f;
+    Py_ssize_t channels = weight ? b[3].len : b[2].len;
+    int ok = g->n >= 0 && g->h > 0 && g->w > 0 && g->cin > 0 && g->kh > 0 && g->kw > 0 &&
+             g->sh > 0 && g->sw > 0 && g->ph >= 0 && g->pw >= 0 && g->oh > 0 && g->ow > 0 &&
+             g->cout > 0 && g->cout % 16 == 0 && b[0].len == g->n * g->h * g->w * g->cin * f &&
+             b[1].len == (weight ? out : kernel) && b[weight ? 2 : 3].len == (weight ? kernel : out) &&
+             (channels == 0 || channels == g->cout * f);
+    if (!ok) {
+        for (int i = 0; i < 4; i++) PyBuffer_Release(&b[i]);
+        PyErr_SetString(PyExc_ValueError, "conv_direct: buffers do not match the geometry");
+    }
+    return ok;
+}
+
+typedef void (*Loop)(const float *, const float *, float *, float *, float *, const Geometry *);
+
+static PyObject *run(PyObject *args, Loop loop, int weight) {
+    Py_buffer b[4];
+    Geometry g;
+    if (!parse(args, b, &g, weight)) return NULL;
+    float *buf = calloc((size_t)(g.hp * g.wp * g.cin), sizeof(float));
+    if (buf != NULL) {
+        /* forward: (x, w, y, bias); dW: (x, dy, dw, db) */
+        float *out = (float *)b[weight ? 2 : 3].buf;
+        Py_buffer *extra = &b[weight ? 3 : 2];
+        float *channels = extra->len ? (float *)extra->buf : NULL;
+        Py_BEGIN_ALLOW_THREADS
+        loop((const float *)b[0].buf, (const float *)b[1].buf, out, channels, buf, &g);
+        Py_END_ALLOW_THREADS
+        free(buf);
+    }
+    for (int i = 0; i < 4; i++) PyBuffer_Release(&b[i]);
+    if (buf == NULL) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *forward(PyObject *self, PyObject *args) { return run(args, forward_loop, 0); }
+
+static PyObject *weight_grad(PyObject *self, PyObject *args) { return run(args, weight_loop, 1); }
+
+static PyMethodDef methods[] = {
+    {"forward", forward, METH_VARARGS,
+     "forward(x, w, bias, y, (n, h, w, cin), (kh, kw), (sh, sw), (ph, pw), (oh, ow), cout): "
+     "y = bias + the convolution of x with w, zeros where a window leaves x (an empty bias: "
+     "none); cout a multiple of 16."},
+    {"weight_grad", weight_grad, METH_VARARGS,
+     "weight_grad(x, dy, dw, db, (n, h, w, cin), (kh, kw), (sh, sw), (ph, pw), (oh, ow), "
+     "cout): dw and db (empty: none) = the kernel's and bias's gradients for the upstream "
+     "gradient dy, summed image by image."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_conv_direct", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__conv_direct(void) { return PyModule_Create(&module); }

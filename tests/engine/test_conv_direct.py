@@ -1,0 +1,185 @@
+"""The compiled direct convolution against the NumPy path, a float64 reference and PyTorch.
+
+It is the one compiled kernel that is not bit-identical to its fallback (it sums in another
+order than im2col + sgemm), so it is held to float32 rounding instead, and to repeating its
+own bits from run to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine import native
+from engine.kernels import conv_direct
+from engine.kernels.conv import conv_backward, conv_forward
+from engine.layers.conv import in_place_activation
+
+needs_kernel = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    x_shape: tuple[int, int, int, int]
+    kernel: tuple[int, int]
+    filters: int
+    strides: int = 1
+    padding: str = "same"
+    bias: bool = True
+
+
+CASES = [
+    # 16 filters: one 16-lane vector, 12-pixel blocks, the last one partly past the row
+    Case("w7_stage_1_like", (4, 10, 9, 16), (3, 3), 16),
+    # one input channel, 32 filters (two vectors, 6-pixel blocks), no padding: W3's first layer
+    Case("one_channel_valid", (3, 12, 11, 1), (3, 3), 32, padding="valid"),
+    Case("three_channels_strided", (2, 9, 9, 3), (3, 3), 48, strides=2),
+    Case("wide_input_stride_1", (2, 8, 8, 8), (3, 3), 64, bias=False),
+    Case("uneven_kernel", (2, 7, 6, 5), (2, 3), 16),
+    Case("projection", (2, 9, 8, 4), (1, 1), 32, strides=2),
+]
+
+
+def _inputs(case: Case, dtype: Any = np.float32) -> Arrays:
+    rng = np.random.default_rng(sum(case.x_shape) + case.filters)
+    x = rng.standard_normal(case.x_shape)
+    w = rng.standard_normal((*case.kernel, case.x_shape[-1], case.filters)) * 0.3
+    b = rng.standard_normal(case.filters)
+    return {"x": x.astype(dtype), "w": w.astype(dtype), "b": b.astype(dtype)}
+
+
+def _run(case: Case, a: Arrays) -> Arrays:
+    relu = in_place_activation(_relu())
+    b = a["b"] if case.bias else None
+    y, cache = conv_forward(a["x"], a["w"], b, case.strides, case.padding, epilogue=relu)
+    dy = np.cos(np.arange(y.size, dtype=y.dtype)).reshape(y.shape)
+    dx, dw, db = conv_backward(cache, dy * (y > 0))
+    assert dx is not None
+    out = {"y": y, "dx": np.ascontiguousarray(dx), "dw": dw}
+    if db is not None:
+        out["db"] = db
+    return out
+
+
+def _relu() -> Any:
+    from engine import activations
+
+    return activations.get("relu")
+
+
+def _without_direct(case: Case, a: Arrays, monkeypatch: pytest.MonkeyPatch) -> Arrays:
+    with monkeypatch.context() as patch:
+        patch.setattr(native._ext, "conv_direct", None)
+        return _run(case, a)
+
+
+def _close(got: np.ndarray, want: np.ndarray, rel: float) -> None:
+    """Within `rel` of the largest magnitude: float32 sums of a few hundred terms."""
+    scale = float(np.abs(want).max()) or 1.0
+    np.testing.assert_allclose(got, want, rtol=0, atol=rel * scale)
+
+
+class _Spy:
+    """The compiled module, counting its calls."""
+
+    def __init__(self, module: Any) -> None:
+        self.module, self.calls = module, []
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any) -> Any:
+            self.calls.append(name)
+            return getattr(self.module, name)(*args)
+
+        return call
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_the_direct_kernel_takes_these_shapes(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = _Spy(native._ext.conv_direct)
+    monkeypatch.setattr(native._ext, "conv_direct", spy)
+    _run(case, _inputs(case))
+    # forward (not for 48 filters of a strided convolution: measured slower than im2col),
+    # and dX as the forward of dy at stride 1 when the input channels come in 16s
+    forward = not (case.strides != 1 and case.filters > 32)
+    input_grad = case.strides == 1 and case.x_shape[-1] % 16 == 0
+    forwards = int(forward) + int(input_grad)
+    assert spy.calls.count("forward") == forwards
+    assert spy.calls.count("weight_grad") == 1
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_direct_kernel_agrees_with_the_numpy_path_and_float64(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _inputs(case)
+    direct = _run(case, a)
+    composite = _without_direct(case, a, monkeypatch)
+    reference = _run(case, _inputs(case, np.float64))
+    assert direct.keys() == composite.keys() == reference.keys()
+    for name in direct:
+        _close(direct[name], composite[name], 2e-6)
+        _close(direct[name], reference[name].astype(np.float32), 2e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_direct_kernel_repeats_its_bits(case: Case) -> None:
+    first, again = _run(case, _inputs(case)), _run(case, _inputs(case))
+    for name in first:
+        np.testing.assert_array_equal(first[name].view(np.uint8), again[name].view(np.uint8))
+
+
+@needs_kernel
+def test_a_large_batch_split_over_two_threads_matches_the_numpy_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case = Case("w7_batch", (32, 32, 32, 16), (3, 3), 16)
+    a = _inputs(case)
+    direct = _run(case, a)
+    for name, want in _without_direct(case, a, monkeypatch).items():
+        _close(direct[name], want, 2e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", CASES[:3], ids=lambda c: c.id)
+def test_direct_forward_matches_torch(case: Case) -> None:
+    torch = pytest.importorskip("torch")
+    a = _inputs(case)
+    y = _run(case, a)["y"]
+    x = torch.from_numpy(a["x"]).permute(0, 3, 1, 2)
+    w = torch.from_numpy(a["w"]).permute(3, 2, 0, 1)
+    if case.padding == "same":
+        # Keras's `same`: the odd element of the padding goes after
+        kh, kw = case.kernel
+        h, wd = case.x_shape[1:3]
+        s = case.strides
+        ph = max((-(-h // s) - 1) * s + kh - h, 0)
+        pw = max((-(-wd // s) - 1) * s + kw - wd, 0)
+        x = torch.nn.functional.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    b = torch.from_numpy(a["b"]) if case.bias else None
+    want = torch.relu(torch.nn.functional.conv2d(x, w, b, stride=case.strides))
+    _close(y, want.permute(0, 2, 3, 1).numpy(), 2e-6)
+
+
+def test_the_kernel_declines_what_it_cannot_do() -> None:
+    from engine.kernels.conv_chunks import Geometry
+
+    def geometry(kernel: tuple[int, ...], dilation: int = 1) -> Geometry:
+        nd = len(kernel)
+        return Geometry(kernel, (1,) * nd, (dilation,) * nd, ((1, 1),) * nd, (8,) * nd, (8,) * nd)
+
+    assert conv_direct.forward_wins(geometry((3, 3)), 16, 16)
+    assert not conv_direct.forward_wins(geometry((3, 3)), 16, 24)  # filters not in 16s
+    assert not conv_direct.forward_wins(geometry((3, 3), dilation=2), 16, 16)
+    assert not conv_direct.forward_wins(geometry((3,)), 16, 16)  # 1-d
+    assert not conv_direct.forward_wins(geometry((3, 3, 3)), 16, 16)  # 3-d
+    # measured slower than im2col + sgemm: 64 filters from 64 channels
+    assert not conv_direct.forward_wins(geometry((3, 3)), 64, 64)
