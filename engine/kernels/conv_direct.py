@@ -7,8 +7,9 @@ what was measured on W7's and W3's layer shapes (one thread, 64 images, CPU time
 direct against chunked im2col + sgemm):
 
 - forward: 16 -> 16 on 32x32 2.2x faster, 32 -> 32 on 16x16 1.8x, 16 -> 32 strided 1.8x,
-  3 -> 16 2.1x, 1 -> 32 on 28x28 1.6x, 32 -> 64 on 13x13 1.17x; but 64 -> 64 on 8x8 0.87x and
-  32 -> 64 strided 0.84x (with 64 filters the kernel re-reads the image per 32 of them);
+  3 -> 16 2.1x, 1 -> 32 on 28x28 1.6x, 32 -> 64 on 13x13 1.2x, 64 -> 64 on 8x8 1.7x, 32 -> 64
+  strided 1.5x (the last two were slower, 0.87x and 0.84x, until a row's pixel block was sized
+  to waste none past its end: 8 pixels for rows of 8, not 6 and 6);
 - dW: 1.2-1.8x faster on every one of those shapes, 1.6x with 1 input channel and 4.2x with 3
   (a kernel row's (column, channel) pairs summed together);
 - dX of a stride-1 convolution is the forward kernel on dy with the flipped kernel, chosen by
@@ -33,6 +34,7 @@ from engine.kernels.conv_chunks import CHUNK_BYTES, Geometry
 Array = Any
 Epilogue = Callable[[Array], None]
 LANES = 16
+MOST_CHANNELS = 64
 _NONE = np.empty(0, dtype=np.float32)  # no bias, no db
 
 
@@ -47,15 +49,15 @@ def _fits(g: Geometry, cout: int) -> bool:
 
 
 def forward_wins(g: Geometry, cin: int, cout: int) -> bool:
-    """Whether the direct forward beat im2col + sgemm on this shape (see the module docstring)."""
-    if not _fits(g, cout):
-        return False
-    return cout <= 2 * LANES or (cin <= 2 * LANES and all(s == 1 for s in g.strides))
+    """Whether the direct forward beat im2col + sgemm on this shape: so far every measured one
+    (see the module docstring), all of at most 64 channels in and out; wider layers keep
+    sgemm, which reaches its full speed there."""
+    return _fits(g, cout) and cin <= MOST_CHANNELS and cout <= MOST_CHANNELS
 
 
 def weight_grad_wins(g: Geometry, cin: int, cout: int) -> bool:
-    """Whether the direct dW beat im2col + sgemm: on every shape measured."""
-    return _fits(g, cout)
+    """Whether the direct dW beat im2col + sgemm: on every shape measured (the forward's)."""
+    return forward_wins(g, cin, cout)
 
 
 def _call(module: ModuleType, fn: str, arrays: tuple[Array, ...], g: Geometry) -> None:

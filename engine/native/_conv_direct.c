@@ -34,9 +34,9 @@ typedef struct {
     Py_ssize_t hp, wp; /* the bordered image's rows and columns */
 } Geometry;
 
-/* Pixels a forward block computes: the last block of a row may run past ow into the border. */
-#define BLOCK_1 12
-#define BLOCK_2 6
+/* The most pixels a forward block computes: the last block of a row may run past ow into the
+ * border, by up to BLOCK_MAX - 1 pixels. */
+#define BLOCK_MAX 16
 
 /* Copy image n into buf's interior; the border was zeroed once and is never written. */
 static void border_image(const float *x, float *buf, Py_ssize_t n, const Geometry *g) {
@@ -76,24 +76,47 @@ static void border_image(const float *x, float *buf, Py_ssize_t n, const Geometr
             for (int v = 0; v < V; v++) store16(y + (ow0 + p) * g->cout + co + 16 * v, acc[p][v]); \
     }
 
-FORWARD_BLOCK(forward_block_1, BLOCK_1, 1)
-FORWARD_BLOCK(forward_block_2, BLOCK_2, 2)
+/* One vector of filters (16) or two (32), P pixels a block: at most 16 + 1 or 16 + 2 of
+ * AVX-512's 32 registers. */
+FORWARD_BLOCK(forward_1x8, 8, 1)
+FORWARD_BLOCK(forward_1x12, 12, 1)
+FORWARD_BLOCK(forward_1x16, 16, 1)
+FORWARD_BLOCK(forward_2x4, 4, 2)
+FORWARD_BLOCK(forward_2x6, 6, 2)
+FORWARD_BLOCK(forward_2x8, 8, 2)
+
+/* The block width of these that wastes the fewest pixels past the row's end (ties: the
+ * widest), e.g. 8 for rows of 8 or 16, 12 for 12, 6 for 11 with two vectors. */
+static int block_width(Py_ssize_t ow, const int *widths) {
+    int best = widths[0];
+    Py_ssize_t least = -1;
+    for (int i = 0; i < 3; i++) {
+        Py_ssize_t waste = (ow + widths[i] - 1) / widths[i] * widths[i] - ow;
+        if (least < 0 || waste <= least) best = widths[i], least = waste;
+    }
+    return best;
+}
 
 FMA_CLONES
 static void forward_loop(const float *x, const float *w, float *y, float *bias, float *buf,
                          const Geometry *g) {
-    int two = g->cout % 32 == 0;
-    Py_ssize_t block = two ? BLOCK_2 : BLOCK_1, lanes = two ? 32 : 16;
+    static const int one[3] = {8, 12, 16}, two[3] = {4, 6, 8};
+    int vectors = g->cout % 32 == 0 ? 2 : 1;
+    int block = block_width(g->ow, vectors == 2 ? two : one);
     for (Py_ssize_t n = 0; n < g->n; n++) {
         border_image(x, buf, n, g);
         for (Py_ssize_t oh = 0; oh < g->oh; oh++) {
             float *yrow = y + (n * g->oh + oh) * g->ow * g->cout;
-            for (Py_ssize_t co = 0; co < g->cout; co += lanes)
+            for (Py_ssize_t co = 0; co < g->cout; co += 16 * vectors)
                 for (Py_ssize_t ow0 = 0; ow0 < g->ow; ow0 += block) {
-                    if (two)
-                        forward_block_2(buf, w, bias, yrow, oh, ow0, co, g);
-                    else
-                        forward_block_1(buf, w, bias, yrow, oh, ow0, co, g);
+                    switch (vectors * 100 + block) {
+                    case 108: forward_1x8(buf, w, bias, yrow, oh, ow0, co, g); break;
+                    case 112: forward_1x12(buf, w, bias, yrow, oh, ow0, co, g); break;
+                    case 116: forward_1x16(buf, w, bias, yrow, oh, ow0, co, g); break;
+                    case 204: forward_2x4(buf, w, bias, yrow, oh, ow0, co, g); break;
+                    case 206: forward_2x6(buf, w, bias, yrow, oh, ow0, co, g); break;
+                    default: forward_2x8(buf, w, bias, yrow, oh, ow0, co, g);
+                    }
                 }
         }
     }
@@ -171,8 +194,8 @@ static int parse(PyObject *args, Py_buffer *b, Geometry *g, int weight) {
                           &g->pw, &g->oh, &g->ow, &g->cout))
         return 0;
     Py_ssize_t f = (Py_ssize_t)sizeof(float);
-    Py_ssize_t blocks = (g->ow + BLOCK_1 - 1) / BLOCK_1 * BLOCK_1;
-    Py_ssize_t reach_w = (blocks - 1) * g->sw + g->kw, reach_h = (g->oh - 1) * g->sh + g->kh;
+    Py_ssize_t reach_w = (g->ow + BLOCK_MAX - 2) * g->sw + g->kw;
+    Py_ssize_t reach_h = (g->oh - 1) * g->sh + g->kh;
     g->wp = g->w + g->pw > reach_w ? g->w + g->pw : reach_w;
     g->hp = g->h + g->ph > reach_h ? g->h + g->ph : reach_h;
     Py_ssize_t kernel = g->kh * g->kw * g->cin * g->cout * f;
