@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.backend import backend_of
 from engine.conv_geometry import IntOrSeq, as_tuple, pad_amounts
-from engine.kernels import conv_chunks, conv_direct
+from engine.kernels import conv_chunks, conv_direct, conv_phases
 from engine.kernels.im2col import pad_input, window_view
 from engine.kernels.recurrent import single_threaded_blas
 
@@ -270,9 +270,6 @@ def conv_backward(
     cout = w.shape[-1]
     stride_1 = cache.groups == 1 and all(st == 1 for st in cache.strides)
     transposed = conv_chunks.transposed_kernel(w) if need_dx and stride_1 else None
-    if transposed is not None:
-        dx = xp.empty(cache.x_shape, dtype=dy.dtype)
-    dpad = xp.empty(cache.pad_shape, dtype=dy.dtype) if need_dx and transposed is None else None
     geometry = conv_chunks.Geometry(
         cache.w.shape[: len(cache.out)],
         cache.strides,
@@ -281,6 +278,13 @@ def conv_backward(
         cache.x_shape[1:-1],
         cache.out,
     )
+    strided = need_dx and cache.groups == 1 and transposed is None
+    phases = conv_phases.plan(geometry, w) if strided else None
+    if transposed is not None or phases is not None:
+        dx = xp.empty(cache.x_shape, dtype=dy.dtype)
+    dpad = None
+    if need_dx and transposed is None and phases is None:
+        dpad = xp.empty(cache.pad_shape, dtype=dy.dtype)
 
     def run(i: int, s: slice) -> tuple[Array, Array | None]:
         part = dy[s] if prologue is None else prologue(s, dy[s])
@@ -295,6 +299,8 @@ def conv_backward(
             dw, db = grads
         if transposed is not None and not conv_direct.input_grad(part, geometry, transposed, dx[s]):
             conv_chunks.input_grad(part, geometry, transposed, dx[s])
+        elif phases is not None and not conv_phases.input_grad(phases, part, cache.strides, dx[s]):
+            _col2im_into(cache, dy2, dx[s])
         elif dpad is not None:
             _col2im(cache, dy2, dpad[s])
         return dw, db
@@ -305,7 +311,7 @@ def conv_backward(
         dw += more_dw
         if db is not None:
             db += more_db
-    if transposed is not None:
+    if transposed is not None or phases is not None:
         return dx, dw, db
     return (None if dpad is None else _crop(cache, dpad)), dw, db
 
@@ -359,6 +365,14 @@ def _col2im(cache: ConvCache, dy2: Array, dpad: Array) -> None:
         for offsets in all_offsets(w.shape[:nd]):
             xp.matmul(dyg, w[offsets][:, g * og : (g + 1) * og].T, out=buf)
             target[offset_slices(offsets, cache.out, cache.strides, cache.dilation)] += tile
+
+
+def _col2im_into(cache: ConvCache, dy2: Array, dx: Array) -> None:
+    """`_col2im` for a shard whose dx was allocated unpadded (arrays the direct kernel
+    declined after all)."""
+    dpad = backend_of(dx).xp.empty((dx.shape[0], *cache.pad_shape[1:]), dtype=dx.dtype)
+    _col2im(cache, dy2, dpad)
+    dx[...] = _crop(cache, dpad)
 
 
 def _crop(cache: ConvCache, dpad: Array) -> Array:

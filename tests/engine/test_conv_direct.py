@@ -29,7 +29,7 @@ class Case:
     x_shape: tuple[int, int, int, int]
     kernel: tuple[int, int]
     filters: int
-    strides: int = 1
+    strides: int | tuple[int, int] = 1
     padding: str = "same"
     bias: bool = True
 
@@ -43,7 +43,27 @@ CASES = [
     Case("wide_input_stride_1", (2, 8, 8, 8), (3, 3), 64, bias=False),
     Case("uneven_kernel", (2, 7, 6, 5), (2, 3), 16),
     Case("projection", (2, 9, 8, 4), (1, 1), 32, strides=2),
+    # dX of strided convolutions phase by phase: front padding 1 on the rows, 0 on the columns
+    Case("strided_16_channels", (2, 9, 10, 16), (3, 3), 32, strides=2),
+    Case("strided_valid_uneven", (3, 11, 8, 32), (3, 2), 16, strides=(2, 3), padding="valid"),
+    # a kernel smaller than the stride: half the phases get no gradient
+    Case("strided_projection", (2, 8, 9, 16), (1, 1), 32, strides=2),
 ]
+
+
+def _strides(case: Case) -> tuple[int, int]:
+    return (case.strides,) * 2 if isinstance(case.strides, int) else case.strides
+
+
+def _front_pads(case: Case) -> tuple[int, int]:
+    """Keras's `same` padding before each spatial axis (the odd element goes after)."""
+    if case.padding != "same":
+        return 0, 0
+    (ph, pw) = (
+        max((-(-n // s) - 1) * s + k - n, 0) // 2
+        for n, k, s in zip(case.x_shape[1:3], case.kernel, _strides(case), strict=True)
+    )
+    return ph, pw
 
 
 def _inputs(case: Case, dtype: Any = np.float32) -> Arrays:
@@ -105,8 +125,17 @@ def test_the_direct_kernel_takes_these_shapes(case: Case, monkeypatch: pytest.Mo
     spy = _Spy(native._ext.conv_direct)
     monkeypatch.setattr(native._ext, "conv_direct", spy)
     _run(case, _inputs(case))
-    # forward, and dX as the forward of dy at stride 1 when the input channels come in 16s
-    forwards = 1 + int(case.strides == 1 and case.x_shape[-1] % 16 == 0)
+    # forward, and dX as the forward of dy when the input channels come in 16s: at stride 1
+    # one call, strided one per phase of the input that some kernel tap reaches
+    strides = _strides(case)
+    front = _front_pads(case)
+    reached = sum(
+        any((a - py - front[0]) % strides[0] == 0 for a in range(case.kernel[0]))
+        and any((b - px - front[1]) % strides[1] == 0 for b in range(case.kernel[1]))
+        for py in range(strides[0])
+        for px in range(strides[1])
+    )
+    forwards = 1 + (reached if case.x_shape[-1] % 16 == 0 else 0)
     assert spy.calls.count("forward") == forwards
     assert spy.calls.count("weight_grad") == 1
 
