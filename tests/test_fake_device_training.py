@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from engine import backend
+from engine import backend, native
 from engine.build import from_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,12 @@ def _run(spec: dict[str, Any], device: str) -> tuple[dict[str, list[float]], lis
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
-def test_fit_on_the_strict_fake_device_matches_the_cpu(path: Path) -> None:
+def test_fit_on_the_strict_fake_device_matches_the_cpu(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the CPU runs without the direct convolution kernel, the one compiled kernel whose sums
+    # differ from the NumPy path's (tests/engine/test_conv_direct.py holds those two close)
+    monkeypatch.setattr(native._ext, "conv_direct", None)
     spec = yaml.safe_load(path.read_text())
     spec["compile"] = {**spec["compile"], "loss_weights": None}
     spec["compile"] = {k: v for k, v in spec["compile"].items() if v is not None}
