@@ -122,34 +122,46 @@ static void forward_loop(const float *x, const float *w, float *y, float *bias, 
     }
 }
 
-/* dW rows (a, [j, j + C)) x channels [co, co + 16) of one image, added into dw. For one kernel
- * row a, the (b, ci) pairs are one flat index j = b * cin + ci: both the window's floats in a
- * bordered row and dW's rows run in that order, so a block may span several kernel columns
- * (3 of them for one input channel). */
-#define WEIGHT_BLOCK(NAME, C)                                                                   \
+/* dW rows (a, [j, j + C)) x channels [co, co + 16 V) of one image, added into dw. For one
+ * kernel row a, the (b, ci) pairs are one flat index j = b * cin + ci: both the window's floats
+ * in a bordered row and dW's rows run in that order, so a block may span several kernel
+ * columns (3 of them for one input channel). Each element sums the pixels in row order. */
+#define WEIGHT_BLOCK(NAME, C, V)                                                                \
     INLINE void NAME(const float *buf, const float *dy, float *dw, Py_ssize_t a, Py_ssize_t j,  \
                      Py_ssize_t co, const Geometry *g) {                                        \
-        v16 acc[C];                                                                             \
-        for (int c = 0; c < C; c++) acc[c] = (v16){0};                                          \
+        v16 acc[C][V];                                                                          \
+        for (int c = 0; c < C; c++)                                                             \
+            for (int v = 0; v < V; v++) acc[c][v] = (v16){0};                                   \
         for (Py_ssize_t oh = 0; oh < g->oh; oh++) {                                             \
             const float *xr = buf + (oh * g->sh + a) * g->wp * g->cin + j;                      \
             const float *dr = dy + oh * g->ow * g->cout + co;                                   \
             for (Py_ssize_t ow = 0; ow < g->ow; ow++) {                                         \
-                v16 d = load16(dr + ow * g->cout);                                              \
+                v16 d[V];                                                                       \
+                for (int v = 0; v < V; v++) d[v] = load16(dr + ow * g->cout + 16 * v);          \
                 const float *xs = xr + ow * g->sw * g->cin;                                     \
-                for (int c = 0; c < C; c++) acc[c] += d * xs[c];                                \
+                for (int c = 0; c < C; c++)                                                     \
+                    for (int v = 0; v < V; v++) acc[c][v] += d[v] * xs[c];                      \
             }                                                                                   \
         }                                                                                       \
         float *out = dw + (a * g->kw * g->cin + j) * g->cout + co;                              \
         for (int c = 0; c < C; c++)                                                             \
-            store16(out + c * g->cout, load16(out + c * g->cout) + acc[c]);                     \
+            for (int v = 0; v < V; v++) {                                                       \
+                float *o = out + c * g->cout + 16 * v;                                          \
+                store16(o, load16(o) + acc[c][v]);                                              \
+            }                                                                                   \
     }
 
-WEIGHT_BLOCK(weight_block_9, 9)
-WEIGHT_BLOCK(weight_block_8, 8)
-WEIGHT_BLOCK(weight_block_4, 4)
-WEIGHT_BLOCK(weight_block_3, 3)
-WEIGHT_BLOCK(weight_block_1, 1)
+/* up to 18 accumulators and 2 gradient vectors: within AVX-512's 32 registers */
+WEIGHT_BLOCK(weight_9x1, 9, 1)
+WEIGHT_BLOCK(weight_8x1, 8, 1)
+WEIGHT_BLOCK(weight_4x1, 4, 1)
+WEIGHT_BLOCK(weight_3x1, 3, 1)
+WEIGHT_BLOCK(weight_1x1, 1, 1)
+WEIGHT_BLOCK(weight_9x2, 9, 2)
+WEIGHT_BLOCK(weight_8x2, 8, 2)
+WEIGHT_BLOCK(weight_4x2, 4, 2)
+WEIGHT_BLOCK(weight_3x2, 3, 2)
+WEIGHT_BLOCK(weight_1x2, 1, 2)
 
 /* db += the sums of one image's dy over its pixels, in pixel order. */
 INLINE void bias_sums(const float *dy, float *db, const Geometry *g) {
@@ -165,6 +177,7 @@ static void weight_loop(const float *x, const float *dy, float *dw, float *db, f
                         const Geometry *g) {
     Py_ssize_t row = g->kw * g->cin;
     Py_ssize_t group = row % 8 == 0 ? 8 : row % 9 == 0 ? 9 : row % 4 == 0 ? 4 : row % 3 == 0 ? 3 : 1;
+    int vectors = g->cout % 32 == 0 ? 2 : 1;
     memset(dw, 0, (size_t)(g->kh * row * g->cout) * sizeof(float));
     if (db) memset(db, 0, (size_t)g->cout * sizeof(float));
     for (Py_ssize_t n = 0; n < g->n; n++) {
@@ -173,13 +186,18 @@ static void weight_loop(const float *x, const float *dy, float *dw, float *db, f
         if (db) bias_sums(dyn, db, g);
         for (Py_ssize_t a = 0; a < g->kh; a++)
             for (Py_ssize_t j = 0; j < row; j += group)
-                for (Py_ssize_t co = 0; co < g->cout; co += 16) {
-                    switch (group) {
-                    case 9: weight_block_9(buf, dyn, dw, a, j, co, g); break;
-                    case 8: weight_block_8(buf, dyn, dw, a, j, co, g); break;
-                    case 4: weight_block_4(buf, dyn, dw, a, j, co, g); break;
-                    case 3: weight_block_3(buf, dyn, dw, a, j, co, g); break;
-                    default: weight_block_1(buf, dyn, dw, a, j, co, g);
+                for (Py_ssize_t co = 0; co < g->cout; co += 16 * vectors) {
+                    switch (group * 10 + vectors) {
+                    case 91: weight_9x1(buf, dyn, dw, a, j, co, g); break;
+                    case 81: weight_8x1(buf, dyn, dw, a, j, co, g); break;
+                    case 41: weight_4x1(buf, dyn, dw, a, j, co, g); break;
+                    case 31: weight_3x1(buf, dyn, dw, a, j, co, g); break;
+                    case 11: weight_1x1(buf, dyn, dw, a, j, co, g); break;
+                    case 92: weight_9x2(buf, dyn, dw, a, j, co, g); break;
+                    case 82: weight_8x2(buf, dyn, dw, a, j, co, g); break;
+                    case 42: weight_4x2(buf, dyn, dw, a, j, co, g); break;
+                    case 32: weight_3x2(buf, dyn, dw, a, j, co, g); break;
+                    default: weight_1x2(buf, dyn, dw, a, j, co, g);
                     }
                 }
     }
