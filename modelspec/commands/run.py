@@ -25,6 +25,7 @@ from modelspec.errors import RunError
 
 if TYPE_CHECKING:
     from engine.data import ModelSignature
+    from engine.saving import Artifact
     from modelspec.check import SpecReport
     from modelspec.runs import RunData
 
@@ -295,11 +296,11 @@ def evaluate(
             raise CommandError(f"--format must be text or json; got {output_format!r}", 2)
         if not target.exists():
             raise CommandError(f"{target}: no such spec file or run folder", 2)
-        spec, report, run_dir = _evaluation_target(target, model_dir)
+        spec, report, run_dir, artifact = _evaluation_target(target, model_dir)
         data: dict[str, Any] = report.data
         signature = runs.signature_of(report)
         with runs.device(device):
-            model, schema = runs.load_trained(run_dir)
+            model, schema = runs.load_trained(run_dir, artifact)
             source, base_dir = runs.evaluation_source(data, spec, data_file)
             with data_progress.shown(err, "Reading the data ..."):
                 dataset, _ = open_data(source, base_dir, signature, schema)
@@ -313,20 +314,26 @@ def evaluate(
         console.print(metrics_table({"test": metrics}, title=None))
 
 
-def _evaluation_target(target: Path, model_dir: Path | None) -> tuple[Path, SpecReport, Path]:
+def _evaluation_target(
+    target: Path, model_dir: Path | None
+) -> tuple[Path, SpecReport, Path, Artifact | None]:
     """The spec, its checked report and the model for `evaluate`'s argument: a model file
-    carries its own spec, a run folder has its spec.yaml, a spec names its run folder."""
+    carries its own spec (and, read once, is the model unless --model names another), a run
+    folder has its spec.yaml, a spec names its run folder."""
     from engine.saving import is_artifact_file
     from modelspec import runs
 
     if is_artifact_file(target):
-        return target, runs.stored_report(target), model_dir or target
+        artifact, _ = runs.read_stored(target)
+        report = runs.stored_report(target, artifact)
+        return target, report, model_dir or target, artifact if model_dir is None else None
     spec = runs.run_spec(target) if target.is_dir() else target
     report = _checked(spec, [])
     return (
         spec,
         report,
         model_dir or (target if target.is_dir() else runs.default_run_dir(report.data, spec)),
+        None,
     )
 
 

@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from modelspec.cli import app
+from tests.opened import opens
 
 ROWS = [
     ("0.1", "0.2", "low"),
@@ -283,6 +284,9 @@ def test_evaluate_a_model_file_of_any_suffix(project: Path) -> None:
         assert json.loads(out) == by_dir
     code, _, err = run("evaluate", "copy.keras")
     assert code == 2 and "--data" in err
+    with opens(Path("copy.keras")) as modes:
+        assert run("evaluate", "copy.keras", "--data", test_csv)[0] == 0
+    assert len(modes) == 2, modes  # a look at its first bytes, then one whole read
 
     inputs = Input(shape=(2,))
     model = Model(inputs, layers.Dense(1)(inputs))

@@ -4,7 +4,6 @@ as `engine.saving.read_artifact` and the run commands do."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,29 +11,14 @@ import pytest
 from engine import saving
 from modelspec.errors import RunError
 from modelspec.predictor import Predictor
-
-_OPENED: list[str] = []
-_WATCHING: list[Path] = []
-
-
-def _audit(event: str, args: tuple[object, ...]) -> None:
-    watched = event == "open" and _WATCHING and isinstance(args[0], (str, Path))
-    if watched and Path(str(args[0])) == _WATCHING[0]:
-        _OPENED.append(str(args[1]))
-
-
-sys.addaudithook(_audit)
+from tests.opened import opens
 
 
 def test_load_opens_the_model_file_once(iris_run: Path) -> None:
     model_file = iris_run / saving.MODEL_FILE
-    _OPENED.clear()
-    _WATCHING.append(model_file)
-    try:
+    with opens(model_file) as modes:
         predictor = Predictor.load(iris_run)
-    finally:
-        _WATCHING.clear()
-    assert len(_OPENED) == 1, _OPENED
+    assert len(modes) == 1, modes
     assert predictor.checksum == saving.fingerprint_file(model_file)
     assert predictor.spec["model"] == saving.read_artifact(iris_run).spec["model"]
 
