@@ -19,7 +19,7 @@ from engine.lazy import backend
 from engine.lazy import numpy as np
 
 
-def _grad_or_none(ctx: CallContext, grad: Any) -> Any:
+def grad_or_none(ctx: CallContext, grad: Any) -> Any:
     return grad if ctx.need_input_grad else None
 
 
@@ -28,20 +28,20 @@ class ActivationLayerConfig(LayerConfig):
     activation: ActivationSpec
 
 
-@register
-class Activation(Layer):
-    """`y = activation(x)`, any shape. Example: `Activation("relu")`."""
+class ElementwiseActivation(Layer):
+    """`y = f(x)` elementwise with an `engine.activations` pair: the base of `Activation` and
+    of Keras's activation layers (`engine/layers/activation_layers.py`), which differ only in
+    how their config names the function."""
 
-    type_name = "Activation"
     concurrent_inference = True
-    config_class = ActivationLayerConfig
-    positional = ("activation",)
     supports_masking = True
-    config: ActivationLayerConfig
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.activation = activations.get(self.config.activation)
+        self.activation = self.make_activation()
+
+    def make_activation(self) -> activations.Activation:
+        raise NotImplementedError
 
     def flops(self, input_shape: Any) -> int:
         return math.prod(d or 1 for d in input_shape[1:])
@@ -65,7 +65,20 @@ class Activation(Layer):
         ctx: CallContext,
     ) -> Array | None:
         x, y = cache
-        return _grad_or_none(ctx, self.activation.grad(x, y, grad_output))
+        return grad_or_none(ctx, self.activation.grad(x, y, grad_output))
+
+
+@register
+class Activation(ElementwiseActivation):
+    """`y = activation(x)`, any shape. Example: `Activation("relu")`."""
+
+    type_name = "Activation"
+    config_class = ActivationLayerConfig
+    positional = ("activation",)
+    config: ActivationLayerConfig
+
+    def make_activation(self) -> activations.Activation:
+        return activations.get(self.config.activation)
 
 
 class DropoutConfig(LayerConfig):
@@ -134,7 +147,7 @@ class Dropout(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
-        return _grad_or_none(ctx, grad_output if cache is None else grad_output * cache)
+        return grad_or_none(ctx, grad_output if cache is None else grad_output * cache)
 
 
 class FlattenConfig(LayerConfig):
@@ -164,7 +177,7 @@ class _Movement(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
-        return _grad_or_none(ctx, self._unmove(grad_output, cache))
+        return grad_or_none(ctx, self._unmove(grad_output, cache))
 
 
 @register
@@ -311,4 +324,4 @@ class RepeatVector(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
-        return _grad_or_none(ctx, grad_output.sum(axis=1))
+        return grad_or_none(ctx, grad_output.sum(axis=1))

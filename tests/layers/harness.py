@@ -61,7 +61,8 @@ def make_inputs(case: LayerCase, rng: np.random.Generator, dtype: Any) -> Any:
     for s in shapes:
         cs = concrete(s, case.batch, case.fill)
         if case.input_fn is not None:
-            arrays.append(case.input_fn(rng, cs))
+            made = case.input_fn(rng, cs)
+            arrays.append(made.astype(dtype) if made.dtype.kind == "f" else made)
         elif case.int_inputs is not None:
             arrays.append(rng.integers(0, case.int_inputs, cs).astype(np.int32))
         else:

@@ -249,6 +249,32 @@ model:
         (0, 0, 0),
     ),
     ModelCase(
+        "activation_layers",
+        """
+model:
+  layers:
+    - {type: Input, shape: [5, 4]}
+    - {type: Dense, units: 4}
+    - {type: ReLU, max_value: 6.0}
+    - {type: LeakyReLU}
+    - {type: PReLU, shared_axes: [1]}
+    - {type: ELU}
+    - {type: PReLU}
+    - {type: Softmax, axis: 1}
+""",
+        [
+            ("input_layer", "InputLayer", (N, 5, 4), 0, 0),
+            ("dense", "Dense", (N, 5, 4), 20, 20),  # 4*4 + 4
+            ("re_lu", "ReLU", (N, 5, 4), 0, 0),
+            ("leaky_re_lu", "LeakyReLU", (N, 5, 4), 0, 0),
+            ("p_re_lu", "PReLU", (N, 5, 4), 4, 4),  # alpha (1, 4)
+            ("elu", "ELU", (N, 5, 4), 0, 0),
+            ("p_re_lu_1", "PReLU", (N, 5, 4), 20, 20),  # alpha (5, 4)
+            ("softmax", "Softmax", (N, 5, 4), 0, 0),
+        ],
+        (44, 44, 0),
+    ),
+    ModelCase(
         "merges",
         """
 model:
