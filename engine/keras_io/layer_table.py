@@ -98,6 +98,7 @@ def _mirrors_forward(value: Any, config: Mapping[str, Any]) -> bool:
 
 ROWS: list[LayerRow] = [
     *_same("Dense", "Activation", "Dropout", "Flatten", "Reshape", "Permute", "RepeatVector"),
+    *_same("ReLU", "LeakyReLU", "Softmax", "ELU", "PReLU"),
     *_same("Conv1D", "Conv2D", "Conv3D"),
     *_same("MaxPooling1D", "MaxPooling2D", "MaxPooling3D"),
     *_same("AveragePooling1D", "AveragePooling2D", "AveragePooling3D"),

@@ -22,8 +22,9 @@ MODELS = [
     "image_variants",
     "attention",
     "einsum",
+    "activations",
 ]
-LEGACY = ["mlp", "multi_io"]
+LEGACY = ["mlp", "multi_io", "activations"]
 TOLERANCE = 1e-5
 
 
