@@ -365,6 +365,48 @@ def _activation_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[S
     return activation(g, xs[0], layer.config.activation, layer.name)
 
 
+@converter("ReLU")
+def _relu_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    """Relu when plain; else `x >= threshold ? x : negative_slope * (x - threshold)`, capped
+    at max_value, as engine.activations computes it."""
+    c, stem = layer.config, layer.name
+    if layer.is_plain_relu:
+        return g.op("Relu", xs, stem)
+    threshold = g.const("threshold", c.threshold)
+    below = g.op("Less", [xs[0], threshold], stem)
+    shifted = g.op("Sub", [xs[0], threshold], stem)
+    leak = g.op("Mul", [shifted, g.const("negative_slope", c.negative_slope)], stem)
+    y = g.op("Where", [below, leak, xs[0]], stem)
+    if c.max_value is None:
+        return y
+    return g.op("Min", [y, g.const("max_value", c.max_value)], stem)
+
+
+@converter("LeakyReLU")
+def _leaky_relu_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    return g.op("LeakyRelu", xs, layer.name, alpha=layer.config.negative_slope)
+
+
+@converter("ELU")
+def _elu_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    return g.op("Elu", xs, layer.name, alpha=layer.config.alpha)
+
+
+@converter("Softmax")
+def _softmax_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    axis, stem = layer.config.axis, layer.name
+    if isinstance(axis, int) or len(axis) == 1:
+        return g.op("Softmax", xs, stem, axis=axis if isinstance(axis, int) else axis[0])
+    total = g.op("ReduceLogSumExp", xs, stem, axes=list(axis), keepdims=1)
+    return g.op("Exp", [g.op("Sub", [xs[0], total], stem)], stem)
+
+
+@converter("PReLU")
+def _prelu_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
+    alpha = g.const("alpha", _params(layer)["alpha"])
+    return g.op("PRelu", [xs[0], alpha], layer.name)
+
+
 @converter("Dropout", "Identity", "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D")
 def _identity(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
     return g.op("Identity", xs, layer.name)

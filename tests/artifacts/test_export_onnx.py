@@ -75,6 +75,24 @@ CASES: dict[str, dict[str, Any]] = {
     **{f"act-{a}": _act(a) for a in activations.names()},
     "act-gelu-tanh": _act({"type": "gelu", "approximate": True}),
     "activation-layer": _sequential([5], {"type": "Activation", "activation": "tanh"}),
+    "relu-layers": _sequential(
+        [6],
+        {"type": "ReLU"},
+        {"type": "Dense", "units": 6},
+        {"type": "ReLU", "max_value": 0.5, "negative_slope": 0.1, "threshold": 0.2},
+    ),
+    "leaky-relu-elu-layers": _sequential(
+        [6], {"type": "LeakyReLU", "negative_slope": 0.2}, {"type": "ELU", "alpha": 0.5}
+    ),
+    "softmax-layers": _sequential(
+        [3, 4], {"type": "Softmax", "axis": 1}, {"type": "Softmax", "axis": [1, 2]}
+    ),
+    "prelu": _sequential(
+        [3, 4],
+        {"type": "PReLU", "shared_axes": [1]},
+        {"type": "PReLU"},
+        {"type": "Dense", "units": 2},
+    ),
     "dropout-flatten": _sequential(
         [3, 4], {"type": "Dropout", "rate": 0.5}, {"type": "Flatten"}, {"type": "Dense", "units": 2}
     ),
