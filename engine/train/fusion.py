@@ -48,6 +48,8 @@ def _then_relu(layer: Layer, params: list[Array], inputs: Any, ctx: CallContext)
 PATTERNS: tuple[Pattern, ...] = (
     Pattern("BatchNormalization", "Activation", _plain_relu, _then_relu),
     Pattern("Add", "Activation", _plain_relu, _then_relu),
+    Pattern("BatchNormalization", "ReLU", _plain_relu, _then_relu),
+    Pattern("Add", "ReLU", _plain_relu, _then_relu),
 )
 
 

@@ -22,17 +22,26 @@ from tests.layers.harness import numeric_grad
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
 
 
-def _resnet_block() -> Model:
+def _relu_activation(name: str) -> Layer:
+    return layers.Activation("relu", name=name)
+
+
+def _relu_layer(name: str) -> Layer:
+    return layers.ReLU(name=name)
+
+
+def _resnet_block(relu: Callable[[str], Layer] = _relu_activation) -> Model:
     """Conv + BN + ReLU, Conv + BN added to a projected shortcut, ReLU; channels wide enough
-    for the compiled passes (and the two-core split of the first BN)."""
+    for the compiled passes (and the two-core split of the first BN). `relu` makes the ReLUs:
+    `Activation("relu")` or the `ReLU()` layer, which fuse alike."""
     x = Input((16, 16, 3))
-    stem = layers.Activation("relu", name="stem")(
+    stem = relu("stem")(
         layers.BatchNormalization(name="stem_bn")(layers.Conv2D(8, 3, padding="same")(x))
     )
     h = layers.Conv2D(8, 3, padding="same")(stem)
-    h = layers.Activation("relu", name="relu1")(layers.BatchNormalization(name="bn1")(h))
+    h = relu("relu1")(layers.BatchNormalization(name="bn1")(h))
     h = layers.BatchNormalization(name="bn2")(layers.Conv2D(8, 3, padding="same")(h))
-    out = layers.Activation("relu", name="out")(layers.Add(name="add")([stem, h]))
+    out = relu("out")(layers.Add(name="add")([stem, h]))
     pooled = layers.GlobalAveragePooling2D()(out)
     model = Model(x, layers.Dense(4, activation="softmax")(pooled))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -69,14 +78,15 @@ def _images(n: int = 70) -> tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal((n, 16, 16, 3), dtype=np.float32), rng.integers(0, 4, n)
 
 
+@pytest.mark.parametrize("relu", [_relu_activation, _relu_layer], ids=["activation", "relu_layer"])
 def test_a_resnet_block_fuses_its_bn_relu_and_add_relu_pairs_to_the_same_bits(
-    monkeypatch: pytest.MonkeyPatch,
+    relu: Callable[[str], Layer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     x, y = _images()
-    fused = _run(_resnet_block, x, y)
+    fused = _run(lambda: _resnet_block(relu), x, y)
     assert fused["absorbed"] == {"stem", "relu1", "out"}
     monkeypatch.setattr(fusion, "PATTERNS", ())
-    unfused = _run(_resnet_block, x, y)
+    unfused = _run(lambda: _resnet_block(relu), x, y)
     assert unfused["absorbed"] == set()
     _assert_same_bits(fused, unfused)
 
@@ -131,6 +141,12 @@ def _relu_with_arguments() -> Model:
     return _pooled(x, capped(layers.BatchNormalization(name="bn")(x)))
 
 
+def _relu_layer_with_arguments() -> Model:
+    x = Input((6, 6, 4))
+    capped = layers.ReLU(max_value=6.0, name="relu")
+    return _pooled(x, capped(layers.BatchNormalization(name="bn")(x)))
+
+
 def _pooled(x: Any, h: Any) -> Model:
     model = Model(x, layers.Dense(1)(layers.GlobalAveragePooling2D()(h)))
     model.compile(optimizer="adam", loss="mse")
@@ -139,7 +155,14 @@ def _pooled(x: Any, h: Any) -> Model:
 
 @pytest.mark.parametrize(
     "build",
-    [_second_reader, _bn_is_an_output, _shared_bn, _masked, _relu_with_arguments],
+    [
+        _second_reader,
+        _bn_is_an_output,
+        _shared_bn,
+        _masked,
+        _relu_with_arguments,
+        _relu_layer_with_arguments,
+    ],
     ids=lambda f: f.__name__.strip("_"),
 )
 def test_pairs_the_graph_needs_apart_are_not_fused(
