@@ -50,3 +50,11 @@ def matmul(a: Array, b: Array, out: Array) -> Array:
         ]
     )
     return out
+
+
+def product(a: Array, b: Array) -> Array:
+    """`a @ b` as `matmul` computes it, into a new array."""
+    xp = backend_of(a).xp
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = xp.empty((*lead, a.shape[-2], b.shape[-1]), dtype=xp.result_type(a.dtype, b.dtype))
+    return matmul(a, b, out)

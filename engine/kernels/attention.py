@@ -6,20 +6,23 @@ does, masked scores are replaced by -1e9 before the softmax and the probabilitie
 positions are set to exactly 0 after it, so a query row with nothing to attend to gives 0
 (Keras's explicit-scores path; a fused backend kernel would give the mean of the values).
 
-Speed: every product is a stack over the whole batch (`fused.batched_gemm`: one sgemm per
-sample and head, the stack cut in two halves over both cores), reading and writing strided
-views directly: the (batch, T, heads, dim) layouts of the projections, and the transposed
-weights for the key's and value's gradients (P^T g written straight into their layout instead
-of (g^T P)^T through two copies). Only the key's and value's (.., S, dim) operands of the
-scores and of the weights' gradient are copied transposed first: OpenBLAS packs a transposed
-operand of these shapes more slowly than NumPy copies it (1.26 against 0.35 + 0.78 ms for a
-(32, 4, 128, 32) half batch, one thread). The softmax and its gradient run in two batch halves
-on both cores. No number depends on how the work is cut, so the bits are the same either way.
+Speed: inside the planned step the batch is cut in two halves run on both cores
+(`fused.parallel`), each half's whole chain (products, softmax, products) on one thread with
+one hand-off per direction; each sample's numbers do not depend on the cut, so the bits are
+the same. Measured against running each product as a stack over the whole batch split by the
+compiled worker (`fused.batched_gemm`) and only the softmax in halves: 19.0 against 24.9 ms
+forward and 27.1 against 34.3 ms backward on W6's (64, 4, 128, 32) arrays, both cores (45
+alternations in one process): the halves keep their weights in cache between the steps of
+the chain and wait for the other core twice instead of six times. The value's and key's
+gradients are P^T g and dS^T q written straight into their (batch, T, heads, dim) layouts
+through a transposed operand (1.07 against 2.65 ms for the transposed copy, product and
+strided copy back, a (32, 4, 128, 32) half batch on one thread). The key and value are still
+copied transposed for the scores and the weights' gradient: OpenBLAS packs a transposed
+operand of these shapes more slowly than NumPy copies it (1.26 against 0.35 + 0.78 ms).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from engine.backend import backend_of
-from engine.fused import batched_gemm, gemm, parallel
+from engine.fused import gemm, parallel
 from engine.kernels.softmax import masked_softmax, softmax_backward
 
 Array = Any
@@ -74,6 +77,35 @@ def _transposed(xp: Any, x: Array) -> Array:
     return xp.ascontiguousarray(xp.swapaxes(x, -1, -2))
 
 
+def _forward(
+    q: Array,
+    k: Array,
+    v: Array,
+    scale: float,
+    mask: Array | None,
+    keep: Array | None,
+    out: Array,
+) -> AttentionCache:
+    xp = backend_of(q).xp
+    qs = q * q.dtype.type(scale)
+    probs = masked_softmax(qs @ _transposed(xp, k), mask)
+    dropped = probs if keep is None else probs * keep
+    xp.matmul(dropped, v, out=out)
+    return AttentionCache(qs, k, v, probs, dropped, mask, keep, scale)
+
+
+def _backward(c: AttentionCache, grad_output: Array, dq: Array, dk: Array, dv: Array) -> None:
+    xp = backend_of(grad_output).xp
+    xp.matmul(xp.swapaxes(c.dropped, -1, -2), grad_output, out=dv)
+    dprobs = grad_output @ _transposed(xp, c.v)
+    if c.keep is not None:
+        dprobs *= c.keep
+    softmax_backward(dprobs, c.probs)
+    xp.matmul(dprobs, c.k, out=dq)
+    dq *= dq.dtype.type(c.scale)
+    xp.matmul(xp.swapaxes(dprobs, -1, -2), c.q, out=dk)
+
+
 def _cut(x: Array | None, lo: int, hi: int) -> Array | None:
     """Rows lo:hi of a batch-leading array; masks and factors broadcast over a batch of 1."""
     if x is None or x.shape[0] == 1:
@@ -87,31 +119,20 @@ def _halves(rows: int, scores: int) -> list[tuple[int, int]]:
     return [(0, rows // 2), (rows // 2, rows)]
 
 
-def _by_halves(weights: Array, job: Callable[[int, int], None]) -> None:
-    """job(lo, hi) over batch halves of the (batch, heads, T, S) `weights`, on both cores when
-    they are large enough, else on this thread."""
-    pieces = _halves(weights.shape[0], weights.size)
+def _run(pieces: list[tuple[int, int]], job: Callable[[int, int], Any]) -> list[Any]:
+    """job(lo, hi) for each piece: on this thread alone for one piece, else on both cores."""
     if len(pieces) == 1:
-        job(*pieces[0])
-        return
-    parallel.run([functools.partial(job, lo, hi) for lo, hi in pieces])
+        return [job(*pieces[0])]
+    results: list[Any] = [None] * len(pieces)
 
+    def task(i: int) -> Callable[[], None]:
+        def go() -> None:
+            results[i] = job(*pieces[i])
 
-def _softmax(scores: Array, mask: Array | None, keep: Array | None) -> tuple[Array, Array]:
-    """The probabilities (in place on `scores`) and the weights after dropout."""
-    xp = backend_of(scores).xp
-    dropped = scores if keep is None else xp.empty_like(scores)
+        return go
 
-    def job(lo: int, hi: int) -> None:
-        part = scores[lo:hi]
-        probs = masked_softmax(part, _cut(mask, lo, hi))
-        if probs is not part:
-            part[...] = probs
-        if keep is not None:
-            xp.multiply(part, keep[lo:hi], out=dropped[lo:hi])
-
-    _by_halves(scores, job)
-    return scores, dropped
+    parallel.run([task(i) for i in range(len(pieces))])
+    return results
 
 
 def attention_forward(
@@ -122,58 +143,60 @@ def attention_forward(
     mask: Array | None,
     keep: Array | None = None,
     out: Array | None = None,
-) -> tuple[Array, AttentionCache]:
+) -> tuple[Array, list[tuple[tuple[int, int], AttentionCache]]]:
     """softmax(scale * q k^T, mask) v, the weights multiplied by `keep` (dropout) if given.
 
     The result is written into `out` when given: any (batch, heads, T, dim) view that NumPy's
     matmul writes with BLAS, such as the head-split view of a (batch, T, heads, dim) buffer,
     which then needs no copy to merge the heads back (a copy took longer than the product)."""
     xp = backend_of(q).xp
-    dtype = xp.result_type(q.dtype, k.dtype, v.dtype)
     if out is None:
-        out = xp.empty((*q.shape[:-1], v.shape[-1]), dtype=dtype)
-    qs = q * q.dtype.type(scale)
-    scores = xp.empty((*q.shape[:-1], k.shape[-2]), dtype=xp.result_type(q.dtype, k.dtype))
-    batched_gemm.matmul(qs, _transposed(xp, k), scores)
-    probs, dropped = _softmax(scores, mask, keep)
-    batched_gemm.matmul(dropped, v, out)
-    return out, AttentionCache(qs, k, v, probs, dropped, mask, keep, scale)
+        out = xp.empty((*q.shape[:-1], v.shape[-1]), dtype=xp.result_type(q.dtype, v.dtype))
+    pieces = _halves(q.shape[0], q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2])
+    caches = _run(
+        pieces,
+        lambda lo, hi: _forward(
+            q[lo:hi],
+            k[lo:hi],
+            v[lo:hi],
+            scale,
+            _cut(mask, lo, hi),
+            _cut(keep, lo, hi),
+            out[lo:hi],
+        ),
+    )
+    return out, list(zip(pieces, caches, strict=True))
 
 
 def attention_backward(
-    cache: AttentionCache,
+    caches: list[tuple[tuple[int, int], AttentionCache]],
     grad_output: Array,
     into: tuple[Array, Array, Array] | None = None,
 ) -> tuple[Array, Array, Array]:
     """Gradients for q, k and v (the query's includes the scale), written into `into` (views
     as `attention_forward`'s `out`) when given."""
-    c, g = cache, grad_output
-    xp = backend_of(g).xp
+    xp = backend_of(grad_output).xp
     if into is None:
-        dtype = xp.result_type(g.dtype, c.q.dtype, c.v.dtype)
+        first = caches[0][1]
+        rows = grad_output.shape[0]
+        dtype = xp.result_type(grad_output.dtype, first.q.dtype, first.v.dtype)
         into = (
-            xp.empty(c.q.shape, dtype=dtype),
-            xp.empty(c.k.shape, dtype=dtype),
-            xp.empty(c.v.shape, dtype=dtype),
+            xp.empty((rows, *first.q.shape[1:]), dtype=dtype),
+            xp.empty((rows, *first.k.shape[1:]), dtype=dtype),
+            xp.empty((rows, *first.v.shape[1:]), dtype=dtype),
         )
     dq, dk, dv = into
-    batched_gemm.matmul(xp.swapaxes(c.dropped, -1, -2), g, dv)
-    dprobs = xp.empty(c.probs.shape, dtype=xp.result_type(g.dtype, c.v.dtype))
-    batched_gemm.matmul(g, _transposed(xp, c.v), dprobs)
-
-    def job(lo: int, hi: int) -> None:
-        part = dprobs[lo:hi]
-        if c.keep is not None:
-            part *= c.keep[lo:hi]
-        softmax_backward(part, c.probs[lo:hi])
-
-    _by_halves(dprobs, job)
-    batched_gemm.matmul(dprobs, c.k, dq)
-    dq *= dq.dtype.type(c.scale)
-    batched_gemm.matmul(xp.swapaxes(dprobs, -1, -2), c.q, dk)
+    by_piece = dict(caches)
+    _run(
+        [piece for piece, _ in caches],
+        lambda lo, hi: _backward(
+            by_piece[(lo, hi)], grad_output[lo:hi], dq[lo:hi], dk[lo:hi], dv[lo:hi]
+        ),
+    )
     return dq, dk, dv
 
 
-def attention_probs(cache: AttentionCache) -> Array:
-    """The attention weights (before dropout) of a forward pass."""
-    return cache.probs
+def attention_probs(caches: list[tuple[tuple[int, int], AttentionCache]]) -> Array:
+    """The attention weights (before dropout) of a forward pass, whole batch."""
+    xp = backend_of(caches[0][1].probs).xp
+    return xp.concatenate([c.probs for _, c in caches])

@@ -28,7 +28,7 @@ from engine.layers.base import (
     WeightSpec,
 )
 from engine.layers.registry import register
-from engine.lazy import attention_kernels, backend, softmax_kernels
+from engine.lazy import attention_kernels, backend, batched_gemm, softmax_kernels
 from engine.lazy import numpy as np
 
 MASK_OFFSET = 1.0e9
@@ -124,7 +124,7 @@ class _BaseAttention(Layer):
             probs.shape, probs.dtype, self.config.dropout, rng, xp
         )
         dropped = probs if keep is None else probs * keep
-        out = dropped @ v
+        out = batched_gemm.product(dropped, v)
         rows = None
         if masks[0] is not None:
             rows = xp.asarray(masks[0], dtype=out.dtype)[:, :, None]
@@ -142,8 +142,8 @@ class _BaseAttention(Layer):
         xp = backend.backend_of(grad_output).xp
         q, v, k, n, score_cache, probs, keep, dropped, rows = cache
         g = grad_output if rows is None else grad_output * rows
-        dv = xp.swapaxes(dropped, -1, -2) @ g
-        dprobs = g @ xp.swapaxes(v, -1, -2)
+        dv = batched_gemm.product(xp.swapaxes(dropped, -1, -2), g)
+        dprobs = batched_gemm.product(g, xp.swapaxes(v, -1, -2))
         if keep is not None:
             dprobs = dprobs * keep
         softmax_kernels.softmax_backward(dprobs, probs)
@@ -209,7 +209,7 @@ class Attention(_BaseAttention):
         xp = backend.backend_of(q).xp
         scale = self._scale(params)
         if self.config.score_mode == "dot":
-            raw = q @ xp.swapaxes(k, -1, -2)
+            raw = batched_gemm.product(q, xp.swapaxes(k, -1, -2))
             return (raw if scale is None else raw * scale), (q, k, raw)
         summed = _pairwise(xp, q, k)
         t = xp.tanh(summed if scale is None else summed * scale)
@@ -227,7 +227,7 @@ class Attention(_BaseAttention):
             if scale is not None and grads[0] is not None:
                 grads[0][...] = (ds * raw).sum()
             d = ds if scale is None else ds * scale
-            return d @ k, xp.swapaxes(d, -1, -2) @ q
+            return batched_gemm.product(d, k), batched_gemm.product(xp.swapaxes(d, -1, -2), q)
         q, k, summed, t, total = cache
         weight = params[-1]
         if grads[-1] is not None:

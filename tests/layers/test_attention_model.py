@@ -142,6 +142,7 @@ def test_two_core_split_gives_the_same_bits() -> None:
     with gemm.planned_blas():
         split, split_cache = attention_forward(q, k, v, 0.25, mask, keep)
         split_grads = attention_backward(split_cache, g)
+    assert len(split_cache) == 2
     np.testing.assert_array_equal(whole, split)
     for a, b in zip(grads, split_grads, strict=True):
         np.testing.assert_array_equal(a, b)
