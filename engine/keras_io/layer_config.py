@@ -82,7 +82,8 @@ def spec_entry(layer: Mapping[str, Any]) -> dict[str, Any]:
     config = dict(layer.get("config") or {})
     fields = registry.get(row.spec).config_class.model_fields
     entry: dict[str, Any] = {"type": row.spec}
-    for key, value in config.items():
+    for keras_key, value in config.items():
+        key = row.renamed.get(keras_key, keras_key)
         if key == "name" or (key == "trainable" and value is not False):
             continue
         if key == "dtype":

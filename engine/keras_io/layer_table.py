@@ -72,6 +72,7 @@ class LayerRow:
     tensor_arguments: tuple[str, ...] = ()  # a call on several tensors, in the spec's order
     positional_tensors: int = 0  # how many of them Keras takes by position
     python_class: str | None = None  # Keras's class, where it is saved under another name
+    renamed: Mapping[str, str] = field(default_factory=dict)  # Keras 2's name -> Keras 3's
 
 
 def _same(*names: str, **kwargs: Any) -> list[LayerRow]:
@@ -98,7 +99,8 @@ def _mirrors_forward(value: Any, config: Mapping[str, Any]) -> bool:
 
 ROWS: list[LayerRow] = [
     *_same("Dense", "Activation", "Dropout", "Flatten", "Reshape", "Permute", "RepeatVector"),
-    *_same("ReLU", "LeakyReLU", "Softmax", "ELU", "PReLU"),
+    *_same("ReLU", "Softmax", "ELU", "PReLU"),
+    LayerRow("LeakyReLU", "LeakyReLU", renamed={"alpha": "negative_slope"}),
     *_same("Conv1D", "Conv2D", "Conv3D"),
     *_same("MaxPooling1D", "MaxPooling2D", "MaxPooling3D"),
     *_same("AveragePooling1D", "AveragePooling2D", "AveragePooling3D"),

@@ -149,3 +149,21 @@ def test_keras2_functional_with_a_shared_layer(tmp_path: Path) -> None:
     z = (_hidden(a) + _hidden(b)) @ W["out/kernel:0"] + W["out/bias:0"]
     np.testing.assert_allclose(imported.model.predict([a, b]), 1 / (1 + np.exp(-z)), atol=1e-5)
     assert imported.model.count_params() == sum(w.size for w in W.values())
+
+
+def test_keras2_leaky_relu_alpha_is_keras3s_negative_slope(tmp_path: Path) -> None:
+    """Keras 2 called LeakyReLU's slope `alpha`; Keras 3 reads it as `negative_slope`."""
+    leaky = {"class_name": "LeakyReLU", "config": {"name": "leaky", "dtype": "float32"}}
+    leaky["config"]["alpha"] = 0.1
+    config = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "sequential",
+            "layers": [_dense("hidden", 4, "linear", batch_input_shape=[None, 3]), leaky],
+        },
+    }
+    imported = import_keras(_write(tmp_path / "leaky.h5", config, ["hidden"]))
+    assert imported.spec["model"]["layers"][-1]["negative_slope"] == 0.1
+    x = RNG.normal(size=(5, 3)).astype("float32")
+    h = x @ W["hidden/kernel:0"] + W["hidden/bias:0"]
+    np.testing.assert_allclose(imported.model.predict(x), np.where(h >= 0, h, 0.1 * h), atol=1e-6)
