@@ -1,9 +1,10 @@
 """Check an installed modelspec wheel: it loads every compiled kernel pyproject.toml declares,
 and the kernels give their NumPy composites' bits.
 
-    python check_wheel.py PYPROJECT NATIVE_TESTS
+    python check_wheel.py PYPROJECT NATIVE_TEST...
 
-NATIVE_TESTS is a copy of tests/engine/test_native.py (the bit-for-bit table), run with pytest.
+Each NATIVE_TEST is a copy of a kernel test file (tests/engine/test_native.py, the bit-for-bit
+table, and the stacked-product and direct-convolution tests), run with pytest.
 Run it from outside the source tree, as cibuildwheel's test-command does: a test run that
 imported `engine` from the sources would find no kernels and skip every row, proving nothing.
 Exits non-zero, naming what is missing, if any check fails.
@@ -48,14 +49,14 @@ def problems(pyproject: Path) -> list[str]:
 
 
 def main() -> int:
-    pyproject, tests = Path(sys.argv[1]), Path(sys.argv[2])
+    pyproject, tests = Path(sys.argv[1]), sys.argv[2:]
     found = problems(pyproject)
     for problem in found:
         print(f"check_wheel: {problem}", file=sys.stderr)
     if found:
         return 1
     print(f"check_wheel: all {len(declared_kernels(pyproject))} kernels load")
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tests)]
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *tests]
     return subprocess.run(command, check=False).returncode
 
 

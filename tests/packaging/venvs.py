@@ -44,6 +44,12 @@ def declared_kernels() -> set[str]:
     return {m["name"].rsplit(".", 1)[-1] for m in config["tool"]["setuptools"]["ext-modules"]}
 
 
+def kernel_tests() -> list[str]:
+    """The kernel test files cibuildwheel copies next to an installed wheel (`test-sources`)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return list(config["tool"]["cibuildwheel"]["test-sources"])
+
+
 def scratch_venv(folder: Path) -> Path:
     """A new virtual environment's python; this one's site-packages come after its own through
     a .pth line, so installs need no network and the scratch copy of modelspec wins."""
