@@ -1,15 +1,15 @@
 """Optional compiled kernels for the CPU step, bit-identical to their NumPy composites.
 
-`engine/native/_kernels.c` (one-thread kernels), `_batch_norm.c` (BatchNormalization's
-training passes), `_im2col.c` (convolution's column matrix), `_conv_direct.c` (convolution
-without a column matrix, for few channels), `_split.c` (products and Adam split over this
-thread and a spinning worker) and `_batched.c` (stacks of products split the same way, on
-`_split`'s worker) are built when the package is installed, if a C compiler is there; without
-one the build is skipped and every caller runs its NumPy composite, with the same results bit
-for bit, except for the direct convolution: it sums in another order than im2col + sgemm, so
-its results agree within float32 rounding (and repeat bit for bit). A kernel applies only to
-plain, C-contiguous float32 NumPy arrays: CuPy arrays, the strict fake device's arrays and
-every other dtype take the NumPy path.
+`engine/native/_kernels.c` (one-thread kernels), `_batch_norm.c` (BatchNormalization's training
+passes), `_im2col.c` (convolution's column matrix), `_pool.c` (2-d max pooling),
+`_conv_direct.c` (convolution without a column matrix, for few channels), `_split.c` (products
+and Adam split over this thread and a spinning worker) and `_batched.c` (stacks of products
+split the same way, on `_split`'s worker) are built when the package is installed, if a C
+compiler is there; without one the build is skipped and every caller runs its NumPy composite,
+with the same results bit for bit, except for the direct convolution: it sums in another order
+than im2col + sgemm, so its results agree within float32 rounding (and repeat bit for bit). A
+kernel applies only to plain, C-contiguous float32 NumPy arrays: CuPy arrays, the strict fake
+device's arrays and every other dtype take the NumPy path.
 `MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
 modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
 the benchmark measures the fallback and how a user rules the kernels out of a problem.
@@ -39,7 +39,7 @@ Array = Any
 
 def available() -> bool:
     """Whether the compiled kernels were built."""
-    modules = (_ext.kernels, _ext.batch_norm, _ext.im2col, _ext.conv_direct)
+    modules = (_ext.kernels, _ext.batch_norm, _ext.im2col, _ext.conv_direct, _ext.pool)
     return all(m is not None for m in modules)
 
 
@@ -55,6 +55,17 @@ def conv_direct(*arrays: Array) -> ModuleType | None:
     plain C-contiguous float32, else None."""
     module = _ext.conv_direct
     return module if module is not None and _plain_float32(*arrays) else None
+
+
+def pool(*arrays: Array) -> ModuleType | None:
+    """The compiled 2-d max pooling (`_pool.c`) when it was built and every array is plain
+    C-contiguous (float32 values, uint8 winner codes), else None."""
+    module = _ext.pool
+    plain = all(
+        type(a) is np.ndarray and a.dtype in (np.float32, np.uint8) and a.flags.c_contiguous
+        for a in arrays
+    )
+    return module if module is not None and plain else None
 
 
 def batch_norm(*arrays: Array) -> ModuleType | None:
@@ -102,6 +113,10 @@ class _Extensions:
     @functools.cached_property
     def kernels(self) -> ModuleType | None:
         return _load("_kernels")
+
+    @functools.cached_property
+    def pool(self) -> ModuleType | None:
+        return _load("_pool")
 
     @functools.cached_property
     def batch_norm(self) -> ModuleType | None:

@@ -22,6 +22,7 @@ from engine.fused import gemm
 from engine.kernels import recurrent as K
 from engine.kernels import scatter
 from engine.kernels.conv import conv_backward, conv_forward
+from engine.kernels.pool import pool_backward, pool_forward
 from engine.kernels.softmax import masked_softmax, softmax_backward
 from engine.layers import registry
 from engine.layers.base import CallContext
@@ -311,6 +312,38 @@ def _conv(**geometry: Any) -> Callable[[Arrays], None]:
     return run
 
 
+def _pool_inputs(shape: tuple[int, ...], seed: int, specials: bool = False) -> Arrays:
+    """Small integers, so that windows hold ties; with `specials`, NaN, infinities and zeros of
+    both signs in x, and infinities, NaN and negative values in the upstream gradient."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape).astype(np.float32)
+    if specials:
+        flat = x.reshape(-1)
+        picks = rng.choice(flat.size, (5, flat.size // 6), replace=False)
+        for values, value in zip(picks, (np.nan, np.inf, -np.inf, -0.0, 0.0), strict=True):
+            flat[values] = value
+    return {"x": x, "seed": np.array([seed], dtype=np.float32)}
+
+
+_SPECIAL_DY = np.array([np.inf, -np.inf, np.nan, -1.0, -0.0, 0.0, 1.0], dtype=np.float32)
+
+
+def _pool(pool: Any, strides: Any = None, padding: str = "valid") -> Callable[[Arrays], None]:
+    """Max pooling forward and backward; outputs into the dict."""
+
+    def run(a: Arrays) -> None:
+        y, cache = pool_forward(a["x"], pool, strides, padding, "max")
+        rng = np.random.default_rng(int(a["seed"][0]))
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        flat = dy.reshape(-1)
+        flat[: len(_SPECIAL_DY)] = _SPECIAL_DY  # losers must still get +0, winners these
+        with np.errstate(invalid="ignore"):  # NumPy's routing multiplies inf by 0
+            dx = pool_backward(cache, dy)
+        a.update(y=y, dx=np.ascontiguousarray(dx))
+
+    return run
+
+
 def _relu_grad_inputs(shape: tuple[int, ...], seed: int) -> Arrays:
     """A ReLU output (zeros where the input was negative) and an upstream gradient with NaN,
     infinities and negative values where the mask is 0."""
@@ -335,6 +368,14 @@ class KernelCase:
 
 
 KERNEL_CASES = [
+    KernelCase("max_pool_w3", lambda: _pool_inputs((64, 26, 26, 32), 1), _pool(2)),
+    KernelCase("max_pool_specials", lambda: _pool_inputs((4, 26, 26, 8), 2, True), _pool(2)),
+    KernelCase("max_pool_remainder", lambda: _pool_inputs((3, 7, 9, 5), 3, True), _pool(2)),
+    KernelCase("max_pool_same", lambda: _pool_inputs((2, 8, 7, 3), 4, True), _pool(3, 3, "same")),
+    KernelCase(
+        "max_pool_gaps", lambda: _pool_inputs((2, 11, 13, 4), 5, True), _pool((2, 3), (3, 4))
+    ),
+    KernelCase("max_pool_overlap", lambda: _pool_inputs((2, 9, 9, 4), 6, True), _pool(3, 2)),
     KernelCase("adam_w2_sized", lambda: _adam_inputs(536_074, 1e-2, 0), _adam),
     KernelCase("adam_odd_length", lambda: _adam_inputs(1_001, 1.0, 1), _adam),
     KernelCase("adam_one_element", lambda: _adam_inputs(1, 1.0, 2), _adam),
@@ -504,6 +545,7 @@ def _run_case(case: KernelCase, compiled: bool, monkeypatch: pytest.MonkeyPatch)
             patch.setattr(native._ext, "split", None)
             patch.setattr(native._ext, "batch_norm", None)
             patch.setattr(native._ext, "im2col", None)
+            patch.setattr(native._ext, "pool", None)
         case.run(arrays)
     return arrays
 
