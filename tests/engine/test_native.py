@@ -742,3 +742,19 @@ def test_adam_flushes_moments_below_the_normal_range_to_positive_zero() -> None:
         assert np.all(got[small] == 0) and not np.signbit(got[small]).any()
         np.testing.assert_array_equal(got[~small], formula[~small])
     assert np.isnan(a["m"][7]) and np.isnan(a["v"][8])
+
+
+@needs_native  # so that the max_pool rows above compare the compiled pooling, not NumPy twice
+def test_max_pool_kernel_takes_disjoint_2d_windows_and_declines_the_rest() -> None:
+    x = np.zeros((2, 8, 8, 3), dtype=np.float32)
+
+    def compiled(data: np.ndarray, pool: Any, strides: Any = None) -> bool:
+        _, cache = pool_forward(data, pool, strides, "valid", "max")
+        return not isinstance(cache.passes[0], list)
+
+    assert compiled(x, 2) and compiled(x, 3) and compiled(x, (2, 3), (3, 4))
+    assert not compiled(x, 3, 2)  # overlapping windows
+    assert not compiled(x, 4)  # 4x4 winners do not fit the kernel's byte
+    assert not compiled(x.astype(np.float64), 2)
+    assert not compiled(np.zeros((2, 8, 8, 8, 3), dtype=np.float32), 2)  # 3-d pooling
+    assert not compiled(get_backend("fake").asarray(x), 2)
