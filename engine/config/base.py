@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -37,10 +38,14 @@ class SpecConfig(BaseModel):
     def _no_boolean_numbers(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        numeric = _numeric_keys(cls)
-        if not any(key in numeric and _holds_bool(value) for key, value in data.items()):
+        numeric, mappings = _numeric_keys(cls), _number_mapping_keys(cls)
+        if not any(
+            key in numeric and _holds_bool(value, key in mappings) for key, value in data.items()
+        ):
             return data
-        return {key: _flagged(v) if key in numeric else v for key, v in data.items()}
+        return {
+            key: _flagged(v, key in mappings) if key in numeric else v for key, v in data.items()
+        }
 
 
 @functools.cache
@@ -53,6 +58,31 @@ def _numeric_keys(cls: type[BaseModel]) -> frozenset[str]:
     return frozenset(keys)
 
 
+@functools.cache
+def _number_mapping_keys(cls: type[BaseModel]) -> frozenset[str]:
+    """The keys of the fields that may be a mapping of numbers and never a config model
+    (`class_weight: {0: 2.0}`, `loss_weights: {out: 0.5}`): the booleans among the mapping's
+    values are errors too."""
+    keys: set[str] = set()
+    for name, info in cls.model_fields.items():
+        if _maps_numbers(info.annotation) and not _admits_model(info.annotation):
+            keys |= {name, info.alias} - {None}  # type: ignore[arg-type]
+    return frozenset(keys)
+
+
+def _maps_numbers(annotation: Any) -> bool:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (dict, Mapping):
+        return len(args) == 2 and not _admits_bool(args[1])
+    return any(_maps_numbers(arg) for arg in args)
+
+
+def _admits_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_admits_model(arg) for arg in typing.get_args(annotation))
+
+
 def _admits_bool(annotation: Any) -> bool:
     """Whether a boolean may be a valid value of `annotation`, or of an item of it."""
     if annotation in (bool, Any, object):
@@ -63,15 +93,21 @@ def _admits_bool(annotation: Any) -> bool:
     return any(_admits_bool(arg) for arg in args)
 
 
-def _holds_bool(value: Any) -> bool:
+def _holds_bool(value: Any, mapping: bool = False) -> bool:
+    """Whether `value` is a boolean or holds one in its lists (or, for a `mapping` field, in
+    its mapping's values)."""
     if isinstance(value, bool):
         return True
+    if mapping and isinstance(value, dict):
+        return any(_holds_bool(v) for v in value.values())
     return isinstance(value, (list, tuple)) and any(_holds_bool(v) for v in value)
 
 
-def _flagged(value: Any) -> Any:
+def _flagged(value: Any, mapping: bool = False) -> Any:
     if isinstance(value, bool):
         return _Flag(value)
+    if mapping and isinstance(value, dict):
+        return {k: _flagged(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_flagged(v) for v in value)
     return value

@@ -56,3 +56,25 @@ def test_a_boolean_for_a_number_is_an_error_at_its_key(key: str, value: str, pat
     errors = _errors(**{key: value})
     assert errors and all(e.startswith("E103 ") for e in errors), errors
     assert any(path in e and ("True" in e or "False" in e) for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("section", "entry", "path"),
+    [
+        ("fit: {", "class_weight: {0: yes, 1: 2}, ", "fit.class_weight"),
+        ("compile: {", "loss_weights: {dense: on}, ", "compile.loss_weights"),
+    ],
+)
+def test_a_boolean_in_a_mapping_of_numbers_is_an_error_at_its_key(
+    section: str, entry: str, path: str
+) -> None:
+    text = SPEC.format(**GOOD).replace(section, section + entry)
+    report = check_text(text, "s.yaml")
+    errors = [f"{d.code} {d.message}" for d in report.errors if d.code != "E502"]
+    assert errors and all(e.startswith("E103 ") for e in errors), errors
+    assert any(path in e and "True" in e for e in errors), errors
+
+
+def test_numbers_in_a_mapping_of_numbers_are_kept() -> None:
+    text = SPEC.format(**GOOD).replace("fit: {", "fit: {class_weight: {0: 1, 1: 2.5}, ")
+    assert [d for d in check_text(text, "s.yaml").errors if d.code != "E502"] == []
