@@ -97,7 +97,8 @@ def weight_grad(x: Array, g: Geometry, dy2: Array, kernel_rows: int) -> Array:
             dw = part
         else:
             dw += part
-    assert dw is not None
+    if dw is None:  # an empty batch: no chunks, no terms
+        return backend_of(dy2).xp.zeros((kernel_rows, dy2.shape[1]), dtype=dy2.dtype)
     return dw
 
 

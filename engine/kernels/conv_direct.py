@@ -77,7 +77,9 @@ def forward(
     module = native.conv_direct(x, w, bias, y)
     if module is None or not forward_wins(g, x.shape[-1], w.shape[-1]):
         return False
-    per = y.shape[0] // max(x.shape[0], 1)
+    if x.shape[0] == 0:
+        return True  # nothing to compute, and no chunk size to derive from no rows
+    per = y.shape[0] // x.shape[0]
     step = x.shape[0] if epilogue is None else max(1, CHUNK_BYTES // (per * y.shape[1] * 4))
     for i in range(0, x.shape[0], step):
         rows = y[i * per : (i + step) * per]

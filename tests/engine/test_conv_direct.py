@@ -211,3 +211,19 @@ def test_the_kernel_declines_what_it_cannot_do() -> None:
     # not measured against sgemm at its full speed: wider layers
     assert not conv_direct.forward_wins(geometry((3, 3)), 128, 64)
     assert not conv_direct.forward_wins(geometry((3, 3)), 64, 128)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cin", [1, 16])
+@pytest.mark.parametrize("strides", [1, 2])
+def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(
+    dtype: Any, cin: int, strides: int
+) -> None:
+    # one input channel and 16 filters: the direct kernel's shape, taken for float32 and left
+    # to im2col for float64; an empty batch must not reach a zero chunk size in either
+    case = Case("empty", (0, 9, 7, cin), (3, 3), 16, strides=strides)
+    out = _run(case, _inputs(case, dtype))
+    assert out["y"].shape == (0, 9 if strides == 1 else 5, 7 if strides == 1 else 4, 16)
+    assert out["dx"].shape == case.x_shape
+    np.testing.assert_array_equal(out["dw"], np.zeros((3, 3, cin, 16), dtype=dtype))
+    np.testing.assert_array_equal(out["db"], np.zeros(16, dtype=dtype))
