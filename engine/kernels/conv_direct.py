@@ -55,11 +55,6 @@ def forward_wins(g: Geometry, cin: int, cout: int) -> bool:
     return _fits(g, cout) and cin <= MOST_CHANNELS and cout <= MOST_CHANNELS
 
 
-def weight_grad_wins(g: Geometry, cin: int, cout: int) -> bool:
-    """Whether the direct dW beat im2col + sgemm: on every shape measured (the forward's)."""
-    return forward_wins(g, cin, cout)
-
-
 def _call(module: ModuleType, fn: str, arrays: tuple[Array, ...], g: Geometry) -> None:
     """`module.fn(*arrays, geometry)`; the kernel (w or dw) is the second or third array."""
     x, kernel = arrays[0], arrays[1 if fn == "forward" else 2]
@@ -95,7 +90,8 @@ def weight_grad(
     """dW (kh, kw, Cin, Cout) and db (Cout,) when `with_bias` for dy2 (rows, Cout), summed image
     by image, or None where the direct kernel does not apply."""
     module = native.conv_direct(x, dy2, w)
-    if module is None or not weight_grad_wins(g, x.shape[-1], w.shape[-1]):
+    # the direct dW beat im2col + sgemm on every shape the forward was measured on
+    if module is None or not forward_wins(g, x.shape[-1], w.shape[-1]):
         return None
     dw = np.empty_like(w)
     db = np.empty(w.shape[-1], dtype=w.dtype) if with_bias else None

@@ -61,11 +61,7 @@ def pool(*arrays: Array) -> ModuleType | None:
     """The compiled 2-d max pooling (`_pool.c`) when it was built and every array is plain
     C-contiguous (float32 values, uint8 winner codes), else None."""
     module = _ext.pool
-    plain = all(
-        type(a) is np.ndarray and a.dtype in (np.float32, np.uint8) and a.flags.c_contiguous
-        for a in arrays
-    )
-    return module if module is not None and plain else None
+    return module if module is not None and _plain(arrays, (np.float32, np.uint8)) else None
 
 
 def batch_norm(*arrays: Array) -> ModuleType | None:
@@ -194,9 +190,12 @@ def rest_split_worker() -> None:
 
 
 def _plain_float32(*arrays: Array) -> bool:
-    return all(
-        type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous for a in arrays
-    )
+    return _plain(arrays, (np.float32,))
+
+
+def _plain(arrays: tuple[Array, ...], dtypes: tuple[type, ...]) -> bool:
+    """Whether every array is a C-contiguous NumPy array of one of `dtypes`."""
+    return all(type(a) is np.ndarray and a.dtype in dtypes and a.flags.c_contiguous for a in arrays)
 
 
 def _adam_arrays(param: Array, grad: Array, m: Array, v: Array) -> bool:
