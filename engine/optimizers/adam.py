@@ -43,7 +43,7 @@ def adam_update(
     relative to Keras's, and its default epsilon is 1e-8 rather than 1e-7. With AMSGrad, Keras
     keeps the running maximum of the raw `v`.
 
-    Moments that fall below float32's smallest normal number become +0
+    Moments that fall below their dtype's normal range become +0
     (`engine.optimizers.underflow`): a dead ReLU unit's `m` shrinks by beta_1 every step and
     after some 800 steps would be denormal, and W2's Adam step then took 7 ms instead of 0.3.
 

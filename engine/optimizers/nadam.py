@@ -36,7 +36,7 @@ def nadam_update(
     Keras: `m_hat = u_{t+1} m / (1 - u_product * u_{t+1}) + (1 - u_t) g / (1 - u_product)`,
     `v_hat = v / (1 - b2^t)`, `p -= lr * m_hat / (sqrt(v_hat) + eps)`. PyTorch's NAdam uses
     the same schedule (momentum_decay 0.004 gives 0.96 per step) but defaults eps to 1e-8.
-    Moments below float32's normal range become +0, as in Adam (`engine.optimizers.underflow`).
+    Moments below their dtype's normal range become +0, as in Adam (`engine.optimizers.underflow`).
     """
     xp = backend_of(param).xp
     work, denominator = scratch

@@ -28,7 +28,7 @@ def rmsprop_update(
     Keras: `v = rho * v + (1 - rho) * g^2`, `p -= lr * g / sqrt(v + eps)` (centered: `v - a^2
     + eps` under the root, `a` the running mean of g). PyTorch puts eps outside the root,
     `g / (sqrt(v) + eps)`, and defaults rho (alpha) to 0.99 and eps to 1e-8.
-    State below float32's normal range becomes +0 (`engine.optimizers.underflow`): with a
+    State below its dtype's normal range becomes +0 (`engine.optimizers.underflow`): with a
     zero gradient the velocity shrinks by rho every step.
     """
     xp = backend_of(param).xp

@@ -25,7 +25,7 @@ def sgd_update(
     Keras keeps a velocity `v = momentum * v - lr * g` and steps `p += v`, or with Nesterov
     `p += momentum * v - lr * g`. PyTorch keeps `b = momentum * b + g` and steps by `lr * b`;
     the two agree for a constant learning rate, not when it changes between steps.
-    A velocity below float32's normal range becomes +0 (`engine.optimizers.underflow`): with
+    A velocity below its dtype's normal range becomes +0 (`engine.optimizers.underflow`): with
     a zero gradient it shrinks by `momentum` every step.
     """
     xp = backend_of(param).xp

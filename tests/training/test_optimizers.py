@@ -453,6 +453,23 @@ def test_state_of_a_dead_unit_goes_to_positive_zero_never_denormal(
     assert np.isfinite(param).all()
 
 
+@pytest.mark.parametrize("config", DECAYING, ids=lambda c: "_".join(map(str, c.values())))
+def test_float64_state_is_flushed_only_below_float64s_normal_range(config: dict[str, Any]) -> None:
+    """Keras's float64 state keeps numbers that are normal in float64 but below float32's range
+    (here every slot): the flush is for denormals, of the state's own dtype."""
+    param = np.ones(4)
+    grad = np.full(4, 1e-37)
+    opt = optimizers.get(config)
+    opt.build([param])
+    opt.apply([param], [grad])
+    grad[:] = 0.0
+    for _ in range(3):
+        opt.apply([param], [grad])
+    slots = [s[0] for s in opt._slots.values()]
+    assert all(s.dtype == np.float64 and s.all() for s in slots)
+    assert any(np.abs(s).max() < np.finfo(np.float32).tiny for s in slots)
+
+
 @pytest.mark.parametrize("config", FLAT_CONFIGS, ids=[c["type"] for c in FLAT_CONFIGS])
 def test_two_thread_split_is_bit_identical(
     config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
