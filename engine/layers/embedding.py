@@ -88,5 +88,6 @@ class Embedding(Layer):
     ) -> None:
         if grads[0] is not None:
             ids = cache.reshape(-1)
-            backend.backend_of(grads[0]).sum_rows(ids, grad_output.reshape(ids.size, -1), grads[0])
+            rows = grad_output.reshape(ids.size, grads[0].shape[-1])  # (0, -1) fails when empty
+            backend.backend_of(grads[0]).sum_rows(ids, rows, grads[0])
         return None
