@@ -424,7 +424,7 @@ def _project_backward(
     xp = backend.backend_of(x).xp
     rows = math.prod(kernel.shape[:contracted])
     x2 = x.reshape(-1, rows)
-    dy2 = dy.reshape(x2.shape[0], -1)
+    dy2 = dy.reshape(x2.shape[0], math.prod(kernel.shape[contracted:]))  # (0, -1) fails
     kernel_grad, bias_grad = slots
     if kernel_grad is not None:
         gemm.matmul(x2.T, dy2, kernel_grad.reshape(rows, -1))
