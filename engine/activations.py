@@ -105,7 +105,8 @@ def _relu(
     xp = _xp(x)
     if negative_slope == 0.0 and max_value is None and threshold == 0.0:
         return xp.maximum(x, 0)
-    y = xp.where(x >= threshold, x, negative_slope * (x - threshold))
+    # Keras: x above the threshold (strictly), negative_slope * (x - threshold) up to it
+    y = xp.where(x > threshold, x, negative_slope * (x - threshold))
     if max_value is not None:
         y = xp.minimum(y, max_value)
     return y.astype(x.dtype, copy=False)
@@ -125,7 +126,7 @@ def _relu_grad(
         fused = native.relu_grad(x, dy)
         return dy * (x > 0) if fused is None else fused
     xp = _xp(x)
-    slope = xp.where(x >= threshold, 1.0, negative_slope)
+    slope = xp.where(x > threshold, 1.0, negative_slope)
     if max_value is not None:
         slope = xp.where(x >= max_value, 0.0, slope)
     return (dy * slope).astype(dy.dtype, copy=False)

@@ -367,16 +367,16 @@ def _activation_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[S
 
 @converter("ReLU")
 def _relu_layer(g: GraphBuilder, layer: Any, xs: list[str], shapes: list[Shape]) -> str:
-    """Relu when plain; else `x >= threshold ? x : negative_slope * (x - threshold)`, capped
+    """Relu when plain; else `x > threshold ? x : negative_slope * (x - threshold)`, capped
     at max_value, as engine.activations computes it."""
     c, stem = layer.config, layer.name
     if layer.is_plain_relu:
         return g.op("Relu", xs, stem)
     threshold = g.const("threshold", c.threshold)
-    below = g.op("Less", [xs[0], threshold], stem)
+    above = g.op("Greater", [xs[0], threshold], stem)
     shifted = g.op("Sub", [xs[0], threshold], stem)
     leak = g.op("Mul", [shifted, g.const("negative_slope", c.negative_slope)], stem)
-    y = g.op("Where", [below, leak, xs[0]], stem)
+    y = g.op("Where", [above, xs[0], leak], stem)
     if c.max_value is None:
         return y
     return g.op("Min", [y, g.const("max_value", c.max_value)], stem)

@@ -47,8 +47,9 @@ class ReLUConfig(LayerConfig):
 
 @register
 class ReLU(ElementwiseActivation):
-    """`x` for `threshold <= x < max_value`, `max_value` above, `negative_slope * (x -
-    threshold)` below. Example: `ReLU(max_value=6.0)` is relu6."""
+    """`x` for `threshold < x < max_value`, `max_value` above, `negative_slope * (x -
+    threshold)` up to the threshold (0 at it, as in Keras). Example: `ReLU(max_value=6.0)` is
+    relu6."""
 
     type_name = "ReLU"
     config_class = ReLUConfig

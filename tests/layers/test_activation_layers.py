@@ -24,6 +24,17 @@ def test_keras_docstring_examples() -> None:
     np.testing.assert_allclose(soft, [0.21194157, 0.5761169, 0.21194157], rtol=1e-6)
 
 
+def test_relu_threshold_is_strict_as_in_keras() -> None:
+    """Keras's relu keeps x only above the threshold: at x == threshold it gives 0 (and
+    negative_slope * (x - threshold) = 0), as torch's threshold does; gradient 0 there."""
+    x = np.array([0.4, 0.5, 0.6], dtype=np.float32)
+    np.testing.assert_array_equal(layers.ReLU(threshold=0.5)(x).numpy(), [0.0, 0.0, x[2]])
+    leaky = layers.ReLU(threshold=0.5, negative_slope=0.5)(x).numpy()
+    np.testing.assert_allclose(leaky, [-0.05, 0.0, 0.6], rtol=1e-6)
+    _, dx, _ = _run(layers.ReLU(threshold=0.5), x[None], np.ones((1, 3), np.float32))
+    np.testing.assert_array_equal(dx, [[0.0, 0.0, 1.0]])
+
+
 def _run(layer: Layer, x: np.ndarray, dy: np.ndarray, mask: Any = None) -> tuple[Any, ...]:
     layer.build((None, *x.shape[1:]), rng=np.random.default_rng(0))
     params = [w.data for w in layer.weights]
