@@ -144,10 +144,10 @@ class Executor:
             found = readers.get(c.output, [])
             if len(found) != 1 or c.output in kept or c.absorbed:
                 continue
+            # calls run in graph order: nxt, after c, is not yet fused with a call of its own
             (nxt,) = found
-            pair = (c, nxt)
-            if nxt.writes != nxt.output or any(
-                uses[id(p.layer)] > 1 or p.writes_mask or p.activity is not None for p in pair
+            if any(
+                uses[id(p.layer)] > 1 or p.writes_mask or p.activity is not None for p in (c, nxt)
             ):
                 continue
             pattern = fusion.match(c.layer, nxt.layer)
