@@ -63,7 +63,7 @@ def train_forward(
     1 / sqrt(var + epsilon) and the three statistics have shape (channels,). With `relu`, y is
     maximum(y, 0). xhat = (x - mean) * inv is not kept: `train_backward` computes it again."""
     kernels = native.batch_norm(x, gamma, beta)
-    if kernels is None or not _rows_of_channels(x):
+    if kernels is None or not _rows_of_channels(x) or not x.size:  # the kernels take rows
         return None
     c = x.shape[-1]
     mean = np.empty(c, dtype=np.float32)
@@ -79,7 +79,7 @@ def infer_forward(
     """(y, inv) with the moving statistics in one pass over x: params = (gamma, beta,
     moving_mean, moving_variance), inv = 1 / sqrt(moving_variance + epsilon)."""
     kernels = native.batch_norm(x, *params)
-    if kernels is None or x.ndim < 2:
+    if kernels is None or x.ndim < 2 or not x.size:  # the kernels take rows
         return None
     gamma, beta, mean, var = params
     inv = 1.0 / np.sqrt(var + epsilon)

@@ -9,6 +9,7 @@ when no C compiler was there at install time.
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -758,3 +759,18 @@ def test_max_pool_kernel_takes_disjoint_2d_windows_and_declines_the_rest() -> No
     assert not compiled(x.astype(np.float64), 2)
     assert not compiled(np.zeros((2, 8, 8, 8, 3), dtype=np.float32), 2)  # 3-d pooling
     assert not compiled(get_backend("fake").asarray(x), 2)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_of_an_empty_batch_runs_the_composite(training: bool) -> None:
+    """The compiled passes take at least one row; an empty batch (an eager call, a predict of
+    no rows) gets the NumPy composite's empty output instead of the kernel's ValueError."""
+    layer = BatchNormalization()
+    layer.build((None, 3, 4), rng=np.random.default_rng(0))
+    params = [w.data for w in layer.weights]
+    x = np.zeros((0, 3, 4), dtype=np.float32)
+    for forward in (layer.forward, layer.forward_relu):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            y, _ = forward([p.copy() for p in params], x, CallContext(training=training))
+        assert y.shape == (0, 3, 4) and y.dtype == np.float32
