@@ -122,7 +122,7 @@ def _print_summary(console: Console, report: SpecReport) -> None:
         file=console.file,
         width=max(console.width, summaries.width(report.model)),
         highlight=False,
-        force_terminal=console.is_terminal,
+        force_terminal=False,
         no_color=console.no_color,
     )
     summaries.print_summary(report.model, wide)
