@@ -153,10 +153,11 @@ def split_gemm_available() -> bool:
 
 
 def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool) -> bool:
-    """`out = a @ b` split by rows over this thread and a compiled worker, then `bias` and
-    relu on each piece's rows, bit-identical to NumPy's matmul on each half followed by
-    `bias_relu`; returns whether it ran (plain float32 NumPy matrices NumPy would hand to
-    one sgemm per half, `out` not overlapping an operand)."""
+    """`out = a @ b` split in the two pieces of `gemm.halves` (rows, or columns when `out` is
+    wider than tall) over this thread and a compiled worker, then `bias` and relu on each
+    piece, bit-identical to NumPy's matmul on each piece followed by `bias_relu`; returns
+    whether it ran (plain float32 NumPy matrices NumPy would hand to one sgemm per piece,
+    `out` not overlapping an operand)."""
     if not _ext.split_gemm or not (type(a) is type(b) is type(out) is np.ndarray):
         return False
     if bias is not None and not _plain_float32(bias):
