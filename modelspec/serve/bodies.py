@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -41,10 +42,16 @@ class BodyError(ValueError):
         self.status = status
 
 
+def _whole(value: Any) -> Any:
+    """A whole number written as a float (`2.0`, as `ndarray.tolist()` writes one) as the
+    integer it is, as Keras's predict casts it; anything else is left to the strict check."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 # Strict: JSON's true, false and "1.5" are not numbers, though pydantic would read them as 1.0,
 # 0.0 and 1.5; an integer is still a float, as the OpenAPI page's `number` says.
 _FLOAT = Annotated[float, Strict()]
-_INT = Annotated[int, Strict()]
+_INT = Annotated[int, Strict(), BeforeValidator(_whole)]
 
 
 def _sample_type(spec: InputSpec, batch: bool) -> Any:
