@@ -206,7 +206,9 @@ def test_a_stream_collecting_its_string_labels_reports_the_rows(tmp_path: Path) 
     assert stream.schema.classes == {"y": ["high", "low"]}
 
 
-def test_a_pass_inside_fit_leaves_no_live_display_for_the_progress_bar() -> None:
+def test_a_pass_inside_fit_leaves_no_live_display_for_the_progress_bar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """On a terminal the adapt pass shows a live line while it runs and stops it when done,
     so fit's progress bar (a live display of its own) can start after it."""
     import io
@@ -215,7 +217,10 @@ def test_a_pass_inside_fit_leaves_no_live_display_for_the_progress_bar() -> None
     from rich.progress import Progress
 
     from engine.read_progress import reading
+    from modelspec import progress
 
+    for name in progress._CI_VARIABLES:  # CI itself sets CI=true, which means plain lines
+        monkeypatch.delenv(name, raising=False)
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100)
     with data_progress.shown_within(console):
