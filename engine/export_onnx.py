@@ -21,6 +21,9 @@ from engine.atomic import atomic_write_bytes
 from engine.loading import load_model
 
 OPSET = 17
+# The converters use the operators' forms of opsets 13-17: Softmax's axis means one axis only
+# from 13 on, and from 18 the Reduce* operators take their axes as an input.
+SUPPORTED_OPSETS = range(13, 18)
 Shape = tuple[int | None, ...]
 
 
@@ -824,6 +827,11 @@ def _value_info(onnx: Any, name: str, shape: Shape, dtype: str) -> Any:
 
 def export_model(model: Any, opset: int = OPSET) -> Any:
     """The model as an `onnx.ModelProto` (checked); inputs and outputs keep the model's names."""
+    if opset not in SUPPORTED_OPSETS:
+        first, last = SUPPORTED_OPSETS[0], SUPPORTED_OPSETS[-1]
+        raise ExportError(
+            f"ONNX opset {opset} is not supported; use an opset from {first} to {last}"
+        )
     onnx = _onnx()
     graph = model.graph
     g = GraphBuilder(getattr(model, "dtype", "float32"))

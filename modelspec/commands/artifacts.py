@@ -54,7 +54,7 @@ def export(
     format: Annotated[  # noqa: A002  (the CLI flag is --format)
         ExportFormat, typer.Option("--format", help="The exchange format.")
     ] = ExportFormat.onnx,
-    opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
+    opset: Annotated[int, typer.Option(help="ONNX opset version, 13 to 17.")] = 17,
 ) -> None:
     """Export a trained model for use outside modelspec (ONNX needs the `onnx` extra, Keras
     the `keras` extra)."""

@@ -430,3 +430,25 @@ def test_export_from_saved_artifact(tmp_path: Path) -> None:
         rtol=TOLERANCE,
         atol=TOLERANCE,
     )
+
+
+@pytest.mark.parametrize("opset", [12, 18])
+def test_an_opset_outside_the_converters_range_is_refused(opset: int) -> None:
+    model = _build(_sequential([4, 3], {"type": "Softmax", "axis": 1}))
+    with pytest.raises(ExportError, match=f"opset {opset} is not supported; use an opset from 13"):
+        export_model(model, opset)
+
+
+def test_softmax_over_a_middle_axis_matches_predict_at_the_lowest_opset() -> None:
+    """Before opset 13 ONNX's Softmax flattened every axis from `axis` on; 13 is the first
+    that means the one axis, as Keras does."""
+    model = _build(_sequential([4, 3], {"type": "Softmax", "axis": 1}))
+    proto = export_model(model, 13)
+    session = ort.InferenceSession(proto.SerializeToString())
+    x = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        session.run(None, {model.input_names[0]: x})[0],
+        model.predict(x),
+        rtol=TOLERANCE,
+        atol=TOLERANCE,
+    )
