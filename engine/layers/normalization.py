@@ -190,7 +190,7 @@ class BatchNormalization(_Normalizer):
         done = self._compiled_forward(params, inputs, training, relu) if compiled else None
         if done is None:
             affine = (gamma, beta)
-            y, xhat, inv = self._composite_forward(params, inputs, training, axes, affine)
+            y, xhat, inv = self._composite_forward(params, inputs, training, axes, reduce, affine)
             y = _RELU(y) if relu else y
             mean = None
         else:
@@ -221,13 +221,13 @@ class BatchNormalization(_Normalizer):
         inputs: Array,
         training: bool,
         axes: tuple[int, ...],
+        reduce: tuple[int, ...],
         affine: tuple[Any, Any],
     ) -> tuple[Array, Array, Array]:
         """(y, xhat, inv) as NumPy operations: the definition the compiled passes reproduce;
-        affine = (gamma, beta) shaped to broadcast."""
+        `reduce` the axes not in `axes`, affine = (gamma, beta) shaped to broadcast."""
         xp = backend.backend_of(inputs).xp
         rank = inputs.ndim
-        reduce = tuple(a for a in range(rank) if a not in axes)
         moving_mean, moving_var = params[-2], params[-1]
         if training:
             mean = inputs.mean(axis=reduce, keepdims=True)
