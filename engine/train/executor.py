@@ -4,7 +4,6 @@ which layer pairs run as one call (`engine/train/fusion.py`)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -150,10 +149,10 @@ class Executor:
                 uses[id(p.layer)] > 1 or p.writes_mask or p.activity is not None for p in (c, nxt)
             ):
                 continue
-            pattern = fusion.match(c.layer, nxt.layer)
-            if pattern is None:
+            fused = fusion.match(c.layer, nxt.layer)
+            if fused is None:
                 continue
-            c.forward = functools.partial(pattern.forward, c.layer)
+            c.forward = fused
             c.writes = nxt.output
             nxt.absorbed = True
 

@@ -13,7 +13,6 @@ the two calls: tests/training/test_fusion.py compares them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from engine.call_context import CallContext
@@ -21,35 +20,17 @@ from engine.layers import registry
 from engine.layers.base import Layer
 
 Array = Any
-Forward = Callable[[Layer, list[Array], Any, CallContext], tuple[Array, Any]]
+Forward = Callable[[list[Array], Any, CallContext], tuple[Array, Any]]
 
-
-@dataclass(frozen=True)
-class Pattern:
-    """`producer` (a registered layer type, not a user's subclass) whose output feeds only a
-    `consumer` type that `accepts`: `forward(producer, params, inputs, ctx)` gives the
-    consumer's output and the producer's cache, whose `backward` then takes the gradient of the
-    consumer's output."""
-
-    producer: str
-    consumer: str
-    accepts: Callable[[Layer], bool]
-    forward: Forward
-
-
-def _plain_relu(layer: Layer) -> bool:
-    return bool(getattr(layer, "is_plain_relu", False))
-
-
-def _then_relu(layer: Layer, params: list[Array], inputs: Any, ctx: CallContext) -> Any:
-    return layer.forward_relu(params, inputs, ctx)  # type: ignore[attr-defined]
-
-
-PATTERNS: tuple[Pattern, ...] = (
-    Pattern("BatchNormalization", "Activation", _plain_relu, _then_relu),
-    Pattern("Add", "Activation", _plain_relu, _then_relu),
-    Pattern("BatchNormalization", "ReLU", _plain_relu, _then_relu),
-    Pattern("Add", "ReLU", _plain_relu, _then_relu),
+# (producer, consumer): a registered producer type (not a user's subclass) whose output feeds
+# only a plain ReLU of the consumer type. The producer's `forward_relu(params, inputs, ctx)`
+# gives the ReLU's output and the producer's cache, whose `backward` then takes the gradient
+# of the ReLU's output.
+PATTERNS: tuple[tuple[str, str], ...] = (
+    ("BatchNormalization", "Activation"),
+    ("Add", "Activation"),
+    ("BatchNormalization", "ReLU"),
+    ("Add", "ReLU"),
 )
 
 
@@ -57,9 +38,11 @@ def _is(layer: Layer, type_name: str) -> bool:
     return registry.get(type_name) is type(layer)
 
 
-def match(producer: Layer, consumer: Layer) -> Pattern | None:
-    """The pattern that runs `producer` then `consumer` as one call, if any."""
-    for p in PATTERNS:
-        if _is(producer, p.producer) and _is(consumer, p.consumer) and p.accepts(consumer):
-            return p
+def match(producer: Layer, consumer: Layer) -> Forward | None:
+    """The forward that runs `producer` then `consumer` as one call, if a pattern allows it."""
+    if not getattr(consumer, "is_plain_relu", False):
+        return None
+    for producer_type, consumer_type in PATTERNS:
+        if _is(producer, producer_type) and _is(consumer, consumer_type):
+            return producer.forward_relu  # type: ignore[attr-defined]
     return None
