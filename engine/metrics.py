@@ -21,6 +21,7 @@ from engine.config.metrics import MetricConfig, MetricSpec
 from engine.losses import canonical_name
 
 EPSILON = 1e-7  # keras.config.epsilon()
+NEG_INF = -1e10  # Keras's score for the classes outside the top k
 Array = Any
 
 
@@ -157,24 +158,54 @@ def _flat_weights(xp: Any, sample_weight: Array | None, p: Array) -> Array:
     return xp.broadcast_to(w, p.shape).reshape(-1)
 
 
-def _flat_pair(xp: Any, y_true: Array, y_pred: Array) -> tuple[Array, Array]:
+def _paired(xp: Any, y_true: Array, y_pred: Array) -> tuple[Array, Array]:
     t, p = _same_rank(xp, xp.asarray(y_true), y_pred)
     if t.size != p.size:
         raise ValueError(
             f"labels of shape {tuple(y_true.shape)} do not match outputs of shape "
             f"{tuple(y_pred.shape)}"
         )
+    return t, p
+
+
+def _flat_pair(xp: Any, y_true: Array, y_pred: Array) -> tuple[Array, Array]:
+    t, p = _paired(xp, y_true, y_pred)
     return t.reshape(-1) != 0, p.reshape(-1)
 
 
+def _keep_top_k(xp: Any, p: Array, k: int) -> Array:
+    """Keras's `_filter_top_k`: the k largest scores of each row stay, the rest become NEG_INF
+    (ties go to the lower class index, as `top_k` picks them)."""
+    order = xp.argsort(-p, axis=-1, kind="stable")
+    rank = xp.argsort(order, axis=-1, kind="stable")
+    return xp.where(rank < k, p, xp.asarray(NEG_INF, dtype=p.dtype))
+
+
 class _Confusion(Metric):
-    """Weighted true/false positive and negative counts at one threshold (`y_pred > t`)."""
+    """Weighted true/false positive and negative counts at one threshold (`y_pred > t`).
+
+    As in Keras: `top_k` keeps only each row's k largest scores as candidates (the others count
+    as predicted negative), then `class_id` narrows labels and scores to that one class. The
+    default threshold is 0.5, or NEG_INF with `top_k`, so the k kept scores are the positives.
+    """
 
     default_name: str
     additive_state = ("tp", "fp", "fn", "tn")
 
-    def __init__(self, thresholds: float = 0.5, name: str | None = None) -> None:
-        self.threshold = thresholds
+    def __init__(
+        self,
+        thresholds: float | None = None,
+        top_k: int | None = None,
+        class_id: int | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+    ) -> None:
+        if thresholds is not None and not 0 <= thresholds <= 1:
+            raise ValueError(f"thresholds must be in [0, 1], got {thresholds}")
+        default = 0.5 if top_k is None else NEG_INF
+        self.threshold = default if thresholds is None else thresholds
+        self.top_k = top_k
+        self.class_id = class_id
         super().__init__(name or self.default_name)
 
     def reset(self) -> None:
@@ -182,8 +213,17 @@ class _Confusion(Metric):
 
     def update(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> None:
         xp = backend_of(y_pred).xp
-        positive, p = _flat_pair(xp, y_true, y_pred)
+        t, p = _paired(xp, y_true, y_pred)
+        if self.top_k is not None:
+            p = _keep_top_k(xp, p, self.top_k)
+        if self.class_id is not None:
+            if p.ndim < 2:
+                raise ValueError(
+                    f"class_id needs outputs of shape (samples, classes), got {tuple(p.shape)}"
+                )
+            t, p = t[..., self.class_id, None], p[..., self.class_id, None]
         w = _flat_weights(xp, sample_weight, p)
+        positive, p = t.reshape(-1) != 0, p.reshape(-1)
         predicted = p > self.threshold
         self.tp += float(w[positive & predicted].sum())
         self.fp += float(w[~positive & predicted].sum())
@@ -371,8 +411,8 @@ _CONFIGURED: dict[str, Callable[[Any, str], Metric]] = {
     "binary_accuracy": lambda c, name: BinaryAccuracy(name, threshold=c.threshold),
     "top_k_categorical_accuracy": lambda c, name: TopKCategoricalAccuracy(c.k, name),
     "sparse_top_k_categorical_accuracy": lambda c, name: SparseTopKCategoricalAccuracy(c.k, name),
-    "precision": lambda c, name: Precision(c.thresholds, name),
-    "recall": lambda c, name: Recall(c.thresholds, name),
+    "precision": lambda c, name: Precision(c.thresholds, c.top_k, c.class_id, name),
+    "recall": lambda c, name: Recall(c.thresholds, c.top_k, c.class_id, name),
     "auc": lambda c, name: AUC(c.num_thresholds, c.curve, c.from_logits, name),
 }
 _BY_NAME: dict[str, type[_KerasMeanMetric]] = {

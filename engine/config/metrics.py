@@ -60,10 +60,13 @@ class TopKCategoricalAccuracyConfig(_MetricConfigBase):
 
 
 class PrecisionRecallConfig(_MetricConfigBase):
-    """`{type: precision, thresholds: 0.5}` (also recall)."""
+    """`{type: precision, thresholds: 0.5, top_k: 2, class_id: 1}` (also recall), Keras's
+    arguments: without `thresholds` the cut is 0.5, or the top k themselves with `top_k`."""
 
     type: Literal["precision", "recall"]
-    thresholds: float = Field(default=0.5, ge=0, le=1)
+    thresholds: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(default=None, ge=1)
+    class_id: int | None = Field(default=None, ge=0)
 
 
 class AUCConfig(_MetricConfigBase):

@@ -3,6 +3,7 @@ scikit-learn, precision and recall against hand counts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -244,3 +245,87 @@ def test_keras_style_constructors() -> None:
     precision = metrics.Precision(thresholds=0.3)
     assert precision.name == "precision" and precision.threshold == 0.3
     assert metrics.Recall(name="r").name == "r"
+
+
+# Keras's update_confusion_matrix_variables by hand: top_k keeps each row's k largest scores
+# (ties to the lower index), class_id then keeps one column, and a score counts as positive
+# when above the threshold (0.5, or NEG_INF with top_k). Labels have 4 positives.
+Y_MULTI = np.array([[0, 1, 1], [1, 0, 0], [0, 0, 1]])
+P_MULTI = np.array([[0.1, 0.6, 0.3], [0.2, 0.7, 0.4], [0.5, 0.2, 0.45]])
+TOP_K_CASES: list[tuple[dict[str, Any], float, float]] = [
+    ({}, 1 / 2, 1 / 4),  # tp (0,1); fp (1,1)
+    ({"top_k": 2}, 3 / 6, 3 / 4),  # tp (0,1) (0,2) (2,2); fp (1,1) (1,2) (2,0)
+    ({"top_k": 1}, 1 / 3, 1 / 4),  # tp (0,1); fp (1,1) (2,0)
+    ({"top_k": 2, "thresholds": 0.4}, 2 / 4, 2 / 4),  # tp (0,1) (2,2); fp (1,1) (2,0)
+    ({"class_id": 1}, 1 / 2, 1 / 1),  # column [0.6 0.7 0.2] vs [1 0 0]
+    ({"class_id": 2, "thresholds": 0.35}, 1 / 2, 1 / 2),  # column [0.3 0.4 0.45] vs [1 0 1]
+    ({"top_k": 1, "class_id": 2}, 0.0, 0.0),  # column 2 is never a row's largest
+    ({"top_k": 2, "class_id": 2}, 2 / 3, 2 / 2),  # column 2 is second in every row
+    ({"top_k": 1, "class_id": 1}, 1 / 2, 1 / 1),  # kept in rows 0 and 1
+]
+
+
+@pytest.mark.parametrize(("settings", "precision", "recall"), TOP_K_CASES)
+def test_precision_and_recall_top_k_and_class_id(
+    settings: dict[str, Any], precision: float, recall: float
+) -> None:
+    for kind, expected in (("precision", precision), ("recall", recall)):
+        metric = metrics.get({"type": kind, **settings})
+        metric.update(Y_MULTI[:2], P_MULTI[:2])
+        metric.update(Y_MULTI[2:], P_MULTI[2:])
+        assert metric.result() == pytest.approx(expected), kind
+
+
+def test_top_k_with_sample_weights() -> None:
+    precision, recall = metrics.Precision(top_k=2), metrics.Recall(top_k=2)
+    for metric in (precision, recall):
+        metric.update(Y_MULTI, P_MULTI, np.array([1.0, 2.0, 3.0]))
+    # tp 2*1 + 1*3, fp 2*2 + 1*3, fn (1,0) at weight 2
+    assert precision.result() == pytest.approx(5 / 12)
+    assert recall.result() == pytest.approx(5 / 7)
+
+
+@pytest.mark.parametrize(("k", "expected"), [(2, 0.0), (4, 0.5)])
+def test_top_k_ties_go_to_the_lower_index(k: int, expected: float) -> None:
+    """Keras's docstring example: equal scores, so top_k=2 keeps the first two (negatives)."""
+    precision = metrics.Precision(top_k=k)
+    precision.update(np.array([0, 0, 1, 1]), np.array([1.0, 1.0, 1.0, 1.0]))
+    assert precision.result() == expected
+
+
+def test_precision_and_recall_take_keras_arguments_in_keras_order() -> None:
+    precision = metrics.Precision(0.3, 2, 1, "p", "float32")
+    assert (precision.threshold, precision.top_k, precision.class_id, precision.name) == (
+        0.3,
+        2,
+        1,
+        "p",
+    )
+    assert metrics.Recall().threshold == 0.5
+    assert metrics.Recall(top_k=3).threshold == metrics.NEG_INF
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: metrics.Precision(thresholds=1.5), "thresholds"),
+        (lambda: metrics.get({"type": "recall", "top_k": 0}), "top_k"),
+        (lambda: metrics.get({"type": "recall", "class_id": -1}), "class_id"),
+    ],
+)
+def test_invalid_precision_settings(build: Callable[[], Any], match: str) -> None:
+    with pytest.raises((ValueError, ValidationError), match=match):
+        build()
+
+
+def test_class_id_needs_a_class_axis() -> None:
+    with pytest.raises(ValueError, match="class_id"):
+        metrics.Precision(class_id=0).update(np.array([1, 0]), np.array([0.7, 0.2]))
+
+
+def test_top_k_runs_on_the_strict_fake_device() -> None:
+    fake = get_backend("fake")
+    host, device = metrics.Recall(top_k=2, class_id=2), metrics.Recall(top_k=2, class_id=2)
+    host.update(Y_MULTI, P_MULTI.astype(np.float32))
+    device.update(fake.asarray(Y_MULTI), fake.asarray(P_MULTI.astype(np.float32)))
+    assert device.result() == host.result() == 1.0
