@@ -43,7 +43,11 @@ class ArraySource:
         step = max(1, UNIT_BYTES // row_bytes)
         self.units = [
             Unit(
-                path, start, min(step, rows - start), f"rows {start}-{min(rows, start + step) - 1}"
+                path,
+                start,
+                min(step, rows - start),
+                f"rows {start}-{min(rows, start + step) - 1}",
+                start,
             )
             for start in range(0, rows, step)
         ]

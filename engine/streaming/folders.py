@@ -98,7 +98,9 @@ class FolderSource:
                 f"{len(self.class_names)} ({', '.join(self.class_names)})"
             )
         self.units = [
-            Unit(path, start, min(FILES_PER_UNIT, len(self.files) - start), f"files {start}+")
+            Unit(
+                path, start, min(FILES_PER_UNIT, len(self.files) - start), f"files {start}+", start
+            )
             for start in range(0, len(self.files), FILES_PER_UNIT)
         ]
 

@@ -131,8 +131,8 @@ class Stream:
         return merge(list(self._fitted(unit)) or [{}])
 
     def _fitted(self, unit: Unit) -> Iterator[Chunk]:
-        """The unit's chunks fitted to the model, each knowing the rows of the unit before it."""
-        first_row = 0
+        """The unit's chunks fitted to the model, each knowing the rows of its file before it."""
+        first_row = unit.start
         for chunk in self._read(unit):
             yield self._fit_chunk(unit, chunk, first_row)
             first_row += rows_of(chunk)

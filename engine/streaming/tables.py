@@ -3,6 +3,7 @@ chunks with the column types fixed from the first block, so a later block cannot
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,15 @@ def _chunk(table: Any) -> Chunk:
     return {name: column_array(table.column(name)) for name in table.column_names}
 
 
+def _units(file: Path, counts: list[int], what: str) -> list[Unit]:
+    """A unit per block of `file` (`counts` rows each), each knowing the rows before it."""
+    starts = itertools.accumulate(counts, initial=0)
+    return [
+        Unit(file, i, n, f"{what} {i}", start)
+        for i, (n, start) in enumerate(zip(counts, starts, strict=False))
+    ]
+
+
 class ParquetSource:
     """A Parquet file or a folder of them; one unit per row group."""
 
@@ -71,10 +81,8 @@ class ParquetSource:
                     self.skipped.append(f"{file}: not a readable Parquet file ({exc})")
                     continue
                 raise DataError(f"{file}: not a readable Parquet file ({exc})") from exc
-            self.units += [
-                Unit(file, i, meta.row_group(i).num_rows, f"row group {i}")
-                for i in range(meta.num_row_groups)
-            ]
+            counts = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            self.units += _units(file, counts, "row group")
 
     def read(self, unit: Unit, columns: list[str] | None = None) -> Iterator[Chunk]:
         try:
@@ -107,7 +115,7 @@ class ArrowSource:
                     self.skipped.append(str(exc))
                     continue
                 raise
-            self.units += [Unit(file, i, n, f"record batch {i}") for i, n in enumerate(counts)]
+            self.units += _units(file, counts, "record batch")
 
     @staticmethod
     def _open(file: Path) -> Any:

@@ -17,12 +17,16 @@ Chunk = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Unit:
-    """One readable piece of a source; `rows` is None when only reading it tells (CSV)."""
+    """One readable piece of a source; `rows` is None when only reading it tells (CSV).
+
+    `start` is the rows of the same file before this unit, so that a problem found in the unit
+    names its sample counted from the file's first row, as the whole-file reader does."""
 
     path: Path
     index: int
     rows: int | None
     where: str
+    start: int = 0
 
     @property
     def label(self) -> str:
@@ -60,9 +64,11 @@ def files_in(path: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
 
 
 def merge(chunks: list[Chunk]) -> Chunk:
-    """Chunks of the same columns as one chunk (no copy for a single chunk)."""
-    if len(chunks) == 1:
-        return chunks[0]
+    """Chunks of the same columns as one chunk (no copy for a single chunk); empty chunks, the
+    units `bad_data: skip` dropped, are left out."""
+    chunks = [c for c in chunks if c]
+    if len(chunks) <= 1:
+        return chunks[0] if chunks else {}
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from engine.config.data import DataSource
 from engine.data import DataError
-from engine.streaming import BadDataWarning, open_stream
+from engine.streaming import BadDataWarning, arrays, open_stream
 from tests.streaming.files import SIGNATURE, write_csv, write_images, write_parquet
 
 pytest.importorskip("pyarrow")
@@ -38,20 +40,58 @@ def test_csv_row_of_the_wrong_width_names_its_line(tmp_path: Path) -> None:
     assert len(stream) == 299
 
 
-def test_nan_in_a_row_group_names_the_file_and_row_group(tmp_path: Path) -> None:
-    import numpy as np
+def _table(x: np.ndarray) -> Any:
     import pyarrow as pa
+
+    return pa.table({"x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 6), "y": [0] * 40})
+
+
+def _nan_parquet(folder: Path, x: np.ndarray) -> dict[str, str]:
     import pyarrow.parquet as pq
 
+    pq.write_table(_table(x), folder / "n.parquet", row_group_size=20)
+    return {"path": "n.parquet", "x": "x", "target": "y"}
+
+
+def _nan_arrow(folder: Path, x: np.ndarray) -> dict[str, str]:
+    import pyarrow.feather as feather
+
+    feather.write_feather(_table(x), folder / "n.feather", chunksize=20)
+    return {"path": "n.feather", "x": "x", "target": "y"}
+
+
+def _nan_npz(folder: Path, x: np.ndarray) -> dict[str, str]:
+    np.savez(folder / "n.npz", x=x, y=np.zeros(40, np.int64))
+    return {"path": "n.npz", "x": "x", "y": "y"}
+
+
+# Each file splits its 40 rows into units of 20; the NaN is in row 25 of the file.
+NAN_FILES = [
+    (_nan_parquet, r"\(in row group 1\)"),
+    (_nan_arrow, r"\(in record batch 1\)"),
+    (_nan_npz, r"\(in rows 20-39\)"),
+]
+
+
+@pytest.mark.parametrize(("write", "unit"), NAN_FILES)
+@pytest.mark.parametrize("bad_data", ["error", "skip"])
+def test_nan_names_its_sample_counted_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Any, unit: str, bad_data: str
+) -> None:
+    monkeypatch.setattr(arrays, "UNIT_BYTES", 20 * (6 * 4 + 8))
     x = np.ones((40, 6), np.float32)
     x[25, 2] = np.nan
-    table = pa.table(
-        {"x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 6), "y": [0] * 40}
-    )
-    pq.write_table(table, tmp_path / "n.parquet", row_group_size=20)
-    stream = open_stream(DataSource(path="n.parquet", x="x", target="y"), tmp_path, SIGNATURE)
-    with pytest.raises(DataError, match=r"n\.parquet: .*sample 5 .*NaN.*\(in row group 1\)"):
-        list(stream.batches(8, shuffle=False))
+    config = DataSource(**write(tmp_path, x), streaming=True, bad_data=bad_data)
+    stream = open_stream(config, tmp_path, SIGNATURE)
+    assert [u.start for u in stream.source.units] == [0, 20]
+    message = rf"n\.\w+: .*sample 25 .*NaN.*{unit}"
+    if bad_data == "error":
+        with pytest.raises(DataError, match=message):
+            list(stream.batches(8, shuffle=False))
+        return
+    with pytest.warns(BadDataWarning, match=rf"skipped 1 .*{message}"):
+        got = list(stream.batches(8, shuffle=False))
+    assert sum(len(b[0]["features"]) for b in got) == 20
 
 
 def test_unreadable_image_is_named_or_skipped(tmp_path: Path) -> None:
