@@ -14,6 +14,12 @@ time chunks on one worker thread while the loop goes on (NumPy's BLAS calls rele
 on two cores they hide behind the loop's small per-step calls. The loops call a step hook for
 that: forward before it reads `xz[t]`, backward once `dxz[t]` and `drz[t]` are final.
 
+The LSTM's loop with sigmoid gates and a tanh cell, without masks or recurrent dropout, runs
+compiled when it can (`native.lstm_forward_loop`, `lstm_backward_loop`: NumPy arrays, batch
+and units of at least 2, NumPy's sgemm found): one call per direction, bit-identical to the
+loop here. It calls the hook only at the first step of each `chunk_bounds` chunk, the only
+steps where `Ahead` and `Behind` act.
+
 A mask (T, N, 1) bool keeps, for a False entry, the previous state (and so the previous
 output), as Keras does. `rec_mask` (N, units) is the recurrent dropout mask applied to the
 state that enters the recurrent GEMM.
@@ -182,6 +188,14 @@ class Behind:
         self.tasks.finish()
 
 
+def chunk_starts(steps: int) -> np.ndarray:
+    """(steps,) bool, True at the first step of each chunk: where a compiled loop calls its
+    hook."""
+    at = np.zeros(steps, dtype=bool)
+    at[[t0 for t0, _ in chunk_bounds(steps)]] = True
+    return at
+
+
 def _call(hook: StepHook | None, t: int) -> None:
     if hook is not None:
         hook(t)
@@ -190,6 +204,11 @@ def _call(hook: StepHook | None, t: int) -> None:
 def _done(hook: GradHook | None, t: int, dxz: Array, drz: Array) -> None:
     if hook is not None:
         hook(t, dxz, drz)
+
+
+def _done_at(done: GradHook, dxz: Array, t: int) -> None:
+    """`done` for a loop whose two gradients are one array (the LSTM's)."""
+    done(t, dxz, dxz)
 
 
 @dataclass
@@ -367,6 +386,9 @@ def lstm_forward(
     ig = xp.empty((n, u), dtype=xz.dtype)
     cell_out = act.apply if scale is None else tanh_by_exp
     compiled = native.lstm_forward_steps(xz, rec, cs, tcs, hs) if scale is not None else None
+    whole = compiled is not None and mask is None and rec_mask is None
+    if whole and native.lstm_forward_loop(xz, rk, rec, cs, tcs, hs, chunk_starts(steps), ready):
+        return LoopCache(hs, xz, pre, {"cs": cs, "tcs": tcs}, mask, rec_mask)
     for t in range(steps):
         _call(ready, t)
         z = xz[t]
@@ -413,6 +435,11 @@ def lstm_backward(
     compiled = None
     if mask is None and pre is None and lstm_gate_scale(act, ract) is not None:
         compiled = native.lstm_backward_steps(dh, dc, gates, tcs, cs, dxz)
+    if compiled is not None and cache.rec_mask is None:
+        hook = None if done is None else functools.partial(_done_at, done, dxz)
+        at = chunk_starts(steps)
+        if native.lstm_backward_loop(dh, dc, gates, tcs, cs, rkt, dxz, dys, at, hook):
+            return dxz, dh
     for t in range(steps - 1, -1, -1):
         if dys is not None:
             dh += dys[t]

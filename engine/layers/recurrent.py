@@ -7,7 +7,9 @@ layouts: kernel (F, k*units), recurrent_kernel (units, k*units), bias, with k = 
 
 The input projection and the weight/input gradients are GEMMs over chunks of timesteps that
 run on a worker thread alongside the time loop (`engine.kernels.recurrent`, `Ahead`/`Behind`;
-the LSTM keeps its gates gate-major, (T, 4, N, u)). Masked timesteps (`ctx.mask`, (N, T)
+the LSTM keeps its gates gate-major, (T, 4, N, u); its loop runs compiled, in one call per
+direction, for float32 NumPy arrays with the default sigmoid and tanh, no mask and no
+`recurrent_dropout`, see `engine.kernels.recurrent`). Masked timesteps (`ctx.mask`, (N, T)
 bool) keep the previous state. `dropout` masks the inputs and `recurrent_dropout` the state
 entering the recurrent GEMM, one mask per sequence as in Keras 3; for GRU the update
 `z*h_prev + (1-z)*hh` uses the undropped state. `stateful=True` carries the final states of

@@ -1,6 +1,7 @@
 """Optional compiled kernels for the CPU step, bit-identical to their NumPy composites.
 
-`engine/native/_kernels.c` (one-thread kernels), `_batch_norm.c` (BatchNormalization's training
+`engine/native/_kernels.c` (one-thread kernels), `_recurrent.c` (the LSTM's step and its
+whole time loop), `_batch_norm.c` (BatchNormalization's training
 passes), `_im2col.c` (convolution's column matrix), `_pool.c` (2-d max pooling),
 `_conv_direct.c` (convolution without a column matrix, for few channels), `_split.c` (products
 and Adam split over this thread and a spinning worker) and `_batched.c` (stacks of products
@@ -39,7 +40,14 @@ Array = Any
 
 def available() -> bool:
     """Whether the compiled kernels were built."""
-    modules = (_ext.kernels, _ext.batch_norm, _ext.im2col, _ext.conv_direct, _ext.pool)
+    modules = (
+        _ext.kernels,
+        _ext.recurrent,
+        _ext.batch_norm,
+        _ext.im2col,
+        _ext.conv_direct,
+        _ext.pool,
+    )
     return all(m is not None for m in modules)
 
 
@@ -109,6 +117,10 @@ class _Extensions:
     @functools.cached_property
     def kernels(self) -> ModuleType | None:
         return _load("_kernels")
+
+    @functools.cached_property
+    def recurrent(self) -> ModuleType | None:
+        return _load("_recurrent")
 
     @functools.cached_property
     def pool(self) -> ModuleType | None:
@@ -300,19 +312,10 @@ def lstm_forward_steps(
     recurrent product; `step(t)` does what `kernels.recurrent.lstm_forward`'s composite does
     after that product: the gates in place, `cs[t + 1]`, `tanh_cs[t]` and `hs[t + 1]`.
     """
-    kernels = _ext.kernels
-    if kernels is None or not _plain_float32(gates, rec, cs, tanh_cs, hs):
+    module = _ext.recurrent
+    if module is None or not _lstm_forward_arrays(gates, rec, cs, tanh_cs, hs):
         return None
-    steps, four, n, u = gates.shape if gates.ndim == 4 else (0, 0, 0, 0)
-    shapes_match = (
-        four == 4
-        and rec.shape == (4, n, u)
-        and cs.shape == hs.shape == (steps + 1, n, u)
-        and tanh_cs.shape == (steps, n, u)
-    )
-    if not shapes_match:
-        return None
-    kernel = kernels.lstm_step_forward
+    kernel = module.lstm_step_forward
 
     def step(t: int) -> None:
         kernel(gates[t], rec, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
@@ -330,26 +333,109 @@ def lstm_backward_steps(
     replaces `dc` (N, u) by the gradient reaching `cs[t]`. `dh` must be a fresh float32 (N, u)
     array each step, as the loop's own GEMM makes it; no two buffers may overlap.
     """
-    arrays = (dh, dc, gates, tanh_cs, cs, dxz)
-    kernels = _ext.kernels
-    if kernels is None or not _plain_float32(*arrays):
+    module = _ext.recurrent
+    if module is None or not _lstm_backward_arrays(dh, dc, gates, tanh_cs, cs, dxz):
         return None
-    steps, four, n, u = gates.shape if gates.ndim == 4 else (0, 0, 0, 0)
-    shapes_match = (
+    kernel = module.lstm_cell_backward
+    n, u = dh.shape
+
+    def step(t: int, dh: Array) -> None:
+        kernel(dh, dc, gates[t], tanh_cs[t], cs[t], dxz[t], n, u)
+
+    return step
+
+
+def _lstm_forward_arrays(gates: Array, rec: Array, cs: Array, tanh_cs: Array, hs: Array) -> bool:
+    if not _plain_float32(gates, rec, cs, tanh_cs, hs) or gates.ndim != 4:
+        return False
+    steps, four, n, u = gates.shape
+    return (
+        four == 4
+        and rec.shape == (4, n, u)
+        and cs.shape == hs.shape == (steps + 1, n, u)
+        and tanh_cs.shape == (steps, n, u)
+    )
+
+
+def _lstm_backward_arrays(
+    dh: Array, dc: Array, gates: Array, tanh_cs: Array, cs: Array, dxz: Array
+) -> bool:
+    if not _plain_float32(dh, dc, gates, tanh_cs, cs, dxz) or gates.ndim != 4:
+        return False
+    steps, four, n, u = gates.shape
+    return (
         four == 4
         and dh.shape == dc.shape == (n, u)
         and tanh_cs.shape == (steps, n, u)
         and cs.shape == (steps + 1, n, u)
         and dxz.shape == (steps, n, 4 * u)
     )
-    if not shapes_match:
-        return None
-    kernel = kernels.lstm_cell_backward
 
-    def step(t: int, dh: Array) -> None:
-        kernel(dh, dc, gates[t], tanh_cs[t], cs[t], dxz[t], n, u)
 
-    return step
+def _loop_applies(n: int, u: int) -> bool:
+    """Whether the compiled LSTM loop can run: built, NumPy's sgemm bound, and products NumPy
+    hands to sgemm as they are (it takes a single row or column to gemv instead)."""
+    return _ext.recurrent is not None and n >= 2 and u >= 2 and _ext.split_gemm
+
+
+def lstm_forward_loop(
+    gates: Array,
+    rk: Array,
+    rec: Array,
+    cs: Array,
+    tanh_cs: Array,
+    hs: Array,
+    at: Array,
+    hook: Callable[[int], None] | None,
+) -> bool:
+    """`kernels.recurrent.lstm_forward`'s loop (sigmoid gates and a tanh cell, no masks) over
+    every step in one call, bit for bit; returns whether it ran.
+
+    `rk` (4, u, u) is the scaled recurrent kernel, `at` (T,) bool marks the steps t before
+    which `hook(t)` runs (with the GIL; the loop releases it otherwise). `hs[0]` and `cs[0]`
+    hold the initial states.
+    """
+    if not _lstm_forward_arrays(gates, rec, cs, tanh_cs, hs) or not _plain_float32(rk):
+        return False
+    steps, _, n, u = gates.shape
+    if rk.shape != (4, u, u) or not _loop_applies(n, u) or not _plain((at,), (np.bool_,)):
+        return False
+    module = _ext.recurrent
+    assert module is not None
+    return bool(module.lstm_forward(gates, rk, hs, cs, tanh_cs, rec, at, hook, steps, n, u))
+
+
+def lstm_backward_loop(
+    dh: Array,
+    dc: Array,
+    gates: Array,
+    tanh_cs: Array,
+    cs: Array,
+    rkt: Array,
+    dxz: Array,
+    dys: Array | None,
+    at: Array,
+    hook: Callable[[int], None] | None,
+) -> bool:
+    """`kernels.recurrent.lstm_backward`'s loop (sigmoid gates, tanh cell, no masks) over every
+    step in one call, bit for bit; returns whether it ran.
+
+    `dh` (N, u) starts as the gradient reaching the last state and ends as the initial
+    state's, `dc` starts at zero; `rkt` (4u, u) is the recurrent kernel as the loop's product
+    takes it. `hook(t)` runs after step t wherever `at` (T,) marks it.
+    """
+    if not _lstm_backward_arrays(dh, dc, gates, tanh_cs, cs, dxz) or not _plain_float32(rkt):
+        return False
+    steps, _, n, u = gates.shape
+    if rkt.shape != (4 * u, u) or not _loop_applies(n, u) or not _plain((at,), (np.bool_,)):
+        return False
+    if dys is not None and (not _plain_float32(dys) or dys.shape != (steps, n, u)):
+        return False
+    module = _ext.recurrent
+    assert module is not None
+    return bool(
+        module.lstm_backward(dh, dc, gates, tanh_cs, cs, rkt, dxz, dys, at, hook, steps, n, u)
+    )
 
 
 def softmax_rows(scores: Array, mask: Array | None) -> bool:

@@ -12,90 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gate_exp.h"
 #include "loops.h"
-
-/* The LSTM, softmax and LayerNormalization loops also get an AVX-512 clone (the exp is most
- * of the first two's time); the same IEEE operations give the same bits at any width. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
-
-/* engine.kernels.gate_exp.gate_exp on one value: the same float32 operations in the same
- * order (constants as hex literals, equal to its float32 constants). */
-static inline float gate_exp1(float v) {
-    v = v < -0x1.5d58a0p+6f ? -0x1.5d58a0p+6f : v;
-    v = v > 88.0f ? 88.0f : v;
-    float t = v * 0x1.715476p+0f + 12582912.0f;
-    float k = t - 12582912.0f;
-    float r = v - k * 0x1.630000p-1f;
-    r = r - k * -0x1.bd0106p-13f;
-    float y = 0x1.a0d2cep-13f * r + 0x1.6e879cp-10f;
-    y = y * r + 0x1.111210p-7f;
-    y = y * r + 0x1.555382p-5f;
-    y = y * r + 0x1.555554p-3f;
-    y = y * r + 0.5f;
-    y = y * (r * r);
-    y = y + r;
-    y = y + 1.0f;
-    uint32_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits - 0x4B400000u + 127u) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
-}
-
-/* One LSTM step after the recurrent product, as kernels.recurrent.lstm_forward's composite:
- * z (4 gates of m = n*u: i, f, o, c, pre-activations scaled by _EXP_GATE_SCALE) += rec; each
- * gate 1 / (1 + exp(z)), the candidate g = 2 * that - 1 (tanh); c = f * c_prev + i * g;
- * tc = tanh(c) as 2 / (1 + exp(-2c)) - 1; h = o * tc. exp is gate_exp1. */
-WIDE_CLONES
-static void lstm_step_forward_loop(float *restrict z, const float *restrict rec,
-                                   const float *restrict c_prev, float *restrict c,
-                                   float *restrict tc, float *restrict h, Py_ssize_t m) {
-    for (Py_ssize_t k = 0; k < 4 * m; k++) z[k] = 1.0f / (gate_exp1(z[k] + rec[k]) + 1.0f);
-    const float *restrict i = z, *restrict f = z + m, *restrict o = z + 2 * m;
-    float *restrict g = z + 3 * m;
-    for (Py_ssize_t k = 0; k < m; k++) {
-        g[k] = g[k] * 2.0f - 1.0f;
-        c[k] = f[k] * c_prev[k] + i[k] * g[k];
-        float e = 1.0f / (gate_exp1(c[k] * -2.0f) + 1.0f);
-        tc[k] = e * 2.0f - 1.0f;
-        h[k] = o[k] * tc[k];
-    }
-}
-
-/* One step of backpropagation through the cell: from dh, dc, the gates (4, n, u), tanh(c) and
- * c_prev, the gate pre-activation gradients written row-major into dxz (n, 4u), and dc
- * replaced by the gradient reaching c_prev. The six buffers must not overlap (restrict lets
- * the compiler vectorize the loop). */
-WIDE_CLONES
-static void lstm_cell_backward_loop(const float *restrict dh, float *restrict dc,
-                                    const float *restrict z, const float *restrict tc,
-                                    const float *restrict c_prev, float *restrict dxz,
-                                    Py_ssize_t n, Py_ssize_t u) {
-    Py_ssize_t m = n * u;
-    const float *restrict i = z, *restrict f = z + m, *restrict o = z + 2 * m;
-    const float *restrict g = z + 3 * m;
-    for (Py_ssize_t r = 0; r < n; r++) {
-        float *restrict row = dxz + r * 4 * u;
-        for (Py_ssize_t j = 0; j < u; j++) {
-            Py_ssize_t k = r * u + j;
-            float d_o = dh[k] * tc[k];
-            float dtc = dh[k] * o[k];
-            dtc = dtc * (1.0f - tc[k] * tc[k]);
-            float dcc = dc[k] + dtc;
-            float d_i = dcc * g[k], d_f = dcc * c_prev[k], d_g = dcc * i[k];
-            row[j] = d_i * ((1.0f - i[k]) * i[k]);
-            row[u + j] = d_f * ((1.0f - f[k]) * f[k]);
-            row[2 * u + j] = d_o * ((1.0f - o[k]) * o[k]);
-            row[3 * u + j] = d_g * (1.0f - g[k] * g[k]);
-            dc[k] = dcc * f[k];
-        }
-    }
-}
 
 /* NumPy's float32 sum of a contiguous row (its add reduction: 0 plus the pairwise sum, whose
  * order pairwise_column below spells out). Inlined up to 128 terms, so that the loops calling
@@ -341,49 +259,6 @@ static PyObject *bias_relu(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *lstm_step_forward(PyObject *self, PyObject *args) {
-    Py_buffer b[6]; /* gates, rec, c_prev, c, tc, h */
-    if (!PyArg_ParseTuple(args, "w*y*y*w*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]))
-        return NULL;
-    Py_ssize_t m = b[2].len / (Py_ssize_t)sizeof(float);
-    int ok = same_length(b + 2, 4) && b[0].len == 4 * b[2].len && b[1].len == b[0].len;
-    if (ok) {
-        Py_BEGIN_ALLOW_THREADS
-        lstm_step_forward_loop((float *)b[0].buf, (const float *)b[1].buf,
-                               (const float *)b[2].buf, (float *)b[3].buf, (float *)b[4].buf,
-                               (float *)b[5].buf, m);
-        Py_END_ALLOW_THREADS
-    } else if (!PyErr_Occurred()) {
-        PyErr_SetString(PyExc_ValueError, "lstm_step_forward: gates must hold 4 states");
-    }
-    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
-    if (!ok) return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *lstm_cell_backward(PyObject *self, PyObject *args) {
-    Py_buffer b[6]; /* dh, dc, gates, tc, c_prev, dxz */
-    Py_ssize_t n, u;
-    if (!PyArg_ParseTuple(args, "y*w*y*y*y*w*nn", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &n,
-                          &u))
-        return NULL;
-    Py_buffer states[4] = {b[0], b[1], b[3], b[4]};
-    int ok = same_length(states, 4) && b[0].len == n * u * (Py_ssize_t)sizeof(float) &&
-             b[2].len == 4 * b[0].len && b[5].len == 4 * b[0].len;
-    if (ok) {
-        Py_BEGIN_ALLOW_THREADS
-        lstm_cell_backward_loop((const float *)b[0].buf, (float *)b[1].buf,
-                                (const float *)b[2].buf, (const float *)b[3].buf,
-                                (const float *)b[4].buf, (float *)b[5].buf, n, u);
-        Py_END_ALLOW_THREADS
-    } else if (!PyErr_Occurred()) {
-        PyErr_SetString(PyExc_ValueError, "lstm_cell_backward: shapes do not match (n, u)");
-    }
-    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
-    if (!ok) return NULL;
-    Py_RETURN_NONE;
-}
-
 /* NumPy's pairwise float32 sum (its add reduction's inner loop) of rows[idx[i] * d + c] over
  * i < n: fewer than 8 terms one by one from -0.0; up to 128 in 8 interleaved accumulators
  * combined as a tree, then the remainder; more split in two at a multiple of 8. */
@@ -614,12 +489,6 @@ static PyMethodDef methods[] = {
     {"bias_relu", bias_relu, METH_VARARGS,
      "bias_relu(z, bias, cols, has_bias, relu): z = relu(z + bias) in place, row by row, on a "
      "contiguous float32 buffer of rows of `cols`."},
-    {"lstm_step_forward", lstm_step_forward, METH_VARARGS,
-     "lstm_step_forward(gates, rec, c_prev, c, tanh_c, h): one LSTM step after its recurrent "
-     "product, exp included."},
-    {"lstm_cell_backward", lstm_cell_backward, METH_VARARGS,
-     "lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, dxz, n, u): one step of the cell's "
-     "backward pass."},
     {"scatter_rows", scatter_rows, METH_VARARGS,
      "scatter_rows(ids, rows, out, d, levels): out = 0, then each row added to out[id] in "
      "Embedding's order (int64 ids, float32 rows of d)."},

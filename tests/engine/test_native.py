@@ -542,6 +542,7 @@ def _run_case(case: KernelCase, compiled: bool, monkeypatch: pytest.MonkeyPatch)
         patch.setattr(native._ext, "conv_direct", None)
         if not compiled:
             patch.setattr(native._ext, "kernels", None)
+            patch.setattr(native._ext, "recurrent", None)
             patch.setattr(native._ext, "split_gemm", False)
             patch.setattr(native._ext, "split", None)
             patch.setattr(native._ext, "batch_norm", None)

@@ -1,0 +1,255 @@
+/* The LSTM's time loop, forward and backward, each in one call that holds the GIL only at the
+ * steps where a hook must run, and the one-step kernels of that loop for the Python loop.
+ *
+ * Why: the Python loop (kernels.recurrent.lstm_forward / lstm_backward) enters Python, NumPy's
+ * matmul and a compiled step once per timestep and direction; on W4 (100 steps, batch 64, 64
+ * units) that overhead was most of the loop's time. Here each step is the very sgemm calls
+ * NumPy's matmul makes for the loop's products (`hs[t] @ rk` over the 4 gate matrices, then
+ * `dxz[t] @ rkt`; see numpy/_core/src/umath/matmul.c.src: row-major, no transposes, beta 0),
+ * on NumPy's own OpenBLAS (`_split.c` binds it), followed by the same element-wise loops as the
+ * per-step kernels, so the results are bit-identical to the Python loop, with or without the
+ * compiled step. The hook (the caller's `Ahead` / `Behind`, which hand time chunks of GEMMs to
+ * a worker thread) is called with the GIL at the steps the caller marks.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gate_exp.h"
+#include "split_api.h"
+
+static const SplitApi *api;
+
+/* One LSTM step after the recurrent product, as kernels.recurrent.lstm_forward's composite:
+ * z (4 gates of m = n*u: i, f, o, c, pre-activations scaled by _EXP_GATE_SCALE) += rec; each
+ * gate 1 / (1 + exp(z)), the candidate g = 2 * that - 1 (tanh); c = f * c_prev + i * g;
+ * tc = tanh(c) as 2 / (1 + exp(-2c)) - 1; h = o * tc. exp is gate_exp1. */
+WIDE_CLONES
+static void lstm_step_forward_loop(float *restrict z, const float *restrict rec,
+                                   const float *restrict c_prev, float *restrict c,
+                                   float *restrict tc, float *restrict h, Py_ssize_t m) {
+    for (Py_ssize_t k = 0; k < 4 * m; k++) z[k] = 1.0f / (gate_exp1(z[k] + rec[k]) + 1.0f);
+    const float *restrict i = z, *restrict f = z + m, *restrict o = z + 2 * m;
+    float *restrict g = z + 3 * m;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        g[k] = g[k] * 2.0f - 1.0f;
+        c[k] = f[k] * c_prev[k] + i[k] * g[k];
+        float e = 1.0f / (gate_exp1(c[k] * -2.0f) + 1.0f);
+        tc[k] = e * 2.0f - 1.0f;
+        h[k] = o[k] * tc[k];
+    }
+}
+
+/* One step of backpropagation through the cell: from dh, dc, the gates (4, n, u), tanh(c) and
+ * c_prev, the gate pre-activation gradients written row-major into dxz (n, 4u), and dc
+ * replaced by the gradient reaching c_prev. The six buffers must not overlap (restrict lets
+ * the compiler vectorize the loop). */
+WIDE_CLONES
+static void lstm_cell_backward_loop(const float *restrict dh, float *restrict dc,
+                                    const float *restrict z, const float *restrict tc,
+                                    const float *restrict c_prev, float *restrict dxz,
+                                    Py_ssize_t n, Py_ssize_t u) {
+    Py_ssize_t m = n * u;
+    const float *restrict i = z, *restrict f = z + m, *restrict o = z + 2 * m;
+    const float *restrict g = z + 3 * m;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        float *restrict row = dxz + r * 4 * u;
+        for (Py_ssize_t j = 0; j < u; j++) {
+            Py_ssize_t k = r * u + j;
+            float d_o = dh[k] * tc[k];
+            float dtc = dh[k] * o[k];
+            dtc = dtc * (1.0f - tc[k] * tc[k]);
+            float dcc = dc[k] + dtc;
+            float d_i = dcc * g[k], d_f = dcc * c_prev[k], d_g = dcc * i[k];
+            row[j] = d_i * ((1.0f - i[k]) * i[k]);
+            row[u + j] = d_f * ((1.0f - f[k]) * f[k]);
+            row[2 * u + j] = d_o * ((1.0f - o[k]) * o[k]);
+            row[3 * u + j] = d_g * (1.0f - g[k] * g[k]);
+            dc[k] = dcc * f[k];
+        }
+    }
+}
+
+
+static int same_length(Py_buffer *bufs, int count) {
+    for (int k = 1; k < count; k++) {
+        if (bufs[k].len != bufs[0].len) return 0;
+    }
+    return 1;
+}
+
+static PyObject *lstm_step_forward(PyObject *self, PyObject *args) {
+    Py_buffer b[6]; /* gates, rec, c_prev, c, tc, h */
+    if (!PyArg_ParseTuple(args, "w*y*y*w*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]))
+        return NULL;
+    Py_ssize_t m = b[2].len / (Py_ssize_t)sizeof(float);
+    int ok = same_length(b + 2, 4) && b[0].len == 4 * b[2].len && b[1].len == b[0].len;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        lstm_step_forward_loop((float *)b[0].buf, (const float *)b[1].buf,
+                               (const float *)b[2].buf, (float *)b[3].buf, (float *)b[4].buf,
+                               (float *)b[5].buf, m);
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "lstm_step_forward: gates must hold 4 states");
+    }
+    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *lstm_cell_backward(PyObject *self, PyObject *args) {
+    Py_buffer b[6]; /* dh, dc, gates, tc, c_prev, dxz */
+    Py_ssize_t n, u;
+    if (!PyArg_ParseTuple(args, "y*w*y*y*y*w*nn", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &n,
+                          &u))
+        return NULL;
+    Py_buffer states[4] = {b[0], b[1], b[3], b[4]};
+    int ok = same_length(states, 4) && b[0].len == n * u * (Py_ssize_t)sizeof(float) &&
+             b[2].len == 4 * b[0].len && b[5].len == 4 * b[0].len;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        lstm_cell_backward_loop((const float *)b[0].buf, (float *)b[1].buf,
+                                (const float *)b[2].buf, (const float *)b[3].buf,
+                                (const float *)b[4].buf, (float *)b[5].buf, n, u);
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "lstm_cell_backward: shapes do not match (n, u)");
+    }
+    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* The caller's hook at step t, if `at` marks it: called with the GIL, which is then released
+ * again; 0 when the hook raised (its error stays set). */
+static int run_hook(PyThreadState **save, PyObject *hook, const uint8_t *at, Py_ssize_t t) {
+    if (!at[t] || hook == Py_None) return 1;
+    PyEval_RestoreThread(*save);
+    PyObject *result = PyObject_CallFunction(hook, "n", t);
+    Py_XDECREF(result);
+    *save = PyEval_SaveThread();
+    return result != NULL;
+}
+
+/* Whether the bound sgemm is there and every buffer holds `sizes[k]` float32s (`at` steps
+ * bytes); sets ValueError on a size mismatch. */
+static int check_sizes(Py_buffer *b, const Py_ssize_t *sizes, int count, const Py_buffer *at,
+                       Py_ssize_t steps, const char *name) {
+    int ok = at->len == steps;
+    for (int k = 0; k < count; k++) ok = ok && b[k].len == sizes[k] * (Py_ssize_t)sizeof(float);
+    if (!ok) PyErr_Format(PyExc_ValueError, "%s: buffer sizes do not match (steps, n, u)", name);
+    return ok;
+}
+
+static int bound(void) {
+    if (!api) api = PyCapsule_Import(SPLIT_API_CAPSULE, 0);
+    return api && api->sgemm();
+}
+
+static PyObject *lstm_forward(PyObject *self, PyObject *args) {
+    Py_buffer b[6], at; /* xz (T,4,n,u), rk (4,u,u), hs (T+1,n,u), cs (T+1,n,u), tcs, rec */
+    PyObject *hook;
+    Py_ssize_t steps, n, u;
+    if (!PyArg_ParseTuple(args, "w*y*w*w*w*w*y*Onnn", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+                          &at, &hook, &steps, &n, &u))
+        return NULL;
+    Py_ssize_t m = n * u;
+    Py_ssize_t sizes[6] = {steps * 4 * m, 4 * u * u, (steps + 1) * m, (steps + 1) * m,
+                           steps * m, 4 * m};
+    int ok = check_sizes(b, sizes, 6, &at, steps, "lstm_forward");
+    int ran = ok && bound();
+    ok = ok && !PyErr_Occurred();
+    if (ran) {
+        sgemm64_fn sgemm = api->sgemm();
+        float *xz = b[0].buf, *hs = b[2].buf, *cs = b[3].buf, *tcs = b[4].buf, *rec = b[5].buf;
+        const float *rk = b[1].buf;
+        PyThreadState *save = PyEval_SaveThread();
+        for (Py_ssize_t t = 0; t < steps && ok; t++) {
+            ok = run_hook(&save, hook, at.buf, t);
+            if (!ok) break;
+            for (Py_ssize_t g = 0; g < 4; g++) {
+                sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, u, u, 1.0f, hs + t * m, u, rk + g * u * u,
+                      u, 0.0f, rec + g * m, u);
+            }
+            lstm_step_forward_loop(xz + t * 4 * m, rec, cs + t * m, cs + (t + 1) * m,
+                                   tcs + t * m, hs + (t + 1) * m, m);
+        }
+        PyEval_RestoreThread(save);
+    }
+    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
+    PyBuffer_Release(&at);
+    if (!ok) return NULL;
+    return PyBool_FromLong(ran);
+}
+
+static PyObject *lstm_backward(PyObject *self, PyObject *args) {
+    /* dh (n,u), dc (n,u), gates (T,4,n,u), tcs (T,n,u), cs (T+1,n,u), rkt (4u,u), dxz (T,n,4u) */
+    Py_buffer b[7], at, dys = {0};
+    PyObject *dys_o, *hook;
+    Py_ssize_t steps, n, u;
+    if (!PyArg_ParseTuple(args, "w*w*y*y*y*y*w*Oy*Onnn", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+                          &b[6], &dys_o, &at, &hook, &steps, &n, &u))
+        return NULL;
+    Py_ssize_t m = n * u;
+    Py_ssize_t sizes[7] = {m, m, steps * 4 * m, steps * m, (steps + 1) * m, 4 * u * u,
+                           steps * 4 * m};
+    int ok = check_sizes(b, sizes, 7, &at, steps, "lstm_backward");
+    int has_dys = dys_o != Py_None;
+    if (ok && has_dys) {
+        ok = PyObject_GetBuffer(dys_o, &dys, PyBUF_C_CONTIGUOUS) == 0;
+        if (ok && dys.len != steps * m * (Py_ssize_t)sizeof(float)) {
+            PyErr_SetString(PyExc_ValueError, "lstm_backward: dys must be (steps, n, u)");
+            ok = 0;
+        }
+    }
+    int ran = ok && bound();
+    ok = ok && !PyErr_Occurred();
+    if (ran) {
+        sgemm64_fn sgemm = api->sgemm();
+        float *dh = b[0].buf, *dc = b[1].buf, *dxz = b[6].buf;
+        const float *gates = b[2].buf, *tcs = b[3].buf, *cs = b[4].buf, *rkt = b[5].buf;
+        const float *dy = has_dys ? dys.buf : NULL;
+        PyThreadState *save = PyEval_SaveThread();
+        for (Py_ssize_t t = steps - 1; t >= 0; t--) {
+            if (dy) {
+                for (Py_ssize_t k = 0; k < m; k++) dh[k] = dh[k] + dy[t * m + k];
+            }
+            lstm_cell_backward_loop(dh, dc, gates + t * 4 * m, tcs + t * m, cs + t * m,
+                                    dxz + t * 4 * m, n, u);
+            sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, u, 4 * u, 1.0f, dxz + t * 4 * m, 4 * u, rkt,
+                  u, 0.0f, dh, u);
+            ok = run_hook(&save, hook, at.buf, t);
+            if (!ok) break;
+        }
+        PyEval_RestoreThread(save);
+    }
+    for (int k = 0; k < 7; k++) PyBuffer_Release(&b[k]);
+    PyBuffer_Release(&at);
+    if (dys.obj) PyBuffer_Release(&dys);
+    if (!ok) return NULL;
+    return PyBool_FromLong(ran);
+}
+
+static PyMethodDef methods[] = {
+    {"lstm_step_forward", lstm_step_forward, METH_VARARGS,
+     "lstm_step_forward(gates, rec, c_prev, c, tanh_c, h): one LSTM step after its recurrent "
+     "product, exp included."},
+    {"lstm_cell_backward", lstm_cell_backward, METH_VARARGS,
+     "lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, dxz, n, u): one step of the cell's "
+     "backward pass."},
+    {"lstm_forward", lstm_forward, METH_VARARGS,
+     "lstm_forward(xz, rk, hs, cs, tanh_cs, rec, at, hook, steps, n, u): the forward loop over "
+     "every step, hook(t) before step t where at[t]; returns False, doing nothing, when no "
+     "sgemm is bound."},
+    {"lstm_backward", lstm_backward, METH_VARARGS,
+     "lstm_backward(dh, dc, gates, tanh_cs, cs, rkt, dxz, dys, at, hook, steps, n, u): the "
+     "backward loop from the last step down, hook(t) after step t where at[t]; dh ends as "
+     "the gradient of the initial state. Returns False, doing nothing, when no sgemm is bound."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_recurrent", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__recurrent(void) { return PyModule_Create(&module); }

@@ -1,0 +1,203 @@
+"""The LSTM's compiled time loop (`native.lstm_forward_loop` / `lstm_backward_loop`) against the
+Python loop it replaces, bit for bit, and against torch.nn.LSTM in float32.
+
+The compiled loop serves float32 NumPy arrays with sigmoid gates, a tanh cell, no mask and no
+recurrent dropout, for batches and units of at least 2; everything else runs the Python loop.
+Each row runs one LSTM training call with the compiled loop allowed and once with it ruled out
+(the per-step kernels and the NumPy composite then run), and requires the same bits and the
+expected path. Gradients are checked against finite differences in float64 by
+test_perf_rnn_chunks.py on the Python loop, whose float32 operations the compiled loop repeats.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine import activations, native
+from engine.kernels import recurrent as K
+from engine.layers import registry
+from engine.layers.base import CallContext
+
+needs_loop = pytest.mark.skipif(
+    native._ext.recurrent is None or not native.split_gemm_available(),
+    reason="no compiled recurrent loop or no NumPy-bundled OpenBLAS",
+)
+
+F, U = 6, 8
+
+# (config, batch, steps, whether the compiled loop serves it)
+CASES: list[tuple[dict[str, Any], int, int, bool]] = [
+    ({}, 5, 23, True),
+    ({"return_sequences": True}, 4, 23, True),
+    ({"go_backwards": True, "return_sequences": True}, 3, 9, True),
+    ({"use_bias": False}, 2, 5, True),
+    ({"dropout": 0.3}, 4, 7, True),
+    ({"stateful": True}, 3, 6, True),
+    ({}, 4, 1, True),
+    ({}, 1, 7, False),  # one row: NumPy's matmul takes it to gemv
+    ({}, 0, 7, False),
+    ({"recurrent_dropout": 0.2}, 4, 7, False),
+    ({"recurrent_activation": "hard_sigmoid"}, 4, 7, False),
+    ({"activation": "relu"}, 4, 7, False),
+]
+
+
+class _Spy:
+    """Counts the compiled loop's runs, forward and backward."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ran: list[str] = []
+        for name in ("lstm_forward_loop", "lstm_backward_loop"):
+            real = getattr(native, name)
+            monkeypatch.setattr(native, name, self._wrap(name, real))
+
+    def _wrap(self, name: str, real: Any) -> Any:
+        def spy(*args: Any) -> bool:
+            ran = bool(real(*args))
+            if ran:
+                self.ran.append(name)
+            return ran
+
+        return spy
+
+
+def _run(
+    config: dict[str, Any], n: int, steps: int, mask: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Output, final states, input gradient and weight gradients of one training call (two for
+    a stateful layer, whose second call starts from the first's states)."""
+    layer = registry.get("LSTM").from_config({"units": U, **config})
+    layer.build((None, steps, F), rng=np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    params = [w.data.copy() for w in layer.weights]
+    if config.get("use_bias", True):
+        params[2] = rng.standard_normal(params[2].shape).astype(np.float32) * 0.5
+    results = []
+    for _ in range(2 if config.get("stateful") else 1):
+        x = rng.standard_normal((n, steps, F)).astype(np.float32)
+        ctx = CallContext(training=True, rng=np.random.default_rng(3), mask=mask)
+        out, cache = layer.forward(params, x, ctx)
+        gy = rng.standard_normal(out.shape).astype(np.float32)
+        grads = [np.empty_like(p) for p in params]
+        dx = layer.backward(params, cache, gy, grads, ctx)
+        results += [out, dx, *grads, *layer.final_states(cache[2])]
+    return results
+
+
+@needs_loop
+@pytest.mark.parametrize(("config", "n", "steps", "compiled"), CASES)
+def test_the_compiled_loop_repeats_the_python_loop_bit_for_bit(
+    config: dict[str, Any], n: int, steps: int, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = _Spy(monkeypatch)
+    fast = _run(config, n, steps)
+    expected = ["lstm_forward_loop", "lstm_backward_loop"] * (2 if config.get("stateful") else 1)
+    assert spy.ran == (expected if compiled else [])
+    monkeypatch.setattr(native._ext, "split_gemm", False)  # the per-step kernels
+    steps_only = _run(config, n, steps)
+    monkeypatch.setattr(native._ext, "recurrent", None)  # the NumPy composite
+    composite = _run(config, n, steps)
+    for got, per_step, ref in zip(fast, steps_only, composite, strict=True):
+        np.testing.assert_array_equal(got.view(np.uint8), ref.view(np.uint8))
+        np.testing.assert_array_equal(per_step.view(np.uint8), ref.view(np.uint8))
+
+
+@needs_loop
+def test_a_mask_takes_the_python_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = _Spy(monkeypatch)
+    mask = np.random.default_rng(7).random((4, 9)) > 0.3
+    fast = _run({"return_sequences": True}, 4, 9, mask)
+    assert spy.ran == []
+    monkeypatch.setattr(native._ext, "recurrent", None)
+    for got, ref in zip(fast, _run({"return_sequences": True}, 4, 9, mask), strict=True):
+        np.testing.assert_array_equal(got, ref)
+
+
+torch = pytest.importorskip("torch")
+
+
+@needs_loop
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_the_compiled_loop_matches_torch(
+    return_sequences: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keras's gates i, f, c, o are torch's i, f, g, o: the same order."""
+    n, steps = 16, 40
+    spy = _Spy(monkeypatch)
+    layer = registry.get("LSTM").from_config({"units": U, "return_sequences": return_sequences})
+    layer.build((None, steps, F), rng=np.random.default_rng(4))
+    rng = np.random.default_rng(5)
+    params = [w.data.copy() for w in layer.weights]
+    params[2] = rng.standard_normal(params[2].shape).astype(np.float32) * 0.5
+    x = rng.standard_normal((n, steps, F)).astype(np.float32)
+    out, cache = layer.forward(params, x, CallContext())
+    gy = rng.standard_normal(out.shape).astype(np.float32)
+    grads = [np.empty_like(p) for p in params]
+    dx = layer.backward(params, cache, gy, grads, CallContext())
+    assert spy.ran == ["lstm_forward_loop", "lstm_backward_loop"]
+
+    module = torch.nn.LSTM(F, U, batch_first=True)
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(torch.from_numpy(np.ascontiguousarray(params[0].T)))
+        module.weight_hh_l0.copy_(torch.from_numpy(np.ascontiguousarray(params[1].T)))
+        module.bias_ih_l0.copy_(torch.from_numpy(params[2]))
+        module.bias_hh_l0.zero_()
+    xt = torch.from_numpy(x).requires_grad_(True)
+    seq, _ = module(xt)
+    ref = seq if return_sequences else seq[:, -1]
+    ref.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=2e-5)
+    np.testing.assert_allclose(grads[0], module.weight_ih_l0.grad.numpy().T, atol=5e-5)
+    np.testing.assert_allclose(grads[1], module.weight_hh_l0.grad.numpy().T, atol=5e-5)
+    np.testing.assert_allclose(grads[2], module.bias_ih_l0.grad.numpy(), atol=5e-5)
+
+
+def _gates() -> tuple[K.GateFn, K.GateFn]:
+    return K.GateFn(activations.get("tanh")), K.GateFn(activations.get("sigmoid"))
+
+
+def _loop_inputs(steps: int, n: int, u: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(6)
+    scale = np.asarray(K._EXP_GATE_SCALE, dtype=np.float32).reshape(1, 4, 1, 1)
+    return {
+        "xz": rng.standard_normal((steps, 4, n, u), dtype=np.float32) * scale,
+        "rk": rng.standard_normal((4, u, u), dtype=np.float32) * np.float32(0.3),
+        "h0": rng.standard_normal((n, u), dtype=np.float32),
+        "c0": rng.standard_normal((n, u), dtype=np.float32),
+        "dh": rng.standard_normal((n, u), dtype=np.float32),
+    }
+
+
+@needs_loop
+def test_the_compiled_loops_call_their_hooks_at_chunk_starts() -> None:
+    steps, n, u = 23, 3, 5
+    a = _loop_inputs(steps, n, u)
+    act, ract = _gates()
+    ahead: list[int] = []
+    cache = K.lstm_forward(a["xz"], a["rk"], a["h0"], a["c0"], act, ract, ready=ahead.append)
+    starts = [t0 for t0, _ in K.chunk_bounds(steps)]
+    assert ahead == starts
+    behind: list[tuple[int, np.ndarray]] = []
+    dxz, _ = K.lstm_backward(
+        cache, a["rk"], act, ract, None, a["dh"], lambda t, g, _: behind.append((t, g[t:].copy()))
+    )
+    assert [t for t, _ in behind] == starts[::-1]
+    for t, seen in behind:  # steps t.. were final when the hook ran
+        np.testing.assert_array_equal(seen, dxz[t:])
+
+
+@needs_loop
+def test_an_error_in_a_hook_stops_the_compiled_loop() -> None:
+    a = _loop_inputs(23, 3, 5)
+    act, ract = _gates()
+
+    def fail(t: int) -> None:
+        if t > 0:
+            raise RuntimeError(f"hook failed at {t}")
+
+    with pytest.raises(RuntimeError, match="hook failed at 4"):
+        K.lstm_forward(a["xz"], a["rk"], a["h0"], a["c0"], act, ract, ready=fail)
