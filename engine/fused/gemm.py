@@ -144,3 +144,31 @@ def matmul(a: Array, b: Array, out: Array, epilogue: BiasRelu | None = None) -> 
         [functools.partial(_piece, a, b, out, piece, epilogue) for piece in halves(*out.shape)]
     )
     return out
+
+
+Product = tuple[Array, Array, Array]
+
+
+def matmuls(products: list[Product]) -> None:
+    """`out = a @ b` for each independent `(a, b, out)` (2-D arrays).
+
+    Two of them large enough to split run whole, one on each core: one hand-off instead of
+    one per product, and no operand packed twice as the halves of a split product pack it (a
+    Dense layer's weight and input gradients need the same work, so the cores finish
+    together). Each is NumPy's whole product, so the results are those of `whole_products`.
+    """
+    if len(products) != 2 or not _pair_pays(products):
+        for a, b, out in products:
+            matmul(a, b, out)
+        return
+    first, second = products
+    if native.pair_matmul(first, second):
+        return
+    xp = backend_of(first[2]).xp
+    parallel.run([functools.partial(xp.matmul, a, b, out=out) for a, b, out in products])
+
+
+def _pair_pays(products: list[Product]) -> bool:
+    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products)
+    plain = all(isinstance(out, np.ndarray) for _, _, out in products)
+    return flops >= SPLIT_MIN_FLOPS and plain and splitting()

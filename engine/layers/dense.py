@@ -166,12 +166,12 @@ class Dense(Layer):
         else:
             dz = self.activation.grad(z, y, grad_output).reshape(-1, units)
         x2 = x.reshape(-1, x.shape[-1])
-        if grads[0] is not None:
-            gemm.matmul(x2.T, dz, grads[0])
         if self.config.use_bias and grads[1] is not None:
             dz.sum(axis=0, out=grads[1])
-        if not ctx.need_input_grad:
-            return None
-        dx = ctx.buffer(xp, "dx", x2.shape, dz.dtype)
-        gemm.matmul(dz, kernel.T, dx)
-        return dx.reshape(x.shape)
+        products = [] if grads[0] is None else [(x2.T, dz, grads[0])]
+        dx = None
+        if ctx.need_input_grad:
+            dx = ctx.buffer(xp, "dx", x2.shape, dz.dtype)
+            products.append((dz, kernel.T, dx))
+        gemm.matmuls(products)
+        return None if dx is None else dx.reshape(x.shape)

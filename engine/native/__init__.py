@@ -3,14 +3,14 @@
 `engine/native/_kernels.c` (one-thread kernels), `_recurrent.c` (the LSTM's step and its
 whole time loop), `_batch_norm.c` (BatchNormalization's training
 passes), `_im2col.c` (convolution's column matrix), `_pool.c` (2-d max pooling),
-`_conv_direct.c` (convolution without a column matrix, for few channels), `_split.c` (products
-and Adam split over this thread and a spinning worker) and `_batched.c` (stacks of products
-split the same way, on `_split`'s worker) are built when the package is installed, if a C
-compiler is there; without one the build is skipped and every caller runs its NumPy composite,
-with the same results bit for bit, except for the direct convolution: it sums in another order
-than im2col + sgemm, so its results agree within float32 rounding (and repeat bit for bit). A
-kernel applies only to plain, C-contiguous float32 NumPy arrays: CuPy arrays, the strict fake
-device's arrays and every other dtype take the NumPy path.
+`_conv_direct.c` (convolution without a column matrix, for few channels), `_split.c` (products,
+pairs of products and Adam split over this thread and a spinning worker) and `_batched.c`
+(stacks of products split the same way, on `_split`'s worker) are built when the package is
+installed, if a C compiler is there; without one the build is skipped and every caller runs its
+NumPy composite, with the same results bit for bit, except for the direct convolution: it sums
+in another order than im2col + sgemm, so its results agree within float32 rounding (and repeat
+bit for bit). A kernel applies only to plain, C-contiguous float32 NumPy arrays: CuPy arrays, the
+strict fake device's arrays and every other dtype take the NumPy path.
 `MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
 modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
 the benchmark measures the fallback and how a user rules the kernels out of a problem.
@@ -177,6 +177,18 @@ def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool)
     split = _ext.split
     assert split is not None
     return bool(split.matmul(a, b, out, bias, relu))
+
+
+def pair_matmul(first: tuple[Array, Array, Array], second: tuple[Array, Array, Array]) -> bool:
+    """`out = a @ b` for both `(a, b, out)`, the first on this thread and the second on the
+    compiled split's worker, each the one sgemm call NumPy makes for it, so bit-identical to
+    NumPy's matmul; returns whether it ran (plain float32 NumPy matrices, no output
+    overlapping an operand or the other output)."""
+    if not _ext.split_gemm or not all(type(x) is np.ndarray for x in (*first, *second)):
+        return False
+    split = _ext.split
+    assert split is not None
+    return bool(split.pair(*first, *second))
 
 
 def batched_matmul(a: Array, b: Array, out: Array) -> bool:

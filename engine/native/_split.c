@@ -1,6 +1,6 @@
 /* Work split in two pieces over the calling thread and one worker thread, without the GIL:
  * a float32 product split by output rows or columns (with an optional bias + relu epilogue
- * on each piece), and Keras's Adam step split in halves.
+ * on each piece), two independent products, and Keras's Adam step split in halves.
  *
  * Why: splitting in Python costs a thread wake (50-90 us on this 2-vCPU machine) and a GIL
  * hand-off each time. Here the worker waits for work by spinning, yielding the core to any
@@ -239,6 +239,36 @@ static int overlaps(const Py_buffer *x, const Py_buffer *y) {
     return x0 <= y1 + sizeof(float) && y0 <= x1 + sizeof(float);
 }
 
+/* Float32 matrices of matching shapes for c = a @ b, c overlapping neither operand. */
+static int product_shapes(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c) {
+    if (!float_matrix(a) || !float_matrix(b) || !float_matrix(c)) return 0;
+    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+    if (b->shape[0] != k || c->shape[0] != m || c->shape[1] != n) return 0;
+    return m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && !overlaps(a, c) && !overlaps(b, c);
+}
+
+/* The whole product c = a @ b as one piece: the sgemm call NumPy makes for it; 0 where NumPy
+ * would call gemv (one row or column), syrk (a is b transposed) or first copy an operand. */
+static int whole(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, Piece *piece) {
+    if (!product_shapes(a, b, c) || a->buf == b->buf) return 0;
+    Product *p = &piece->product;
+    piece->kind = PRODUCT;
+    p->m = a->shape[0];
+    p->k = a->shape[1];
+    p->n = b->shape[1];
+    if (p->m < 2 || p->n < 2 || p->k < 2) return 0;
+    int trans_c;
+    if (!blas_layout(c, p->m, p->n, &trans_c, &p->ldc) || trans_c != NO_TRANS) return 0;
+    if (!blas_layout(a, p->m, p->k, &p->trans_a, &p->lda)) return 0;
+    if (!blas_layout(b, p->k, p->n, &p->trans_b, &p->ldb)) return 0;
+    p->a = a->buf;
+    p->b = b->buf;
+    p->c = c->buf;
+    p->bias = NULL;
+    p->relu = 0;
+    return 1;
+}
+
 /* The two pieces of out = a @ b (+ bias, relu); 0 where NumPy would not make one sgemm call
  * per piece (or would first copy an operand). Split as `gemm.halves` does: by columns when
  * out has fewer rows than columns, else by rows. Each piece packs the whole of the operand
@@ -246,10 +276,8 @@ static int overlaps(const Py_buffer *x, const Py_buffer *y) {
  * product (128, 784) @ (784, 512): 568 us for the two column pieces, 628 for the rows). */
 static int plan(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, const float *bias,
                 int relu, Piece halves[2]) {
-    if (!float_matrix(a) || !float_matrix(b) || !float_matrix(c)) return 0;
+    if (!product_shapes(a, b, c)) return 0;
     int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-    if (b->shape[0] != k || c->shape[0] != m || c->shape[1] != n) return 0;
-    if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || overlaps(a, c) || overlaps(b, c)) return 0;
     int by_cols = m < n;
     int64_t whole = by_cols ? n : m;
     /* NumPy hands a piece of one row or column to gemv */
@@ -330,41 +358,85 @@ static PyObject *bind(PyObject *self, PyObject *args) {
     return PyBool_FromLong(sgemm != NULL);
 }
 
+/* The buffers of a product's operands a, b and its output c. */
+typedef struct {
+    Py_buffer a, b, c;
+} Operands;
+
+static int get_operands(PyObject *a, PyObject *b, PyObject *c, Operands *o) {
+    int flags = PyBUF_STRIDES | PyBUF_FORMAT;
+    if (PyObject_GetBuffer(a, &o->a, flags) < 0) return 0;
+    if (PyObject_GetBuffer(b, &o->b, flags) < 0) {
+        PyBuffer_Release(&o->a);
+        return 0;
+    }
+    if (PyObject_GetBuffer(c, &o->c, flags | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&o->a);
+        PyBuffer_Release(&o->b);
+        return 0;
+    }
+    return 1;
+}
+
+static void release_operands(Operands *o) {
+    PyBuffer_Release(&o->a);
+    PyBuffer_Release(&o->b);
+    PyBuffer_Release(&o->c);
+}
+
 static PyObject *matmul(PyObject *self, PyObject *args) {
     PyObject *ao, *bo, *co, *bias_o;
     int relu;
     if (!PyArg_ParseTuple(args, "OOOOp", &ao, &bo, &co, &bias_o, &relu)) return NULL;
     if (!sgemm) Py_RETURN_FALSE;
-    Py_buffer a, b, c, bias = {0};
-    int flags = PyBUF_STRIDES | PyBUF_FORMAT;
-    if (PyObject_GetBuffer(ao, &a, flags) < 0) return NULL;
-    if (PyObject_GetBuffer(bo, &b, flags) < 0) {
-        PyBuffer_Release(&a);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(co, &c, flags | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&a);
-        PyBuffer_Release(&b);
-        return NULL;
-    }
+    Operands o;
+    if (!get_operands(ao, bo, co, &o)) return NULL;
+    Py_buffer bias = {0};
     int has_bias = bias_o != Py_None;
     int ok = !has_bias || PyObject_GetBuffer(bias_o, &bias, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) == 0;
     Piece halves[2];
     if (ok && has_bias) {
-        ok = bias.ndim == 1 && bias.format && strcmp(bias.format, "f") == 0 && c.ndim == 2 &&
-             bias.shape[0] == c.shape[1];
+        ok = bias.ndim == 1 && bias.format && strcmp(bias.format, "f") == 0 && o.c.ndim == 2 &&
+             bias.shape[0] == o.c.shape[1];
     }
-    int planned = ok && plan(&a, &b, &c, has_bias ? (const float *)bias.buf : NULL, relu, halves);
+    int planned =
+        ok && plan(&o.a, &o.b, &o.c, has_bias ? (const float *)bias.buf : NULL, relu, halves);
     if (planned) {
         Py_BEGIN_ALLOW_THREADS
         split_run(&halves[0], &halves[1]);
         Py_END_ALLOW_THREADS
     }
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
-    PyBuffer_Release(&c);
+    release_operands(&o);
     if (has_bias && bias.obj) PyBuffer_Release(&bias);
     if (PyErr_Occurred()) return NULL;
+    return PyBool_FromLong(planned);
+}
+
+/* Two independent whole products, one offered to the worker: for a layer's weight and input
+ * gradients, which need the same work, one hand-off instead of two, and each operand packed
+ * once instead of once per half. */
+static PyObject *pair(PyObject *self, PyObject *args) {
+    PyObject *x[6];
+    if (!PyArg_ParseTuple(args, "OOOOOO", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5])) return NULL;
+    if (!sgemm) Py_RETURN_FALSE;
+    Operands o[2];
+    if (!get_operands(x[0], x[1], x[2], &o[0])) return NULL;
+    if (!get_operands(x[3], x[4], x[5], &o[1])) {
+        release_operands(&o[0]);
+        return NULL;
+    }
+    Piece pieces[2];
+    int planned = whole(&o[0].a, &o[0].b, &o[0].c, &pieces[0]) &&
+                  whole(&o[1].a, &o[1].b, &o[1].c, &pieces[1]) && !overlaps(&o[0].c, &o[1].c) &&
+                  !overlaps(&o[0].a, &o[1].c) && !overlaps(&o[0].b, &o[1].c) &&
+                  !overlaps(&o[1].a, &o[0].c) && !overlaps(&o[1].b, &o[0].c);
+    if (planned) {
+        Py_BEGIN_ALLOW_THREADS
+        split_run(&pieces[0], &pieces[1]);
+        Py_END_ALLOW_THREADS
+    }
+    release_operands(&o[0]);
+    release_operands(&o[1]);
     return PyBool_FromLong(planned);
 }
 
@@ -376,6 +448,9 @@ static PyMethodDef methods[] = {
      "matmul(a, b, out, bias, relu): out = a @ b split in two pieces (rows, or columns when out "
      "is wider than tall) over two threads, then bias and relu on each piece; returns False, "
      "doing nothing, where it does not apply."},
+    {"pair", pair, METH_VARARGS,
+     "pair(a1, b1, out1, a2, b2, out2): out1 = a1 @ b1 on this thread and out2 = a2 @ b2 on the "
+     "worker, each whole; returns False, doing nothing, where it does not apply."},
     {"adam", adam, METH_VARARGS,
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
      "place on contiguous float32 buffers, in two halves on two threads."},

@@ -119,6 +119,27 @@ def _product(layout: str, bias: bool, relu: bool) -> Callable[[Arrays], None]:
     return run
 
 
+def _grad_pair_inputs(rows: int, inputs: int, units: int, seed: int) -> Arrays:
+    """A Dense layer's backward operands: its input x, the gradient dz and the kernel."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x": rng.standard_normal((rows, inputs), dtype=np.float32),
+        "dz": rng.standard_normal((rows, units), dtype=np.float32),
+        "kernel": rng.standard_normal((inputs, units), dtype=np.float32),
+        "dkernel": np.zeros((inputs, units), dtype=np.float32),
+        "dx": np.zeros((rows, inputs), dtype=np.float32),
+    }
+    specials = np.array([np.nan, np.inf, -0.0, 1e-40], dtype=np.float32)
+    count = min(specials.size, arrays["dz"].size)
+    arrays["dz"].reshape(-1)[:count] = specials[:count]
+    return arrays
+
+
+def _grad_pair(p: Arrays) -> None:
+    with gemm.planned_blas():
+        gemm.matmuls([(p["x"].T, p["dz"], p["dkernel"]), (p["dz"], p["kernel"].T, p["dx"])])
+
+
 def _scatter_inputs(n: int, vocab: int, seed: int, dtype: type = np.int64) -> Arrays:
     """Ids with padding-like repeats (id 0 taking the first n // 3 slots) and -0.0 rows."""
     rng = np.random.default_rng(seed)
@@ -403,6 +424,8 @@ KERNEL_CASES = [
     KernelCase(
         "split_input_grad", lambda: _product_inputs(128, 256, 512, "tb", 2), _product("tb", 0, 0)
     ),
+    KernelCase("pair_w2_layer2", lambda: _grad_pair_inputs(128, 512, 256, 4), _grad_pair),
+    KernelCase("pair_odd_sizes", lambda: _grad_pair_inputs(129, 301, 97, 5), _grad_pair),
     KernelCase(
         "split_odd_rows_relu",
         lambda: _product_inputs(129, 300, 200, "plain", 3),
@@ -685,6 +708,70 @@ def test_scatter_kernel_runs_and_rejects_an_id_out_of_range() -> None:
     a["ids"][3] = 4
     with pytest.raises(IndexError, match="outside"):
         native.scatter_rows(a["ids"], a["rows"], a["out"], scatter.MAX_LEVELS)
+
+
+@needs_split
+@pytest.mark.parametrize(
+    ("rows", "inputs", "units"), [(128, 512, 256), (2, 3, 2), (2, 1000, 1), (7, 2, 9)]
+)
+def test_product_pair_is_numpys_whole_products_or_steps_aside(
+    rows: int, inputs: int, units: int
+) -> None:
+    """Each product of a pair is the one sgemm NumPy makes for it; where NumPy makes another
+    call (gemv for one row or column, a K of one) the pair declines and writes nothing."""
+    p = _grad_pair_inputs(rows, inputs, units, 6)
+    first = (p["x"].T, p["dz"], p["dkernel"])
+    second = (p["dz"], p["kernel"].T, p["dx"])
+    with gemm.planned_blas():  # one BLAS thread per product, as the trainer runs them
+        ran = native.pair_matmul(first, second)
+        want = np.matmul(*first[:2]), np.matmul(*second[:2])
+    assert ran == (min(rows, inputs, units) >= 2)
+    if not ran:
+        assert not p["dkernel"].any() and not p["dx"].any()
+        return
+    np.testing.assert_array_equal(p["dkernel"], want[0])
+    np.testing.assert_array_equal(p["dx"], want[1])
+
+
+@needs_split
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: {**p, "dx": p["dx"].astype(np.float64)},
+        lambda p: {k: get_backend("fake").asarray(v) for k, v in p.items()},
+        lambda p: {**p, "dx": p["x"]},  # the second output is the first product's operand
+        lambda p: {**p, "dkernel": p["kernel"]},  # the first output is the second's operand
+        lambda p: {**p, "x": p["x"][:, ::2], "dkernel": p["dkernel"][::2]},  # NumPy copies x
+    ],
+    ids=["float64", "fake_device", "output_is_operand", "output_is_other_operand", "strided"],
+)
+def test_product_pair_steps_aside_for_operands_it_does_not_handle(
+    change: Callable[[Arrays], Arrays],
+) -> None:
+    p = change(_grad_pair_inputs(16, 12, 10, 7))
+    assert not native.pair_matmul(
+        (p["x"].T, p["dz"], p["dkernel"]), (p["dz"], p["kernel"].T, p["dx"])
+    )
+
+
+def test_a_pair_of_products_repeats_bit_for_bit_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compiled pair and the two Python threads give NumPy's whole products (one BLAS
+    thread each), run after run."""
+    results = []
+    for compiled in (True, True, False, False):
+        p = _grad_pair_inputs(128, 512, 256, 8)
+        with monkeypatch.context() as patch:
+            if not compiled:
+                patch.setattr(native._ext, "split_gemm", False)
+            _grad_pair(p)
+        results.append((p["dkernel"], p["dx"]))
+    with gemm.planned_blas():  # NumPy's products on one BLAS thread, as the pair's are
+        want = (np.matmul(p["x"].T, p["dz"]), np.matmul(p["dz"], p["kernel"].T))
+    for got in results:
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def _split_in_child(queue: Any) -> None:

@@ -79,6 +79,30 @@ def test_planned_dense_matches_the_composite_path_over_reused_buffers(case: Dens
     assert planned.buffers, "the planned path keeps its arrays in the context"
 
 
+@pytest.mark.parametrize("compiled_split", [True, False])
+def test_planned_dense_gradients_are_the_whole_products_bit_for_bit(
+    compiled_split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large enough to share out, the weight and input gradients run as a pair of whole
+    products (compiled, or on two Python threads): the composite path's bits exactly."""
+    if not compiled_split:
+        monkeypatch.setattr(native._ext, "split_gemm", False)
+    layer = layers.Dense(256, activation="linear", dtype="float32")
+    layer.build((None, 512), np.random.default_rng(0))
+    params = [w.data for w in layer.weights]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((128, 512), dtype=np.float32)
+    g = rng.standard_normal((128, 256), dtype=np.float32)
+    planned = PlannedContext(training=True, need_input_grad=True)
+    with gemm.planned_blas():
+        want = _step(layer, params, CallContext(training=True, need_input_grad=True), x, g)
+        for _ in range(2):
+            got = _step(layer, params, planned, x, g)
+            for a, b in zip(got[1], want[1], strict=True):
+                np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(got[2], want[2])
+
+
 def test_planned_dense_reuses_its_buffers_between_steps() -> None:
     layer, params = _dense(DENSE_CASES[0])
     ctx = PlannedContext(training=True)
