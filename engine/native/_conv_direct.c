@@ -2,8 +2,8 @@
  * spends its time writing and re-reading a column matrix kernel-area times the input.
  *
  * Each image is copied once into a zero-bordered buffer that stays in cache, and the window is
- * read from it while the sums run: an output pixel's Cout values sit in registers (16 float
- * lanes a vector) for a block of pixels of one row, and every (kh, kw, ci) term is one
+ * read from it while the sums run: an output pixel's Cout values sit in registers (16 or 8
+ * float lanes a vector, as the CPU's registers hold) for a block of pixels of one row, and every (kh, kw, ci) term is one
  * broadcast multiply-add. dW does the transpose: for one kernel offset, a block of input
  * channels times Cout sits in registers while the image's pixels stream by.
  *
@@ -19,19 +19,27 @@
 
 #include "loops.h"
 
-/* 16 float lanes: one AVX-512 register, two AVX2 ones, four SSE ones; the compiler splits it */
+/* Two vector widths: 16 float lanes, one AVX-512 register, and 8, one AVX2 register. GCC
+ * lowers a vector wider than the clone's registers through the stack: v16 blocks in the AVX2
+ * clone ran at 6 GFLOP/s on W7's shapes, so each clone's dispatch takes the blocks of its
+ * own width (`Geometry.wide`). */
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
 /* Inlined everywhere, so that each clone of a loop compiles them for its own instruction set */
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE v16 load16(const float *p) { return *(const v16u *)p; }
-INLINE void store16(float *p, v16 v) { *(v16u *)p = v; }
+INLINE v16 load_v16(const float *p) { return *(const v16u *)p; }
+INLINE void store_v16(float *p, v16 v) { *(v16u *)p = v; }
+INLINE v8 load_v8(const float *p) { return *(const v8u *)p; }
+INLINE void store_v8(float *p, v8 v) { *(v8u *)p = v; }
 
 typedef struct {
     Py_ssize_t n, h, w, cin, kh, kw, sh, sw, ph, pw, oh, ow, cout;
     Py_ssize_t hp, wp; /* the bordered image's rows and columns */
+    int wide;          /* 32 registers of 16 floats (AVX-512): the v16 blocks */
 } Geometry;
 
 /* The most pixels a forward block computes: the last block of a row may run past ow into the
@@ -47,43 +55,49 @@ static void border_image(const float *x, float *buf, Py_ssize_t n, const Geometr
                (size_t)row * sizeof(float));
 }
 
-/* y's pixels [ow0, ow0 + P) of row (n, oh) for output channels [co, co + 16 V). */
-#define FORWARD_BLOCK(NAME, P, V)                                                               \
-    INLINE void NAME(const float *buf, const float *w, const float *bias, float *y,           \
-                     Py_ssize_t oh, Py_ssize_t ow0, Py_ssize_t co, const Geometry *g) {         \
-        v16 acc[P][V];                                                                          \
-        for (int p = 0; p < P; p++)                                                             \
+/* y's pixels [ow0, ow0 + P) of row (n, oh) for output channels [co, co + L V), with V
+ * vectors of type T (L float lanes). */
+#define FORWARD_BLOCK(NAME, T, L, P, V)                                                            \
+    INLINE void NAME(const float *buf, const float *w, const float *bias, float *y,                \
+                     Py_ssize_t oh, Py_ssize_t ow0, Py_ssize_t co, const Geometry *g) {            \
+        T acc[P][V];                                                                               \
+        for (int p = 0; p < P; p++)                                                                \
+            for (int v = 0; v < V; v++)                                                            \
+                acc[p][v] = bias ? load_##T(bias + co + L * v) : (T){0};                           \
+        Py_ssize_t step = g->sw * g->cin;                                                          \
+        for (Py_ssize_t a = 0; a < g->kh; a++) {                                                   \
+            const float *row = buf + ((oh * g->sh + a) * g->wp + ow0 * g->sw) * g->cin;            \
+            for (Py_ssize_t b = 0; b < g->kw; b++) {                                               \
+                const float *xk = row + b * g->cin;                                                \
+                const float *wk = w + (a * g->kw + b) * g->cin * g->cout + co;                     \
+                for (Py_ssize_t c = 0; c < g->cin; c++) {                                          \
+                    T wv[V];                                                                       \
+                    for (int v = 0; v < V; v++) wv[v] = load_##T(wk + c * g->cout + L * v);        \
+                    for (int p = 0; p < P; p++) {                                                  \
+                        float xs = xk[p * step + c];                                               \
+                        for (int v = 0; v < V; v++) acc[p][v] += wv[v] * xs;                       \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        Py_ssize_t valid = g->ow - ow0 < P ? g->ow - ow0 : P;                                      \
+        for (Py_ssize_t p = 0; p < valid; p++)                                                     \
             for (int v = 0; v < V; v++)                                                         \
-                acc[p][v] = bias ? load16(bias + co + 16 * v) : (v16){0};                       \
-        Py_ssize_t step = g->sw * g->cin;                                                       \
-        for (Py_ssize_t a = 0; a < g->kh; a++) {                                                \
-            const float *row = buf + ((oh * g->sh + a) * g->wp + ow0 * g->sw) * g->cin;         \
-            for (Py_ssize_t b = 0; b < g->kw; b++) {                                            \
-                const float *xk = row + b * g->cin;                                             \
-                const float *wk = w + (a * g->kw + b) * g->cin * g->cout + co;                  \
-                for (Py_ssize_t c = 0; c < g->cin; c++) {                                       \
-                    v16 wv[V];                                                                  \
-                    for (int v = 0; v < V; v++) wv[v] = load16(wk + c * g->cout + 16 * v);      \
-                    for (int p = 0; p < P; p++) {                                               \
-                        float xs = xk[p * step + c];                                            \
-                        for (int v = 0; v < V; v++) acc[p][v] += wv[v] * xs;                    \
-                    }                                                                           \
-                }                                                                               \
-            }                                                                                   \
-        }                                                                                       \
-        Py_ssize_t valid = g->ow - ow0 < P ? g->ow - ow0 : P;                                   \
-        for (Py_ssize_t p = 0; p < valid; p++)                                                  \
-            for (int v = 0; v < V; v++) store16(y + (ow0 + p) * g->cout + co + 16 * v, acc[p][v]); \
+                store_##T(y + (ow0 + p) * g->cout + co + L * v, acc[p][v]);                     \
     }
 
 /* One vector of filters (16) or two (32), P pixels a block: at most 16 + 1 or 16 + 2 of
- * AVX-512's 32 registers. */
-FORWARD_BLOCK(forward_1x8, 8, 1)
-FORWARD_BLOCK(forward_1x12, 12, 1)
-FORWARD_BLOCK(forward_1x16, 16, 1)
-FORWARD_BLOCK(forward_2x4, 4, 2)
-FORWARD_BLOCK(forward_2x6, 6, 2)
-FORWARD_BLOCK(forward_2x8, 8, 2)
+ * AVX-512's 32 registers. With 16 registers of 8 floats (AVX2): 16 filters (two vectors) and
+ * 4-6 pixels, at most 12 accumulators + 2 + 1. */
+FORWARD_BLOCK(forward_1x8, v16, 16, 8, 1)
+FORWARD_BLOCK(forward_1x12, v16, 16, 12, 1)
+FORWARD_BLOCK(forward_1x16, v16, 16, 16, 1)
+FORWARD_BLOCK(forward_2x4, v16, 16, 4, 2)
+FORWARD_BLOCK(forward_2x6, v16, 16, 6, 2)
+FORWARD_BLOCK(forward_2x8, v16, 16, 8, 2)
+FORWARD_BLOCK(narrow_forward_4, v8, 8, 4, 2)
+FORWARD_BLOCK(narrow_forward_5, v8, 8, 5, 2)
+FORWARD_BLOCK(narrow_forward_6, v8, 8, 6, 2)
 
 /* The block width of these that wastes the fewest pixels past the row's end (ties: the
  * widest), e.g. 8 for rows of 8 or 16, 12 for 12, 6 for 11 with two vectors. */
@@ -97,19 +111,33 @@ static int block_width(Py_ssize_t ow, const int *widths) {
     return best;
 }
 
+/* Whether the CPU has AVX-512's 32 registers of 16 floats, which the v16 blocks need. */
+static int wide_registers(void) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    return __builtin_cpu_supports("avx512f") != 0;
+#else
+    return 0;
+#endif
+}
+
 FMA_CLONES
 static void forward_loop(const float *x, const float *w, float *y, float *bias, float *buf,
                          const Geometry *g) {
-    static const int one[3] = {8, 12, 16}, two[3] = {4, 6, 8};
-    int vectors = g->cout % 32 == 0 ? 2 : 1;
-    int block = block_width(g->ow, vectors == 2 ? two : one);
+    static const int one[3] = {8, 12, 16}, two[3] = {4, 6, 8}, narrow[3] = {4, 5, 6};
+    /* the case numbers below: 100 * (1 or 2 v16 vectors, or 0 for the v8 blocks) + pixels */
+    int vectors = !g->wide ? 0 : g->cout % 32 == 0 ? 2 : 1;
+    int block = block_width(g->ow, vectors == 0 ? narrow : vectors == 2 ? two : one);
+    int span = vectors == 0 ? 16 : 16 * vectors; /* filters a block computes */
     for (Py_ssize_t n = 0; n < g->n; n++) {
         border_image(x, buf, n, g);
         for (Py_ssize_t oh = 0; oh < g->oh; oh++) {
             float *yrow = y + (n * g->oh + oh) * g->ow * g->cout;
-            for (Py_ssize_t co = 0; co < g->cout; co += 16 * vectors)
+            for (Py_ssize_t co = 0; co < g->cout; co += span)
                 for (Py_ssize_t ow0 = 0; ow0 < g->ow; ow0 += block) {
                     switch (vectors * 100 + block) {
+                    case 4: narrow_forward_4(buf, w, bias, yrow, oh, ow0, co, g); break;
+                    case 5: narrow_forward_5(buf, w, bias, yrow, oh, ow0, co, g); break;
+                    case 6: narrow_forward_6(buf, w, bias, yrow, oh, ow0, co, g); break;
                     case 108: forward_1x8(buf, w, bias, yrow, oh, ow0, co, g); break;
                     case 112: forward_1x12(buf, w, bias, yrow, oh, ow0, co, g); break;
                     case 116: forward_1x16(buf, w, bias, yrow, oh, ow0, co, g); break;
@@ -122,53 +150,60 @@ static void forward_loop(const float *x, const float *w, float *y, float *bias, 
     }
 }
 
-/* dW rows (a, [j, j + C)) x channels [co, co + 16 V) of one image, added into dw. For one
+/* dW rows (a, [j, j + C)) x channels [co, co + L V) of one image, added into dw. For one
  * kernel row a, the (b, ci) pairs are one flat index j = b * cin + ci: both the window's floats
  * in a bordered row and dW's rows run in that order, so a block may span several kernel
  * columns (3 of them for one input channel). Each element sums the pixels in row order. */
-#define WEIGHT_BLOCK(NAME, C, V)                                                                \
-    INLINE void NAME(const float *buf, const float *dy, float *dw, Py_ssize_t a, Py_ssize_t j,  \
-                     Py_ssize_t co, const Geometry *g) {                                        \
-        v16 acc[C][V];                                                                          \
-        for (int c = 0; c < C; c++)                                                             \
-            for (int v = 0; v < V; v++) acc[c][v] = (v16){0};                                   \
-        for (Py_ssize_t oh = 0; oh < g->oh; oh++) {                                             \
-            const float *xr = buf + (oh * g->sh + a) * g->wp * g->cin + j;                      \
-            const float *dr = dy + oh * g->ow * g->cout + co;                                   \
-            for (Py_ssize_t ow = 0; ow < g->ow; ow++) {                                         \
-                v16 d[V];                                                                       \
-                for (int v = 0; v < V; v++) d[v] = load16(dr + ow * g->cout + 16 * v);          \
-                const float *xs = xr + ow * g->sw * g->cin;                                     \
-                for (int c = 0; c < C; c++)                                                     \
-                    for (int v = 0; v < V; v++) acc[c][v] += d[v] * xs[c];                      \
-            }                                                                                   \
-        }                                                                                       \
-        float *out = dw + (a * g->kw * g->cin + j) * g->cout + co;                              \
-        for (int c = 0; c < C; c++)                                                             \
-            for (int v = 0; v < V; v++) {                                                       \
-                float *o = out + c * g->cout + 16 * v;                                          \
-                store16(o, load16(o) + acc[c][v]);                                              \
-            }                                                                                   \
+#define WEIGHT_BLOCK(NAME, T, L, C, V)                                                             \
+    INLINE void NAME(const float *buf, const float *dy, float *dw, Py_ssize_t a, Py_ssize_t j,     \
+                     Py_ssize_t co, const Geometry *g) {                                           \
+        T acc[C][V];                                                                               \
+        for (int c = 0; c < C; c++)                                                                \
+            for (int v = 0; v < V; v++) acc[c][v] = (T){0};                                        \
+        for (Py_ssize_t oh = 0; oh < g->oh; oh++) {                                                \
+            const float *xr = buf + (oh * g->sh + a) * g->wp * g->cin + j;                         \
+            const float *dr = dy + oh * g->ow * g->cout + co;                                      \
+            for (Py_ssize_t ow = 0; ow < g->ow; ow++) {                                            \
+                T d[V];                                                                            \
+                for (int v = 0; v < V; v++) d[v] = load_##T(dr + ow * g->cout + L * v);            \
+                const float *xs = xr + ow * g->sw * g->cin;                                        \
+                for (int c = 0; c < C; c++)                                                        \
+                    for (int v = 0; v < V; v++) acc[c][v] += d[v] * xs[c];                         \
+            }                                                                                      \
+        }                                                                                          \
+        float *out = dw + (a * g->kw * g->cin + j) * g->cout + co;                                 \
+        for (int c = 0; c < C; c++)                                                                \
+            for (int v = 0; v < V; v++) {                                                          \
+                float *o = out + c * g->cout + L * v;                                              \
+                store_##T(o, load_##T(o) + acc[c][v]);                                             \
+            }                                                                                      \
     }
 
-/* up to 18 accumulators and 2 gradient vectors: within AVX-512's 32 registers */
-WEIGHT_BLOCK(weight_9x1, 9, 1)
-WEIGHT_BLOCK(weight_8x1, 8, 1)
-WEIGHT_BLOCK(weight_4x1, 4, 1)
-WEIGHT_BLOCK(weight_3x1, 3, 1)
-WEIGHT_BLOCK(weight_1x1, 1, 1)
-WEIGHT_BLOCK(weight_9x2, 9, 2)
-WEIGHT_BLOCK(weight_8x2, 8, 2)
-WEIGHT_BLOCK(weight_4x2, 4, 2)
-WEIGHT_BLOCK(weight_3x2, 3, 2)
-WEIGHT_BLOCK(weight_1x2, 1, 2)
+/* up to 18 accumulators and 2 gradient vectors: within AVX-512's 32 registers; with AVX2's
+ * 16, 16 filters (two v8) and up to 6 channels: 12 accumulators + 2 + 1 */
+WEIGHT_BLOCK(weight_9x1, v16, 16, 9, 1)
+WEIGHT_BLOCK(weight_8x1, v16, 16, 8, 1)
+WEIGHT_BLOCK(weight_4x1, v16, 16, 4, 1)
+WEIGHT_BLOCK(weight_3x1, v16, 16, 3, 1)
+WEIGHT_BLOCK(weight_1x1, v16, 16, 1, 1)
+WEIGHT_BLOCK(weight_9x2, v16, 16, 9, 2)
+WEIGHT_BLOCK(weight_8x2, v16, 16, 8, 2)
+WEIGHT_BLOCK(weight_4x2, v16, 16, 4, 2)
+WEIGHT_BLOCK(weight_3x2, v16, 16, 3, 2)
+WEIGHT_BLOCK(weight_1x2, v16, 16, 1, 2)
+WEIGHT_BLOCK(narrow_weight_6, v8, 8, 6, 2)
+WEIGHT_BLOCK(narrow_weight_4, v8, 8, 4, 2)
+WEIGHT_BLOCK(narrow_weight_3, v8, 8, 3, 2)
+WEIGHT_BLOCK(narrow_weight_2, v8, 8, 2, 2)
+WEIGHT_BLOCK(narrow_weight_1, v8, 8, 1, 2)
 
-/* db += the sums of one image's dy over its pixels, in pixel order. */
+/* db += the sums of one image's dy over its pixels, in pixel order (8 lanes: every clone's
+ * registers hold them). */
 INLINE void bias_sums(const float *dy, float *db, const Geometry *g) {
-    for (Py_ssize_t co = 0; co < g->cout; co += 16) {
-        v16 acc = (v16){0};
-        for (Py_ssize_t p = 0; p < g->oh * g->ow; p++) acc += load16(dy + p * g->cout + co);
-        store16(db + co, load16(db + co) + acc);
+    for (Py_ssize_t co = 0; co < g->cout; co += 8) {
+        v8 acc = (v8){0};
+        for (Py_ssize_t p = 0; p < g->oh * g->ow; p++) acc += load_v8(dy + p * g->cout + co);
+        store_v8(db + co, load_v8(db + co) + acc);
     }
 }
 
@@ -176,8 +211,14 @@ FMA_CLONES
 static void weight_loop(const float *x, const float *dy, float *dw, float *db, float *buf,
                         const Geometry *g) {
     Py_ssize_t row = g->kw * g->cin;
-    Py_ssize_t group = row % 8 == 0 ? 8 : row % 9 == 0 ? 9 : row % 4 == 0 ? 4 : row % 3 == 0 ? 3 : 1;
-    int vectors = g->cout % 32 == 0 ? 2 : 1;
+    static const int wide_groups[] = {8, 9, 4, 3, 1}, narrow_groups[] = {6, 4, 3, 2, 1};
+    const int *groups = g->wide ? wide_groups : narrow_groups;
+    Py_ssize_t group = 1;
+    for (int i = 4; i >= 0; i--)
+        if (row % groups[i] == 0) group = groups[i];
+    /* the case numbers below: 10 * group + (1 or 2 v16 vectors, or 0 for the v8 blocks) */
+    int vectors = !g->wide ? 0 : g->cout % 32 == 0 ? 2 : 1;
+    int span = vectors == 0 ? 16 : 16 * vectors;
     memset(dw, 0, (size_t)(g->kh * row * g->cout) * sizeof(float));
     if (db) memset(db, 0, (size_t)g->cout * sizeof(float));
     for (Py_ssize_t n = 0; n < g->n; n++) {
@@ -186,8 +227,13 @@ static void weight_loop(const float *x, const float *dy, float *dw, float *db, f
         if (db) bias_sums(dyn, db, g);
         for (Py_ssize_t a = 0; a < g->kh; a++)
             for (Py_ssize_t j = 0; j < row; j += group)
-                for (Py_ssize_t co = 0; co < g->cout; co += 16 * vectors) {
+                for (Py_ssize_t co = 0; co < g->cout; co += span) {
                     switch (group * 10 + vectors) {
+                    case 60: narrow_weight_6(buf, dyn, dw, a, j, co, g); break;
+                    case 40: narrow_weight_4(buf, dyn, dw, a, j, co, g); break;
+                    case 30: narrow_weight_3(buf, dyn, dw, a, j, co, g); break;
+                    case 20: narrow_weight_2(buf, dyn, dw, a, j, co, g); break;
+                    case 10: narrow_weight_1(buf, dyn, dw, a, j, co, g); break;
                     case 91: weight_9x1(buf, dyn, dw, a, j, co, g); break;
                     case 81: weight_8x1(buf, dyn, dw, a, j, co, g); break;
                     case 41: weight_4x1(buf, dyn, dw, a, j, co, g); break;
@@ -212,6 +258,7 @@ static int parse(PyObject *args, Py_buffer *b, Geometry *g, int weight) {
                           &g->pw, &g->oh, &g->ow, &g->cout))
         return 0;
     Py_ssize_t f = (Py_ssize_t)sizeof(float);
+    g->wide = wide_registers();
     Py_ssize_t reach_w = (g->ow + BLOCK_MAX - 2) * g->sw + g->kw;
     Py_ssize_t reach_h = (g->oh - 1) * g->sh + g->kh;
     g->wp = g->w + g->pw > reach_w ? g->w + g->pw : reach_w;
