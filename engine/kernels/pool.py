@@ -2,13 +2,15 @@
 
 A box window is a product of intervals, so its max (or sum) is the max (or sum) along one axis,
 then the next. Each 1-d pass loops over the window offsets along its axis (never over pixels or
-samples), a few element-wise ops on strided slices; the outer axes go first because their
-slices are long contiguous runs, which NumPy streams several times faster than the short
-channel runs of the innermost axis. Max pooling keeps, per pass, the offset of the first
-maximum, so backward routes each gradient to exactly one input: among tied maxima, the first
-along each axis (outer axes chosen first). Disjoint windows write their slices directly,
-overlapping ones accumulate. Average pooling with `same` padding divides by the number of real
-(unpadded) elements, as Keras does.
+samples), a few element-wise ops on strided slices. Max pooling follows PyTorch's CPU kernel,
+which scans a window in C order and lets a later element win when it is greater or NaN: the
+first of tied maxima wins and the last NaN does, so a window with a NaN gives NaN (as in Keras
+and PyTorch) and its gradient goes to the index PyTorch returns. Passes run innermost axis first,
+each keeping its first maximum or last NaN per line, which picks that same element. Backward
+routes each gradient to exactly that one input and +0 to the others, by bits, so an infinite or
+NaN gradient stays where it belongs. Disjoint windows write their slices directly, overlapping
+ones accumulate. Average pooling with `same` padding divides by the number of real (unpadded)
+elements, as Keras does. The gradient takes the input's dtype.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ class AxisPass:
 
 @dataclass
 class WindowWinners:
-    """A shard pooled by the compiled kernel: per output the column winner and each column's
-    row winner in one byte (see `_pool.c`), and the geometry to route the gradient back with."""
+    """A shard pooled by the compiled kernel: per output its window's winner (its C-order
+    offset in one byte, see `_pool.c`), and the geometry to route the gradient back with."""
 
     codes: Array
     geometry: tuple[tuple[int, ...], ...]
@@ -64,7 +66,8 @@ class WindowWinners:
 
 @dataclass
 class PoolCache:
-    """Per batch shard the passes in forward order; the padding to crop; the average's divisor."""
+    """Per batch shard the passes in forward order; the padding to crop; the average's divisor;
+    the input's shape and dtype (the gradient's)."""
 
     mode: str
     pads: tuple[tuple[int, int], ...]
@@ -72,6 +75,7 @@ class PoolCache:
     passes: list[list[AxisPass] | WindowWinners]
     count: Array | float
     x_shape: tuple[int, ...]
+    dtype: Any
 
 
 def pool_forward(
@@ -111,16 +115,16 @@ def pool_forward(
         if any(lo or hi for lo, hi in pads):
             count = _valid_counts(xp, x.shape[1:-1], pads, out, pool, st, x.dtype)
         y /= count
-    return y, PoolCache(mode, pads, shards, passes, count, tuple(x.shape))
+    return y, PoolCache(mode, pads, shards, passes, count, tuple(x.shape), x.dtype)
 
 
 def _native_max(
     x: Array, y: Array, pool: Sequence[int], strides: Sequence[int]
 ) -> WindowWinners | None:
     """Max pooling by `_pool.c` for 2-d disjoint windows of plain float32 arrays, with the
-    NumPy passes' bits; None where it does not apply."""
+    NumPy passes' bits; None where it does not apply (a window's offset must fit a byte)."""
     disjoint = all(s >= k for k, s in zip(pool, strides, strict=True))
-    fits = x.ndim == 4 and _bits(pool[1]) + pool[1] * _bits(pool[0]) <= 8
+    fits = x.ndim == 4 and math.prod(pool) <= 256
     if not fits or x.dtype != np.float32 or not disjoint:
         return None
     codes = np.empty(y.shape, dtype=np.uint8)
@@ -132,11 +136,6 @@ def _native_max(
     return WindowWinners(codes, geometry)
 
 
-def _bits(n: int) -> int:
-    """Bits to hold a winner among n offsets: the compiled kernel packs a window's in a byte."""
-    return (n - 1).bit_length()
-
-
 def _pool_shard(
     xp: Any,
     xpad: Array,
@@ -145,10 +144,10 @@ def _pool_shard(
     out: Sequence[int],
     mode: str,
 ) -> tuple[Array, list[AxisPass]]:
-    """Max or sum over the windows of one shard, one axis at a time."""
+    """Max or sum over the windows of one shard, one axis at a time, innermost first."""
     y = xpad
     passes = []
-    for axis in range(1, len(pool) + 1):
+    for axis in range(len(pool), 0, -1):
         step = AxisPass(axis, pool[axis - 1], strides[axis - 1], tuple(y.shape), None)
         slices = [step.slices(o, out[axis - 1]) for o in range(step.size)]
         if mode == "max":
@@ -160,8 +159,9 @@ def _pool_shard(
 
 
 def pool_backward(cache: PoolCache, dy: Array) -> Array:
-    """dx (N, *spatial, C) for the upstream gradient dy (N, *out, C)."""
+    """dx (N, *spatial, C), in the input's dtype, for the upstream gradient dy (N, *out, C)."""
     xp = backend_of(dy).xp
+    dy = dy.astype(cache.dtype, copy=False)
     g = dy / cache.count if cache.mode == "avg" else dy
     padded = any(lo or hi for lo, hi in cache.pads)
     dx = None if padded else xp.empty(cache.x_shape, dtype=g.dtype)
@@ -211,62 +211,77 @@ def _native_unpool(xp: Any, winners: WindowWinners, g: Array, out: Array | None)
 
 
 def _max_windows(xp: Any, x: Array, slices: list[tuple[slice, ...]]) -> tuple[Array, Array]:
-    """The running maximum over the window offsets and the offset of its first maximum.
+    """The running maximum over the window offsets and the offset of its winner.
 
-    A later offset wins only when it is greater (`>`): a NaN wins only as the first of its
-    axis and is otherwise passed over, as `>` comparisons do in TensorFlow's CPU kernel.
-    The value is taken from x at
-    the winner, so of tied -0.0 and +0.0 the first keeps its sign; NumPy's `maximum` picks
-    between them differently in its SIMD body and tail, which no compiled loop could follow.
-    Later offsets carry larger indices, so max(argmax, later * offset) records the newest
-    winner without a data-dependent branch per element.
+    A later offset wins when it is greater or NaN, PyTorch's rule: the first of tied maxima
+    and the last NaN win. The value is taken from x at the winner, so of tied -0.0 and +0.0
+    the first keeps its sign and a NaN keeps its bits; NumPy's `maximum` picks between zeros
+    differently in its SIMD body and tail, which no compiled loop could follow. Later offsets
+    carry larger indices, so max(argmax, later * offset) records the newest winner without a
+    data-dependent branch per element.
     """
     first = x[slices[0]]
     index_type = xp.uint8 if len(slices) < 256 else xp.int32
     if len(slices) == 1:
         return first.copy(), xp.zeros(first.shape, dtype=index_type)
-    bigger = xp.greater(x[slices[1]], first)
-    y = _select(xp, bigger, x[slices[1]], first)
+    nan = xp.empty(first.shape, dtype=bool)
+    wins = _wins(xp, x[slices[1]], first, nan)
+    y = _select(xp, wins, x[slices[1]], first)
     # a fresh boolean array already holds offsets 0 and 1 as bytes: view it, don't convert it
-    argmax = bigger.view(index_type) if index_type == xp.uint8 else bigger.astype(index_type)
+    argmax = wins.view(index_type) if index_type == xp.uint8 else wins.astype(index_type)
     later = xp.empty(first.shape, dtype=bool)
     for offset, sl in enumerate(slices[2:], start=2):
-        xp.greater(x[sl], y, out=later)
+        _wins(xp, x[sl], y, nan, later)
         y = _select(xp, later, x[sl], y)
         xp.maximum(argmax, later * index_type(offset), out=argmax)
     return y, argmax
 
 
+def _wins(xp: Any, candidate: Array, best: Array, nan: Array, out: Array | None = None) -> Array:
+    """Where `candidate` beats the running `best`: greater, or NaN (`nan` is scratch)."""
+    xp.isnan(candidate, out=nan)
+    out = xp.greater(candidate, best, out=out)
+    return xp.logical_or(out, nan, out=out)
+
+
 def _select(xp: Any, mask: Array, a: Array, b: Array) -> Array:
     """`where(mask, a, b)` as bits, b ^ ((a ^ b) * mask): exact, and about 4x faster than
     NumPy's `where` on these strided float slices."""
-    bits = xp.dtype(f"i{a.dtype.itemsize}")
-    out = xp.bitwise_xor(a.view(bits), b.view(bits))
+    out = xp.bitwise_xor(_bits(a), _bits(b))
     xp.multiply(out, mask, out=out)
-    xp.bitwise_xor(out, b.view(bits), out=out)
+    xp.bitwise_xor(out, _bits(b), out=out)
     return out.view(a.dtype)
 
 
-def _route_disjoint_max(xp: Any, g: Array, step: AxisPass, dprev: Array) -> None:
-    """Send each gradient to its window's argmax when windows do not overlap.
+def _bits(a: Array) -> Array:
+    """The same memory as signed integers of its item size: masks by integer products."""
+    return a.view(f"i{a.dtype.itemsize}")
 
-    With two offsets the argmax bytes are 0 or 1, so they read as the mask of offset 1 and
-    offset 0 takes g minus that product: exact (g - g = 0, g - 0 = g) and two passes fewer.
+
+def _route_disjoint_max(xp: Any, g: Array, step: AxisPass, dprev: Array) -> None:
+    """Send each gradient to its window's argmax when windows do not overlap, +0 elsewhere.
+
+    Masking the bits (an integer product with 0 or 1) keeps an infinite or NaN gradient at its
+    winner, where a float product with 0 would spread NaN. With two offsets the argmax bytes
+    are 0 or 1, so they read as the mask of offset 1 and offset 0 takes the bits of g minus
+    that product: exact, and two passes fewer.
     """
     out_len = g.shape[step.axis]
     if step.size == 2:
-        second = dprev[step.slices(1, out_len)]
-        xp.multiply(g, step.argmax.view(bool), out=second)
-        xp.subtract(g, second, out=dprev[step.slices(0, out_len)])
+        second = _bits(dprev[step.slices(1, out_len)])
+        xp.multiply(_bits(g), step.argmax.view(bool), out=second)
+        xp.subtract(_bits(g), second, out=_bits(dprev[step.slices(0, out_len)]))
         return
     for offset in range(step.size):
-        xp.multiply(g, step.argmax == offset, out=dprev[step.slices(offset, out_len)])
+        dst = _bits(dprev[step.slices(offset, out_len)])
+        xp.multiply(_bits(g), step.argmax == offset, out=dst)
 
 
 def _route_overlapping_max(xp: Any, g: Array, step: AxisPass, dprev: Array) -> None:
     """Accumulate each gradient at its window's argmax; overlapping windows share inputs."""
     for offset in range(step.size):
-        dprev[step.slices(offset, g.shape[step.axis])] += g * (step.argmax == offset)
+        masked = (_bits(g) * (step.argmax == offset)).view(g.dtype)
+        dprev[step.slices(offset, g.shape[step.axis])] += masked
 
 
 def _copy_windows(xp: Any, g: Array, step: AxisPass, dprev: Array) -> None:

@@ -1,15 +1,16 @@
 /* Channels-last 2-d max pooling with disjoint windows (stride >= pool), forward and backward,
  * bit for bit as engine/kernels/pool.py's NumPy passes.
  *
- * The NumPy composite pools rows first, then columns; each pass keeps a later offset only when
- * it is greater (`>`) and takes the value from x at the winner. Here each window runs the same
- * two stages, per window column the row winner r_j, then among those the column winner. Backward
- * retraces NumPy's two routing passes arithmetic for arithmetic (g * 1.0, g * 0.0, g - g * m),
- * so it needs every r_j: `codes` holds cj in its low bits(pw) bits, then each r_j in bits(ph)
- * bits (bits(n) = bits to hold n - 1), which fits a byte for 2x2, 3x3, 2x3, 4x2, ...
+ * A window is scanned in C order, as PyTorch's CPU kernel does: a later element wins when it is
+ * greater or NaN, so the first of tied maxima and the last NaN win, and the value is copied from
+ * x at the winner (NaN bits and the sign of a zero kept). NumPy's passes, innermost axis first,
+ * pick the same element. `codes` holds each output's winner as its C-order offset in the window
+ * (a * pw + b), so windows of up to 256 elements fit a byte. Backward writes each gradient to its
+ * winner and +0 to the window's other elements (and to gaps between windows).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,56 +20,34 @@ typedef struct {
     Py_ssize_t n, h, w, c, ph, pw, sh, sw, oh, ow;
 } Geometry;
 
-static int bits(Py_ssize_t n) {
-    int b = 0;
-    while (((Py_ssize_t)1 << b) < n) b++;
-    return b;
-}
-
 typedef struct {
-    float *rbest, *best;
-    int *rarg, *carg, *rows;
+    float *best;
+    int *arg;
 } Scratch;
 
 /* One output pixel's c channels, window top-left at `corner`; vectorized over channels. */
 static inline void max_window(const float *restrict corner, float *restrict y,
                               unsigned char *restrict code, const Geometry *g,
                               const Scratch *t) {
-    Py_ssize_t c = g->c, row = g->w * c;
-    int shift = bits(g->pw), step = bits(g->ph);
-    for (Py_ssize_t j = 0; j < g->pw; j++) {
-        const float *col = corner + j * c;
-        for (Py_ssize_t k = 0; k < c; k++) {
-            t->rbest[k] = col[k];
-            t->rarg[k] = 0;
-        }
-        for (Py_ssize_t i = 1; i < g->ph; i++) {
-            const float *src = col + i * row;
+    Py_ssize_t c = g->c;
+    for (Py_ssize_t k = 0; k < c; k++) {
+        t->best[k] = corner[k];
+        t->arg[k] = 0;
+    }
+    for (Py_ssize_t a = 0; a < g->ph; a++) {
+        for (Py_ssize_t b = a == 0 ? 1 : 0; b < g->pw; b++) {
+            const float *src = corner + (a * g->w + b) * c;
+            int offset = (int)(a * g->pw + b);
             for (Py_ssize_t k = 0; k < c; k++) {
-                int win = src[k] > t->rbest[k];
-                t->rbest[k] = win ? src[k] : t->rbest[k];
-                t->rarg[k] = win ? (int)i : t->rarg[k];
+                int win = src[k] > t->best[k] || isnan(src[k]);
+                t->best[k] = win ? src[k] : t->best[k];
+                t->arg[k] = win ? offset : t->arg[k];
             }
         }
-        if (j == 0) {
-            for (Py_ssize_t k = 0; k < c; k++) {
-                t->best[k] = t->rbest[k];
-                t->carg[k] = 0;
-                t->rows[k] = t->rarg[k] << shift;
-            }
-        } else {
-            for (Py_ssize_t k = 0; k < c; k++) {
-                int win = t->rbest[k] > t->best[k];
-                t->best[k] = win ? t->rbest[k] : t->best[k];
-                t->carg[k] = win ? (int)j : t->carg[k];
-                t->rows[k] |= t->rarg[k] << shift;
-            }
-        }
-        shift += step;
     }
     for (Py_ssize_t k = 0; k < c; k++) {
         y[k] = t->best[k];
-        code[k] = (unsigned char)(t->carg[k] | t->rows[k]);
+        code[k] = (unsigned char)t->arg[k];
     }
 }
 
@@ -87,43 +66,22 @@ static void forward_loop(const float *x, float *y, unsigned char *codes, const G
     }
 }
 
-/* NumPy's routing of v along one axis of `size` offsets to `offset`, its winner `winner`:
- * size 2 as g * mask and g - g * mask, otherwise g * (winner == offset). */
-static inline float route(Py_ssize_t size, Py_ssize_t offset, int winner, float v) {
-    if (size == 2) {
-        float second = v * (winner == 1 ? 1.0f : 0.0f);
-        return offset == 1 ? second : v - second;
-    }
-    return v * (winner == offset ? 1.0f : 0.0f);
-}
-
-typedef struct {
-    float *v;
-    int *row;
-} Codes;
-
-/* One output pixel's c channels: decode the winners, then route column by column. */
+/* One output pixel's c channels: its gradient to the winner, +0 to the rest of the window. */
 static inline void unpool_window(const float *restrict g, const unsigned char *restrict code,
-                                 float *restrict corner, const Geometry *geo, const Codes *t) {
+                                 float *restrict corner, const Geometry *geo) {
     Py_ssize_t c = geo->c;
-    int cbits = bits(geo->pw), rbits = bits(geo->ph);
-    int cmask = (1 << cbits) - 1, rmask = (1 << rbits) - 1;
-    for (Py_ssize_t b = 0; b < geo->pw; b++) {
-        int shift = cbits + (int)b * rbits;
-        for (Py_ssize_t k = 0; k < c; k++) {
-            t->v[k] = route(geo->pw, b, code[k] & cmask, g[k]);
-            t->row[k] = (code[k] >> shift) & rmask;
-        }
-        for (Py_ssize_t a = 0; a < geo->ph; a++) {
+    for (Py_ssize_t a = 0; a < geo->ph; a++) {
+        for (Py_ssize_t b = 0; b < geo->pw; b++) {
             float *dst = corner + (a * geo->w + b) * c;
-            for (Py_ssize_t k = 0; k < c; k++) dst[k] = route(geo->ph, a, t->row[k], t->v[k]);
+            int offset = (int)(a * geo->pw + b);
+            for (Py_ssize_t k = 0; k < c; k++) dst[k] = code[k] == offset ? g[k] : 0.0f;
         }
     }
 }
 
 VECTOR_CLONES
 static void backward_loop(const float *dy, const unsigned char *codes, float *dx,
-                          const Geometry *g, const Codes *t) {
+                          const Geometry *g) {
     Py_ssize_t c = g->c;
     int tiled = g->sh == g->ph && g->sw == g->pw && g->oh * g->ph == g->h && g->ow * g->pw == g->w;
     if (!tiled) memset(dx, 0, (size_t)(g->n * g->h * g->w * c) * sizeof(float));
@@ -133,13 +91,13 @@ static void backward_loop(const float *dy, const unsigned char *codes, float *dx
             for (Py_ssize_t j = 0; j < g->ow; j++) {
                 Py_ssize_t o = ((n * g->oh + i) * g->ow + j) * c;
                 float *corner = image + (i * g->sh * g->w + j * g->sw) * c;
-                unpool_window(dy + o, codes + o, corner, g, t);
+                unpool_window(dy + o, codes + o, corner, g);
             }
         }
     }
 }
 
-static int fits_byte(Py_ssize_t ph, Py_ssize_t pw) { return bits(pw) + pw * bits(ph) <= 8; }
+static int fits_byte(Py_ssize_t ph, Py_ssize_t pw) { return ph * pw <= 256; }
 
 static int parse(PyObject *args, Py_buffer *big, Py_buffer *small, Py_buffer *codes, Geometry *g,
                  const char *format) {
@@ -166,10 +124,10 @@ static PyObject *max_pool(PyObject *self, PyObject *args) {
     Geometry g;
     if (!parse(args, &x, &y, &codes, &g, "y*w*w*(nnnn)(nn)(nn)(nn)")) return NULL;
     size_t c = (size_t)g.c;
-    float *floats = malloc(2 * c * sizeof(float));
-    int *ints = malloc(3 * c * sizeof(int));
+    float *floats = malloc(c * sizeof(float));
+    int *ints = malloc(c * sizeof(int));
     if (floats != NULL && ints != NULL) {
-        Scratch t = {floats, floats + c, ints, ints + c, ints + 2 * c};
+        Scratch t = {floats, ints};
         Py_BEGIN_ALLOW_THREADS
         forward_loop((const float *)x.buf, (float *)y.buf, (unsigned char *)codes.buf, &g, &t);
         Py_END_ALLOW_THREADS
@@ -188,23 +146,12 @@ static PyObject *max_unpool(PyObject *self, PyObject *args) {
     Py_buffer dx, dy, codes;
     Geometry g;
     if (!parse(args, &dx, &dy, &codes, &g, "w*y*y*(nnnn)(nn)(nn)(nn)")) return NULL;
-    size_t c = (size_t)g.c;
-    float *floats = malloc(c * sizeof(float));
-    int *ints = malloc(c * sizeof(int));
-    if (floats != NULL && ints != NULL) {
-        Codes t = {floats, ints};
-        Py_BEGIN_ALLOW_THREADS
-        backward_loop((const float *)dy.buf, (const unsigned char *)codes.buf, (float *)dx.buf,
-                      &g, &t);
-        Py_END_ALLOW_THREADS
-    }
-    int failed = floats == NULL || ints == NULL;
-    free(floats);
-    free(ints);
+    Py_BEGIN_ALLOW_THREADS
+    backward_loop((const float *)dy.buf, (const unsigned char *)codes.buf, (float *)dx.buf, &g);
+    Py_END_ALLOW_THREADS
     PyBuffer_Release(&dx);
     PyBuffer_Release(&dy);
     PyBuffer_Release(&codes);
-    if (failed) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -213,8 +160,8 @@ static PyMethodDef methods[] = {
      "max_pool(x, y, codes, (n, h, w, c), (ph, pw), (sh, sw), (oh, ow)): window maxima into y "
      "and each window's winners into codes (uint8)."},
     {"max_unpool", max_unpool, METH_VARARGS,
-     "max_unpool(dx, dy, codes, (n, h, w, c), (ph, pw), (sh, sw), (oh, ow)): dy routed to the "
-     "winners as NumPy's passes route it, zeros outside the windows."},
+     "max_unpool(dx, dy, codes, (n, h, w, c), (ph, pw), (sh, sw), (oh, ow)): dy written to "
+     "the winners, +0 everywhere else."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -398,6 +398,7 @@ KERNEL_CASES = [
         "max_pool_gaps", lambda: _pool_inputs((2, 11, 13, 4), 5, True), _pool((2, 3), (3, 4))
     ),
     KernelCase("max_pool_overlap", lambda: _pool_inputs((2, 9, 9, 4), 6, True), _pool(3, 2)),
+    KernelCase("max_pool_4x4", lambda: _pool_inputs((2, 9, 8, 5), 7, True), _pool(4)),
     KernelCase("adam_w2_sized", lambda: _adam_inputs(536_074, 1e-2, 0), _adam),
     KernelCase("adam_odd_length", lambda: _adam_inputs(1_001, 1.0, 1), _adam),
     KernelCase("adam_one_element", lambda: _adam_inputs(1, 1.0, 2), _adam),
@@ -841,9 +842,10 @@ def test_max_pool_kernel_takes_disjoint_2d_windows_and_declines_the_rest() -> No
         _, cache = pool_forward(data, pool, strides, "valid", "max")
         return not isinstance(cache.passes[0], list)
 
-    assert compiled(x, 2) and compiled(x, 3) and compiled(x, (2, 3), (3, 4))
+    assert compiled(x, 2) and compiled(x, 3) and compiled(x, (2, 3), (3, 4)) and compiled(x, 4)
     assert not compiled(x, 3, 2)  # overlapping windows
-    assert not compiled(x, 4)  # 4x4 winners do not fit the kernel's byte
+    # a window of 17 x 16 has more offsets than the kernel's winner byte holds
+    assert not compiled(np.zeros((1, 17, 16, 2), dtype=np.float32), (17, 16))
     assert not compiled(x.astype(np.float64), 2)
     assert not compiled(np.zeros((2, 8, 8, 8, 3), dtype=np.float32), 2)  # 3-d pooling
     assert not compiled(get_backend("fake").asarray(x), 2)

@@ -208,14 +208,9 @@ def test_max_pool_gradient_matches_argmax_scatter(
         n, *out, ch = index
         window = tuple(slice(o * p, o * p + p) for o, p in zip(out, pool, strict=True))
         block = x[(n, *window, ch)]
-        # the kernel pools axis by axis, so the last axis is decided first, on the maxima
-        # over the earlier axes, and each tie goes to the first candidate
-        pick = [0] * len(pool)
-        for axis in reversed(range(len(pool))):
-            line = block.max(axis=tuple(range(axis))) if axis else block
-            first = int(np.argmax(line == line.max()))
-            pick[axis] = window[axis].start + first
-            block = block[..., first]
+        # PyTorch's rule: of tied maxima the first in C order (np.argmax's) wins
+        at = np.unravel_index(int(np.argmax(block)), block.shape)
+        pick = [w.start + a for w, a in zip(window, at, strict=True)]
         expect[(n, *pick, ch)] += g[index]
     np.testing.assert_array_equal(dx, expect)
 
