@@ -17,8 +17,10 @@ that: forward before it reads `xz[t]`, backward once `dxz[t]` and `drz[t]` are f
 The LSTM's loop with sigmoid gates and a tanh cell, without masks or recurrent dropout, runs
 compiled when it can (`native.lstm_forward_loop`, `lstm_backward_loop`: NumPy arrays, batch
 and units of at least 2, NumPy's sgemm found): one call per direction, bit-identical to the
-loop here. It calls the hook only at the first step of each `chunk_bounds` chunk, the only
-steps where `Ahead` and `Behind` act.
+loop here. Forward, it takes every input projection first (`ready` at each chunk's first step,
+so both threads share them), then runs the batch's `row_halves` on two threads; backward, it
+calls the hook only at the first step of each `chunk_bounds` chunk, the only steps where
+`Behind` acts.
 
 A mask (T, N, 1) bool keeps, for a False entry, the previous state (and so the previous
 output), as Keras does. `rec_mask` (N, units) is the recurrent dropout mask applied to the
@@ -349,6 +351,14 @@ def _new_cell(z: Array, c_prev: Array, c: Array, ig: Array) -> None:
     c += ig
 
 
+def row_halves(n: int) -> list[slice]:
+    """The batch's rows whose recurrent products the LSTM's forward loop takes apart: two
+    halves from 4 rows on. The compiled loop runs the halves on two threads (each row's
+    recurrence is its own); the host's Python loop takes the same products, so both give the
+    same bits."""
+    return [slice(0, n // 2), slice(n // 2, n)] if n >= 4 else [slice(0, n)]
+
+
 @_QUIET_OVERFLOW
 def lstm_forward(
     xz: Array,
@@ -386,13 +396,18 @@ def lstm_forward(
     ig = xp.empty((n, u), dtype=xz.dtype)
     cell_out = act.apply if scale is None else tanh_by_exp
     compiled = native.lstm_forward_steps(xz, rec, cs, tcs, hs) if scale is not None else None
-    whole = compiled is not None and mask is None and rec_mask is None
-    if whole and native.lstm_forward_loop(xz, rk, rec, cs, tcs, hs, chunk_starts(steps), ready):
-        return LoopCache(hs, xz, pre, {"cs": cs, "tcs": tcs}, mask, rec_mask)
+    if compiled is not None and mask is None and rec_mask is None:
+        for t0, _ in chunk_bounds(steps):  # every input projection, on both threads
+            _call(ready, t0)
+        if native.lstm_forward_loop(xz, rk, cs, tcs, hs):
+            return LoopCache(hs, xz, pre, {"cs": cs, "tcs": tcs}, mask, rec_mask)
+    halves = row_halves(n) if isinstance(xz, np.ndarray) else [slice(0, n)]
     for t in range(steps):
         _call(ready, t)
         z = xz[t]
-        xp.matmul(_dropped(hs[t], rec_mask), rk, out=rec)
+        h = _dropped(hs[t], rec_mask)
+        for rows in halves:
+            xp.matmul(h[rows], rk, out=rec[:, rows])
         c = cs[t + 1]
         if compiled is not None:
             compiled(t)

@@ -390,31 +390,26 @@ def _loop_applies(n: int, u: int) -> bool:
     return _ext.recurrent is not None and n >= 2 and u >= 2 and _ext.split_gemm
 
 
-def lstm_forward_loop(
-    gates: Array,
-    rk: Array,
-    rec: Array,
-    cs: Array,
-    tanh_cs: Array,
-    hs: Array,
-    at: Array,
-    hook: Callable[[int], None] | None,
-) -> bool:
+def lstm_forward_loop(gates: Array, rk: Array, cs: Array, tanh_cs: Array, hs: Array) -> bool:
     """`kernels.recurrent.lstm_forward`'s loop (sigmoid gates and a tanh cell, no masks) over
-    every step in one call, bit for bit; returns whether it ran.
-
-    `rk` (4, u, u) is the scaled recurrent kernel, `at` (T,) bool marks the steps t before
-    which `hook(t)` runs (with the GIL; the loop releases it otherwise). `hs[0]` and `cs[0]`
-    hold the initial states.
-    """
-    if not _lstm_forward_arrays(gates, rec, cs, tanh_cs, hs) or not _plain_float32(rk):
+    every step in one call, bit for bit, the batch's rows in the halves of
+    `kernels.recurrent.row_halves` on this thread and the compiled split's worker; returns
+    whether it ran. `rk` (4, u, u) is the scaled recurrent kernel; `hs[0]` and `cs[0]` hold
+    the initial states, and `gates` every step's input projections."""
+    if not _plain_float32(gates, rk, cs, tanh_cs, hs) or gates.ndim != 4:
         return False
-    steps, _, n, u = gates.shape
-    if rk.shape != (4, u, u) or not _loop_applies(n, u) or not _plain((at,), (np.bool_,)):
+    steps, four, n, u = gates.shape
+    shapes_match = (
+        four == 4
+        and rk.shape == (4, u, u)
+        and cs.shape == hs.shape == (steps + 1, n, u)
+        and tanh_cs.shape == (steps, n, u)
+    )
+    if not shapes_match or not _loop_applies(n, u):
         return False
     module = _ext.recurrent
     assert module is not None
-    return bool(module.lstm_forward(gates, rk, hs, cs, tanh_cs, rec, at, hook, steps, n, u))
+    return bool(module.lstm_forward(gates, rk, hs, cs, tanh_cs, steps, n, u))
 
 
 def lstm_backward_loop(

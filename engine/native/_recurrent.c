@@ -1,15 +1,19 @@
-/* The LSTM's time loop, forward and backward, each in one call that holds the GIL only at the
- * steps where a hook must run, and the one-step kernels of that loop for the Python loop.
+/* The LSTM's time loop, forward and backward, each in one call without the GIL, and the
+ * one-step kernels of that loop for the Python loop.
  *
- * Why: the Python loop (kernels.recurrent.lstm_forward / lstm_backward) enters Python, NumPy's
- * matmul and a compiled step once per timestep and direction; on W4 (100 steps, batch 64, 64
- * units) that overhead was most of the loop's time. Here each step is the very sgemm calls
- * NumPy's matmul makes for the loop's products (`hs[t] @ rk` over the 4 gate matrices, then
- * `dxz[t] @ rkt`; see numpy/_core/src/umath/matmul.c.src: row-major, no transposes, beta 0),
- * on NumPy's own OpenBLAS (`_split.c` binds it), followed by the same element-wise loops as the
- * per-step kernels, so the results are bit-identical to the Python loop, with or without the
- * compiled step. The hook (the caller's `Ahead` / `Behind`, which hand time chunks of GEMMs to
- * a worker thread) is called with the GIL at the steps the caller marks.
+ * Why: the sequential loop is W4's critical path, and the second core idled through most of
+ * the forward loop (its input projections took a third of the loop's time). Each row of the
+ * batch runs its own recurrence, so the forward loop runs in two fixed halves of the batch's
+ * rows, on this thread and the compiled split's worker (`_split.c`), once the caller has all
+ * input projections. The backward loop runs on one thread and calls the caller's hook (its
+ * `Behind`, which hands the finished time chunks' weight and input products to a worker
+ * thread) with the GIL at the steps the caller marks.
+ * Each step makes the very sgemm calls NumPy's matmul makes for the Python loop's products
+ * (`hs[t][rows] @ rk` over the 4 gate matrices for each half of the rows, then `dxz[t] @ rkt`;
+ * see numpy/_core/src/umath/matmul.c.src: row-major, no transposes, beta 0), on NumPy's own
+ * OpenBLAS (bound by `_split.c`), followed by the same element-wise loops as the per-step
+ * kernels, so the results are bit-identical to the Python loop, with or without the compiled
+ * step.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,16 +26,22 @@
 static const SplitApi *api;
 
 /* One LSTM step after the recurrent product, as kernels.recurrent.lstm_forward's composite:
- * z (4 gates of m = n*u: i, f, o, c, pre-activations scaled by _EXP_GATE_SCALE) += rec; each
- * gate 1 / (1 + exp(z)), the candidate g = 2 * that - 1 (tanh); c = f * c_prev + i * g;
- * tc = tanh(c) as 2 / (1 + exp(-2c)) - 1; h = o * tc. exp is gate_exp1. */
+ * z (4 gates of m values, `stride` apart: i, f, o, c, pre-activations scaled by
+ * _EXP_GATE_SCALE) += rec (4 blocks of m); each gate 1 / (1 + exp(z)), the candidate
+ * g = 2 * that - 1 (tanh); c = f * c_prev + i * g; tc = tanh(c) as 2 / (1 + exp(-2c)) - 1;
+ * h = o * tc. exp is gate_exp1. A stride above m runs the step on some rows of the batch. */
 WIDE_CLONES
-static void lstm_step_forward_loop(float *restrict z, const float *restrict rec,
-                                   const float *restrict c_prev, float *restrict c,
-                                   float *restrict tc, float *restrict h, Py_ssize_t m) {
-    for (Py_ssize_t k = 0; k < 4 * m; k++) z[k] = 1.0f / (gate_exp1(z[k] + rec[k]) + 1.0f);
-    const float *restrict i = z, *restrict f = z + m, *restrict o = z + 2 * m;
-    float *restrict g = z + 3 * m;
+static void lstm_gates_loop(float *restrict z, const float *restrict rec,
+                            const float *restrict c_prev, float *restrict c,
+                            float *restrict tc, float *restrict h, Py_ssize_t m,
+                            Py_ssize_t stride) {
+    for (Py_ssize_t g = 0; g < 4; g++) {
+        float *restrict zg = z + g * stride;
+        const float *restrict rg = rec + g * m;
+        for (Py_ssize_t k = 0; k < m; k++) zg[k] = 1.0f / (gate_exp1(zg[k] + rg[k]) + 1.0f);
+    }
+    const float *restrict i = z, *restrict f = z + stride, *restrict o = z + 2 * stride;
+    float *restrict g = z + 3 * stride;
     for (Py_ssize_t k = 0; k < m; k++) {
         g[k] = g[k] * 2.0f - 1.0f;
         c[k] = f[k] * c_prev[k] + i[k] * g[k];
@@ -39,6 +49,12 @@ static void lstm_step_forward_loop(float *restrict z, const float *restrict rec,
         tc[k] = e * 2.0f - 1.0f;
         h[k] = o[k] * tc[k];
     }
+}
+
+/* The step above on all rows: the four gate blocks of m follow one another. */
+static void lstm_step_forward_loop(float *z, const float *rec, const float *c_prev, float *c,
+                                   float *tc, float *h, Py_ssize_t m) {
+    lstm_gates_loop(z, rec, c_prev, c, tc, h, m, m);
 }
 
 /* One step of backpropagation through the cell: from dh, dc, the gates (4, n, u), tanh(c) and
@@ -148,38 +164,64 @@ static int bound(void) {
     return api && api->sgemm();
 }
 
+/* The forward loop on batch rows r0..r1-1 (each row's recurrence is independent of the
+ * others'), with its own product buffer `rec` (4, r1 - r0, u). */
+typedef struct {
+    float *xz, *hs, *cs, *tcs, *rec;
+    const float *rk;
+    Py_ssize_t steps, n, u, r0, r1;
+    sgemm64_fn sgemm;
+} Rows;
+
+static void forward_rows(void *arg) {
+    const Rows *p = arg;
+    Py_ssize_t m = p->n * p->u, u = p->u, rows = p->r1 - p->r0, mh = rows * u, at = p->r0 * u;
+    for (Py_ssize_t t = 0; t < p->steps; t++) {
+        for (Py_ssize_t g = 0; g < 4; g++) {
+            p->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, u, u, 1.0f, p->hs + t * m + at, u,
+                     p->rk + g * u * u, u, 0.0f, p->rec + g * mh, u);
+        }
+        lstm_gates_loop(p->xz + t * 4 * m + at, p->rec, p->cs + t * m + at,
+                        p->cs + (t + 1) * m + at, p->tcs + t * m + at, p->hs + (t + 1) * m + at,
+                        mh, m);
+    }
+}
+
 static PyObject *lstm_forward(PyObject *self, PyObject *args) {
-    Py_buffer b[6], at; /* xz (T,4,n,u), rk (4,u,u), hs (T+1,n,u), cs (T+1,n,u), tcs, rec */
-    PyObject *hook;
+    Py_buffer b[5]; /* xz (T,4,n,u), rk (4,u,u), hs (T+1,n,u), cs (T+1,n,u), tcs (T,n,u) */
     Py_ssize_t steps, n, u;
-    if (!PyArg_ParseTuple(args, "w*y*w*w*w*w*y*Onnn", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-                          &at, &hook, &steps, &n, &u))
+    if (!PyArg_ParseTuple(args, "w*y*w*w*w*nnn", &b[0], &b[1], &b[2], &b[3], &b[4], &steps, &n,
+                          &u))
         return NULL;
     Py_ssize_t m = n * u;
-    Py_ssize_t sizes[6] = {steps * 4 * m, 4 * u * u, (steps + 1) * m, (steps + 1) * m,
-                           steps * m, 4 * m};
-    int ok = check_sizes(b, sizes, 6, &at, steps, "lstm_forward");
+    Py_ssize_t sizes[5] = {steps * 4 * m, 4 * u * u, (steps + 1) * m, (steps + 1) * m, steps * m};
+    int ok = 1;
+    for (int k = 0; k < 5; k++) ok = ok && b[k].len == sizes[k] * (Py_ssize_t)sizeof(float);
+    if (!ok) PyErr_SetString(PyExc_ValueError, "lstm_forward: sizes do not match");
     int ran = ok && bound();
     ok = ok && !PyErr_Occurred();
-    if (ran) {
-        sgemm64_fn sgemm = api->sgemm();
-        float *xz = b[0].buf, *hs = b[2].buf, *cs = b[3].buf, *tcs = b[4].buf, *rec = b[5].buf;
-        const float *rk = b[1].buf;
-        PyThreadState *save = PyEval_SaveThread();
-        for (Py_ssize_t t = 0; t < steps && ok; t++) {
-            ok = run_hook(&save, hook, at.buf, t);
-            if (!ok) break;
-            for (Py_ssize_t g = 0; g < 4; g++) {
-                sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, u, u, 1.0f, hs + t * m, u, rk + g * u * u,
-                      u, 0.0f, rec + g * m, u);
-            }
-            lstm_step_forward_loop(xz + t * 4 * m, rec, cs + t * m, cs + (t + 1) * m,
-                                   tcs + t * m, hs + (t + 1) * m, m);
-        }
-        PyEval_RestoreThread(save);
+    float *rec = ran ? PyMem_RawMalloc(4 * m * sizeof(float)) : NULL;
+    if (ran && !rec) {
+        PyErr_NoMemory();
+        ok = ran = 0;
     }
-    for (int k = 0; k < 6; k++) PyBuffer_Release(&b[k]);
-    PyBuffer_Release(&at);
+    if (ran) {
+        Rows half[2];
+        Py_ssize_t split = n >= 4 ? n / 2 : n;
+        for (int k = 0; k < 2; k++) {
+            half[k] = (Rows){b[0].buf, b[2].buf, b[3].buf, b[4].buf, rec + 4 * (k ? split : 0) * u,
+                             b[1].buf, steps, n, u, k ? split : 0, k ? n : split, api->sgemm()};
+        }
+        Py_BEGIN_ALLOW_THREADS
+        if (split < n) {
+            api->call(forward_rows, &half[0], &half[1]);
+        } else {
+            forward_rows(&half[0]);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyMem_RawFree(rec);
+    for (int k = 0; k < 5; k++) PyBuffer_Release(&b[k]);
     if (!ok) return NULL;
     return PyBool_FromLong(ran);
 }
@@ -240,9 +282,9 @@ static PyMethodDef methods[] = {
      "lstm_cell_backward(dh, dc, gates, tanh_c, c_prev, dxz, n, u): one step of the cell's "
      "backward pass."},
     {"lstm_forward", lstm_forward, METH_VARARGS,
-     "lstm_forward(xz, rk, hs, cs, tanh_cs, rec, at, hook, steps, n, u): the forward loop over "
-     "every step, hook(t) before step t where at[t]; returns False, doing nothing, when no "
-     "sgemm is bound."},
+     "lstm_forward(xz, rk, hs, cs, tanh_cs, steps, n, u): the forward loop over every "
+     "step, the batch in two halves of rows on two threads (the compiled split's worker) "
+     "from 4 rows on; returns False, doing nothing, when no sgemm is bound."},
     {"lstm_backward", lstm_backward, METH_VARARGS,
      "lstm_backward(dh, dc, gates, tanh_cs, cs, rkt, dxz, dys, at, hook, steps, n, u): the "
      "backward loop from the last step down, hook(t) after step t where at[t]; dh ends as "

@@ -7,18 +7,7 @@ def lstm_cell_backward(
     dh: Any, dc: Any, gates: Any, tanh_c: Any, c_prev: Any, dxz: Any, n: int, u: int, /
 ) -> None: ...
 def lstm_forward(
-    xz: Any,
-    rk: Any,
-    hs: Any,
-    cs: Any,
-    tanh_cs: Any,
-    rec: Any,
-    at: Any,
-    hook: Any,
-    steps: int,
-    n: int,
-    u: int,
-    /,
+    xz: Any, rk: Any, hs: Any, cs: Any, tanh_cs: Any, steps: int, n: int, u: int, /
 ) -> bool: ...
 def lstm_backward(
     dh: Any,
