@@ -154,20 +154,23 @@ class Dense(Layer):
         units = self.config.units
         dy = grad_output.reshape(-1, units)
         kind = self._inplace_kind
+        dbias = grads[1] if self.config.use_bias else None
         if ctx.preactivation_grad or kind == "linear":
             dz = dy
         elif kind == "relu":
             y2 = y.reshape(-1, units)
             dz = ctx.buffer(xp, "dz", y2.shape, dy.dtype)
-            if native.relu_grad(y2, dy, dz) is None:
+            if dbias is not None and native.relu_grad_sum(y2, dy, dz, dbias):
+                dbias = None
+            elif native.relu_grad(y2, dy, dz) is None:
                 mask = ctx.buffer(xp, "mask", y2.shape, bool)
                 xp.greater(y2, 0, out=mask)
                 xp.multiply(dy, mask, out=dz)
         else:
             dz = self.activation.grad(z, y, grad_output).reshape(-1, units)
         x2 = x.reshape(-1, x.shape[-1])
-        if self.config.use_bias and grads[1] is not None:
-            dz.sum(axis=0, out=grads[1])
+        if dbias is not None:
+            dz.sum(axis=0, out=dbias)
         products = [] if grads[0] is None else [(x2.T, dz, grads[0])]
         dx = None
         if ctx.need_input_grad:

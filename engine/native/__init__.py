@@ -279,6 +279,21 @@ def relu_grad(y: Array, dy: Array, out: Array | None = None) -> Array | None:
     return out
 
 
+def relu_grad_sum(y: Array, dy: Array, out: Array, total: Array) -> bool:
+    """`relu_grad(y, dy, out)` and `out.sum(axis=0, out=total)` in one pass over 2-D rows, bit
+    for bit (a relu Dense layer's pre-activation and bias gradients); returns whether it ran
+    (plain float32 arrays, rows of two or more values: NumPy sums a column of one pairwise)."""
+    kernels = _ext.kernels
+    if kernels is None or y.ndim != 2 or y.shape != dy.shape or y.shape[1] < 2:
+        return False
+    if out.shape != y.shape or total.shape != (y.shape[1],):
+        return False
+    if not _plain_float32(y, dy, out, total):
+        return False
+    kernels.relu_grad_sum(y, dy, out, total, y.shape[1])
+    return True
+
+
 def elementwise(*arrays: Array) -> bool:
     """Whether the one-thread element-wise kernels (`relu_grad`, `add_relu`) are built and can
     take these arrays: plain float32 of one shape."""

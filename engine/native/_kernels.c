@@ -206,6 +206,21 @@ static void relu_grad_loop(const float *restrict y, const float *restrict dy, fl
     for (Py_ssize_t i = 0; i < n; i++) out[i] = relu_masked(dy[i], y[i]);
 }
 
+/* relu_grad_loop over rows of `cols`, and sum = 0 + each row of out in turn: NumPy's
+ * out.sum(axis=0) for rows of two or more values (a bias's gradient), in the same pass. */
+VECTOR_CLONES
+static void relu_grad_sum_loop(const float *restrict y, const float *restrict dy,
+                               float *restrict out, float *restrict sum, Py_ssize_t rows,
+                               Py_ssize_t cols) {
+    for (Py_ssize_t j = 0; j < cols; j++) sum[j] = 0.0f;
+    for (Py_ssize_t r = 0; r < rows; r++, y += cols, dy += cols, out += cols) {
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            out[j] = relu_masked(dy[j], y[j]);
+            sum[j] = sum[j] + out[j];
+        }
+    }
+}
+
 /* out = maximum(a + b, 0): an Add of two inputs and the ReLU after it, as NumPy computes them */
 VECTOR_CLONES
 static void add_relu_loop(const float *restrict a, const float *restrict b, float *restrict out,
@@ -236,6 +251,28 @@ static PyObject *binary(PyObject *args, binary_loop loop) {
 static PyObject *relu_grad(PyObject *self, PyObject *args) { return binary(args, relu_grad_loop); }
 
 static PyObject *add_relu(PyObject *self, PyObject *args) { return binary(args, add_relu_loop); }
+
+static PyObject *relu_grad_sum(PyObject *self, PyObject *args) {
+    Py_buffer b[4]; /* y, dy, out, sum */
+    Py_ssize_t cols;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*n", &b[0], &b[1], &b[2], &b[3], &cols)) return NULL;
+    int ok = same_length(b, 3);
+    Py_ssize_t n = b[0].len / (Py_ssize_t)sizeof(float);
+    if (ok && (cols < 1 || n % cols || b[3].len != cols * (Py_ssize_t)sizeof(float))) {
+        PyErr_SetString(PyExc_ValueError,
+                        "relu_grad_sum: rows of `cols` float32s and a sum of cols");
+        ok = 0;
+    }
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        relu_grad_sum_loop((const float *)b[0].buf, (const float *)b[1].buf, (float *)b[2].buf,
+                           (float *)b[3].buf, n / cols, cols);
+        Py_END_ALLOW_THREADS
+    }
+    for (int k = 0; k < 4; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
 
 static PyObject *bias_relu(PyObject *self, PyObject *args) {
     Py_buffer z, b;
@@ -484,6 +521,9 @@ static PyMethodDef methods[] = {
      "place on contiguous float32 buffers."},
     {"relu_grad", relu_grad, METH_VARARGS,
      "relu_grad(y, dy, out): out = dy * (y > 0) on contiguous float32 buffers of one length."},
+    {"relu_grad_sum", relu_grad_sum, METH_VARARGS,
+     "relu_grad_sum(y, dy, out, sum, cols): relu_grad over rows of `cols`, and "
+     "sum = out.sum(axis=0) as NumPy adds the rows."},
     {"add_relu", add_relu, METH_VARARGS,
      "add_relu(a, b, out): out = maximum(a + b, 0) on contiguous float32 buffers of one length."},
     {"bias_relu", bias_relu, METH_VARARGS,

@@ -382,6 +382,17 @@ def _relu_grad(a: Arrays) -> None:
         a["dx"] = activations.get("relu").grad(a["y"], a["y"], a["dy"])
 
 
+def _relu_bias_grad(a: Arrays) -> None:
+    """A relu Dense layer's pre-activation and bias gradients, as its planned backward makes
+    them (the compiled pass does both at once)."""
+    with np.errstate(invalid="ignore"):
+        a["dz"] = np.empty_like(a["dy"])
+        a["dbias"] = np.empty(a["dy"].shape[1], dtype=np.float32)
+        if not native.relu_grad_sum(a["y"], a["dy"], a["dz"], a["dbias"]):
+            np.multiply(a["dy"], a["y"] > 0, out=a["dz"])
+            a["dz"].sum(axis=0, out=a["dbias"])
+
+
 @dataclass(frozen=True)
 class KernelCase:
     id: str
@@ -522,6 +533,9 @@ KERNEL_CASES = [
     ),
     KernelCase("relu_grad_w3_sized", lambda: _relu_grad_inputs((64, 26, 26, 32), 0), _relu_grad),
     KernelCase("relu_grad_odd", lambda: _relu_grad_inputs((3, 5, 7), 1), _relu_grad),
+    KernelCase("relu_bias_grad_w2", lambda: _relu_grad_inputs((128, 512), 2), _relu_bias_grad),
+    KernelCase("relu_bias_grad_odd", lambda: _relu_grad_inputs((7, 3), 3), _relu_bias_grad),
+    KernelCase("relu_bias_grad_one_row", lambda: _relu_grad_inputs((1, 9), 4), _relu_bias_grad),
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
     KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
@@ -792,6 +806,19 @@ def test_a_forked_child_runs_split_products() -> None:
     child.join(60)
     assert child.exitcode == 0
     np.testing.assert_array_equal(got, p["out"])
+
+
+@needs_native
+def test_relu_bias_grad_kernel_steps_aside_where_numpy_sums_otherwise() -> None:
+    """A column of one value is summed pairwise by NumPy; other dtypes and layouts run the
+    composite."""
+    a = _relu_grad_inputs((6, 4), 5)
+    dz, total = np.empty_like(a["dy"]), np.empty(4, dtype=np.float32)
+    assert native.relu_grad_sum(a["y"], a["dy"], dz, total)
+    assert not native.relu_grad_sum(a["y"][:, :1], a["dy"][:, :1], dz[:, :1], total[:1])
+    assert not native.relu_grad_sum(a["y"], a["dy"], dz, total.astype(np.float64))
+    assert not native.relu_grad_sum(a["y"][::2], a["dy"][::2], dz[::2], total)
+    assert not native.relu_grad_sum(a["y"].reshape(-1), a["dy"].reshape(-1), dz.reshape(-1), total)
 
 
 @needs_native
