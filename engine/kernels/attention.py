@@ -6,7 +6,16 @@ does, masked scores are replaced by -1e9 before the softmax and the probabilitie
 positions are set to exactly 0 after it, so a query row with nothing to attend to gives 0
 (Keras's explicit-scores path; a fused backend kernel would give the mean of the values).
 
-Speed: inside the planned step the batch is cut in two halves run on both cores
+Speed: float32 NumPy arrays go to the compiled kernel (`engine/native/_attention.c`), which
+runs each (sample, head) pair's whole chain while its weights are in cache, the pairs in two
+fixed halves over both cores without the GIL; its results are close to the chain below (the
+query is scaled before its product, the key read transposed in place) and repeat bit for bit.
+Measured on W6's (64, 4, 128, 32) arrays in one process, alternating, on a loaded 2-core AVX2
+machine, CPU time per call (medians of 11): forward 19.4 against 29.2 ms and backward 26.7
+against 45.5 ms with both cores; 23.4 against 34.4 and 32.5 against 57.1 on one.
+
+Elsewhere (other dtypes, CuPy, the strict fake device, no compiler), inside the planned step
+the batch is cut in two halves run on both cores
 (`fused.parallel`), each half's whole chain (products, softmax, products) on one thread with
 one hand-off per direction; each sample's numbers do not depend on the cut, so the bits are
 the same. Measured against running each product as a stack over the whole batch split by the
@@ -29,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import native
 from engine.backend import backend_of
 from engine.fused import gemm, parallel
 from engine.kernels.softmax import masked_softmax, softmax_backward
@@ -40,7 +50,8 @@ SPLIT_MIN_SCORES = 1 << 16
 
 @dataclass
 class AttentionCache:
-    """What backward needs: the scaled query, key, value, probabilities, mask and dropout."""
+    """What backward needs: the query (scaled, except for the fused kernel's), key, value,
+    probabilities, mask and dropout."""
 
     q: Array
     k: Array
@@ -50,6 +61,7 @@ class AttentionCache:
     mask: Array | None
     keep: Array | None
     scale: float
+    fused: bool = False
 
 
 def causal_mask(xp: Any, t: int, s: int) -> Array:
@@ -135,6 +147,45 @@ def _run(pieces: list[tuple[int, int]], job: Callable[[int, int], Any]) -> list[
     return results
 
 
+def _mask_bytes(mask: Array | None, t: int, s: int) -> Array | None:
+    """A (batch or 1, heads or 1, T, S) boolean mask as the fused kernel's C-contiguous uint8."""
+    if mask is None:
+        return None
+    full = np.broadcast_to(mask, (*mask.shape[:2], t, s))
+    return np.ascontiguousarray(full, dtype=np.bool_).view(np.uint8)
+
+
+def _fused_forward(
+    q: Array,
+    k: Array,
+    v: Array,
+    scale: float,
+    mask: Array | None,
+    keep: Array | None,
+    out: Array,
+) -> AttentionCache | None:
+    """The compiled kernel's forward (`native.attention_forward`), or None where it does not
+    apply (another backend or dtype, layouts it does not take)."""
+    if type(q) is not np.ndarray or q.dtype != np.float32 or q.ndim != 4:
+        return None
+    batch, heads, t, _ = q.shape
+    s = k.shape[2]
+    if mask is not None and mask.ndim != 4:
+        return None
+    if keep is not None and keep.shape != (batch, heads, t, s):
+        return None
+    flags = _mask_bytes(mask, t, s)
+    probs = np.empty((batch, heads, t, s), dtype=np.float32)
+    split = _split(batch * heads * t * s)
+    if not native.attention_forward(q, k, v, flags, keep, probs, out, scale, split):
+        return None
+    return AttentionCache(q, k, v, probs, probs, mask, keep, scale, fused=True)
+
+
+def _split(scores: int) -> bool:
+    return scores >= SPLIT_MIN_SCORES and gemm.splitting()
+
+
 def attention_forward(
     q: Array,
     k: Array,
@@ -152,6 +203,9 @@ def attention_forward(
     xp = backend_of(q).xp
     if out is None:
         out = xp.empty((*q.shape[:-1], v.shape[-1]), dtype=xp.result_type(q.dtype, v.dtype))
+    fused = _fused_forward(q, k, v, scale, mask, keep, out)
+    if fused is not None:
+        return out, [((0, q.shape[0]), fused)]
     pieces = _halves(q.shape[0], q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2])
     caches = _run(
         pieces,
@@ -186,6 +240,15 @@ def attention_backward(
             xp.empty((rows, *first.v.shape[1:]), dtype=dtype),
         )
     dq, dk, dv = into
+    if len(caches) == 1 and caches[0][1].fused:
+        c = caches[0][1]
+        split = _split(c.probs.size)
+        ran = native.attention_backward(
+            c.q, c.k, c.v, c.keep, c.probs, grad_output, into, c.scale, split
+        )
+        if ran:
+            return dq, dk, dv
+        _scale_query(c)
     by_piece = dict(caches)
     _run(
         [piece for piece, _ in caches],
@@ -194,6 +257,14 @@ def attention_backward(
         ),
     )
     return dq, dk, dv
+
+
+def _scale_query(c: AttentionCache) -> None:
+    """Turn a fused forward's cache into the NumPy backward's (the kernel declined a gradient
+    layout): the scaled query and the dropped weights."""
+    c.q = c.q * c.q.dtype.type(c.scale)
+    c.dropped = c.probs if c.keep is None else c.probs * c.keep
+    c.fused = False
 
 
 def attention_probs(caches: list[tuple[tuple[int, int], AttentionCache]]) -> Array:

@@ -4,13 +4,16 @@
 whole time loop), `_batch_norm.c` (BatchNormalization's training
 passes), `_im2col.c` (convolution's column matrix), `_pool.c` (2-d max pooling),
 `_conv_direct.c` (convolution without a column matrix, for few channels), `_split.c` (products,
-pairs of products and Adam split over this thread and a spinning worker) and `_batched.c`
-(stacks of products split the same way, on `_split`'s worker) are built when the package is
+pairs of products and Adam split over this thread and a spinning worker), `_batched.c` (stacks
+of products split the same way, on `_split`'s worker) and `_attention.c` (scaled dot-product
+attention, one (sample, head) pair at a time, on the same worker) are built when the package is
 installed, if a C compiler is there; without one the build is skipped and every caller runs its
 NumPy composite, with the same results bit for bit, except for the direct convolution: it sums
 in another order than im2col + sgemm, so its results agree within float32 rounding (and repeat
-bit for bit). A kernel applies only to plain, C-contiguous float32 NumPy arrays: CuPy arrays, the
-strict fake device's arrays and every other dtype take the NumPy path.
+bit for bit), and for the fused attention, which scales the query before its product and reads
+the key transposed where NumPy copies it (the same: close, and repeating bit for bit). A kernel
+applies only to plain, C-contiguous float32 NumPy arrays: CuPy arrays, the strict fake device's
+arrays and every other dtype take the NumPy path.
 `MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
 modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
 the benchmark measures the fallback and how a user rules the kernels out of a problem.
@@ -147,6 +150,10 @@ class _Extensions:
         return _load("_batched")
 
     @functools.cached_property
+    def attention(self) -> ModuleType | None:
+        return _load("_attention")
+
+    @functools.cached_property
     def split_gemm(self) -> bool:
         """Whether the compiled split is bound to the sgemm of NumPy's own OpenBLAS."""
         split = self.split
@@ -204,6 +211,55 @@ def batched_matmul(a: Array, b: Array, out: Array) -> bool:
     if any(np.may_share_memory(x, y) for x, y in ((a, out), (b, out), (a, b))):
         return False
     return bool(_ext.batched.matmul(a, b, out))
+
+
+def _attention_operands(*arrays: Array | None) -> bool:
+    """Float32 NumPy arrays (or None) that the fused attention may take."""
+    return all(a is None or (type(a) is np.ndarray and a.dtype == np.float32) for a in arrays)
+
+
+def attention_forward(
+    q: Array,
+    k: Array,
+    v: Array,
+    mask: Array | None,
+    keep: Array | None,
+    probs: Array,
+    out: Array,
+    scale: float,
+    split: bool,
+) -> bool:
+    """The fused attention's forward (`_attention.c`): `probs` = softmax(scale q k^T, mask),
+    `out` = (probs * keep) v, over (batch, heads, L, dim) views with contiguous rows, the
+    pairs split over both cores when `split`; `mask` is uint8 (batch or 1, heads or 1, T, S),
+    C-contiguous. Returns whether it ran."""
+    module = _ext.attention
+    if module is None or not _ext.split_gemm or not _attention_operands(q, k, v, keep, probs, out):
+        return False
+    if mask is not None and not (type(mask) is np.ndarray and mask.dtype == np.uint8):
+        return False
+    return bool(module.forward(q, k, v, mask, keep, probs, out, scale, split))
+
+
+def attention_backward(
+    q: Array,
+    k: Array,
+    v: Array,
+    keep: Array | None,
+    probs: Array,
+    dout: Array,
+    grads: tuple[Array, Array, Array],
+    scale: float,
+    split: bool,
+) -> bool:
+    """The fused attention's backward: the query's, key's and value's gradients of
+    `attention_forward` written into `grads`; returns whether it ran."""
+    module = _ext.attention
+    if module is None or not _ext.split_gemm:
+        return False
+    if not _attention_operands(q, k, v, keep, probs, dout, *grads):
+        return False
+    return bool(module.backward(q, k, v, keep, probs, dout, *grads, scale, split))
 
 
 def rest_split_worker() -> None:

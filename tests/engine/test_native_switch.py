@@ -96,9 +96,10 @@ def test_training_without_the_kernels_is_bit_identical(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = _spec(name)
-    # the direct convolution is the one compiled kernel that sums in another order than its
-    # fallback: held to float32 rounding below, and left out of this bit-for-bit comparison
-    monkeypatch.setattr(native._ext, "conv_direct", None)
+    # the direct convolution and the fused attention sum in another order than their
+    # fallbacks: held to float32 rounding below, and left out of this bit-for-bit comparison
+    for kernel in ORDERED_DIFFERENTLY:
+        monkeypatch.setattr(native._ext, kernel, None)
     native_history, native_weights = _train(spec)
     monkeypatch.setenv(native.SWITCH, "0")
     monkeypatch.setattr(native, "_ext", native._Extensions())
@@ -108,21 +109,30 @@ def test_training_without_the_kernels_is_bit_identical(
         np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
+# (workload, kernel): the compiled kernels whose sums differ from their fallbacks' in the last bits
+ORDERED_DIFFERENTLY_ON = [
+    ("mnist_cnn", "conv_direct"),
+    ("resnet_cifar", "conv_direct"),
+    ("transformer_text", "attention"),
+]
+ORDERED_DIFFERENTLY = sorted({kernel for _, kernel in ORDERED_DIFFERENTLY_ON})
+
+
 @needs_native
-@pytest.mark.parametrize("name", ["mnist_cnn", "resnet_cifar"])
-def test_training_with_the_direct_convolution_repeats_and_stays_close(
-    name: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("name", "kernel"), ORDERED_DIFFERENTLY_ON)
+def test_training_with_a_differently_ordered_kernel_repeats_and_stays_close(
+    name: str, kernel: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Same seed, same bits with the direct convolution; close to the NumPy path after eight
-    Adam steps. Adam turns a rounding difference in a gradient near zero into up to a whole
-    step (lr = 1e-3) of difference in the weight, hence the weights' absolute tolerance."""
+    """Same seed, same bits with the kernel; close to the NumPy path after eight Adam steps.
+    Adam turns a rounding difference in a gradient near zero into up to a whole step
+    (lr = 1e-3) of difference in the weight, hence the weights' absolute tolerance."""
     spec = _spec(name)
     history, weights = _train(spec)
     again_history, again = _train(spec)
     assert again_history == history
     for a, b in zip(weights, again, strict=True):
         np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
-    monkeypatch.setattr(native._ext, "conv_direct", None)
+    monkeypatch.setattr(native._ext, kernel, None)
     numpy_history, numpy_weights = _train(spec)
     np.testing.assert_allclose(history["loss"], numpy_history["loss"], rtol=1e-3)
     for a, b in zip(weights, numpy_weights, strict=True):

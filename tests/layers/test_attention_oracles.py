@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from engine import native
+from engine.fused import gemm
+from engine.kernels import attention as attention_kernels
 from engine.kernels.attention import attention_probs
 from engine.layers import registry
 from engine.layers.base import CallContext
@@ -187,3 +190,138 @@ def test_attention_with_every_key_masked_weighs_them_equally() -> None:
     _, cache = layer.forward([], [q, v], CallContext(mask=[None, value_mask]))
     np.testing.assert_array_equal(cache[5][1], np.full((3, 3), 1 / 3, dtype=np.float32))
     assert np.all(cache[5][0][:, 1] == 0) and np.allclose(cache[5][0].sum(axis=-1), 1)
+
+
+# The fused attention kernel (`engine/native/_attention.c`) against the NumPy chain it replaces
+# and against PyTorch's float64 math. (name, batch, heads, T, S, key dim, value dim, mask,
+# dropout rate). Tolerances: float32 against float32 1e-5 relative (the kernel scales the query
+# before its product and reads the key transposed, so the last bits move); against float64
+# 2e-5 relative.
+FUSED_CASES = [
+    ("w6", 3, 4, 128, 128, 32, 32, "none", 0.0),
+    ("padding", 2, 2, 17, 17, 8, 8, "padding", 0.0),
+    ("causal", 2, 3, 33, 33, 16, 16, "causal", 0.0),
+    ("odd", 3, 1, 7, 5, 3, 5, "both", 0.0),
+    ("dropout", 2, 2, 16, 16, 8, 8, "none", 0.3),
+    ("masked_dropout", 2, 2, 9, 11, 5, 7, "padding", 0.5),
+    ("batch_1", 1, 2, 12, 12, 4, 4, "causal", 0.0),
+    ("batch_0", 0, 2, 6, 6, 4, 4, "none", 0.0),
+]
+needs_fused = pytest.mark.skipif(
+    not (native.available() and native.split_gemm_available()),
+    reason="the compiled kernels were not built",
+)
+
+
+def _fused_inputs(case: tuple[Any, ...]) -> dict[str, Any]:
+    """Head-split views of (B, L, H, dim) buffers, as MultiHeadAttention passes them."""
+    _, b, h, t, s, d, dv, mask_kind, rate = case
+    rng = np.random.default_rng(7)
+
+    def heads(length: int, dim: int) -> np.ndarray:
+        x = rng.standard_normal((b, length, h, dim), dtype=np.float32)
+        return x.transpose(0, 2, 1, 3)
+
+    q, k, v, g = heads(t, d), heads(s, d), heads(s, dv), heads(t, dv)
+    mask = None
+    if mask_kind in ("padding", "both"):
+        valid = np.ones((b, s), dtype=bool)
+        valid[1:, s // 2 :] = False
+        rows = np.ones((b, t), dtype=bool)
+        rows[1:, t - 2 :] = False
+        mask = rows[:, None, :, None] & valid[:, None, None, :]
+    if mask_kind in ("causal", "both"):
+        causal = attention_kernels.causal_mask(np, t, s)
+        mask = causal if mask is None else mask & causal
+    keep = attention_kernels.dropout_keep((b, h, t, s), np.float32, rate, rng, np)
+    return {"q": q, "k": k, "v": v, "g": g, "mask": mask, "keep": keep, "scale": d**-0.5}
+
+
+def _run_attention(a: dict[str, Any]) -> tuple[Any, ...]:
+    out, caches = attention_kernels.attention_forward(
+        a["q"], a["k"], a["v"], a["scale"], a["mask"], a["keep"]
+    )
+    grads = attention_kernels.attention_backward(caches, a["g"])
+    fused = all(c.fused for _, c in caches)
+    return out, attention_kernels.attention_probs(caches), *grads, fused
+
+
+@needs_fused
+@pytest.mark.parametrize("case", FUSED_CASES, ids=[c[0] for c in FUSED_CASES])
+def test_fused_attention_equals_the_numpy_chain(
+    case: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _fused_inputs(case)
+    *fused, ran = _run_attention(a)
+    assert ran
+    monkeypatch.setattr(native._ext, "attention", None)
+    *chain, ran = _run_attention(a)
+    assert not ran
+    for x, y in zip(fused, chain, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+@needs_fused
+@pytest.mark.parametrize("case", FUSED_CASES, ids=[c[0] for c in FUSED_CASES])
+def test_fused_attention_repeats_bit_for_bit_on_one_or_two_cores(case: tuple[Any, ...]) -> None:
+    """Both with one BLAS thread, as in training (OpenBLAS's own threads may sum otherwise)."""
+    a = _fused_inputs(case)
+    with gemm.planned_blas():
+        with gemm.whole_products():
+            whole = _run_attention(a)
+        split = _run_attention(a)
+    for x, y in zip(whole, split, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("case", FUSED_CASES, ids=[c[0] for c in FUSED_CASES])
+def test_attention_kernel_equals_torch_float64(case: tuple[Any, ...]) -> None:
+    """Output and the three gradients against torch's autograd of the same math in float64
+    (Keras's masking: masked scores -1e9, masked weights exactly 0)."""
+    torch = pytest.importorskip("torch")
+    a = _fused_inputs(case)
+    out, _, dq, dk, dv, _ = _run_attention(a)
+    q, k, v = (torch.from_numpy(np.ascontiguousarray(a[n])).double() for n in "qkv")
+    for x in (q, k, v):
+        x.requires_grad_(True)
+    scores = (q * a["scale"]) @ k.transpose(-1, -2)
+    if a["mask"] is not None:
+        allowed = torch.from_numpy(np.ascontiguousarray(a["mask"]))
+        scores = torch.where(allowed, scores, torch.tensor(-1e9, dtype=torch.float64))
+    probs = torch.softmax(scores, dim=-1)
+    if a["mask"] is not None:
+        probs = probs * allowed
+    if a["keep"] is not None:
+        probs = probs * torch.from_numpy(a["keep"]).double()
+    expected = probs @ v
+    (expected * torch.from_numpy(np.ascontiguousarray(a["g"])).double()).sum().backward()
+    pairs = [(out, expected), (dq, q.grad), (dk, k.grad), (dv, v.grad)]
+    for ours, theirs in pairs:
+        assert theirs is not None
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=2e-5, atol=2e-5)
+
+
+@needs_fused
+def test_fused_attention_gradients_equal_finite_differences() -> None:
+    """Central differences of sum(out * g) along random directions, in float32 (the kernel's
+    only dtype), so the tolerance is a few parts in a thousand."""
+    a = _fused_inputs(("fd", 2, 2, 6, 5, 3, 4, "both", 0.0))
+    *_, dq, dk, dv, ran = _run_attention(a)
+    assert ran
+    rng = np.random.default_rng(3)
+
+    def loss(**changed: np.ndarray) -> float:
+        b = {**a, **changed}
+        out, _ = attention_kernels.attention_forward(
+            b["q"], b["k"], b["v"], b["scale"], b["mask"], b["keep"]
+        )
+        return float(np.sum(out.astype(np.float64) * a["g"]))
+
+    eps = 1e-2
+    for name, grad in (("q", dq), ("k", dk), ("v", dv)):
+        direction = rng.standard_normal(a[name].shape).astype(np.float32)
+        plus = loss(**{name: (a[name] + eps * direction).astype(np.float32)})
+        minus = loss(**{name: (a[name] - eps * direction).astype(np.float32)})
+        numeric = (plus - minus) / (2 * eps)
+        analytic = float(np.sum(grad.astype(np.float64) * direction))
+        assert numeric == pytest.approx(analytic, rel=5e-3, abs=5e-3)

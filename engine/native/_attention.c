@@ -1,0 +1,310 @@
+/* Scaled dot-product attention, forward and backward, one (sample, head) pair at a time, the
+ * pairs in two fixed halves over this thread and the compiled split's worker (`_split.c`,
+ * reached through its capsule), without the GIL.
+ *
+ * Why: the NumPy chain runs each step (scale, transposed copy, scores, softmax, dropout,
+ * product) over the whole (batch, heads, T, S) stack before the next one starts, so the
+ * weights leave the cache between steps and every step allocates. Here one pair's scores,
+ * softmax and products follow each other while its T x S weights are in cache, in scratch
+ * reused from pair to pair. The products are NumPy's own OpenBLAS sgemm; the softmax and its
+ * gradient are `rows.h`'s loops, the NumPy composite's float32 operations. Each pair is
+ * computed by one thread with the same calls whichever half it falls in, so results repeat
+ * bit for bit. They are not NumPy's bits: the query is scaled into scratch and the key read
+ * transposed in place, where NumPy copies it, and OpenBLAS may round those differently.
+ *
+ * Layouts: query, key, value, output and their gradients are (batch, heads, L, dim) views
+ * whose rows are contiguous (the head-split view of a (batch, L, heads, dim) buffer); the
+ * weights are C-contiguous (batch, heads, T, S); the mask is uint8 (batch or 1, heads or 1,
+ * T, S), broadcast over size-1 axes; dropout's factors are C-contiguous like the weights.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rows.h"
+#include "split_api.h"
+
+static const SplitApi *api;
+
+/* A (batch, heads, rows, cols) float32 view: its base and byte strides. */
+typedef struct {
+    char *buf;
+    Py_ssize_t sb, sh;
+    int64_t ld; /* floats between rows */
+} Stack;
+
+typedef struct {
+    Stack q, k, v, out, dout, dq, dk, dv;
+    float *probs;         /* (batch, heads, T, S) */
+    const float *keep;    /* same shape, or NULL */
+    const uint8_t *mask;  /* T x S per pair, or NULL */
+    Py_ssize_t mask_sb, mask_sh;
+    int64_t heads, t, s, d, dv_dim;
+    float scale;
+    int64_t lo, hi; /* pairs lo..hi-1 in (batch, head) order */
+    sgemm64_fn sgemm;
+    int ok;         /* cleared when scratch could not be allocated */
+} Job;
+
+static inline float *at(const Stack *x, int64_t pair, int64_t heads) {
+    return (float *)(x->buf + (pair / heads) * x->sb + (pair % heads) * x->sh);
+}
+
+static const uint8_t *mask_at(const Job *j, int64_t pair) {
+    if (!j->mask) return NULL;
+    return j->mask + (pair / j->heads) * j->mask_sb + (pair % j->heads) * j->mask_sh;
+}
+
+/* rows x cols of src (row stride ld) times c into dst (contiguous). */
+static void scaled_copy(float *restrict dst, const float *restrict src, int64_t rows,
+                        int64_t cols, int64_t ld, float c) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < cols; i++) dst[r * cols + i] = src[r * ld + i] * c;
+}
+
+WIDE_CLONES
+static void multiply(float *restrict dst, const float *restrict a, const float *restrict b,
+                     int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = a[i] * b[i];
+}
+
+WIDE_CLONES
+static void multiply_in_place(float *restrict x, const float *restrict b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] * b[i];
+}
+
+/* probs = softmax(scale * q k^T, mask); out = (probs * keep) v. */
+static void forward_pairs(void *arg) {
+    Job *j = arg;
+    int64_t t = j->t, s = j->s, d = j->d, ts = t * s;
+    float *qs = malloc(sizeof(float) * (size_t)(t * d + (j->keep ? ts : 0)));
+    if (!qs) {
+        j->ok = 0;
+        return;
+    }
+    float *dropped = qs + t * d;
+    for (int64_t p = j->lo; p < j->hi; p++) {
+        float *probs = j->probs + p * ts;
+        scaled_copy(qs, at(&j->q, p, j->heads), t, d, j->q.ld, j->scale);
+        j->sgemm(ROW_MAJOR, NO_TRANS, TRANS, t, s, d, 1.0f, qs, d, at(&j->k, p, j->heads), j->k.ld,
+                 0.0f, probs, s);
+        softmax_loop(probs, mask_at(j, p), t, s);
+        const float *weights = probs;
+        if (j->keep) {
+            multiply(dropped, probs, j->keep + p * ts, ts);
+            weights = dropped;
+        }
+        j->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, t, j->dv_dim, s, 1.0f, weights, s,
+                 at(&j->v, p, j->heads), j->v.ld, 0.0f, at(&j->out, p, j->heads), j->out.ld);
+    }
+    free(qs);
+}
+
+/* dv = (probs * keep)^T dout; dS = softmax's gradient of (dout v^T) * keep;
+ * dq = scale dS k; dk = dS^T (scale q). */
+static void backward_pairs(void *arg) {
+    Job *j = arg;
+    int64_t t = j->t, s = j->s, d = j->d, ts = t * s;
+    float *qs = malloc(sizeof(float) * (size_t)(t * d + 2 * ts + s));
+    if (!qs) {
+        j->ok = 0;
+        return;
+    }
+    float *ds = qs + t * d, *dropped = ds + ts, *tmp = dropped + ts;
+    for (int64_t p = j->lo; p < j->hi; p++) {
+        const float *probs = j->probs + p * ts;
+        const float *keep = j->keep ? j->keep + p * ts : NULL;
+        const float *dout = at(&j->dout, p, j->heads);
+        const float *v = at(&j->v, p, j->heads);
+        const float *weights = probs;
+        if (keep) {
+            multiply(dropped, probs, keep, ts);
+            weights = dropped;
+        }
+        j->sgemm(ROW_MAJOR, TRANS, NO_TRANS, s, j->dv_dim, t, 1.0f, weights, s, dout, j->dout.ld,
+                 0.0f, at(&j->dv, p, j->heads), j->dv.ld);
+        j->sgemm(ROW_MAJOR, NO_TRANS, TRANS, t, s, j->dv_dim, 1.0f, dout, j->dout.ld, v, j->v.ld,
+                 0.0f, ds, s);
+        if (keep) multiply_in_place(ds, keep, ts);
+        softmax_grad_loop(ds, probs, tmp, t, s);
+        j->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, t, d, s, j->scale, ds, s, at(&j->k, p, j->heads),
+                 j->k.ld, 0.0f, at(&j->dq, p, j->heads), j->dq.ld);
+        scaled_copy(qs, at(&j->q, p, j->heads), t, d, j->q.ld, j->scale);
+        j->sgemm(ROW_MAJOR, TRANS, NO_TRANS, s, d, t, 1.0f, ds, s, qs, d, 0.0f,
+                 at(&j->dk, p, j->heads), j->dk.ld);
+    }
+    free(qs);
+}
+
+/* Runs `fn` over all pairs: in two halves on both cores when `split`, else on this thread. */
+static int run(void (*fn)(void *), Job *job, int64_t pairs, int split) {
+    Job halves[2] = {*job, *job};
+    halves[0].lo = 0;
+    halves[0].hi = halves[1].lo = split ? pairs / 2 : pairs;
+    halves[1].hi = pairs;
+    Py_BEGIN_ALLOW_THREADS
+    if (split && pairs >= 2) {
+        api->call(fn, &halves[0], &halves[1]);
+    } else {
+        fn(&halves[0]);
+        fn(&halves[1]);
+    }
+    Py_END_ALLOW_THREADS
+    return halves[0].ok && halves[1].ok;
+}
+
+/* A 4-d float32 view with contiguous rows of `rows` x `cols` per pair; 0 if it is not one. */
+static int stack_of(const Py_buffer *b, int64_t batch, int64_t heads, int64_t rows,
+                    int64_t cols, Stack *out) {
+    Py_ssize_t f = (Py_ssize_t)sizeof(float);
+    if (b->ndim != 4 || b->itemsize != f || !b->format || strcmp(b->format, "f") != 0) return 0;
+    if (b->shape[0] != batch || b->shape[1] != heads || b->shape[2] != rows || b->shape[3] != cols)
+        return 0;
+    if ((uintptr_t)b->buf % sizeof(float) || b->strides[3] != f) return 0;
+    if (b->strides[2] % f || b->strides[2] / f < cols || b->strides[2] / f > INT32_MAX) return 0;
+    *out = (Stack){b->buf, b->strides[0], b->strides[1], b->strides[2] / f};
+    return 1;
+}
+
+static int contiguous_floats(const Py_buffer *b, Py_ssize_t count) {
+    return b->itemsize == (Py_ssize_t)sizeof(float) && b->format && strcmp(b->format, "f") == 0 &&
+           PyBuffer_IsContiguous(b, 'C') && b->len == count * (Py_ssize_t)sizeof(float);
+}
+
+/* The mask (uint8, C-contiguous (batch or 1, heads or 1, T, S)) as per-pair strides. */
+static int mask_of(const Py_buffer *m, int64_t batch, int64_t heads, int64_t t, int64_t s,
+                   Job *j) {
+    if (m->ndim != 4 || m->itemsize != 1 || !PyBuffer_IsContiguous(m, 'C')) return 0;
+    if ((m->shape[0] != 1 && m->shape[0] != batch) || (m->shape[1] != 1 && m->shape[1] != heads))
+        return 0;
+    if (m->shape[2] != t || m->shape[3] != s) return 0;
+    j->mask = m->buf;
+    j->mask_sh = m->shape[1] == 1 ? 0 : t * s;
+    j->mask_sb = m->shape[0] == 1 ? 0 : m->shape[1] * t * s;
+    return 1;
+}
+
+enum { N_FORWARD = 6, N_BACKWARD = 10 };
+
+/* Buffers by position: read-only ones first, then the written ones from `first_written`. */
+static int get_buffers(PyObject **objects, Py_buffer *views, int count, int first_written) {
+    for (int i = 0; i < count; i++) {
+        views[i].obj = NULL;
+        if (objects[i] == Py_None) continue;
+        int flags = PyBUF_STRIDES | PyBUF_FORMAT | (i >= first_written ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objects[i], &views[i], flags) < 0) {
+            while (i--)
+                if (views[i].obj) PyBuffer_Release(&views[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void release(Py_buffer *views, int count) {
+    for (int i = 0; i < count; i++)
+        if (views[i].obj) PyBuffer_Release(&views[i]);
+}
+
+static int bind_api(void) {
+    if (!api) api = PyCapsule_Import(SPLIT_API_CAPSULE, 0);
+    return api != NULL;
+}
+
+/* Shapes from q (batch, heads, T, d), k (.., S, d), v (.., S, dv); common checks of a call. */
+static int plan(Job *j, const Py_buffer *q, const Py_buffer *k, const Py_buffer *v,
+                const Py_buffer *mask, const Py_buffer *keep, const Py_buffer *probs) {
+    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) return 0;
+    int64_t batch = q->shape[0], heads = q->shape[1];
+    j->heads = heads;
+    j->t = q->shape[2];
+    j->d = q->shape[3];
+    j->s = k->shape[2];
+    j->dv_dim = v->shape[3];
+    if (j->t < 1 || j->s < 1 || j->d < 1 || j->dv_dim < 1 || j->s > INT32_MAX) return 0;
+    if (!stack_of(q, batch, heads, j->t, j->d, &j->q) ||
+        !stack_of(k, batch, heads, j->s, j->d, &j->k) ||
+        !stack_of(v, batch, heads, j->s, j->dv_dim, &j->v))
+        return 0;
+    Py_ssize_t weights = batch * heads * j->t * j->s;
+    if (!contiguous_floats(probs, weights)) return 0;
+    j->probs = probs->buf;
+    j->keep = NULL;
+    if (keep->obj) {
+        if (!contiguous_floats(keep, weights)) return 0;
+        j->keep = keep->buf;
+    }
+    j->mask = NULL;
+    if (mask->obj && !mask_of(mask, batch, heads, j->t, j->s, j)) return 0;
+    j->sgemm = api->sgemm();
+    j->ok = 1;
+    return j->sgemm != NULL;
+}
+
+static PyObject *finish(Py_buffer *views, int count, int planned, int ran) {
+    release(views, count);
+    if (planned && !ran) return PyErr_NoMemory();
+    return PyBool_FromLong(planned);
+}
+
+static PyObject *forward(PyObject *self, PyObject *args) {
+    PyObject *o[N_FORWARD + 1];
+    float scale;
+    int split;
+    /* q, k, v, mask, keep, probs (written), out (written) */
+    if (!PyArg_ParseTuple(args, "OOOOOOOfp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &scale, &split))
+        return NULL;
+    if (!bind_api()) return NULL;
+    Py_buffer b[N_FORWARD + 1];
+    if (!get_buffers(o, b, N_FORWARD + 1, 5)) return NULL;
+    Job j = {.scale = scale};
+    int planned = b[0].obj && b[1].obj && b[2].obj && b[5].obj && b[6].obj &&
+                  plan(&j, &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) &&
+                  stack_of(&b[6], b[0].shape[0], j.heads, j.t, j.dv_dim, &j.out);
+    int ran = planned && run(forward_pairs, &j, b[0].shape[0] * j.heads, split);
+    return finish(b, N_FORWARD + 1, planned, ran);
+}
+
+static PyObject *backward(PyObject *self, PyObject *args) {
+    PyObject *o[N_BACKWARD];
+    float scale;
+    int split;
+    /* q, k, v, keep, probs, dout, then dq, dk, dv (written); the mask is already in probs */
+    PyObject *none = Py_None;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOfp", &o[0], &o[1], &o[2], &o[4], &o[5], &o[6], &o[7],
+                          &o[8], &o[9], &scale, &split))
+        return NULL;
+    o[3] = none;
+    if (!bind_api()) return NULL;
+    Py_buffer b[N_BACKWARD];
+    if (!get_buffers(o, b, N_BACKWARD, 7)) return NULL;
+    Job j = {.scale = scale};
+    int ok = b[0].obj && b[1].obj && b[2].obj && b[5].obj && b[6].obj && b[7].obj && b[8].obj &&
+             b[9].obj;
+    int64_t batch = ok ? b[0].shape[0] : 0;
+    int planned = ok && plan(&j, &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) &&
+                  stack_of(&b[6], batch, j.heads, j.t, j.dv_dim, &j.dout) &&
+                  stack_of(&b[7], batch, j.heads, j.t, j.d, &j.dq) &&
+                  stack_of(&b[8], batch, j.heads, j.s, j.d, &j.dk) &&
+                  stack_of(&b[9], batch, j.heads, j.s, j.dv_dim, &j.dv);
+    int ran = planned && run(backward_pairs, &j, batch * j.heads, split);
+    return finish(b, N_BACKWARD, planned, ran);
+}
+
+static PyMethodDef methods[] = {
+    {"forward", forward, METH_VARARGS,
+     "forward(q, k, v, mask, keep, probs, out, scale, split): probs = softmax(scale q k^T, "
+     "mask) and out = (probs * keep) v per (batch, head); mask and keep may be None. Returns "
+     "False, doing nothing, where the arrays do not suit it."},
+    {"backward", backward, METH_VARARGS,
+     "backward(q, k, v, keep, probs, dout, dq, dk, dv, scale, split): the gradients of "
+     "`forward`'s q, k and v. Returns False, doing nothing, where the arrays do not suit it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_attention", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__attention(void) { return PyModule_Create(&module); }
