@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine import allocator
 from engine.backend import backend_of
 from engine.fused.workspace import PlannedContext
 from engine.layers.base import Layer
@@ -57,6 +58,8 @@ class Executor:
     """Runs a model's graph on raw arrays: forward, and backward into the flat gradient buffer."""
 
     def __init__(self, model: Model, flat: FlatParams | None, training: bool) -> None:
+        # every step frees and allocates the same arrays: keep their pages (engine/allocator.py)
+        allocator.keep_freed_blocks()
         graph = model.graph
         self.input_slots = graph.input_slots
         self.output_slots = graph.output_slots
