@@ -126,14 +126,13 @@ def matmul(a: Array, b: Array, out: Array, epilogue: BiasRelu | None = None) -> 
     make the same BLAS calls, so the results are the same bits.
     """
     rows = a.shape[0]
-    xp = backend_of(out).xp
     if (
         rows < 2
         or 2 * rows * a.shape[1] * b.shape[1] < SPLIT_MIN_FLOPS
         or not splitting()
         or not isinstance(out, np.ndarray)
     ):
-        xp.matmul(a, b, out=out)
+        backend_of(out).xp.matmul(a, b, out=out)
         if epilogue is not None:
             epilogue(out, 0, rows)
         return out
@@ -169,6 +168,7 @@ def matmuls(products: list[Product]) -> None:
 
 
 def _pair_pays(products: list[Product]) -> bool:
-    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products)
-    plain = all(isinstance(out, np.ndarray) for _, _, out in products)
+    (a1, b1, out1), (a2, b2, out2) = products
+    flops = 2 * (a1.shape[0] * a1.shape[1] * b1.shape[1] + a2.shape[0] * a2.shape[1] * b2.shape[1])
+    plain = isinstance(out1, np.ndarray) and isinstance(out2, np.ndarray)
     return flops >= SPLIT_MIN_FLOPS and plain and splitting()

@@ -127,7 +127,7 @@ class Dense(Layer):
         kernel = params[0]
         xp = backend.backend_of(kernel).xp
         x2 = inputs.reshape(-1, inputs.shape[-1])
-        dtype = xp.result_type(x2.dtype, kernel.dtype)
+        dtype = kernel.dtype if x2.dtype == kernel.dtype else xp.result_type(x2.dtype, kernel.dtype)
         z = ctx.buffer(xp, "z", (x2.shape[0], self.config.units), dtype)
         kind = self._inplace_kind
         bias = params[1] if self.config.use_bias else None

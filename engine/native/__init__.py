@@ -270,8 +270,16 @@ def rest_split_worker() -> None:
         split.rest()
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def _plain_float32(*arrays: Array) -> bool:
-    return _plain(arrays, (np.float32,))
+    """Whether every array is a C-contiguous float32 NumPy array (checked on every product and
+    element-wise kernel call, so written as a plain loop: a generator cost more than the check)."""
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype != _FLOAT32 or not a.flags.c_contiguous:
+            return False
+    return True
 
 
 def _plain(arrays: tuple[Array, ...], dtypes: tuple[type, ...]) -> bool:
