@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from engine.backend import backend_of
-from engine.kernels.im2col import columns
+from engine.kernels.im2col import column_source, columns
 
 Array = Any
 # about half a core's L2: the chunk's columns, its rows of the output and the kernel fit
@@ -76,8 +76,9 @@ def product(x: Array, g: Geometry, kernel_matrix: Array, y: Array, epilogue: Any
     xp = backend_of(y).xp
     per = math.prod(g.out)
     chunks, buffer = _chunks(x, per, kernel_matrix.shape[0])
+    source, pads = column_source(x, g.pads, buffer)
     for s in chunks:
-        cols = columns(x[s], g.kernel, g.strides, g.dilation, g.pads, g.out, buffer)
+        cols = columns(source[s], g.kernel, g.strides, g.dilation, pads, g.out, buffer)
         rows = y[_rows(s, per)]
         xp.matmul(cols, kernel_matrix, out=rows)
         if epilogue is not None:
@@ -89,9 +90,10 @@ def weight_grad(x: Array, g: Geometry, dy2: Array, kernel_rows: int) -> Array:
     summed in chunk order."""
     per = math.prod(g.out)
     chunks, buffer = _chunks(x, per, kernel_rows)
+    source, pads = column_source(x, g.pads, buffer)
     dw = None
     for s in chunks:
-        cols = columns(x[s], g.kernel, g.strides, g.dilation, g.pads, g.out, buffer)
+        cols = columns(source[s], g.kernel, g.strides, g.dilation, pads, g.out, buffer)
         part = cols.T @ dy2[_rows(s, per)]
         if dw is None:
             dw = part

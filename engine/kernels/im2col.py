@@ -19,11 +19,29 @@ Array = Any
 
 
 def pad_input(x: Array, pads: Sequence[tuple[int, int]], value: float = 0.0) -> Array:
-    """Pad the spatial axes of (N, *spatial, C) once; returns x itself when nothing is padded."""
+    """Pad the spatial axes of (N, *spatial, C) once; returns x itself when nothing is padded.
+
+    A filled array with x copied into its middle: the same values as `pad`, whose Python-level
+    bookkeeping cost about 1 ms a call (measured on W3's chunks of 4 images)."""
     if not any(lo or hi for lo, hi in pads):
         return x
     xp = backend_of(x).xp
-    return xp.pad(x, [(0, 0), *pads, (0, 0)], mode="constant", constant_values=value)
+    spatial = (n + lo + hi for n, (lo, hi) in zip(x.shape[1:-1], pads, strict=True))
+    out = xp.full((x.shape[0], *spatial, x.shape[-1]), value, dtype=x.dtype)
+    inner = (slice(lo, lo + n) for n, (lo, _) in zip(x.shape[1:-1], pads, strict=True))
+    out[(slice(None), *inner, slice(None))] = x
+    return out
+
+
+def column_source(
+    x: Array, pads: Sequence[tuple[int, int]], cols: Array
+) -> tuple[Array, tuple[tuple[int, int], ...]]:
+    """The array `columns` should read chunk by chunk, and the pads left for it: x itself when
+    the compiled kernel will build the columns (it pads as it copies), else x padded once here,
+    instead of once per chunk."""
+    if x.ndim in (3, 4) and native.im2col(x, cols) is not None:
+        return x, tuple(pads)
+    return pad_input(x, pads), tuple((0, 0) for _ in pads)
 
 
 def window_view(

@@ -114,6 +114,35 @@ def test_conv_matches_torch(row: tuple) -> None:
     np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("row", CONV_ROWS, ids=[_conv_id(r) for r in CONV_ROWS])
+def test_numpy_conv_matches_torch_in_float64(row: tuple) -> None:
+    """The NumPy path (float64 never takes a compiled kernel) to float64 rounding: the chunked
+    columns padded once, and one input channel by the window view's transposed columns."""
+    torch = pytest.importorskip("torch")
+    fn = torch.nn.functional
+    sp, cin, kernel, cout, strides, padding, dilation, groups = row
+    nd = len(sp)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, *sp, cin))
+    w = rng.standard_normal((*kernel, cin // groups, cout))
+    b = rng.standard_normal(cout)
+    y, cache = conv_forward(x, w, b, strides, padding, dilation, groups)
+    tx = _to_torch(x)
+    tw = torch.tensor(np.transpose(w, (nd + 1, nd, *range(nd))), requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    xpad = fn.pad(tx, _torch_pads(sp, kernel, strides, padding, dilation))
+    ty = getattr(fn, f"conv{nd}d")(xpad, tw, tb, stride=strides, dilation=dilation, groups=groups)
+    np.testing.assert_allclose(y, _from_torch(ty), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = conv_backward(cache, dy)
+    ty.backward(torch.tensor(np.moveaxis(dy, -1, 1)))
+    assert dx is not None and db is not None
+    np.testing.assert_allclose(dx, _from_torch(tx.grad), rtol=1e-12, atol=1e-12)
+    tdw = np.transpose(tw.grad.numpy(), (*range(2, nd + 2), 1, 0))
+    np.testing.assert_allclose(dw, tdw, rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("row", [CONV_ROWS[2], CONV_ROWS[6], CONV_ROWS[10]], ids=_conv_id)
 def test_conv_backward_matches_finite_differences(row: tuple) -> None:
     sp, cin, kernel, cout, strides, padding, dilation, groups = row
