@@ -41,17 +41,33 @@ import numpy as np
 Array = Any
 
 
+# Every compiled module by file stem: pyproject.toml's ext-modules (a test holds them equal).
+COMPILED = (
+    "_kernels",
+    "_recurrent",
+    "_batch_norm",
+    "_im2col",
+    "_pool",
+    "_conv_direct",
+    "_split",
+    "_batched",
+    "_attention",
+)
+
+
+def built() -> dict[str, bool]:
+    """Each compiled module and whether it loads: False when it was not built (each is optional,
+    so one can fail to compile while the others build) or `MODELSPEC_NATIVE=0` is set."""
+    return {name: getattr(_ext, name[1:]) is not None for name in COMPILED}
+
+
 def available() -> bool:
-    """Whether the compiled kernels were built."""
-    modules = (
-        _ext.kernels,
-        _ext.recurrent,
-        _ext.batch_norm,
-        _ext.im2col,
-        _ext.conv_direct,
-        _ext.pool,
-    )
-    return all(m is not None for m in modules)
+    """Whether every compiled module loads: the install is the one the benchmarks measure.
+
+    False as soon as one is missing; `built()` says which. The split products also need NumPy's
+    own OpenBLAS at run time, which `split_gemm_available()` checks on top of this.
+    """
+    return _ext.every_module
 
 
 def im2col(x: Array, cols: Array) -> ModuleType | None:
@@ -152,6 +168,10 @@ class _Extensions:
     @functools.cached_property
     def attention(self) -> ModuleType | None:
         return _load("_attention")
+
+    @functools.cached_property
+    def every_module(self) -> bool:
+        return all(getattr(self, name[1:]) is not None for name in COMPILED)
 
     @functools.cached_property
     def split_gemm(self) -> bool:

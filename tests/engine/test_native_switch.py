@@ -137,3 +137,20 @@ def test_training_with_a_differently_ordered_kernel_repeats_and_stays_close(
     np.testing.assert_allclose(history["loss"], numpy_history["loss"], rtol=1e-3)
     for a, b in zip(weights, numpy_weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=4e-3)
+
+
+def test_compiled_names_every_module_pyproject_declares() -> None:
+    from tests.packaging.venvs import declared_kernels
+
+    assert set(native.COMPILED) == declared_kernels()
+
+
+def test_available_means_every_module_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One optional module that failed to compile makes `available()` False; `built()` names it."""
+    monkeypatch.delenv(native.SWITCH, raising=False)
+    extensions = native._Extensions()
+    extensions.split = None
+    monkeypatch.setattr(native, "_ext", extensions)
+    assert not native.built()["_split"]
+    assert not native.available()
+    assert not native.split_gemm_available()
