@@ -180,6 +180,12 @@ class DataParallel:
             loss = math.nan if kind == 2.0 else math.inf
         return loss, bool(agreed[_STOP]), bool(agreed[_INTERRUPT])
 
+    def agree_signal(self, signum: int) -> int:
+        """The largest signal number any rank stopped on (0 for none): after the last step,
+        a Ctrl-C that reached one rank after the step's agreement, or SIGTERM on one rank and
+        SIGINT on another, still ends every rank with the same exit code."""
+        return int(self.comm.allreduce_max(np.array([signum], dtype=np.int64))[0])
+
     def gather_json(self, mine: dict[str, Any]) -> list[dict[str, Any]]:
         """Every rank's JSON-ready `mine`, in rank order (a mid-epoch checkpoint's positions);
         sent as UTF-8 bytes, so nothing is pickled."""

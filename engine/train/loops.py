@@ -220,17 +220,25 @@ def fit(
                 if model.stop_training:
                     break
         except KeyboardInterrupt:
-            history.interrupted = True
-            interrupt.signum = interrupt.signum or signal.SIGINT
             model._state.live_position = None  # raised inside a step: no clean position to save
-        history.interrupted = history.interrupted or interrupt.requested
-        if history.interrupted:
-            history.stop_signal = int(interrupt.signum or signal.SIGINT)
+            stop_signal = interrupt.signum or signal.SIGINT
+        else:
+            stop_signal = _stop_signal(interrupt, dp)
+        if stop_signal:
+            history.interrupted, history.stop_signal = True, int(stop_signal)
     callback_list.on_train_end()
     model._state.callback_state = callback_list.get_state()
     model._state.live_callbacks = None
     model._state.live_position = None
     return history
+
+
+def _stop_signal(interrupt: StopOnInterrupt, dp: DataParallel | None) -> int:
+    """The signal that stopped fit (0 for none), the same on every rank: a signal reaching
+    some ranks only after the last step's agreement is agreed on here, so all ranks end (and
+    exit) alike; one landing after this agreement no longer counts, on any rank."""
+    mine = (interrupt.signum or signal.SIGINT) if interrupt.requested else 0
+    return mine if dp is None else dp.agree_signal(mine)
 
 
 def _resolve_metrics(

@@ -270,3 +270,17 @@ def test_a_run_stopped_where_a_rank_has_no_step_left_resumes_bit_for_bit(
     resumed = _train(tmp_path, "none", "run", "--resume", "run")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     _assert_same_run(tmp_path / "whole", tmp_path / "run")
+
+
+def test_a_ctrl_c_on_one_rank_after_the_last_agreement_ends_every_rank_alike(
+    tmp_path: Path,
+) -> None:
+    """Rank 1 alone gets SIGINT at the end of the last epoch, after the ranks agreed on the
+    last step: no step is left to agree on it, so fit agrees once more at its end and every
+    rank exits 130, where rank 1 exited 130 and rank 0 exited 0."""
+    _streamed_spec(tmp_path, 1)
+    stopped = _train(tmp_path, "signal-after-last-agree", "run")
+    assert "Traceback" not in stopped.stderr, stopped.stderr
+    codes = [(tmp_path / f"exit{rank}.txt").read_text() for rank in (0, 1)]
+    assert codes == ["130", "130"], stopped.stdout + stopped.stderr
+    assert "Interrupted: saving the model as it is now." in stopped.stdout

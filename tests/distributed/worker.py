@@ -5,7 +5,9 @@
   `kill-mid` and the Ctrl-C placements `signal-before-agree`, `-in-agree`, `-after-agree` land
   on rank 1 at step MID_STEP of the second epoch (see `_inject` and `_late_signal`);
   `signal-when-idle` at rank 1's first idle step, `signal-at-epoch-end` at the first epoch's
-  last step.
+  last step, `signal-after-last-agree` at the end of the last epoch, after the ranks agreed
+  on the run's last step.
+  With that fault each rank writes its exit code to `exit<rank>.txt` in the working folder.
 - `batchnorm`: one data-parallel step of a BatchNormalization model; rank 0 prints its moving
   statistics as JSON for the test's hand-derived oracle.
 - `stream-rows SOURCE_JSON DIR`: each rank reads two epochs of its shard of a stream and writes
@@ -87,6 +89,16 @@ def _inject(fault: str) -> None:
         original(self, epoch)
 
     CallbackList.on_epoch_begin = on_epoch_begin  # type: ignore[method-assign]
+    original_epoch_end = CallbackList.on_epoch_end
+
+    def on_epoch_end(self: Any, epoch: int, logs: Any = None) -> None:
+        original_epoch_end(self, epoch, logs)
+        dp = distributed.active()
+        last = epoch == self.callbacks[0].params["epochs"] - 1
+        if fault == "signal-after-last-agree" and dp is not None and dp.rank == 1 and last:
+            signal.raise_signal(signal.SIGINT)
+
+    CallbackList.on_epoch_end = on_epoch_end  # type: ignore[method-assign]
 
 
 def _late_signal(fault: str) -> None:
@@ -125,11 +137,18 @@ def _late_signal(fault: str) -> None:
 
 
 def cli(fault: str, args: list[str]) -> None:
+    from engine.distributed.launch import world_rank
     from modelspec.cli import app
 
     _inject(fault)
     _late_signal(fault)
-    app(args, prog_name="modelspec")
+    try:
+        app(args, prog_name="modelspec")
+    except SystemExit as exc:
+        if fault == "signal-after-last-agree":
+            code = exc.code if isinstance(exc.code, int) else 1
+            Path(f"exit{world_rank()}.txt").write_text(str(code))
+        raise
 
 
 def batchnorm() -> None:
