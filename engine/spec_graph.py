@@ -165,17 +165,21 @@ class _Resolver:
                     (key,),
                     hint="use `type: functional` for a model with named inputs and outputs",
                 )
+        # The first layer reads the input even when its shape is bad: the shape error is the
+        # one to report, not a layer without input.
+        previous: str | None = None
         if entries and entries[0][1].get("type") == "Input":
             i, entry = entries.pop(0)
             shape = self.shape(entry.get("shape"), ("layers", i, "shape"))
             given = entry.get("name")
-            name = given if isinstance(given, str) and given else _INPUT_NAME
+            previous = given if isinstance(given, str) and given else _INPUT_NAME
             if shape is not None:
                 dtype = self.dtype(entry.get("dtype"), ("layers", i, "dtype"))
-                graph.inputs.append(GraphInput(name, shape, dtype, ("layers", i)))
+                graph.inputs.append(GraphInput(previous, shape, dtype, ("layers", i)))
         elif entries and "input_shape" in entries[0][1]:
             i, entry = entries[0]
             shape = self.shape(entry["input_shape"], ("layers", i, "input_shape"))
+            previous = _INPUT_NAME
             if shape is not None:
                 graph.inputs.append(GraphInput(_INPUT_NAME, shape, "float32", ("layers", i)))
         elif entries or not self.problems:
@@ -187,7 +191,6 @@ class _Resolver:
                 "`input_shape`",
             )
         names = _Namer(_explicit_names(e for _, e in entries), graph.inputs)
-        previous = graph.inputs[0].name if graph.inputs else None
         for i, entry in entries:
             path: Path = ("layers", i)
             for key in ("inputs", "shares"):
@@ -216,12 +219,15 @@ class _Resolver:
     # ----- functional ---------------------------------------------------------------------
     def functional(self, model: dict[str, Any]) -> SpecGraph:
         graph = SpecGraph("functional")
+        # every named input, a bad shape or not: naming one is not an undefined name
+        declared: list[str] = []
         for i, entry in self.entries(model, "inputs"):
             path: Path = ("inputs", i)
             name = entry.get("name")
             if not isinstance(name, str) or not name:
                 self.problem(ProblemKind.BAD_MODEL, "every input needs a `name`", path)
                 continue
+            declared.append(name)
             shape = self.shape(entry.get("shape"), (*path, "shape"))
             if shape is not None:
                 dtype = self.dtype(entry.get("dtype"), (*path, "dtype"))
@@ -237,7 +243,7 @@ class _Resolver:
         input_names = {g.name for g in graph.inputs}
         names = _Namer(_explicit_names(e for _, e in entries), graph.inputs)
         nodes: list[GraphNode] = []
-        previous: str | None = graph.inputs[0].name if len(graph.inputs) == 1 else None
+        previous: str | None = declared[0] if len(declared) == 1 else None
         for i, entry in entries:
             path = ("layers", i)
             name = names.take(entry, self, path)
@@ -248,7 +254,7 @@ class _Resolver:
                 shares = self.check_shares(shares, config, path, nodes)
             nodes.append(GraphNode(name, config, inputs, shares, path))
             previous = name
-        known = input_names | {n.name for n in nodes}
+        known = set(declared) | {n.name for n in nodes}
         for node in nodes:
             for j, ref in enumerate(node.inputs):
                 if ref not in known:

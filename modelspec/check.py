@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine.spec_graph import SpecGraph, resolve
+from engine.spec_graph import GraphProblem, ProblemKind, SpecGraph, resolve
 from modelspec import semantics
 from modelspec.diagnostics import GRAPH_PROBLEM_CODES, Diagnostic, KeyPath, severity_of
 from modelspec.infer import InferredModel, infer
@@ -87,6 +87,15 @@ def _invalid_nodes(graph: SpecGraph, bad_keys: set[KeyPath]) -> set[str]:
     return {n.name for n in graph.nodes if any(k[: len(n.path)] == n.path for k in bad_keys)}
 
 
+def _named_inside(problem: GraphProblem, found: list[Finding]) -> bool:
+    """A bad shape whose wrong element the schema names (`shape[1]: should be a valid
+    integer; got True`): that one error says it, the graph's whole-shape message would repeat it."""
+    where = problem.path
+    return problem.kind is ProblemKind.BAD_SHAPE and any(
+        len(f.key) > len(where) and f.key[: len(where)] == where for f in found
+    )
+
+
 def check_document(
     data: Any, source_map: SourceMap, report: SpecReport, check_paths: bool = True
 ) -> SpecReport:
@@ -125,7 +134,8 @@ def _check_into(report: SpecReport, data: Any, source_map: SourceMap, check_path
         report.graph = graph
         # Structural problems first: at a key both blame, the graph's message is the specific one.
         for p in problems:
-            out.add(GRAPH_PROBLEM_CODES[p.kind], p.message, p.path, p.hint)
+            if not _named_inside(p, schema_findings):
+                out.add(GRAPH_PROBLEM_CODES[p.kind], p.message, p.path, p.hint)
     for item in schema_findings:
         out.add_finding(item)
     if report.graph is None:

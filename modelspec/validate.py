@@ -195,11 +195,19 @@ def findings(exc: ValidationError, data: Any, root: type[BaseModel]) -> list[Fin
     errors = _merge_literals(exc.errors(include_url=False), data, root)
     resolved = [(e, _walk(data, tuple(e["loc"]), root)[0]) for e in errors]
     real_paths = [p for e, p in resolved if not _is_mismatch(e)]
+    # A union member that reached inside the value explains it better than one that wanted
+    # another kind of value: `{type: adam, learning_rate: true}` is a bad learning rate, not
+    # an optimizer that should have been a name.
+    inner_paths = [p for _, p in resolved]
     out: list[Finding] = []
     mismatch_paths: set[KeyPath] = set()
     for error, path in resolved:
         if _is_mismatch(error):
-            if any(p[: len(path)] == path for p in real_paths) or path in mismatch_paths:
+            if (
+                any(p[: len(path)] == path for p in real_paths)
+                or any(len(p) > len(path) and p[: len(path)] == path for p in inner_paths)
+                or path in mismatch_paths
+            ):
                 continue
             mismatch_paths.add(path)
         finding = _finding(error, data, root)

@@ -56,6 +56,22 @@ CASES: list[tuple[str, str, list[tuple[str, int, int, str]]]] = [
     ),
     ("version", "version: 2\n" + MLP, [("E105", 1, 10, "version")]),
     (
+        "bad input shape, and nothing that follows from it",
+        """model:
+  type: functional
+  inputs: [{name: x, shape: [true]}]
+  layers:
+    - {name: out, type: Dense, units: 1, inputs: x}
+  outputs: [out]
+""",
+        [("E103", 3, 30, "shape[0]: should be a valid integer; got True")],
+    ),
+    (
+        "bad learning rate, not a bad optimizer",
+        MLP + "compile: {optimizer: {type: adam, learning_rate: [0.1]}, loss: mse}\n",
+        [("E103", 5, 50, "learning_rate: should be a valid number; got list")],
+    ),
+    (
         "undefined name",
         """model:
   type: functional
