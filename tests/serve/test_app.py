@@ -76,7 +76,9 @@ def test_json_records_one_or_many_give_the_cli_bits(iris: TestClient, iris_run: 
     assert [{k: repr(v) for k, v in r.items()} for r in many["probabilities"]] == expected
     one = iris.post("/predict?probabilities=true", json=records[0]).json()
     assert one["predictions"] == many["predictions"][:1]
-    assert one["probabilities"] == many["probabilities"][:1]
+    # BLAS may sum a one-row product in another order than a many-row one (OpenBLAS's Haswell
+    # kernels do), so a record alone agrees with its batch to float32 rounding, not bit for bit.
+    assert _close(one["probabilities"], many["probabilities"][:1])
 
 
 def test_multi_input_arrays_give_the_cli_bits(multi_run: Path, tmp_path: Path) -> None:
@@ -277,10 +279,26 @@ def test_concurrent_requests_share_a_pass_unless_batching_is_off(
 
     passes, *answers = asyncio.run(send_all())
     assert (passes < len(records)) if shared else (passes == len(records))
-    alone = predictor.columns(predictor.predict(_inputs(predictor, records)), probabilities=True)
     served = [a.json()["probabilities"][0] for a in answers]
-    expected = [dict(zip(alone, row, strict=True)) for row in zip(*alone.values(), strict=True)]
-    assert served == expected
+    together = _rows(predictor, records)
+    # Served alone, each record gets `predict`'s bits for that record alone; sharing a pass,
+    # the batch's composition may move the last bits (BLAS's order depends on the row count).
+    alone = [row for record in records for row in _rows(predictor, [record])]
+    assert served == alone if not shared else _close(served, together)
+    assert _close(alone, together)
+
+
+def _rows(predictor: Predictor, records: list[dict[str, float]]) -> list[dict[str, float]]:
+    columns = predictor.columns(predictor.predict(_inputs(predictor, records)), probabilities=True)
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _close(a: list[dict[str, float]], b: list[dict[str, float]]) -> bool:
+    """Equal keys and values within float32 rounding of probabilities."""
+    return [r.keys() for r in a] == [r.keys() for r in b] and all(
+        np.allclose(list(x.values()), list(y.values()), rtol=1e-5, atol=1e-7)
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def _inputs(predictor: Predictor, records: list[dict[str, float]]) -> dict[str, np.ndarray]:
