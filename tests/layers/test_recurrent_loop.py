@@ -20,6 +20,7 @@ from engine import activations, native
 from engine.kernels import recurrent as K
 from engine.layers import registry
 from engine.layers.base import CallContext
+from tests.engine.test_native import _lstm_inputs
 
 needs_loop = pytest.mark.skipif(
     native._ext.recurrent is None or not native.split_gemm_available(),
@@ -160,22 +161,10 @@ def _gates() -> tuple[K.GateFn, K.GateFn]:
     return K.GateFn(activations.get("tanh")), K.GateFn(activations.get("sigmoid"))
 
 
-def _loop_inputs(steps: int, n: int, u: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(6)
-    scale = np.asarray(K._EXP_GATE_SCALE, dtype=np.float32).reshape(1, 4, 1, 1)
-    return {
-        "xz": rng.standard_normal((steps, 4, n, u), dtype=np.float32) * scale,
-        "rk": rng.standard_normal((4, u, u), dtype=np.float32) * np.float32(0.3),
-        "h0": rng.standard_normal((n, u), dtype=np.float32),
-        "c0": rng.standard_normal((n, u), dtype=np.float32),
-        "dh": rng.standard_normal((n, u), dtype=np.float32),
-    }
-
-
 @needs_loop
 def test_the_compiled_loops_call_their_hooks_at_chunk_starts() -> None:
     steps, n, u = 23, 3, 5
-    a = _loop_inputs(steps, n, u)
+    a = _lstm_inputs(steps, n, u, seed=6)
     act, ract = _gates()
     ahead: list[int] = []
     cache = K.lstm_forward(a["xz"], a["rk"], a["h0"], a["c0"], act, ract, ready=ahead.append)
@@ -183,7 +172,13 @@ def test_the_compiled_loops_call_their_hooks_at_chunk_starts() -> None:
     assert ahead == starts
     behind: list[tuple[int, np.ndarray]] = []
     dxz, _ = K.lstm_backward(
-        cache, a["rk"], act, ract, None, a["dh"], lambda t, g, _: behind.append((t, g[t:].copy()))
+        cache,
+        a["rk"],
+        act,
+        ract,
+        None,
+        a["dh_last"],
+        lambda t, g, _: behind.append((t, g[t:].copy())),
     )
     assert [t for t, _ in behind] == starts[::-1]
     for t, seen in behind:  # steps t.. were final when the hook ran
@@ -192,7 +187,7 @@ def test_the_compiled_loops_call_their_hooks_at_chunk_starts() -> None:
 
 @needs_loop
 def test_an_error_in_a_hook_stops_the_compiled_loop() -> None:
-    a = _loop_inputs(23, 3, 5)
+    a = _lstm_inputs(23, 3, 5, seed=6)
     act, ract = _gates()
 
     def fail(t: int) -> None:
