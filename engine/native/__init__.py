@@ -70,34 +70,6 @@ def available() -> bool:
     return _ext.every_module
 
 
-def im2col(x: Array, cols: Array) -> ModuleType | None:
-    """The compiled im2col (`_im2col.c`) when it was built and both arrays are plain
-    C-contiguous float32, else None."""
-    module = _ext.im2col
-    return module if module is not None and _plain_float32(x, cols) else None
-
-
-def conv_direct(*arrays: Array) -> ModuleType | None:
-    """The compiled direct convolution (`_conv_direct.c`) when it was built and every array is
-    plain C-contiguous float32, else None."""
-    module = _ext.conv_direct
-    return module if module is not None and _plain_float32(*arrays) else None
-
-
-def pool(*arrays: Array) -> ModuleType | None:
-    """The compiled 2-d max pooling (`_pool.c`) when it was built and every array is plain
-    C-contiguous (float32 values, uint8 winner codes), else None."""
-    module = _ext.pool
-    return module if module is not None and _plain(arrays, (np.float32, np.uint8)) else None
-
-
-def batch_norm(*arrays: Array) -> ModuleType | None:
-    """The compiled BatchNormalization passes (`_batch_norm.c`) when they were built and every
-    array is plain C-contiguous float32, else None (the caller runs its NumPy composite)."""
-    module = _ext.batch_norm
-    return module if module is not None and _plain_float32(*arrays) else None
-
-
 def _numpy_sgemm() -> tuple[str, str] | None:
     """The library file and ILP64 sgemm symbol of the OpenBLAS that NumPy's wheel bundles."""
     blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
@@ -133,41 +105,15 @@ class _Extensions:
     """The compiled modules, loaded on first use: importing the engine to check a spec (lint)
     then loads no shared library and binds no BLAS symbol."""
 
-    @functools.cached_property
-    def kernels(self) -> ModuleType | None:
-        return _load("_kernels")
-
-    @functools.cached_property
-    def recurrent(self) -> ModuleType | None:
-        return _load("_recurrent")
-
-    @functools.cached_property
-    def pool(self) -> ModuleType | None:
-        return _load("_pool")
-
-    @functools.cached_property
-    def batch_norm(self) -> ModuleType | None:
-        return _load("_batch_norm")
-
-    @functools.cached_property
-    def im2col(self) -> ModuleType | None:
-        return _load("_im2col")
-
-    @functools.cached_property
-    def conv_direct(self) -> ModuleType | None:
-        return _load("_conv_direct")
-
-    @functools.cached_property
-    def split(self) -> ModuleType | None:
-        return _load("_split")
-
-    @functools.cached_property
-    def batched(self) -> ModuleType | None:
-        return _load("_batched")
-
-    @functools.cached_property
-    def attention(self) -> ModuleType | None:
-        return _load("_attention")
+    def __getattr__(self, name: str) -> ModuleType | None:
+        """`COMPILED`'s module `_<name>` (None when switched off or not built), loaded at the
+        first access and kept as a plain attribute, so later reads skip this lookup and a test
+        can set one to None to run without it."""
+        if f"_{name}" not in COMPILED:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        module = _load(f"_{name}")
+        setattr(self, name, module)
+        return module
 
     @functools.cached_property
     def every_module(self) -> bool:
@@ -302,9 +248,37 @@ def _plain_float32(*arrays: Array) -> bool:
     return True
 
 
-def _plain(arrays: tuple[Array, ...], dtypes: tuple[type, ...]) -> bool:
-    """Whether every array is a C-contiguous NumPy array of one of `dtypes`."""
-    return all(type(a) is np.ndarray and a.dtype in dtypes and a.flags.c_contiguous for a in arrays)
+def _plain(arrays: tuple[Array, ...], dtypes: tuple[np.dtype[Any] | type, ...]) -> bool:
+    """Whether every array is a C-contiguous NumPy array of one of `dtypes` (a plain loop, as
+    in `_plain_float32`)."""
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype not in dtypes or not a.flags.c_contiguous:
+            return False
+    return True
+
+
+# The compiled modules that callers drive themselves, and the dtypes of the arrays they take
+_OPERANDS: dict[str, tuple[np.dtype[Any], ...]] = {
+    "im2col": (_FLOAT32,),  # convolution's column matrix
+    "conv_direct": (_FLOAT32,),  # convolution without a column matrix
+    "pool": (_FLOAT32, np.dtype(np.uint8)),  # 2-d max pooling: values and winner codes
+    "batch_norm": (_FLOAT32,),  # BatchNormalization's training passes
+}
+
+
+def _fitting(name: str, *arrays: Array) -> ModuleType | None:
+    """The compiled module `_<name>` of `_OPERANDS` when it was built and every array is a
+    C-contiguous NumPy array of one of its dtypes, else None (the caller runs its NumPy
+    composite): the kernels read raw memory, so CuPy arrays, the strict fake device's arrays,
+    strided views and other dtypes must not reach them."""
+    module: ModuleType | None = getattr(_ext, name)
+    return module if module is not None and _plain(arrays, _OPERANDS[name]) else None
+
+
+im2col = functools.partial(_fitting, "im2col")
+conv_direct = functools.partial(_fitting, "conv_direct")
+pool = functools.partial(_fitting, "pool")
+batch_norm = functools.partial(_fitting, "batch_norm")
 
 
 def _adam_arrays(param: Array, grad: Array, m: Array, v: Array) -> bool:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from engine import native
+from engine.backend import get_backend
 from engine.build import from_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +155,50 @@ def test_available_means_every_module_loads(monkeypatch: pytest.MonkeyPatch) -> 
     assert not native.built()["_split"]
     assert not native.available()
     assert not native.split_gemm_available()
+
+
+def test_each_compiled_module_loads_once_and_other_names_fail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loader serves exactly `COMPILED`, importing each module at its first read only."""
+    monkeypatch.delenv(native.SWITCH, raising=False)
+    loads: list[str] = []
+    real_load = native._load
+
+    def counting_load(name: str) -> Any:
+        loads.append(name)
+        return real_load(name)
+
+    monkeypatch.setattr(native, "_load", counting_load)
+    extensions = native._Extensions()
+    first = [getattr(extensions, name[1:]) for name in native.COMPILED]
+    again = [getattr(extensions, name[1:]) for name in native.COMPILED]
+    assert loads == list(native.COMPILED)
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    with pytest.raises(AttributeError, match="'_Extensions' object has no attribute 'kernel'"):
+        extensions.kernel  # noqa: B018
+    assert not hasattr(extensions, "_pool")
+
+
+@needs_native
+@pytest.mark.parametrize(
+    ("name", "dtypes"),
+    [
+        ("im2col", [np.float32]),
+        ("conv_direct", [np.float32]),
+        ("pool", [np.float32, np.uint8]),
+        ("batch_norm", [np.float32]),
+    ],
+)
+def test_a_driven_module_takes_only_plain_arrays_of_its_dtypes(
+    name: str, dtypes: list[type]
+) -> None:
+    checker = getattr(native, name)
+    plain = [np.zeros((4, 6), dtype=dtype) for dtype in dtypes]
+    assert checker(*plain) is getattr(native._ext, name)
+    assert checker(*plain, plain[0][:, ::2]) is None
+    assert checker(*plain, np.zeros(3, dtype=np.float64)) is None
+    assert checker(*plain, np.zeros(3, dtype=np.int8)) is None
+    assert checker(*plain, [0.0]) is None
+    fake = get_backend("fake")
+    assert checker(*(fake.asarray(a) for a in plain)) is None
