@@ -111,10 +111,12 @@ static int block_width(Py_ssize_t ow, const int *widths) {
     return best;
 }
 
-/* Whether the CPU has AVX-512's 32 registers of 16 floats, which the v16 blocks need. */
+/* Whether the loops' dispatch takes their x86-64-v4 clone, whose registers hold the v16 blocks:
+ * the same test as FMA_CLONES' resolver, so that the v16 blocks never run in the AVX2 clone
+ * and a CPU with avx512f but not BW, CD, DQ and VL never runs the x86-64-v4 code. */
 static int wide_registers(void) {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    return __builtin_cpu_supports("avx512f") != 0;
+    return __builtin_cpu_supports("x86-64-v4") != 0;
 #else
     return 0;
 #endif
