@@ -5,7 +5,8 @@ forward (the layer writes its output, the ReLU reads it and writes its own) and 
 (the ReLU writes its masked gradient, the layer reads it). Run as one call, the ReLU is the
 last step of the producer's pass and its mask the first step of the producer's backward. The
 producer's module holds that knowledge (`forward_relu`, and a `backward` that applies the mask
-its cache carries); this table only says which pairs may meet, and the executor
+its cache carries); this table only says which pairs may meet and how they join (the
+producer's method that runs both), and the executor
 (`engine/train/executor.py`) decides where the graph allows it. Results are the same bits as
 the two calls: tests/training/test_fusion.py compares them.
 """
@@ -22,16 +23,26 @@ from engine.layers.base import Layer
 Array = Any
 Forward = Callable[[list[Array], Any, CallContext], tuple[Array, Any]]
 
+Join = Callable[[Layer, Layer], Forward | None]
+
+
+def _relu_after(producer: Layer, consumer: Layer) -> Forward | None:
+    """A plain ReLU consumer: the producer's `forward_relu(params, inputs, ctx)` gives the
+    ReLU's output and the producer's cache, whose `backward` then takes the gradient of the
+    ReLU's output."""
+    if not getattr(consumer, "is_plain_relu", False):
+        return None
+    return producer.forward_relu  # type: ignore[attr-defined]
+
+
 # (producer, consumer): a registered producer type (not a user's subclass) whose output feeds
-# only a plain ReLU of the consumer type. The producer's `forward_relu(params, inputs, ctx)`
-# gives the ReLU's output and the producer's cache, whose `backward` then takes the gradient
-# of the ReLU's output.
-PATTERNS: tuple[tuple[str, str], ...] = (
-    ("BatchNormalization", "Activation"),
-    ("Add", "Activation"),
-    ("BatchNormalization", "ReLU"),
-    ("Add", "ReLU"),
-)
+# only a consumer of the consumer type, and how the pair is joined.
+PATTERNS: dict[tuple[str, str], Join] = {
+    ("BatchNormalization", "Activation"): _relu_after,
+    ("Add", "Activation"): _relu_after,
+    ("BatchNormalization", "ReLU"): _relu_after,
+    ("Add", "ReLU"): _relu_after,
+}
 
 
 def _is(layer: Layer, type_name: str) -> bool:
@@ -40,9 +51,7 @@ def _is(layer: Layer, type_name: str) -> bool:
 
 def match(producer: Layer, consumer: Layer) -> Forward | None:
     """The forward that runs `producer` then `consumer` as one call, if a pattern allows it."""
-    if not getattr(consumer, "is_plain_relu", False):
-        return None
-    for producer_type, consumer_type in PATTERNS:
+    for (producer_type, consumer_type), join in PATTERNS.items():
         if _is(producer, producer_type) and _is(consumer, consumer_type):
-            return producer.forward_relu  # type: ignore[attr-defined]
+            return join(producer, consumer)
     return None

@@ -85,7 +85,7 @@ def test_a_resnet_block_fuses_its_bn_relu_and_add_relu_pairs_to_the_same_bits(
     x, y = _images()
     fused = _run(lambda: _resnet_block(relu), x, y)
     assert fused["absorbed"] == {"stem", "relu1", "out"}
-    monkeypatch.setattr(fusion, "PATTERNS", ())
+    monkeypatch.setattr(fusion, "PATTERNS", {})
     unfused = _run(lambda: _resnet_block(relu), x, y)
     assert unfused["absorbed"] == set()
     _assert_same_bits(fused, unfused)
