@@ -15,7 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import engine.native as native
 
-_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-helper")
+# The engine's one helper thread, also the recurrent loops' (`engine.kernels.chunk_tasks`): a
+# second one would only add a third thread for two cores. Sharing it is safe because neither
+# side ever waits for a task the helper has not started: a caller nested in a helper task, or
+# one queued behind the other's work, runs its tasks itself.
+HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-helper")
 
 
 class _Tasks:
@@ -55,7 +59,7 @@ def run(tasks: Sequence[Callable[[], object]]) -> None:
         return
     shared = _Tasks(tasks)
     native.rest_split_worker()
-    _POOL.submit(shared.work)
+    HELPER.submit(shared.work)
     shared.work()
     shared.done.wait()
     if shared.error is not None:

@@ -1,7 +1,8 @@
 """Tasks shared by a recurrent loop's thread and one worker thread, each run exactly once.
 
 The recurrent loops hand their full-sequence products (input projections ahead, weight and
-input gradients behind) to a worker thread in time chunks. On a loaded 2-core machine that
+input gradients behind) to the engine's helper thread (`engine.fused.parallel.HELPER`, the
+worker below) in time chunks. On a loaded 2-core machine that
 thread may be descheduled for milliseconds, even in the middle of a chunk, so the loop's
 thread never just waits while there is work it could do: it claims whatever task nobody has
 started (the one it needs first, else the next one ahead, or the last ones at the end), and
@@ -11,20 +12,13 @@ what it computes: each task writes only its own slots.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import engine.native as native
+from engine.fused import parallel
 
 Task = Callable[[], None]
-
-
-@functools.cache
-def worker() -> ThreadPoolExecutor:
-    """The one background thread that takes tasks (BLAS calls release the GIL)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-gemm")
 
 
 class Tasks:
@@ -53,7 +47,7 @@ class Tasks:
             self.draining = self.draining or share
         if wake:
             native.rest_split_worker()
-            worker().submit(self._drain)
+            parallel.HELPER.submit(self._drain)
         return index
 
     def _claim(self, index: int) -> bool:

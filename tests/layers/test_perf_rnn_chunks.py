@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from engine import activations
+from engine.fused import parallel
 from engine.kernels import chunk_tasks
 from engine.kernels import recurrent as K
 from engine.layers import registry
@@ -74,7 +75,7 @@ def test_behind_hands_over_each_finished_chunk_with_its_arrays() -> None:
 
 def test_the_loop_runs_the_chunks_a_busy_worker_has_not_started() -> None:
     release = threading.Event()
-    blocker = chunk_tasks.worker().submit(release.wait, 10)
+    blocker = parallel.HELPER.submit(release.wait, 10)
     try:
         where: list[int] = []
         ahead = K.Ahead(lambda t0, t1: where.append(threading.get_ident()), 23)
@@ -109,6 +110,30 @@ def test_the_loop_runs_later_tasks_while_the_worker_holds_the_one_it_needs() -> 
     tasks.add(later, share=False)
     tasks.need(0)  # without taking `later` itself, this would wait until the 10 s timeout
     assert where["later"] == threading.get_ident() != where["held"]
+
+
+def test_recurrent_loops_inside_the_shared_helpers_tasks_finish() -> None:
+    """`parallel.run` and the chunked loops share one helper thread: a loop running on that
+    thread queues its chunks behind itself, so it must run them all and never wait for them."""
+    finished: list[tuple[int, list[tuple[int, int]]]] = []
+
+    def loop() -> None:
+        seen: list[tuple[int, int]] = []
+        ahead = K.Ahead(lambda t0, t1: seen.append((t0, t1)), 23)
+        for t in range(23):
+            ahead(t)
+        behind = K.Behind([lambda t0, t1, *arrays: seen.append((t0, t1))], 23)
+        for t in range(22, -1, -1):
+            behind(t, None, None)
+        behind.finish()
+        finished.append((threading.get_ident(), sorted(seen)))
+
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: (parallel.run([loop, loop, loop]), done.set()))
+    runner.start()
+    assert done.wait(30)
+    runner.join()
+    assert [seen for _, seen in finished] == [sorted(K.chunk_bounds(23) * 2)] * 3
 
 
 def _fail(*args: Any) -> None:

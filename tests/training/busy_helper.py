@@ -18,7 +18,7 @@ def helper_busy() -> Iterator[None]:
         blocked.set()
         release.wait(5)
 
-    parallel._POOL.submit(hold_helper)
+    parallel.HELPER.submit(hold_helper)
     blocked.wait(5)
     try:
         yield
