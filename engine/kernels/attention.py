@@ -32,6 +32,7 @@ operand of these shapes more slowly than NumPy copies it (1.26 against 0.35 + 0.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +52,10 @@ SPLIT_MIN_SCORES = 1 << 16
 @dataclass
 class AttentionCache:
     """What backward needs: the query (scaled, except for the fused kernel's), key, value,
-    probabilities, mask and dropout."""
+    probabilities, mask and dropout. The key and value, and the fused kernel's query, are the
+    caller's arrays, not copies (a copy of each would cost a pass over 4 MB per W6 layer): a
+    caller must not write to them between forward and backward. MultiHeadAttention hands over
+    its fresh projections, which nothing else holds."""
 
     q: Array
     k: Array
@@ -65,14 +69,37 @@ class AttentionCache:
 
 
 def causal_mask(xp: Any, t: int, s: int) -> Array:
-    """(1, 1, T, S): query i sees keys j <= i (Keras's `_compute_causal_mask`)."""
+    """(1, 1, T, S): query i sees keys j <= i (Keras's `_compute_causal_mask`); read-only and
+    shared between calls on NumPy, where it is made once per shape."""
+    if xp is np:
+        return _numpy_causal(t, s)
     return (xp.arange(t).reshape(t, 1) >= xp.arange(s).reshape(1, s)).reshape(1, 1, t, s)
 
 
 def band_mask(xp: Any, t: int, s: int, window: int) -> Array:
-    """(1, 1, T, S): |i - j| < window (Keras's sliding-window mask)."""
+    """(1, 1, T, S): |i - j| < window (Keras's sliding-window mask); on NumPy read-only and
+    made once per shape, like `causal_mask`."""
+    if xp is np:
+        return _numpy_band(t, s, window)
     diff = xp.arange(t).reshape(t, 1) - xp.arange(s).reshape(1, s)
     return (xp.abs(diff) < window).reshape(1, 1, t, s)
+
+
+@functools.lru_cache(maxsize=16)
+def _numpy_causal(t: int, s: int) -> Array:
+    return _frozen(np.arange(t).reshape(t, 1) >= np.arange(s).reshape(1, s), t, s)
+
+
+@functools.lru_cache(maxsize=16)
+def _numpy_band(t: int, s: int, window: int) -> Array:
+    diff = np.arange(t).reshape(t, 1) - np.arange(s).reshape(1, s)
+    return _frozen(np.abs(diff) < window, t, s)
+
+
+def _frozen(mask: Array, t: int, s: int) -> Array:
+    mask = mask.reshape(1, 1, t, s)
+    mask.flags.writeable = False
+    return mask
 
 
 def dropout_keep(

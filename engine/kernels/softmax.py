@@ -25,15 +25,23 @@ LARGE_NEGATIVE = -1e9
 
 
 def _full_mask(mask: Array | None, shape: tuple[int, ...]) -> Array | None:
-    if mask is None or not native.available():
-        return mask
+    """The mask at the scores' full shape, one byte per score, as the compiled pass reads it
+    (no copy when it already is one)."""
+    if mask is None:
+        return None
     return np.ascontiguousarray(np.broadcast_to(mask, shape))
+
+
+def _compiled_may_run(scores: Array) -> bool:
+    """Whether the compiled pass takes these scores: only then is the mask worth spreading to
+    their shape (float64 or CuPy scores would make the copy for nothing)."""
+    return type(scores) is np.ndarray and scores.dtype == np.float32 and native.available()
 
 
 def masked_softmax(scores: Array, mask: Array | None) -> Array:
     """The probabilities of `scores` (..., S) where boolean `mask` (broadcasting to them) allows;
     computed in place on `scores` when it can be, and returned."""
-    if type(scores) is np.ndarray and native.softmax_rows(scores, _full_mask(mask, scores.shape)):
+    if _compiled_may_run(scores) and native.softmax_rows(scores, _full_mask(mask, scores.shape)):
         return scores
     xp = backend_of(scores).xp
     if mask is not None:

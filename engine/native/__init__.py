@@ -12,8 +12,10 @@ NumPy composite, with the same results bit for bit, except for the direct convol
 in another order than im2col + sgemm, so its results agree within float32 rounding (and repeat
 bit for bit), and for the fused attention, which scales the query before its product and reads
 the key transposed where NumPy copies it (the same: close, and repeating bit for bit). A kernel
-applies only to plain, C-contiguous float32 NumPy arrays: CuPy arrays, the strict fake device's
-arrays and every other dtype take the NumPy path.
+applies only to plain float32 NumPy arrays, C-contiguous except for the fused attention's
+(batch, heads, L, dim) operands, which are views with contiguous rows (checked in
+`_attention.c`): CuPy arrays, the strict fake device's arrays and every other dtype take the
+NumPy path.
 `MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
 modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
 the benchmark measures the fallback and how a user rules the kernels out of a problem.
@@ -196,9 +198,11 @@ def attention_forward(
     split: bool,
 ) -> bool:
     """The fused attention's forward (`_attention.c`): `probs` = softmax(scale q k^T, mask),
-    `out` = (probs * keep) v, over (batch, heads, L, dim) views with contiguous rows, the
-    pairs split over both cores when `split`; `mask` is uint8 (batch or 1, heads or 1, T, S),
-    C-contiguous. Returns whether it ran."""
+    `out` = (probs * keep) v, over (batch, heads, L, dim) views with contiguous rows (not
+    necessarily C-contiguous: strides in whole floats), the pairs split over both cores when
+    `split`; `mask` is uint8 (batch or 1, heads or 1, T, S), C-contiguous; `probs` and `keep`
+    C-contiguous. Returns whether it ran: not where a layout does not suit it or a written
+    array shares memory with another argument."""
     module = _ext.attention
     if module is None or not _ext.split_gemm or not _attention_operands(q, k, v, keep, probs, out):
         return False

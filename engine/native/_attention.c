@@ -13,9 +13,12 @@
  * transposed in place, where NumPy copies it, and OpenBLAS may round those differently.
  *
  * Layouts: query, key, value, output and their gradients are (batch, heads, L, dim) views
- * whose rows are contiguous (the head-split view of a (batch, L, heads, dim) buffer); the
- * weights are C-contiguous (batch, heads, T, S); the mask is uint8 (batch or 1, heads or 1,
- * T, S), broadcast over size-1 axes; dropout's factors are C-contiguous like the weights.
+ * whose rows are contiguous and whose strides are whole floats (the head-split view of a
+ * (batch, L, heads, dim) buffer, for one), not necessarily C-contiguous; the weights are
+ * C-contiguous (batch, heads, T, S); the mask is uint8 (batch or 1, heads or 1, T, S),
+ * broadcast over size-1 axes; dropout's factors are C-contiguous like the weights. A written
+ * array shares no byte with any other argument and its own rows do not alias (both halves
+ * write at once, and inputs are read after outputs are written); otherwise the call declines.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -155,7 +158,8 @@ static int run(void (*fn)(void *), Job *job, int64_t pairs, int split) {
     return halves[0].ok && halves[1].ok;
 }
 
-/* A 4-d float32 view with contiguous rows of `rows` x `cols` per pair; 0 if it is not one. */
+/* A 4-d float32 view with contiguous rows of `rows` x `cols` per pair; 0 if it is not one.
+ * Every stride must be a whole number of floats: `at` and `ld` count in floats and bytes. */
 static int stack_of(const Py_buffer *b, int64_t batch, int64_t heads, int64_t rows,
                     int64_t cols, Stack *out) {
     Py_ssize_t f = (Py_ssize_t)sizeof(float);
@@ -163,8 +167,69 @@ static int stack_of(const Py_buffer *b, int64_t batch, int64_t heads, int64_t ro
     if (b->shape[0] != batch || b->shape[1] != heads || b->shape[2] != rows || b->shape[3] != cols)
         return 0;
     if ((uintptr_t)b->buf % sizeof(float) || b->strides[3] != f) return 0;
+    if (b->strides[0] % f || b->strides[1] % f) return 0;
     if (b->strides[2] % f || b->strides[2] / f < cols || b->strides[2] / f > INT32_MAX) return 0;
     *out = (Stack){b->buf, b->strides[0], b->strides[1], b->strides[2] / f};
+    return 1;
+}
+
+/* Whether no two (batch, head, row) rows of a stack share a byte: the axes of more than one
+ * element, by stride, each step past everything the smaller ones span (sufficient, and what
+ * every split view of a (batch, L, heads, dim) buffer satisfies). Two threads write a
+ * written stack's pairs, so rows that alias would race. */
+static int rows_disjoint(const Py_buffer *b) {
+    Py_ssize_t stride[3], size[3];
+    int n = 0;
+    for (int a = 0; a < 3; a++) {
+        if (b->shape[a] < 2) continue;
+        Py_ssize_t s = b->strides[a] < 0 ? -b->strides[a] : b->strides[a];
+        int i = n++;
+        for (; i > 0 && stride[i - 1] > s; i--) {
+            stride[i] = stride[i - 1];
+            size[i] = size[i - 1];
+        }
+        stride[i] = s;
+        size[i] = b->shape[a];
+    }
+    Py_ssize_t span = b->shape[3] * b->itemsize;
+    for (int i = 0; i < n; i++) {
+        if (stride[i] < span) return 0;
+        span += stride[i] * (size[i] - 1);
+    }
+    return 1;
+}
+
+/* The bytes a buffer (taken with its strides) may touch, [lo, hi); lo == hi when empty. */
+static void extent(const Py_buffer *b, char **lo, char **hi) {
+    char *first = b->buf, *last = b->buf;
+    for (int a = 0; a < b->ndim; a++) {
+        if (b->shape[a] == 0) {
+            *lo = *hi = b->buf;
+            return;
+        }
+        Py_ssize_t reach = (b->shape[a] - 1) * b->strides[a];
+        if (reach < 0) first += reach;
+        else last += reach;
+    }
+    *lo = first;
+    *hi = last + b->itemsize;
+}
+
+/* Whether each written buffer (from `first_written` on) keeps clear of every other buffer's
+ * bytes and its own rows do not alias: the kernel reads inputs after writing outputs. */
+static int writes_apart(const Py_buffer *views, int count, int first_written) {
+    for (int w = first_written; w < count; w++) {
+        if (!views[w].obj) continue;
+        if (views[w].ndim == 4 && !rows_disjoint(&views[w])) return 0;
+        char *wlo, *whi;
+        extent(&views[w], &wlo, &whi);
+        for (int i = 0; i < count; i++) {
+            if (i == w || !views[i].obj) continue;
+            char *lo, *hi;
+            extent(&views[i], &lo, &hi);
+            if (lo < whi && wlo < hi) return 0;
+        }
+    }
     return 1;
 }
 
@@ -263,7 +328,8 @@ static PyObject *forward(PyObject *self, PyObject *args) {
     Job j = {.scale = scale};
     int planned = b[0].obj && b[1].obj && b[2].obj && b[5].obj && b[6].obj &&
                   plan(&j, &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) &&
-                  stack_of(&b[6], b[0].shape[0], j.heads, j.t, j.dv_dim, &j.out);
+                  stack_of(&b[6], b[0].shape[0], j.heads, j.t, j.dv_dim, &j.out) &&
+                  writes_apart(b, N_FORWARD + 1, 5);
     int ran = planned && run(forward_pairs, &j, b[0].shape[0] * j.heads, split);
     return finish(b, N_FORWARD + 1, planned, ran);
 }
@@ -289,7 +355,8 @@ static PyObject *backward(PyObject *self, PyObject *args) {
                   stack_of(&b[6], batch, j.heads, j.t, j.dv_dim, &j.dout) &&
                   stack_of(&b[7], batch, j.heads, j.t, j.d, &j.dq) &&
                   stack_of(&b[8], batch, j.heads, j.s, j.d, &j.dk) &&
-                  stack_of(&b[9], batch, j.heads, j.s, j.dv_dim, &j.dv);
+                  stack_of(&b[9], batch, j.heads, j.s, j.dv_dim, &j.dv) &&
+                  writes_apart(b, N_BACKWARD, 7);
     int ran = planned && run(backward_pairs, &j, batch * j.heads, split);
     return finish(b, N_BACKWARD, planned, ran);
 }
@@ -298,7 +365,8 @@ static PyMethodDef methods[] = {
     {"forward", forward, METH_VARARGS,
      "forward(q, k, v, mask, keep, probs, out, scale, split): probs = softmax(scale q k^T, "
      "mask) and out = (probs * keep) v per (batch, head); mask and keep may be None. Returns "
-     "False, doing nothing, where the arrays do not suit it."},
+     "False, doing nothing, where the arrays do not suit it (shapes, dtypes, layouts, or a "
+     "written array sharing bytes with another)."},
     {"backward", backward, METH_VARARGS,
      "backward(q, k, v, keep, probs, dout, dq, dk, dv, scale, split): the gradients of "
      "`forward`'s q, k and v. Returns False, doing nothing, where the arrays do not suit it."},

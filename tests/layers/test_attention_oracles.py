@@ -286,7 +286,7 @@ def test_attention_kernel_equals_torch_float64(case: tuple[Any, ...]) -> None:
         x.requires_grad_(True)
     scores = (q * a["scale"]) @ k.transpose(-1, -2)
     if a["mask"] is not None:
-        allowed = torch.from_numpy(np.ascontiguousarray(a["mask"]))
+        allowed = torch.from_numpy(np.array(a["mask"]))
         scores = torch.where(allowed, scores, torch.tensor(-1e9, dtype=torch.float64))
     probs = torch.softmax(scores, dim=-1)
     if a["mask"] is not None:
@@ -325,3 +325,81 @@ def test_fused_attention_gradients_equal_finite_differences() -> None:
         numeric = (plus - minus) / (2 * eps)
         analytic = float(np.sum(grad.astype(np.float64) * direction))
         assert numeric == pytest.approx(analytic, rel=5e-3, abs=5e-3)
+
+
+def _unaligned(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 (batch, 1, L, dim) view with contiguous rows whose batch stride is not a whole
+    number of floats (6 bytes between samples)."""
+    b, _, rows, dim = shape
+    sample = rows * dim * 4 + 6
+    raw = np.zeros(b * sample, dtype=np.uint8)
+    return np.ndarray(shape, np.float32, raw, 0, (sample, rows * dim * 4, dim * 4, 4))
+
+
+def _layouts(a: dict[str, Any], kind: str) -> tuple[np.ndarray, ...]:
+    """(q, k, v, probs, out) for the forward call, one of them laid out as `kind` says."""
+    q, k, v = a["q"], a["k"], a["v"]
+    out = np.zeros(q.shape, dtype=np.float32)
+    probs = np.zeros((*q.shape[:3], k.shape[2]), dtype=np.float32)
+    if kind == "out_is_q":
+        out = q
+    elif kind == "out_is_probs":
+        out = probs
+    elif kind == "out_rows_alias":
+        out = np.lib.stride_tricks.as_strided(out, strides=(0, *out.strides[1:]))
+    elif kind == "query_stride_not_whole_floats":
+        q = _unaligned(q.shape)
+    return q, k, v, probs, out
+
+
+# Layouts the fused kernel must decline, leaving its outputs alone: a written array sharing
+# bytes with an input or with the other written one, output rows that alias (both halves would
+# write them), a stride that is not whole floats. (2, 1, 4, 4) arrays, so that every view
+# passes the kernel's shape checks and only the layout is wrong.
+REFUSED = ["out_is_q", "out_is_probs", "out_rows_alias", "query_stride_not_whole_floats"]
+
+
+@needs_fused
+@pytest.mark.parametrize("kind", REFUSED)
+def test_fused_forward_declines_unsafe_layouts(kind: str) -> None:
+    a = _fused_inputs(("small", 2, 1, 4, 4, 4, 4, "none", 0.0))
+    q, k, v, probs, out = _layouts(a, kind)
+    before = [x.copy() for x in (q, k, v, probs, out)]
+    assert not native.attention_forward(q, k, v, None, None, probs, out, a["scale"], False)
+    for x, y in zip((q, k, v, probs, out), before, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@needs_fused
+def test_fused_backward_declines_gradients_that_overlap() -> None:
+    a = _fused_inputs(("small", 2, 2, 4, 4, 4, 4, "none", 0.0))
+    out, caches = attention_kernels.attention_forward(a["q"], a["k"], a["v"], a["scale"], None)
+    c = caches[0][1]
+    assert c.fused
+    dq = np.zeros_like(a["q"])
+    shared = np.zeros_like(a["k"])
+    grads = (dq, shared, shared)
+    assert not native.attention_backward(c.q, c.k, c.v, None, c.probs, a["g"], grads, 1.0, False)
+    np.testing.assert_array_equal(dq, 0)
+
+
+def test_the_cache_holds_the_callers_arrays_and_backward_reads_them() -> None:
+    """The documented contract: key and value (and the fused kernel's query) are kept by
+    reference, so backward sees what the caller's arrays hold then; MultiHeadAttention never
+    writes to its projections between forward and backward."""
+    a = _fused_inputs(("ref", 2, 2, 8, 8, 4, 4, "none", 0.0))
+    _, caches = attention_kernels.attention_forward(a["q"], a["k"], a["v"], a["scale"], None)
+    for _, c in caches:
+        assert c.k is a["k"] and c.v is a["v"]
+        assert c.q is a["q"] if c.fused else not np.shares_memory(c.q, a["q"])
+
+
+def test_constant_masks_are_made_once_per_shape_and_read_only() -> None:
+    causal = attention_kernels.causal_mask(np, 5, 7)
+    assert causal is attention_kernels.causal_mask(np, 5, 7)
+    assert not causal.flags.writeable
+    np.testing.assert_array_equal(causal[0, 0], np.tril(np.ones((5, 7), dtype=bool)))
+    band = attention_kernels.band_mask(np, 6, 6, 2)
+    assert band is attention_kernels.band_mask(np, 6, 6, 2)
+    assert not band.flags.writeable
+    assert band[0, 0].sum() == 6 + 2 * 5
