@@ -325,6 +325,22 @@ def gate_scale_array(xp: Any, dtype: Any) -> Array:
     return xp.asarray(_EXP_GATE_SCALE, dtype=dtype).reshape(4, 1, 1)
 
 
+def lstm_project(xt: Array, kernel: Array, bias: Array | None, scaled: bool, out: Array) -> None:
+    """out = xt[:, None] @ kernel (+ bias), times `gate_scale_array` when `scaled`: a chunk's
+    gate-major input projections (C, 4, N, u) from its inputs (C, N, F) and the kernel
+    (4, F, u). Compiled where it can (`native.lstm_project`, same bits): NumPy makes the bias
+    and the scale a pass each over the chunk, a fifth of the projection's time."""
+    xp = backend_of(xt).xp
+    scale = gate_scale_array(xp, out.dtype) if scaled else None
+    if native.lstm_project(xt, kernel, bias, scale, out):
+        return
+    xp.matmul(xt[:, None], kernel, out=out)
+    if bias is not None:
+        out += bias
+    if scale is not None:
+        out *= scale
+
+
 def _cell_by_exp(z: Array, c_prev: Array, c: Array, ig: Array) -> None:
     """Scaled pre-activations (4, N, u) -> sigmoid i, f, o and tanh g in place, then the cell
     state c = f * c_prev + i * g (`native.lstm_forward_steps` does this, the recurrent sum

@@ -506,12 +506,8 @@ class LSTM(RNNBase):
     def project(self, xt: Array, w: CellWeights, out: Array) -> None:
         """Gate-major projections, scaled as `K.lstm_forward` wants them (exact: see
         `K.lstm_gate_scale`)."""
-        xp = backend.backend_of(xt).xp
-        xp.matmul(xt[:, None], w.kernel, out=out)
-        if w.bias is not None:
-            out += w.bias
-        if K.lstm_gate_scale(self.act, self.ract) is not None:
-            out *= K.gate_scale_array(xp, out.dtype)
+        scaled = K.lstm_gate_scale(self.act, self.ract) is not None
+        K.lstm_project(xt, w.kernel, w.bias, scaled, out)
 
     def input_grad(self, g: Array, w: CellWeights) -> Array:
         u = self.config.units

@@ -522,6 +522,29 @@ def lstm_backward_loop(
     )
 
 
+def lstm_project(
+    xt: Array, kernel: Array, bias: Array | None, scale: Array | None, out: Array
+) -> bool:
+    """`out = (xt[:, None] @ kernel + bias) * scale` for a chunk of the LSTM's input
+    projections, bit for bit, the bias and scale taken on each (step, gate) block right after
+    its product; returns whether it ran. `xt` (C, N, F), `kernel` (4, F, u), `bias` (4, 1, u),
+    `scale` (4, 1, 1), `out` (C, 4, N, u), all plain float32; N and u of at least 2, as NumPy
+    takes a single row or column to gemv."""
+    if not _plain_float32(xt, kernel, out) or xt.ndim != 3 or kernel.ndim != 3:
+        return False
+    chunks, n, f = xt.shape
+    u = kernel.shape[-1]
+    if kernel.shape != (4, f, u) or out.shape != (chunks, 4, n, u) or not _loop_applies(n, u):
+        return False
+    if bias is not None and (not _plain_float32(bias) or bias.shape != (4, 1, u)):
+        return False
+    if scale is not None and (not _plain_float32(scale) or scale.shape != (4, 1, 1)):
+        return False
+    module = _ext.recurrent
+    assert module is not None
+    return bool(module.lstm_project(xt, kernel, bias, scale, out, chunks, n, f, u))
+
+
 def softmax_rows(scores: Array, mask: Array | None) -> bool:
     """`engine.kernels.softmax.masked_softmax` in place on `scores` (rows over the last axis),
     bit for bit; returns whether it ran (plain float32 scores, a boolean mask of their shape)."""

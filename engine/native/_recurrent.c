@@ -226,6 +226,69 @@ static PyObject *lstm_forward(PyObject *self, PyObject *args) {
     return PyBool_FromLong(ran);
 }
 
+/* The input projections of `chunks` steps, as the LSTM layer's composite: out[c, g] =
+ * xt[c] @ kernel[g] (the sgemm call NumPy's broadcast matmul makes for that block), then
+ * + bias[g] and * scale[g] on the block while it is in cache, where the composite makes
+ * each a pass over the whole chunk (a fifth of the projection's time). */
+static void project_blocks(const float *xt, const float *kernel, const float *bias,
+                           const float *scale, float *out, Py_ssize_t chunks, Py_ssize_t n,
+                           Py_ssize_t f, Py_ssize_t u, sgemm64_fn sgemm) {
+    for (Py_ssize_t c = 0; c < chunks; c++) {
+        for (Py_ssize_t g = 0; g < 4; g++) {
+            float *o = out + (c * 4 + g) * n * u;
+            sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, u, f, 1.0f, xt + c * n * f, f,
+                  kernel + g * f * u, u, 0.0f, o, u);
+            if (bias) {
+                for (Py_ssize_t r = 0; r < n; r++) {
+                    for (Py_ssize_t j = 0; j < u; j++) o[r * u + j] += bias[g * u + j];
+                }
+            }
+            if (scale) {
+                for (Py_ssize_t k = 0; k < n * u; k++) o[k] *= scale[g];
+            }
+        }
+    }
+}
+
+/* A buffer for an argument that may be None (then `view` stays empty); 0 on error. */
+static int optional_buffer(PyObject *o, Py_buffer *view) {
+    return o == Py_None || PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS) == 0;
+}
+
+static PyObject *lstm_project(PyObject *self, PyObject *args) {
+    /* xt (C,n,f), kernel (4,f,u), out (C,4,n,u); bias (4,1,u) and scale (4,) or None */
+    Py_buffer b[3], opt[2] = {{0}, {0}};
+    PyObject *bias_o, *scale_o;
+    Py_ssize_t chunks, n, f, u;
+    if (!PyArg_ParseTuple(args, "y*y*OOw*nnnn", &b[0], &b[1], &bias_o, &scale_o, &b[2], &chunks,
+                          &n, &f, &u))
+        return NULL;
+    Py_ssize_t sizes[3] = {chunks * n * f, 4 * f * u, chunks * 4 * n * u};
+    int ok = 1;
+    for (int k = 0; k < 3; k++) ok = ok && b[k].len == sizes[k] * (Py_ssize_t)sizeof(float);
+    ok = ok && optional_buffer(bias_o, &opt[0]) && optional_buffer(scale_o, &opt[1]);
+    ok = ok && (!opt[0].obj || opt[0].len == 4 * u * (Py_ssize_t)sizeof(float)) &&
+         (!opt[1].obj || opt[1].len == 4 * (Py_ssize_t)sizeof(float));
+    if (!ok && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "lstm_project: sizes do not match");
+    }
+    int ran = ok && bound();
+    ok = ok && !PyErr_Occurred();
+    if (ran) {
+        sgemm64_fn sgemm = api->sgemm();
+        Py_BEGIN_ALLOW_THREADS
+        project_blocks(b[0].buf, b[1].buf, opt[0].obj ? opt[0].buf : NULL,
+                       opt[1].obj ? opt[1].buf : NULL, b[2].buf, chunks, n, f, u, sgemm);
+        Py_END_ALLOW_THREADS
+    }
+    for (int k = 0; k < 3; k++) PyBuffer_Release(&b[k]);
+    for (int k = 0; k < 2; k++) {
+        if (opt[k].obj) PyBuffer_Release(&opt[k]);
+    }
+    if (!ok) return NULL;
+    return PyBool_FromLong(ran);
+}
+
 static PyObject *lstm_backward(PyObject *self, PyObject *args) {
     /* dh (n,u), dc (n,u), gates (T,4,n,u), tcs (T,n,u), cs (T+1,n,u), rkt (4u,u), dxz (T,n,4u) */
     Py_buffer b[7], at, dys = {0};
@@ -285,6 +348,10 @@ static PyMethodDef methods[] = {
      "lstm_forward(xz, rk, hs, cs, tanh_cs, steps, n, u): the forward loop over every "
      "step, the batch in two halves of rows on two threads (the compiled split's worker) "
      "from 4 rows on; returns False, doing nothing, when no sgemm is bound."},
+    {"lstm_project", lstm_project, METH_VARARGS,
+     "lstm_project(xt, kernel, bias, scale, out, chunks, n, f, u): out[c, g] = (xt[c] @ "
+     "kernel[g] + bias[g]) * scale[g] (bias and scale may be None); returns False, doing "
+     "nothing, when no sgemm is bound."},
     {"lstm_backward", lstm_backward, METH_VARARGS,
      "lstm_backward(dh, dc, gates, tanh_cs, cs, rkt, dxz, dys, at, hook, steps, n, u): the "
      "backward loop from the last step down, hook(t) after step t where at[t]; dh ends as "

@@ -7,6 +7,8 @@ Each row runs one LSTM training call with the compiled loop allowed and once wit
 (the per-step kernels and the NumPy composite then run), and requires the same bits and the
 expected path. Gradients are checked against finite differences in float64 by
 test_perf_rnn_chunks.py on the Python loop, whose float32 operations the compiled loop repeats.
+The compiled input projection (product, bias and gate scale per block) repeats its NumPy
+composite bit for bit too.
 """
 
 from __future__ import annotations
@@ -196,3 +198,38 @@ def test_an_error_in_a_hook_stops_the_compiled_loop() -> None:
 
     with pytest.raises(RuntimeError, match="hook failed at 4"):
         K.lstm_forward(a["xz"], a["rk"], a["h0"], a["c0"], act, ract, ready=fail)
+
+
+# (chunks, rows, features, units, bias, scaled, whether the compiled projection serves it)
+PROJECTIONS = [
+    (16, 64, 64, 64, True, True, True),
+    (3, 5, 6, 7, True, False, True),
+    (2, 3, 1, 2, False, True, True),
+    (1, 4, 9, 3, False, False, True),
+    (2, 1, 6, 8, True, True, False),  # one row: NumPy's matmul takes it to gemv
+    (2, 4, 6, 1, True, True, False),
+]
+
+
+@needs_loop
+@pytest.mark.parametrize(("chunks", "n", "f", "u", "bias", "scaled", "compiled"), PROJECTIONS)
+def test_the_compiled_projection_repeats_the_composite_bit_for_bit(
+    chunks: int, n: int, f: int, u: int, bias: bool, scaled: bool, compiled: bool
+) -> None:
+    rng = np.random.default_rng(8)
+    xt = rng.standard_normal((chunks, n, f)).astype(np.float32)
+    kernel = rng.standard_normal((4, f, u)).astype(np.float32)
+    b = rng.standard_normal((4, 1, u)).astype(np.float32) if bias else None
+    scale = K.gate_scale_array(np, np.float32) if scaled else None
+    out = np.full((chunks, 4, n, u), np.nan, dtype=np.float32)
+    assert native.lstm_project(xt, kernel, b, scale, out) == compiled
+    expected = np.matmul(xt[:, None], kernel)
+    if b is not None:
+        expected += b
+    if scale is not None:
+        expected *= scale
+    got = np.empty_like(out)
+    K.lstm_project(xt, kernel, b, scaled, got)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    if compiled:
+        np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
