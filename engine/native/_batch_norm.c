@@ -9,7 +9,8 @@
  * count, which computes in double and rounds to float32. The composite makes about a dozen
  * passes over memory in training (forward and backward); these make five and run without the
  * GIL, each on a part of the channels (sums) or of the rows (element-wise), so that two threads
- * can share one call's work with the same result.
+ * can share one call's work with the same result (engine/kernels/batch_norm.py shares only the
+ * element-wise passes: two threads summing halves of the channels both stream every row).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
