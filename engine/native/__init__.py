@@ -575,6 +575,30 @@ def softmax_grad_rows(dprobs: Array, probs: Array) -> bool:
     return True
 
 
+_LABELS = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+def sparse_xent_rows(
+    probs: Array, labels: Array, lo: float, hi: float, upstream: float
+) -> tuple[Array, Array] | None:
+    """SparseCategoricalCrossentropy's clipped label probabilities `qc` (one per row of 2-D
+    `probs`) and its gradient with respect to the softmax logits, `(qc, grad)`, bit for bit
+    with its composite; None where the kernel does not apply (not plain float32 rows, labels
+    not one int32 or int64 per row, a label out of range)."""
+    kernels = _ext.kernels
+    if kernels is None or probs.ndim != 2 or probs.shape[1] < 1 or not _plain_float32(probs):
+        return None
+    if type(labels) is not np.ndarray or labels.dtype not in _LABELS:
+        return None
+    if labels.shape != probs.shape[:1] or not labels.flags.c_contiguous:
+        return None
+    grad = np.empty_like(probs)
+    qc = np.empty(len(probs), dtype=np.float32)
+    if not kernels.sparse_xent_rows(probs, labels, grad, qc, probs.shape[1], lo, hi, upstream):
+        return None
+    return qc, grad
+
+
 def _row_weight(p: Array | None, n: int) -> bool:
     return p is None or (_plain_float32(p) and p.shape == (n,))
 

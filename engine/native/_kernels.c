@@ -357,6 +357,56 @@ static PyObject *softmax_grad_rows(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Sparse categorical cross-entropy on probability rows of n and its gradient with respect to
+ * the logits of a softmax that made them (SparseCategoricalCrossentropy's forward and
+ * logits_backward): q = p[label] / rowsum(p), qc = clip(q, lo, hi) (NaN stays), and
+ * grad = p * kept, minus kept at the label, with kept = (qc == q) * up. Returns 0, writing
+ * nothing, when a label lies outside [0, n): the caller's composite then raises its error. */
+static int sparse_xent_loop(const float *restrict p, const void *labels, int wide,
+                            float *restrict grad, float *restrict qc_out, Py_ssize_t rows,
+                            Py_ssize_t n, float lo, float hi, float up) {
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        int64_t k = wide ? ((const int64_t *)labels)[r] : ((const int32_t *)labels)[r];
+        if (k < 0 || k >= n) return 0;
+    }
+    for (Py_ssize_t r = 0; r < rows; r++, p += n, grad += n) {
+        int64_t k = wide ? ((const int64_t *)labels)[r] : ((const int32_t *)labels)[r];
+        float q = p[k] / row_sum(p, n);
+        float qc = q < lo ? lo : q;
+        qc = qc > hi ? hi : qc;
+        float kept = (qc == q ? 1.0f : 0.0f) * up;
+        for (Py_ssize_t j = 0; j < n; j++) grad[j] = p[j] * kept;
+        grad[k] = grad[k] - kept;
+        qc_out[r] = qc;
+    }
+    return 1;
+}
+
+static PyObject *sparse_xent_rows(PyObject *self, PyObject *args) {
+    Py_buffer b[4]; /* probs, labels, grad, qc */
+    Py_ssize_t n;
+    float lo, hi, up;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*nfff", &b[0], &b[1], &b[2], &b[3], &n, &lo, &hi, &up))
+        return NULL;
+    Py_ssize_t rows = row_count(&b[0], n, "sparse_xent_rows");
+    Py_ssize_t row_bytes = rows * (Py_ssize_t)sizeof(float);
+    int wide = rows > 0 && b[1].len == rows * 8;
+    int ok = rows >= 0 && b[2].len == b[0].len && b[3].len == row_bytes &&
+             (wide || b[1].len == rows * 4);
+    if (rows >= 0 && !ok && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "sparse_xent_rows: shapes do not match rows of n");
+    int ran = 0;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        ran = sparse_xent_loop((const float *)b[0].buf, b[1].buf, wide, (float *)b[2].buf,
+                               (float *)b[3].buf, rows, n, lo, hi, up);
+        Py_END_ALLOW_THREADS
+    }
+    for (int k = 0; k < 4; k++) PyBuffer_Release(&b[k]);
+    if (!ok) return NULL;
+    return PyBool_FromLong(ran);
+}
+
 static PyObject *layer_norm_rows(PyObject *self, PyObject *args) {
     Py_buffer b[6]; /* x, gamma, beta, y, xhat, inv */
     Py_ssize_t n;
@@ -439,6 +489,10 @@ static PyMethodDef methods[] = {
      "softmax_rows(scores, mask, n, has_mask): the masked softmax of each row of n, in place."},
     {"softmax_grad_rows", softmax_grad_rows, METH_VARARGS,
      "softmax_grad_rows(dp, p, n): dp = (dp - rowsum(dp * p)) * p, in place."},
+    {"sparse_xent_rows", sparse_xent_rows, METH_VARARGS,
+     "sparse_xent_rows(probs, labels, grad, qc, n, lo, hi, up): sparse cross-entropy's clipped "
+     "label probability and logits gradient over rows of n (int32 or int64 labels); False, "
+     "writing nothing, when a label is out of range."},
     {"layer_norm_rows", layer_norm_rows, METH_VARARGS,
      "layer_norm_rows(x, gamma, beta, y, xhat, inv, n, has_gamma, has_beta, eps): "
      "LayerNormalization over rows of n."},

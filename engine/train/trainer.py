@@ -59,14 +59,16 @@ class Trainer:
             zip(c.losses, c.loss_weights, ys, outs, self.fused, strict=True)
         ):
             mask = masks[i] if masks else None
-            value, cache = loss.forward(
-                y, out, sw if mask is None else masked_weights(mask, sw, out.dtype)
-            )
+            weights = sw if mask is None else masked_weights(mask, sw, out.dtype)
+            if grads and fused:
+                value, g = loss.forward_logits_backward(y, out, weights)
+            else:
+                value, cache = loss.forward(y, out, weights)
+                g = loss.backward(cache) if grads else None
             # Keras 3 logs each output's loss unweighted; only the total is weighted.
             per_output.append(_loss_value(value))
             total += w * per_output[-1]
-            if grads:
-                g = loss.logits_backward(cache) if fused else loss.backward(cache)
+            if g is not None:
                 gouts.append(g if w == 1.0 else g * w)
         return total, per_output, gouts
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import activations, native, optimizers
+from engine import activations, losses, native, optimizers
 from engine.backend import get_backend
 from engine.fused import gemm
 from engine.kernels import recurrent as K
@@ -393,6 +393,37 @@ def _relu_bias_grad(a: Arrays) -> None:
             a["dz"].sum(axis=0, out=a["dbias"])
 
 
+def _sparse_xent_inputs(
+    rows: int, classes: int, seed: int, specials: bool = False, dtype: type = np.int32
+) -> Arrays:
+    """Softmax rows and class ids (shaped (N, 1) for odd seeds); with `specials`, rows whose
+    label probability falls on and beyond both clip bounds, a NaN row, a zero row and a row
+    that sums to more than 1."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, classes)).astype(np.float32) * 4
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    labels = rng.integers(0, classes, rows)
+    if specials:
+        p[0] = 0.0
+        p[1] = np.nan
+        p[2] = 1e-9
+        p[2, labels[2]] = 1.0
+        p[3] = 1e-8
+        p[3, labels[3]] = 1e-7
+        p[4] = 0.7
+    ids = labels.astype(dtype)
+    return {"p": p, "labels": ids.reshape(-1, 1) if seed % 2 else ids}
+
+
+def _sparse_xent(a: Arrays) -> None:
+    """SparseCategoricalCrossentropy's value and logits gradient, as the training step asks."""
+    loss = losses.get("sparse_categorical_crossentropy")
+    with np.errstate(invalid="ignore", divide="ignore"):  # the zero row's 0 / 0
+        value, grad = loss.forward_logits_backward(a["labels"], a["p"])
+    a.update(value=np.asarray(value).reshape(1), grad=grad)
+
+
 @dataclass(frozen=True)
 class KernelCase:
     id: str
@@ -536,6 +567,14 @@ KERNEL_CASES = [
     KernelCase("relu_bias_grad_w2", lambda: _relu_grad_inputs((128, 512), 2), _relu_bias_grad),
     KernelCase("relu_bias_grad_odd", lambda: _relu_grad_inputs((7, 3), 3), _relu_bias_grad),
     KernelCase("relu_bias_grad_one_row", lambda: _relu_grad_inputs((1, 9), 4), _relu_bias_grad),
+    KernelCase("sparse_xent_w2_sized", lambda: _sparse_xent_inputs(128, 10, 0), _sparse_xent),
+    KernelCase("sparse_xent_specials", lambda: _sparse_xent_inputs(9, 6, 1, True), _sparse_xent),
+    KernelCase(
+        "sparse_xent_int64_long_rows",
+        lambda: _sparse_xent_inputs(5, 300, 2, dtype=np.int64),
+        _sparse_xent,
+    ),
+    KernelCase("sparse_xent_one_class", lambda: _sparse_xent_inputs(4, 1, 3), _sparse_xent),
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
     KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
@@ -841,6 +880,28 @@ def test_row_kernels_run_for_plain_float32_and_step_aside_otherwise() -> None:
     assert not native.layer_norm_grad_rows(one, one, inv, None, one.copy(), None, None)
     assert not native.layer_norm_rows(x, gamma[:4], None, 1e-3, out, np.empty_like(x), inv)
     assert not native.layer_norm_rows(x[..., ::2], None, None, 1e-3, out, out, inv)
+
+
+@needs_native
+def test_sparse_xent_kernel_runs_for_plain_rows_and_steps_aside_otherwise() -> None:
+    a = _sparse_xent_inputs(6, 4, 0)
+    p, labels = a["p"], a["labels"]
+    ran = native.sparse_xent_rows(p, labels, 1e-7, 1 - 1e-7, 1 / 6)
+    assert ran is not None
+    qc, grad = ran
+    np.testing.assert_allclose(qc, p[np.arange(6), labels], rtol=1e-6)
+    np.testing.assert_allclose(grad.sum(axis=1), 0.0, atol=1e-6)
+    assert native.sparse_xent_rows(p, labels.astype(np.int64), 1e-7, 1.0, 1.0) is not None
+    assert native.sparse_xent_rows(p.astype(np.float64), labels, 1e-7, 1.0, 1.0) is None
+    assert native.sparse_xent_rows(p, labels.astype(np.float32), 1e-7, 1.0, 1.0) is None
+    assert native.sparse_xent_rows(p, labels[:5], 1e-7, 1.0, 1.0) is None
+    assert native.sparse_xent_rows(p[:, ::2], labels % 2, 1e-7, 1.0, 1.0) is None
+    for bad in (-1, 4):
+        out_of_range = labels.copy()
+        out_of_range[3] = bad
+        assert native.sparse_xent_rows(p, out_of_range, 1e-7, 1.0, 1.0) is None
+        with pytest.raises(ValueError, match="class ids must be in"):
+            losses.get("sparse_categorical_crossentropy").forward_logits_backward(out_of_range, p)
 
 
 def test_adam_flushes_moments_below_the_normal_range_to_positive_zero() -> None:
