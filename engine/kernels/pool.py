@@ -9,8 +9,11 @@ and PyTorch) and its gradient goes to the index PyTorch returns. Passes run inne
 each keeping its first maximum or last NaN per line, which picks that same element. Backward
 routes each gradient to exactly that one input and +0 to the others, by bits, so an infinite or
 NaN gradient stays where it belongs. Disjoint windows write their slices directly, overlapping
-ones accumulate. Average pooling with `same` padding divides by the number of real (unpadded)
-elements, as Keras does. The gradient takes the input's dtype.
+ones accumulate. Padding never wins: where a window's real elements are all -inf, its first real
+element does (PyTorch's index; Keras on JAX lets the padding win and loses the gradient). Both
+modes send gradients as PyTorch's sum into zeros does, so a -0.0 gradient arrives as +0.0.
+Average pooling with `same` padding divides by the number of real (unpadded) elements, as Keras
+does. The gradient takes the input's dtype.
 """
 
 from __future__ import annotations
@@ -103,10 +106,10 @@ def pool_forward(
     shards = batch_shards(x, x.size * math.prod(pool))
 
     def run(i: int, s: slice) -> list[AxisPass] | WindowWinners:
-        winners = _native_max(xpad[s], y[s], pool, st) if mode == "max" else None
+        winners = _native_max(xpad[s], y[s], pool, st, pads) if mode == "max" else None
         if winners is not None:
             return winners
-        y[s], passes = _pool_shard(xp, xpad[s], pool, st, out, mode)
+        y[s], passes = _pool_shard(xp, xpad[s], pool, st, out, mode, pads)
         return passes
 
     passes = run_shards(run, shards)
@@ -119,7 +122,11 @@ def pool_forward(
 
 
 def _native_max(
-    x: Array, y: Array, pool: Sequence[int], strides: Sequence[int]
+    x: Array,
+    y: Array,
+    pool: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
 ) -> WindowWinners | None:
     """Max pooling by `_pool.c` for 2-d disjoint windows of plain float32 arrays, with the
     NumPy passes' bits; None where it does not apply (a window's offset must fit a byte)."""
@@ -133,7 +140,33 @@ def _native_max(
         return None
     geometry = (tuple(x.shape), tuple(pool), tuple(strides), tuple(y.shape[1:3]))
     module.max_pool(x, y, codes, *geometry)
+    _skip_leading_padding(codes, pool, strides, pads)
     return WindowWinners(codes, geometry)
+
+
+def _leading_padding(lo: int, stride: int, out_len: int) -> list[int]:
+    """For each window that starts in an axis's `lo` leading padding elements, the offset of
+    its first real element (windows further on start at a real one)."""
+    return [lo - o * stride for o in range(min(-(-lo // stride), out_len))]
+
+
+def _skip_leading_padding(
+    codes: Array, pool: Sequence[int], strides: Sequence[int], pads: Sequence[tuple[int, int]]
+) -> None:
+    """Move each winner code 0 that names leading padding (the window's real elements are all
+    -inf, and the padding came first) to the window's first real element."""
+    _, oh, ow, _ = codes.shape
+    rows = _leading_padding(pads[0][0], strides[0], oh)
+    cols = _leading_padding(pads[1][0], strides[1], ow)
+    if not rows and not cols:
+        return
+    first = np.add.outer(
+        np.pad(rows, (0, oh - len(rows))) * pool[1], np.pad(cols, (0, ow - len(cols)))
+    ).astype(np.uint8)
+    # the windows in the first rows, then those in the first columns of the other rows
+    for band in ((slice(0, len(rows)), slice(None)), (slice(len(rows), None), slice(0, len(cols)))):
+        part = codes[(slice(None), *band)]
+        np.copyto(part, first[band][None, :, :, None], where=part == 0)
 
 
 def _pool_shard(
@@ -143,8 +176,11 @@ def _pool_shard(
     strides: Sequence[int],
     out: Sequence[int],
     mode: str,
+    pads: Sequence[tuple[int, int]],
 ) -> tuple[Array, list[AxisPass]]:
-    """Max or sum over the windows of one shard, one axis at a time, innermost first."""
+    """Max or sum over the windows of one shard, one axis at a time, innermost first; a max
+    winner in an axis's leading padding moves to the window's first real element (its real
+    elements are all -inf: a running max is -inf there, so later passes keep that too)."""
     y = xpad
     passes = []
     for axis in range(len(pool), 0, -1):
@@ -152,6 +188,10 @@ def _pool_shard(
         slices = [step.slices(o, out[axis - 1]) for o in range(step.size)]
         if mode == "max":
             y, step.argmax = _max_windows(xp, y, slices)
+            first_real = _leading_padding(pads[axis - 1][0], step.stride, out[axis - 1])
+            for o, offset in enumerate(first_real):
+                index = (slice(None),) * axis + (o,)
+                xp.maximum(step.argmax[index], offset, out=step.argmax[index])
         else:
             y = _sum_windows(y, slices)
         passes.append(step)
@@ -183,6 +223,7 @@ def _unpool(xp: Any, passes: list[AxisPass] | WindowWinners, g: Array, out: Arra
     """Undo one shard's passes, last first; the first pass writes into `out` when given."""
     if isinstance(passes, WindowWinners):
         return _native_unpool(xp, passes, g, out)
+    g = g + 0.0  # the disjoint routes copy bits: -0.0 becomes +0.0 as in a sum into zeros
     for step in reversed(passes):
         out_len = g.shape[step.axis]
         n = step.in_shape[step.axis]

@@ -5,8 +5,9 @@
  * greater or NaN, so the first of tied maxima and the last NaN win, and the value is copied from
  * x at the winner (NaN bits and the sign of a zero kept). NumPy's passes, innermost axis first,
  * pick the same element. `codes` holds each output's winner as its C-order offset in the window
- * (a * pw + b), so windows of up to 256 elements fit a byte. Backward writes each gradient to its
- * winner and +0 to the window's other elements (and to gaps between windows).
+ * (a * pw + b), so windows of up to 256 elements fit a byte. Backward writes each gradient plus
+ * +0 (so -0 arrives as +0, as in PyTorch's sum into zeros) to its winner and +0 to the window's
+ * other elements (and to gaps between windows).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -74,7 +75,7 @@ static inline void unpool_window(const float *restrict g, const unsigned char *r
         for (Py_ssize_t b = 0; b < geo->pw; b++) {
             float *dst = corner + (a * geo->w + b) * c;
             int offset = (int)(a * geo->pw + b);
-            for (Py_ssize_t k = 0; k < c; k++) dst[k] = code[k] == offset ? g[k] : 0.0f;
+            for (Py_ssize_t k = 0; k < c; k++) dst[k] = code[k] == offset ? g[k] + 0.0f : 0.0f;
         }
     }
 }

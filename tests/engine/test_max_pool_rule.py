@@ -3,8 +3,10 @@
 PyTorch scans a window in C order and lets a later element win when it is greater or NaN: the
 first of tied maxima and the last NaN win. Both of our paths (the compiled 2-d kernel and the
 NumPy passes) must give the winner's exact bits (NaN payload, sign of zero) and send each
-gradient to that index only, +0 elsewhere, even an infinite or NaN gradient. (A -0.0 gradient
-keeps its sign at the winner, where PyTorch's sum into zeros gives +0: not tested here.)
+gradient to that index only, +0 elsewhere, even an infinite or NaN gradient; a -0.0 gradient
+arrives as +0.0, as PyTorch's sum into zeros gives. With `same` padding the padding never wins:
+a window whose real elements are all -inf sends its gradient to its first real element, where
+PyTorch's kernel, which skips the padding, puts its index.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from engine import native
+from engine.conv_geometry import as_tuple, pad_amounts
 from engine.kernels.pool import pool_backward, pool_forward
 
 torch = pytest.importorskip("torch")
@@ -54,17 +57,39 @@ GEOMETRIES = [
     ("3d", (4, 5, 6), (2, 2, 3), (2, 2, 3)),
 ]
 
+# (id, shape, pool, strides) under `same` padding, each with leading padding on some axis
+SAME_GEOMETRIES = [
+    ("2d-3x3", (7, 7), (3, 3), (3, 3)),
+    ("2d-5x5-two-before", (6, 6), (5, 5), (5, 5)),
+    ("2d-4x4-one-axis", (8, 11), (4, 4), (4, 4)),
+    ("2d-overlap", (6, 7), (4, 4), (1, 1)),
+    ("2d-overlap-strided", (9, 9), (3, 3), (2, 2)),
+    ("1d", (10,), (5,), (2,)),
+    ("3d", (4, 4, 5), (3, 3, 3), (3, 3, 3)),
+]
+
 
 def _paths(compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     if not compiled:
         monkeypatch.setattr(native._ext, "pool", None)
 
 
-def _torch_pool(x: np.ndarray, dy: np.ndarray, pool: Any, strides: Any) -> tuple[Any, Any]:
-    """PyTorch's output and input gradient, channels last."""
+def _torch_pool(
+    x: np.ndarray, dy: np.ndarray, pool: Any, strides: Any, padding: str = "valid"
+) -> tuple[Any, Any]:
+    """PyTorch's output and input gradient, channels last. PyTorch pads both sides alike, so
+    `same`'s extra element after is -inf added before: it comes after every window's first
+    real element, so it can neither win nor hide a winner."""
     nd = x.ndim - 2
     tx = torch.tensor(np.moveaxis(x, -1, 1).copy(), requires_grad=True)
-    ty = getattr(torch.nn.functional, f"max_pool{nd}d")(tx, pool, strides)
+    shape = zip(
+        x.shape[1:-1], as_tuple(pool, nd, "pool"), as_tuple(strides, nd, "strides"), strict=True
+    )
+    pads = [pad_amounts(n, k, s, padding) for n, k, s in shape]
+    extra = [value for lo, hi in reversed(pads) for value in (0, hi - lo)]
+    padded = torch.nn.functional.pad(tx, extra, value=-math.inf)
+    pool_nd = getattr(torch.nn.functional, f"max_pool{nd}d")
+    ty = pool_nd(padded, pool, strides, padding=[lo for lo, _ in pads])
     ty.backward(torch.tensor(np.moveaxis(dy, -1, 1).copy()))
     assert tx.grad is not None
     return np.moveaxis(ty.detach().numpy(), 1, -1), np.moveaxis(tx.grad.numpy(), 1, -1)
@@ -84,7 +109,7 @@ def test_one_window_gives_pytorchs_value_and_index(
     x = np.array(window, dtype=np.float32).reshape(1, 2, 2, 1)
     x = np.concatenate([x, np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1)], axis=-1)
     y, cache = pool_forward(x, 2, None, "valid", "max")
-    for dy_value in (3.0, np.inf, np.nan, -2.0):
+    for dy_value in (3.0, np.inf, np.nan, -2.0, -0.0):
         dy = np.full(y.shape, dy_value, dtype=np.float32)
         with np.errstate(invalid="ignore"):
             dx = pool_backward(cache, dy)
@@ -143,3 +168,45 @@ def test_a_float64_gradient_gives_the_inputs_dtype(
     dx = pool_backward(cache, np.ones(y.shape, dtype=np.float64))
     assert dx.dtype == np.float32 and dx.shape == x.shape
     assert math.isclose(float(dx.sum()), y.size)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize(
+    ("name", "spatial", "pool", "strides"), SAME_GEOMETRIES, ids=[g[0] for g in SAME_GEOMETRIES]
+)
+def test_same_padding_never_wins_over_an_all_minus_inf_window(
+    name: str,
+    spatial: tuple[int, ...],
+    pool: tuple[int, ...],
+    strides: tuple[int, ...],
+    compiled: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _paths(compiled, monkeypatch)
+    x, rng = _special_inputs((2, *spatial, 3), 5 + len(name))
+    for axis, k in enumerate(pool, start=1):  # the first windows hold only -inf and padding
+        np.moveaxis(x, axis, 0)[:k] = -INF
+    y, cache = pool_forward(x, pool, strides, "same", "max")
+    dy = rng.integers(-3, 4, y.shape).astype(np.float32)
+    dy[dy == 0] = -0.0
+    with np.errstate(invalid="ignore"):
+        dx = pool_backward(cache, dy)
+        ty, tdx = _torch_pool(x, dy, pool, strides, "same")
+    _assert_same_bits(y, ty)
+    if all(s >= k for k, s in zip(pool, strides, strict=True)):
+        _assert_same_bits(dx, tdx)
+    else:
+        np.testing.assert_array_equal(dx, tdx)
+    assert math.isclose(float(dx.sum()), float(dy.sum()))  # nothing lost to the padding
+
+
+@pytest.mark.parametrize(("pool", "strides"), [(2, 2), (3, 1)], ids=["disjoint", "overlapping"])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_average_pooling_gives_plus_zero_for_a_minus_zero_gradient(
+    pool: int, strides: int, padding: str
+) -> None:
+    """PyTorch and Keras on JAX sum average pooling's gradients into zeros: -0.0 gives +0.0."""
+    x = np.arange(2 * 6 * 6 * 2, dtype=np.float32).reshape(2, 6, 6, 2)
+    y, cache = pool_forward(x, pool, strides, padding, "avg")
+    dx = pool_backward(cache, np.full(y.shape, -0.0, dtype=np.float32))
+    _assert_same_bits(dx, np.zeros_like(x))
