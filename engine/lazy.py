@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from engine.kernels import attention as attention_kernels
     from engine.kernels import batch_norm, layer_norm
     from engine.kernels import conv as conv_kernels
+    from engine.kernels import conv_pool as conv_pool_kernels
     from engine.kernels import pool as pool_kernels
     from engine.kernels import recurrent as recurrent_kernels
     from engine.kernels import relu as relu_kernels
@@ -72,6 +73,7 @@ else:
     attention_kernels = module("engine.kernels.attention")
     batch_norm = module("engine.kernels.batch_norm")
     conv_kernels = module("engine.kernels.conv")
+    conv_pool_kernels = module("engine.kernels.conv_pool")
     layer_norm = module("engine.kernels.layer_norm")
     pool_kernels = module("engine.kernels.pool")
     recurrent_kernels = module("engine.kernels.recurrent")

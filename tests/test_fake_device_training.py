@@ -65,10 +65,12 @@ def _run(spec: dict[str, Any], device: str) -> tuple[dict[str, list[float]], lis
 def test_fit_on_the_strict_fake_device_matches_the_cpu(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the CPU runs without the direct convolution and fused attention kernels, the compiled
-    # kernels whose sums differ from the NumPy path's (tests/engine/test_conv_direct.py and
+    # the CPU runs without the direct convolution, fused convolution + pooling and fused
+    # attention kernels, the compiled kernels whose sums differ from the NumPy path's
+    # (tests/engine/test_conv_direct.py, test_conv_pool.py and
     # tests/layers/test_attention_oracles.py hold each pair close)
     monkeypatch.setattr(native._ext, "conv_direct", None)
+    monkeypatch.setattr(native._ext, "conv_pool", None)
     monkeypatch.setattr(native._ext, "attention", None)
     spec = yaml.safe_load(path.read_text())
     spec["compile"] = {**spec["compile"], "loss_weights": None}

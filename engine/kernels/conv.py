@@ -124,28 +124,16 @@ def conv_forward(
     still in cache, instead of as one more pass over the whole output.
     """
     xp = backend_of(x).xp
-    nd = x.ndim - 2
-    kernel = tuple(int(k) for k in w.shape[:nd])
-    st = as_tuple(strides, nd, "strides")
-    dl = as_tuple(dilation, nd, "dilation")
     cin, cout = x.shape[-1], w.shape[-1]
     if cin % groups or cout % groups or w.shape[-2] * groups != cin:
         raise ValueError(
             f"input channels {cin} and filters {cout} must split into {groups} groups "
             f"matching the kernel's {w.shape[-2]} channels per group"
         )
-    pads = tuple(
-        pad_amounts(n, k, s, padding, d)
-        for n, k, s, d in zip(x.shape[1:-1], kernel, st, dl, strict=True)
-    )
+    geometry = conv_geometry(x.shape, w.shape, strides, padding, dilation)
+    pads, out, st, dl = geometry.pads, geometry.out, geometry.strides, geometry.dilation
     pad_shape = _padded_shape(x.shape, pads)
-    out = tuple(
-        (n - (k - 1) * d - 1) // s + 1
-        for n, k, s, d in zip(pad_shape[1:-1], kernel, st, dl, strict=True)
-    )
-    if min(out) <= 0:
-        raise ValueError(f"kernel {kernel} does not fit input {tuple(x.shape[1:-1])}")
-    geometry = conv_chunks.Geometry(kernel, st, dl, pads, tuple(x.shape[1:-1]), out)
+    kernel = geometry.kernel
     # one group of several channels, or one channel the compiled direct kernel takes: each
     # shard from x itself (columns chunk by chunk, or no columns at all); otherwise per group
     # from a window view, with the bias folded in for one channel a group
@@ -154,7 +142,7 @@ def conv_forward(
     per = math.prod(out)
     y = xp.empty((x.shape[0] * per, cout), dtype=x.dtype)
     shards = batch_shards(x, y.shape[0] * w.size // groups)
-    finish = _bias_epilogue(b, epilogue)
+    finish = bias_epilogue(b, epilogue)
 
     def run(i: int, s: slice) -> list[Array]:
         part = y[s.start * per : s.stop * per]
@@ -182,6 +170,32 @@ def conv_forward(
     return y.reshape(x.shape[0], *out, cout), cache
 
 
+def conv_geometry(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    strides: IntOrSeq,
+    padding: str,
+    dilation: IntOrSeq,
+) -> conv_chunks.Geometry:
+    """The geometry of a convolution of an input (N, *spatial, Cin) with a kernel (*kernel, ...):
+    Keras's pads and the output's spatial sizes."""
+    nd = len(x_shape) - 2
+    kernel = tuple(int(k) for k in w_shape[:nd])
+    st = as_tuple(strides, nd, "strides")
+    dl = as_tuple(dilation, nd, "dilation")
+    spatial = tuple(int(n) for n in x_shape[1:-1])
+    pads = tuple(
+        pad_amounts(n, k, s, padding, d) for n, k, s, d in zip(spatial, kernel, st, dl, strict=True)
+    )
+    out = tuple(
+        (n + lo + hi - (k - 1) * d - 1) // s + 1
+        for n, (lo, hi), k, s, d in zip(spatial, pads, kernel, st, dl, strict=True)
+    )
+    if min(out) <= 0:
+        raise ValueError(f"kernel {kernel} does not fit input {spatial}")
+    return conv_chunks.Geometry(kernel, st, dl, pads, spatial, out)
+
+
 def _direct_takes_one_channel(x: Array, w: Array, geometry: conv_chunks.Geometry) -> bool:
     """Whether the compiled direct kernel will run a one-channel convolution. Without it, the
     window view's transposed columns (`_columns`) beat the chunked copy, whose innermost run
@@ -191,7 +205,7 @@ def _direct_takes_one_channel(x: Array, w: Array, geometry: conv_chunks.Geometry
     return usable and conv_direct.forward_wins(geometry, x.shape[-1], w.shape[-1])
 
 
-def _bias_epilogue(b: Array | None, epilogue: Epilogue | None) -> Epilogue | None:
+def bias_epilogue(b: Array | None, epilogue: Epilogue | None) -> Epilogue | None:
     """`rows += b`, then the caller's epilogue, as one function of a block of output rows."""
     if b is None:
         return epilogue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import PositiveInt, model_validator
@@ -29,10 +30,11 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
-from engine.lazy import backend, conv_kernels
+from engine.lazy import backend, conv_kernels, conv_pool_kernels, pool_kernels
 from engine.regularizers import RegularizerSpec
 
 IntOrTuple = PositiveInt | tuple[PositiveInt, ...]
+Forward = Callable[[list[Array], Any, CallContext], tuple[Array, Any]]
 AXES = {
     1: "(batch, steps, channels)",
     2: "(batch, height, width, channels)",
@@ -185,6 +187,40 @@ class Conv(Layer):
         y = z if epilogue is not None else self.activation(z)
         return y, (kcache, z, y)
 
+    def fuse_pool(self, pool: Layer) -> Forward | None:
+        """The forward of this convolution and the max pooling that alone reads it as one call
+        (the planned step's fusion, `engine/train/fusion.py`), or None where the pair does not
+        qualify: 2-d, one group, no dilation, a plain ReLU; max pooling, `valid`, windows that
+        do not overlap. It runs `engine/kernels/conv_pool.py` where the compiled kernels take
+        the arrays, else the two layers' own forwards."""
+        c = self.config
+        _, strides, dilation = c.tuples()
+        relu = in_place_activation(self.activation)
+        window, pool_strides = pool.config.tuples()
+        qualifies = (
+            c.rank == 2
+            and c.groups == 1
+            and dilation == (1, 1)
+            and relu is not None
+            and getattr(pool, "mode", None) == "max"
+            and pool.config.padding == "valid"
+            and all(s >= k for k, s in zip(window, pool_strides, strict=True))
+        )
+        if not qualifies or relu is None:
+            return None
+        pooling = conv_pool_kernels.Pooling(window, pool_strides)
+
+        def forward(params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
+            bias = params[1] if c.use_bias else None
+            g = conv_kernels.conv_geometry(inputs.shape, params[0].shape, strides, c.padding, 1)
+            if conv_pool_kernels.applies(inputs, params[0], bias, g, pooling):
+                return conv_pool_kernels.forward(inputs, params[0], bias, g, pooling, relu)
+            y, cache = self.forward(params, inputs, ctx)
+            pooled, pool_cache = pool.forward([], y, ctx)
+            return pooled, PooledCache(cache, pool_cache)
+
+        return forward
+
     def backward(
         self,
         params: list[Array],
@@ -193,6 +229,12 @@ class Conv(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
+        if isinstance(cache, conv_pool_kernels.FusedCache):
+            dx, dw, db = conv_pool_kernels.backward(cache, grad_output, ctx.need_input_grad)
+            return self._store(grads, dw, db, dx)
+        if isinstance(cache, PooledCache):
+            grad_output = pool_kernels.pool_backward(cache.pool, grad_output)
+            cache = cache.conv
         kcache, z, y = cache
 
         def pre_activation_grad(shard: slice, dy: Array) -> Array:
@@ -201,11 +243,25 @@ class Conv(Layer):
         dx, dw, db = conv_kernels.conv_backward(
             kcache, grad_output, ctx.need_input_grad, prologue=pre_activation_grad
         )
+        return self._store(grads, dw, db, dx)
+
+    @staticmethod
+    def _store(grads: list[Array | None], dw: Array, db: Array | None, dx: Array) -> Array:
+        """Write dW and db into the layer's gradient buffers; returns dX."""
         if grads[0] is not None:
             grads[0][...] = dw
         if db is not None and grads[1] is not None:
             grads[1][...] = db
         return dx
+
+
+@dataclass
+class PooledCache:
+    """A convolution and its max pooling run as one call by their own passes: the
+    convolution's cache (kernel cache, z, y) and the pooling's."""
+
+    conv: Any
+    pool: Any
 
 
 def _relu_in_place(z: Array) -> None:

@@ -1,21 +1,22 @@
 """Optional compiled kernels for the CPU step, bit-identical to their NumPy composites.
 
-`engine/native/_kernels.c` (one-thread kernels), `_recurrent.c` (the LSTM's step and its
-whole time loop), `_batch_norm.c` (BatchNormalization's training
-passes), `_im2col.c` (convolution's column matrix), `_pool.c` (2-d max pooling),
-`_conv_direct.c` (convolution without a column matrix, for few channels), `_split.c` (products,
-pairs of products and Adam split over this thread and a spinning worker), `_batched.c` (stacks
-of products split the same way, on `_split`'s worker) and `_attention.c` (scaled dot-product
-attention, one (sample, head) pair at a time, on the same worker) are built when the package is
-installed, if a C compiler is there; without one the build is skipped and every caller runs its
-NumPy composite, with the same results bit for bit, except for the direct convolution: it sums
-in another order than im2col + sgemm, so its results agree within float32 rounding (and repeat
-bit for bit), and for the fused attention, which scales the query before its product and reads
-the key transposed where NumPy copies it (the same: close, and repeating bit for bit). A kernel
-applies only to plain float32 NumPy arrays, C-contiguous except for the fused attention's
-(batch, heads, L, dim) operands, which are views with contiguous rows (checked in
-`_attention.c`): CuPy arrays, the strict fake device's arrays and every other dtype take the
-NumPy path.
+`engine/native/_kernels.c` (one-thread kernels), `_recurrent.c` (the LSTM's step and its whole
+time loop), `_batch_norm.c` (BatchNormalization's training passes), `_im2col.c` (convolution's
+column matrix), `_pool.c` (2-d max pooling), `_conv_direct.c` (convolution without a column
+matrix, for few channels), `_split.c` (products, pairs of products and Adam split over this
+thread and a spinning worker), `_batched.c` (stacks of products split the same way, on
+`_split`'s worker), `_attention.c` (scaled dot-product attention, one (sample, head) pair at a
+time, on the same worker) and `_conv_pool.c` (the backward of a convolution + ReLU + max pooling
+from the pooling's winners) are built when the package is installed, if a C compiler is there;
+without one the build is skipped and every caller runs its NumPy composite, with the same
+results bit for bit, except for the direct convolution: it sums in another order than im2col +
+sgemm, so its results agree within float32 rounding (and repeat bit for bit), for the fused
+convolution + pooling backward (the same), and for the fused attention, which scales the query
+before its product and reads the key transposed where NumPy copies it (the same: close, and
+repeating bit for bit). A kernel applies only to plain float32 NumPy arrays, C-contiguous except
+for the fused attention's (batch, heads, L, dim) operands, which are views with contiguous rows
+(checked in `_attention.c`): CuPy arrays, the strict fake device's arrays and every other dtype
+take the NumPy path.
 `MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
 modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
 the benchmark measures the fallback and how a user rules the kernels out of a problem.
@@ -54,6 +55,7 @@ COMPILED = (
     "_split",
     "_batched",
     "_attention",
+    "_conv_pool",
 )
 
 
@@ -267,6 +269,8 @@ _OPERANDS: dict[str, tuple[np.dtype[Any], ...]] = {
     "conv_direct": (_FLOAT32,),  # convolution without a column matrix
     "pool": (_FLOAT32, np.dtype(np.uint8)),  # 2-d max pooling: values and winner codes
     "batch_norm": (_FLOAT32,),  # BatchNormalization's training passes
+    # a convolution's backward from its max pooling's winners: values and winner codes
+    "conv_pool": (_FLOAT32, np.dtype(np.uint8)),
 }
 
 
@@ -283,6 +287,7 @@ im2col = functools.partial(_fitting, "im2col")
 conv_direct = functools.partial(_fitting, "conv_direct")
 pool = functools.partial(_fitting, "pool")
 batch_norm = functools.partial(_fitting, "batch_norm")
+conv_pool = functools.partial(_fitting, "conv_pool")
 
 
 def _adam_arrays(param: Array, grad: Array, m: Array, v: Array) -> bool:

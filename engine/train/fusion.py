@@ -35,6 +35,13 @@ def _relu_after(producer: Layer, consumer: Layer) -> Forward | None:
     return producer.forward_relu  # type: ignore[attr-defined]
 
 
+def _pool_after(producer: Layer, consumer: Layer) -> Forward | None:
+    """A pooling consumer: the producer's `fuse_pool(pool_layer)` says whether it runs that
+    pooling inside its own call (a forward giving the pooled output, whose cache its
+    `backward` then takes with the pooled output's gradient) or None."""
+    return producer.fuse_pool(consumer)  # type: ignore[attr-defined]
+
+
 # (producer, consumer): a registered producer type (not a user's subclass) whose output feeds
 # only a consumer of the consumer type, and how the pair is joined.
 PATTERNS: dict[tuple[str, str], Join] = {
@@ -42,6 +49,7 @@ PATTERNS: dict[tuple[str, str], Join] = {
     ("Add", "Activation"): _relu_after,
     ("BatchNormalization", "ReLU"): _relu_after,
     ("Add", "ReLU"): _relu_after,
+    ("Conv2D", "MaxPooling2D"): _pool_after,
 }
 
 

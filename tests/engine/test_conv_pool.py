@@ -1,0 +1,226 @@
+"""The fused convolution + ReLU + max pooling (`engine/kernels/conv_pool.py`) against the two
+layers' own passes and PyTorch in float64, and the planned step's fusion of the two layers.
+
+Forward is the unfused passes' bits (the same operations, a chunk at a time). Backward sums
+only the pooling's winners, in another order than the dense kernels, so its gradients are held
+to float32 rounding of the unfused ones and of PyTorch's float64 gradients, and to repeating
+their own bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import engine as en
+from engine import Input, Model, layers, native
+from engine.kernels import conv, conv_pool, pool
+from engine.kernels.conv_pool import Pooling
+from engine.layers.conv import in_place_activation
+from engine.train import fusion
+from engine.train.trainer import get_trainer
+
+needs_kernel = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
+
+Arrays = dict[str, np.ndarray]
+# gradients within this many float32 ulps of their magnitude (sums of up to ~10^4 terms)
+RTOL = 2e-5
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    x_shape: tuple[int, int, int, int]
+    kernel: tuple[int, int]
+    filters: int
+    strides: int = 1
+    padding: str = "valid"
+    window: tuple[int, int] = (2, 2)
+    pool_strides: tuple[int, int] | None = None
+    bias: bool = True
+
+
+CASES = [
+    # W3's layers: one input channel (rows of 3 floats), then 32 channels (rows of 96)
+    Case("w3_first", (4, 28, 28, 1), (3, 3), 32),
+    Case("w3_second", (4, 13, 13, 32), (3, 3), 64),
+    # odd output (11 -> 5: the last row and column pool nothing), 16 channels (rows of 48)
+    Case("sixteen_channels_odd", (3, 13, 13, 16), (3, 3), 16, bias=False),
+    # padding: windows at the border reach outside the image
+    Case("same_padding", (2, 9, 10, 8), (3, 3), 16, padding="same"),
+    Case("strided_same", (2, 11, 9, 3), (3, 3), 16, strides=2, padding="same"),
+    # a window of 3 x 3, gaps between windows, an uneven kernel
+    Case("pool_3", (2, 12, 12, 4), (2, 3), 16, window=(3, 3)),
+    Case("pool_gaps", (2, 12, 11, 5), (3, 3), 16, window=(2, 2), pool_strides=(3, 3)),
+]
+
+
+def _inputs(case: Case, dtype: Any = np.float32) -> Arrays:
+    rng = np.random.default_rng(sum(case.x_shape) + case.filters)
+    x = rng.standard_normal(case.x_shape)
+    w = rng.standard_normal((*case.kernel, case.x_shape[-1], case.filters)) * 0.3
+    b = rng.standard_normal(case.filters) * 0.3
+    pooled = _fused_shape(case)
+    gy = rng.standard_normal(pooled)
+    return {k: v.astype(dtype) for k, v in {"x": x, "w": w, "b": b, "gy": gy}.items()}
+
+
+def _relu() -> Any:
+    from engine import activations
+
+    return in_place_activation(activations.get("relu"))
+
+
+def _pooling(case: Case) -> Pooling:
+    return Pooling(case.window, case.pool_strides or case.window)
+
+
+def _geometry(case: Case, a: Arrays) -> Any:
+    return conv.conv_geometry(a["x"].shape, a["w"].shape, case.strides, case.padding, 1)
+
+
+def _fused_shape(case: Case) -> tuple[int, ...]:
+    a = {"x": np.empty(case.x_shape), "w": np.empty((*case.kernel, case.x_shape[-1], 1))}
+    out = _pooling(case).out(_geometry(case, a).out)
+    return (case.x_shape[0], *out, case.filters)
+
+
+def _unfused(case: Case, a: Arrays) -> Arrays:
+    b = a["b"] if case.bias else None
+    z, ccache = conv.conv_forward(a["x"], a["w"], b, case.strides, case.padding, epilogue=_relu())
+    p = _pooling(case)
+    y, pcache = pool.pool_forward(z, p.window, p.strides, "valid", "max")
+    dz = pool.pool_backward(pcache, a["gy"])
+    dx, dw, db = conv.conv_backward(ccache, dz * (z > 0), True)
+    return {"y": y, "dx": dx, "dw": dw, "db": db}
+
+
+def _fused(case: Case, a: Arrays) -> Arrays:
+    b = a["b"] if case.bias else None
+    g = _geometry(case, a)
+    assert conv_pool.applies(a["x"], a["w"], b, g, _pooling(case))
+    y, cache = conv_pool.forward(a["x"], a["w"], b, g, _pooling(case), _relu())
+    dx, dw, db = conv_pool.backward(cache, a["gy"], True)
+    return {"y": y, "dx": dx, "dw": dw, "db": db}
+
+
+def _torch(case: Case, a: Arrays) -> Arrays:
+    """The float64 reference: PyTorch's conv2d, relu and max_pool2d, and their autograd."""
+    x = torch.tensor(a["x"], dtype=torch.float64).permute(0, 3, 1, 2).requires_grad_()
+    w = torch.tensor(a["w"], dtype=torch.float64).permute(3, 2, 0, 1).requires_grad_()
+    b = torch.tensor(a["b"], dtype=torch.float64).requires_grad_()
+    g = _geometry(case, a)
+    (top, bottom), (left, right) = g.pads
+    xp = torch.nn.functional.pad(x, (left, right, top, bottom))
+    z = torch.nn.functional.conv2d(xp, w, b if case.bias else None, case.strides)
+    p = _pooling(case)
+    y = torch.nn.functional.max_pool2d(torch.relu(z), p.window, p.strides)
+    gy = torch.tensor(a["gy"], dtype=torch.float64).permute(0, 3, 1, 2)
+    (y * gy).sum().backward()
+    assert x.grad is not None and w.grad is not None
+    grads = {
+        "y": y.detach().permute(0, 2, 3, 1).numpy(),
+        "dx": x.grad.permute(0, 2, 3, 1).numpy(),
+        "dw": w.grad.permute(2, 3, 1, 0).numpy(),
+    }
+    return grads if b.grad is None else {**grads, "db": b.grad.numpy()}
+
+
+def _close(got: np.ndarray, want: np.ndarray) -> None:
+    scale = max(float(np.abs(want).max()), 1e-30)
+    np.testing.assert_allclose(got, want, rtol=0, atol=RTOL * scale)
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_forward_is_the_unfused_bits_and_gradients_agree(case: Case) -> None:
+    a = _inputs(case)
+    fused, unfused = _fused(case, a), _unfused(case, a)
+    np.testing.assert_array_equal(fused["y"], unfused["y"])
+    for name in ("dx", "dw") + (("db",) if case.bias else ()):
+        _close(fused[name], unfused[name])
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_against_pytorch_in_float64(case: Case) -> None:
+    a = _inputs(case)
+    fused, reference = _fused(case, a), _torch(case, a)
+    for name in ("y", "dx", "dw") + (("db",) if case.bias else ()):
+        _close(fused[name], reference[name])
+
+
+@needs_kernel
+def test_repeats_its_bits() -> None:
+    case = CASES[1]
+    a = _inputs(case)
+    first, second = _fused(case, a), _fused(case, a)
+    for name, value in first.items():
+        np.testing.assert_array_equal(value, second[name])
+
+
+@needs_kernel
+def test_no_input_gradient_and_no_bias() -> None:
+    case = CASES[2]
+    a = _inputs(case)
+    g = _geometry(case, a)
+    _, cache = conv_pool.forward(a["x"], a["w"], None, g, _pooling(case), _relu())
+    dx, dw, db = conv_pool.backward(cache, a["gy"], False)
+    assert dx is None and db is None
+    _close(dw, _unfused(case, a)["dw"])
+
+
+def test_declines_what_the_kernels_do_not_take() -> None:
+    case = CASES[0]
+    a = _inputs(case, np.float64)
+    assert not conv_pool.applies(a["x"], a["w"], a["b"], _geometry(case, a), _pooling(case))
+
+
+def _cnn() -> Model:
+    """W3's layers, small: two Conv2D + ReLU + MaxPooling2D pairs (the second odd: 7 -> 3)."""
+    x = Input((14, 14, 1))
+    h = layers.MaxPooling2D(2, name="pool1")(layers.Conv2D(16, 3, activation="relu")(x))
+    h = layers.MaxPooling2D(2, name="pool2")(layers.Conv2D(16, 3, activation="relu")(h))
+    model = Model(x, layers.Dense(4, activation="softmax")(layers.Flatten()(h)))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _train(build: Any) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    x = rng.random((48, 14, 14, 1), dtype=np.float32)
+    y = rng.integers(0, 4, 48)
+    en.random.set_seed(3)
+    model = build()
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=False)
+    calls = get_trainer(model).train_exec.calls
+    return {
+        "absorbed": {c.layer.name for c in calls if c.absorbed},
+        "loss": history.history["loss"],
+        "weights": [w.data.copy() for w in model.weights],
+        "predict": model.predict(x, verbose=0),
+    }
+
+
+@needs_kernel
+def test_the_planned_step_fuses_each_conv_with_its_pooling(monkeypatch: pytest.MonkeyPatch) -> None:
+    fused = _train(_cnn)
+    assert fused["absorbed"] == {"pool1", "pool2"}
+    # the same training without the fused kernel: the two layers' passes inside one call
+    monkeypatch.setattr(native._ext, "conv_pool", None)
+    composite = _train(_cnn)
+    assert composite["absorbed"] == {"pool1", "pool2"}
+    patterns = {k: v for k, v in fusion.PATTERNS.items() if k != ("Conv2D", "MaxPooling2D")}
+    monkeypatch.setattr(fusion, "PATTERNS", patterns)
+    unfused = _train(_cnn)
+    assert unfused["absorbed"] == set()
+    for u, v in zip(composite["weights"], unfused["weights"], strict=True):
+        np.testing.assert_array_equal(u.view(np.uint8), v.view(np.uint8))
+    np.testing.assert_array_equal(composite["predict"], unfused["predict"])
+    np.testing.assert_allclose(fused["loss"], unfused["loss"], rtol=1e-5)
+    for u, v in zip(fused["weights"], unfused["weights"], strict=True):
+        np.testing.assert_allclose(u, v, rtol=0, atol=1e-5)
