@@ -92,6 +92,9 @@ def forward(
     # the chunks the unfused call takes: its rows' values do not depend on the chunking then
     width = cout if direct else w.size // cout
     step = max(1, CHUNK_BYTES // (per * width * x.itemsize))
+    if _one_channel(x, w, g):
+        _one_channel_forward(x, w, b, g, pooling, y, codes, shards)
+        return y, FusedCache(x, w, b is not None, g, pooling, y, codes, shards)
     module = native.pool(y, codes)
     assert module is not None, "applies() checked that the pooling is built"
     geometry = (pooling.window, pooling.strides, pooled)
@@ -110,6 +113,55 @@ def forward(
 
     conv.run_shards(run, shards)
     return y, FusedCache(x, w, b is not None, g, pooling, y, codes, shards)
+
+
+def _one_channel(x: Array, w: Array, g: Geometry) -> bool:
+    """Whether `_conv_pool.c`'s one-channel forward takes the layer: one input channel, a 3 x 3
+    kernel, no padding, and the direct kernel is what the unfused layer would run (the bits it
+    repeats), which also means filters in 16s."""
+    return (
+        w.shape[:3] == (3, 3, 1)
+        and all(lo == hi == 0 for lo, hi in g.pads)
+        and native.conv_direct(x, w) is not None
+        and conv_direct.forward_wins(g, 1, w.shape[-1])
+    )
+
+
+def _one_channel_forward(
+    x: Array,
+    w: Array,
+    b: Array | None,
+    g: Geometry,
+    pooling: Pooling,
+    y: Array,
+    codes: Array,
+    shards: list[slice],
+) -> None:
+    """y and codes from the compiled one-channel forward, each batch half on its own thread:
+    the convolution's output stays in registers (W3's first layer: its 9 taps are too few for
+    the direct kernel's blocks, whose loop overhead then dominates)."""
+    module = native.conv_pool(x, w, y)
+    assert module is not None, "applies() checked that the kernel is built"
+    bias = _NONE if b is None else b
+
+    def run(i: int, s: slice) -> None:
+        module.forward(
+            x[s],
+            w,
+            bias,
+            y[s],
+            codes[s],
+            x[s].shape,
+            (3, 3),
+            g.strides,
+            (0, 0),
+            pooling.window,
+            pooling.strides,
+            y.shape[1:3],
+            w.shape[-1],
+        )
+
+    conv.run_shards(run, shards)
 
 
 def backward(

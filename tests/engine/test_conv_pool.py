@@ -47,6 +47,9 @@ class Case:
 CASES = [
     # W3's layers: one input channel (rows of 3 floats), then 32 channels (rows of 96)
     Case("w3_first", (4, 28, 28, 1), (3, 3), 32),
+    # the one-channel forward: an odd size, windows of 3, a strided convolution, no bias
+    Case("one_channel_pool_3", (2, 17, 16, 1), (3, 3), 16, window=(3, 3)),
+    Case("one_channel_strided", (3, 15, 16, 1), (3, 3), 48, strides=2, bias=False),
     Case("w3_second", (4, 13, 13, 32), (3, 3), 64),
     # odd output (11 -> 5: the last row and column pool nothing), 16 channels (rows of 48)
     Case("sixteen_channels_odd", (3, 13, 13, 16), (3, 3), 16, bias=False),
@@ -164,14 +167,18 @@ def test_repeats_its_bits() -> None:
 
 
 @needs_kernel
-def test_no_input_gradient_and_no_bias() -> None:
-    case = CASES[2]
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_without_the_input_gradient(case: Case) -> None:
+    """A first layer's backward: one input channel takes its own loop then."""
     a = _inputs(case)
-    g = _geometry(case, a)
-    _, cache = conv_pool.forward(a["x"], a["w"], None, g, _pooling(case), _relu())
+    b = a["b"] if case.bias else None
+    _, cache = conv_pool.forward(a["x"], a["w"], b, _geometry(case, a), _pooling(case), _relu())
     dx, dw, db = conv_pool.backward(cache, a["gy"], False)
-    assert dx is None and db is None
-    _close(dw, _unfused(case, a)["dw"])
+    unfused = _unfused(case, a)
+    assert dx is None and (db is None) == (not case.bias)
+    _close(dw, unfused["dw"])
+    if db is not None:
+        _close(db, unfused["db"])
 
 
 def test_declines_what_the_kernels_do_not_take() -> None:
