@@ -60,11 +60,15 @@ def forward_wins(g: Geometry, cin: int, cout: int) -> bool:
     return _fits(g, cout) and cin <= MOST_CHANNELS and cout <= MOST_CHANNELS
 
 
-def _call(module: ModuleType, fn: str, arrays: tuple[Array, ...], g: Geometry) -> None:
-    """`module.fn(*arrays, geometry)`; the kernel (w or dw) is the second or third array."""
+def _call(
+    module: ModuleType, fn: str, arrays: tuple[Array, ...], g: Geometry, *layout: tuple[int, ...]
+) -> None:
+    """`module.fn(*arrays, geometry, *layout)`; the kernel (w or dw) is the second or third
+    array."""
     x, kernel = arrays[0], arrays[1 if fn == "forward" else 2]
     lows = tuple(lo for lo, _ in g.pads)
-    getattr(module, fn)(*arrays, tuple(x.shape), g.kernel, g.strides, lows, g.out, kernel.shape[-1])
+    shape = tuple(x.shape)
+    getattr(module, fn)(*arrays, shape, g.kernel, g.strides, lows, g.out, kernel.shape[-1], *layout)
 
 
 def forward(
@@ -86,6 +90,27 @@ def forward(
         _call(module, "forward", (x[i : i + step], w, bias, rows), g)
         if epilogue is not None:
             epilogue(rows)
+    return True
+
+
+def forward_into(
+    x: Array, w: Array, g: Geometry, y: Array, start: tuple[int, int], steps: tuple[int, int]
+) -> bool:
+    """y[:, start[0]::steps[0], start[1]::steps[1]] = the convolution of x with w (no bias) for
+    y (n, h, w, Cout), written in place by the kernel rather than through a buffer and a
+    strided copy (a phase of a strided convolution's dX); returns whether it ran."""
+    module = native.conv_direct(x, w, y)
+    if module is None or not forward_wins(g, x.shape[-1], w.shape[-1]):
+        return False
+    width, channels = y.shape[2], y.shape[3]
+    row = width * channels
+    layout = (
+        start[0] * row + start[1] * channels,
+        y.shape[1] * row,
+        steps[0] * row,
+        steps[1] * channels,
+    )
+    _call(module, "forward", (x, w, _NONE, y), g, layout)
     return True
 
 

@@ -72,18 +72,17 @@ def plan(g: Geometry, w: Array) -> list[Phase] | None:
 
 
 def input_grad(phases: list[Phase], dy: Array, strides: tuple[int, ...], dx: Array) -> bool:
-    """dx (n, h, w, Cin) from dy (n, oh, ow, Cout), phase by phase; returns whether the direct
-    kernel took every phase (it declines arrays that are not plain float32)."""
-    n, cin = dx.shape[0], dx.shape[-1]
+    """dx (n, h, w, Cin) from dy (n, oh, ow, Cout), phase by phase, each written by the kernel
+    straight into its strided place in dx; returns whether the direct kernel took every phase
+    (it declines arrays that are not plain float32). Phases no tap reaches are zero: when
+    there are some, dx is zeroed whole first, one contiguous fill instead of strided ones."""
     (sh, sw) = strides
+    if any(phase.kernel is None for phase in phases):
+        dx.fill(0)
     for phase in phases:
-        (py, px) = phase.start
         if phase.kernel is None:
-            dx[:, py::sh, px::sw] = 0
             continue
-        part = np.empty((n, *phase.geometry.out, cin), dtype=dx.dtype)
-        rows = part.reshape(-1, cin)
-        if not conv_direct.forward(dy, phase.kernel, None, phase.geometry, rows, None):
+        geometry = phase.geometry
+        if not conv_direct.forward_into(dy, phase.kernel, geometry, dx, phase.start, (sh, sw)):
             return False
-        dx[:, py::sh, px::sw] = part
     return True

@@ -39,7 +39,9 @@ INLINE void store_v8(float *p, v8 v) { *(v8u *)p = v; }
 typedef struct {
     Py_ssize_t n, h, w, cin, kh, kw, sh, sw, ph, pw, oh, ow, cout;
     Py_ssize_t hp, wp; /* the bordered image's rows and columns */
-    int wide;          /* 32 registers of 16 floats (AVX-512): the v16 blocks */
+    /* where the forward writes output (n, oh, ow, 0): y + y0 + n yn + oh yh + ow yw, in floats */
+    Py_ssize_t y0, yn, yh, yw;
+    int wide; /* 32 registers of 16 floats (AVX-512): the v16 blocks */
 } Geometry;
 
 /* The most pixels a forward block computes: the last block of a row may run past ow into the
@@ -83,7 +85,7 @@ static void border_image(const float *x, float *buf, Py_ssize_t n, const Geometr
         Py_ssize_t valid = g->ow - ow0 < P ? g->ow - ow0 : P;                                      \
         for (Py_ssize_t p = 0; p < valid; p++)                                                     \
             for (int v = 0; v < V; v++)                                                         \
-                store_##T(y + (ow0 + p) * g->cout + co + L * v, acc[p][v]);                     \
+                store_##T(y + (ow0 + p) * g->yw + co + L * v, acc[p][v]);                       \
     }
 
 /* One vector of filters (16) or two (32), P pixels a block: at most 16 + 1 or 16 + 2 of
@@ -133,7 +135,7 @@ static void forward_loop(const float *x, const float *w, float *y, float *bias, 
     for (Py_ssize_t n = 0; n < g->n; n++) {
         border_image(x, buf, n, g);
         for (Py_ssize_t oh = 0; oh < g->oh; oh++) {
-            float *yrow = y + (n * g->oh + oh) * g->ow * g->cout;
+            float *yrow = y + g->y0 + n * g->yn + oh * g->yh;
             for (Py_ssize_t co = 0; co < g->cout; co += span)
                 for (Py_ssize_t ow0 = 0; ow0 < g->ow; ow0 += block) {
                     switch (vectors * 100 + block) {
@@ -251,15 +253,30 @@ static void weight_loop(const float *x, const float *dy, float *dw, float *db, f
     }
 }
 
+/* Whether the forward's output layout keeps every write inside y (of `floats` floats) and
+ * apart from every other: each pixel's cout floats, each row's pixels, each image's rows. */
+static int layout_fits(const Geometry *g, Py_ssize_t floats) {
+    if (g->n == 0) return 1;
+    Py_ssize_t row = (g->ow - 1) * g->yw + g->cout, image = (g->oh - 1) * g->yh + row;
+    return g->y0 >= 0 && g->yw >= g->cout && g->yh >= row && g->yn >= image &&
+           g->y0 + (g->n - 1) * g->yn + image <= floats;
+}
+
 /* Parse the geometry and size the bordered buffer: wide enough that a forward block's last
  * pixels, which may lie past ow, still read inside it. The buffers are (x, w, bias, y) for
- * the forward pass and (x, dy, dw, db) for dW; an empty bias or db means none. */
+ * the forward pass and (x, dy, dw, db) for dW; an empty bias or db means none. The forward's
+ * optional last argument places its output in y (see Geometry); by default y is exactly the
+ * output, C-contiguous. */
 static int parse(PyObject *args, Py_buffer *b, Geometry *g, int weight) {
-    if (!PyArg_ParseTuple(args, "y*y*w*w*(nnnn)(nn)(nn)(nn)(nn)n", &b[0], &b[1], &b[2], &b[3],
-                          &g->n, &g->h, &g->w, &g->cin, &g->kh, &g->kw, &g->sh, &g->sw, &g->ph,
-                          &g->pw, &g->oh, &g->ow, &g->cout))
+    g->y0 = -1;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*(nnnn)(nn)(nn)(nn)(nn)n|(nnnn)", &b[0], &b[1], &b[2],
+                          &b[3], &g->n, &g->h, &g->w, &g->cin, &g->kh, &g->kw, &g->sh, &g->sw,
+                          &g->ph, &g->pw, &g->oh, &g->ow, &g->cout, &g->y0, &g->yn, &g->yh,
+                          &g->yw))
         return 0;
     Py_ssize_t f = (Py_ssize_t)sizeof(float);
+    int placed = g->y0 != -1;
+    if (!placed) g->y0 = 0, g->yw = g->cout, g->yh = g->ow * g->cout, g->yn = g->oh * g->yh;
     g->wide = wide_registers();
     Py_ssize_t reach_w = (g->ow + BLOCK_MAX - 2) * g->sw + g->kw;
     Py_ssize_t reach_h = (g->oh - 1) * g->sh + g->kh;
@@ -271,7 +288,9 @@ static int parse(PyObject *args, Py_buffer *b, Geometry *g, int weight) {
     int ok = g->n >= 0 && g->h > 0 && g->w > 0 && g->cin > 0 && g->kh > 0 && g->kw > 0 &&
              g->sh > 0 && g->sw > 0 && g->ph >= 0 && g->pw >= 0 && g->oh > 0 && g->ow > 0 &&
              g->cout > 0 && g->cout % 16 == 0 && b[0].len == g->n * g->h * g->w * g->cin * f &&
-             b[1].len == (weight ? out : kernel) && b[weight ? 2 : 3].len == (weight ? kernel : out) &&
+             b[1].len == (weight ? out : kernel) &&
+             (weight ? !placed && b[2].len == kernel
+                     : placed ? layout_fits(g, b[3].len / f) : b[3].len == out) &&
              (channels == 0 || channels == g->cout * f);
     if (!ok) {
         for (int i = 0; i < 4; i++) PyBuffer_Release(&b[i]);
@@ -308,9 +327,11 @@ static PyObject *weight_grad(PyObject *self, PyObject *args) { return run(args, 
 
 static PyMethodDef methods[] = {
     {"forward", forward, METH_VARARGS,
-     "forward(x, w, bias, y, (n, h, w, cin), (kh, kw), (sh, sw), (ph, pw), (oh, ow), cout): "
-     "y = bias + the convolution of x with w, zeros where a window leaves x (an empty bias: "
-     "none); cout a multiple of 16."},
+     "forward(x, w, bias, y, (n, h, w, cin), (kh, kw), (sh, sw), (ph, pw), (oh, ow), cout"
+     "[, (y0, yn, yh, yw)]): y = bias + the convolution of x with w, zeros where a window leaves "
+     "x (an empty bias: none); cout a multiple of 16. With the layout, output (n, oh, ow, 0) "
+     "goes to float y0 + n yn + oh yh + ow yw of y, e.g. one phase of a strided convolution's "
+     "dX; y's other floats are left as they are."},
     {"weight_grad", weight_grad, METH_VARARGS,
      "weight_grad(x, dy, dw, db, (n, h, w, cin), (kh, kw), (sh, sw), (ph, pw), (oh, ow), "
      "cout): dw and db (empty: none) = the kernel's and bias's gradients for the upstream "

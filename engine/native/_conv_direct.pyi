@@ -11,6 +11,7 @@ def forward(
     pads: tuple[int, int],
     out: tuple[int, int],
     cout: int,
+    layout: tuple[int, int, int, int] = ...,
     /,
 ) -> None: ...
 def weight_grad(

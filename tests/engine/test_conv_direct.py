@@ -227,3 +227,37 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(
     assert out["dx"].shape == case.x_shape
     np.testing.assert_array_equal(out["dw"], np.zeros((3, 3, cin, 16), dtype=dtype))
     np.testing.assert_array_equal(out["db"], np.zeros(16, dtype=dtype))
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("layout", "fits"),
+    [
+        ((0, 64 * 16, 2 * 8 * 16, 2 * 16), True),  # phase (0, 0) of a stride-2 dX
+        ((8 * 16 + 16, 64 * 16, 2 * 8 * 16, 2 * 16), True),  # phase (1, 1)
+        ((8 * 16 + 17, 64 * 16, 2 * 8 * 16, 2 * 16), False),  # the last pixel past y's end
+        ((-1 - 16, 64 * 16, 2 * 8 * 16, 2 * 16), False),  # before y's start
+        ((0, 64 * 16, 2 * 8 * 16, 8), False),  # pixels overlapping
+        ((0, 64 * 16, 16, 2 * 16), False),  # rows overlapping
+        ((0, 16, 2 * 8 * 16, 2 * 16), False),  # images overlapping
+    ],
+)
+def test_a_placed_output_must_stay_inside_y_and_apart(
+    layout: tuple[int, int, int, int], fits: bool
+) -> None:
+    """The forward's output layout (one phase of a strided dX) is checked before any write."""
+    module = native._ext.conv_direct
+    x = np.ones((2, 4, 4, 16), dtype=np.float32)
+    w = np.ones((1, 1, 16, 16), dtype=np.float32)
+    y = np.zeros((2, 8, 8, 16), dtype=np.float32)
+    args = (x, w, np.empty(0, np.float32), y, x.shape, (1, 1), (1, 1), (0, 0), (4, 4), 16)
+    if not fits:
+        with pytest.raises(ValueError, match="geometry"):
+            module.forward(*args, layout)
+        return
+    module.forward(*args, layout)
+    (y0, _, yh, yw) = layout
+    py, px = divmod(y0 // 16, 8)
+    placed = np.zeros_like(y)
+    placed[:, py :: yh // 128, px :: yw // 16] = 16.0
+    np.testing.assert_array_equal(y, placed)
