@@ -30,10 +30,12 @@ def epoch_units(
 
 @dataclass
 class Piece:
-    """A unit's rows, read only when `load` is called."""
+    """A unit's rows, read only when `load` is called. `rows` is what the unit declares; not
+    `exact` when loading may drop some (`bad_data: skip` leaves out a bad unit)."""
 
     rows: int
     load: Callable[[], Chunk]
+    exact: bool = True
 
 
 def windows(pieces: Iterator[Piece], buffer: int) -> Iterator[list[Piece]]:
@@ -53,11 +55,13 @@ def windows(pieces: Iterator[Piece], buffer: int) -> Iterator[list[Piece]]:
 def shuffled_rows(
     pieces: Iterator[Piece], buffer: int, seed: int, epoch: int, shuffle: bool, skip: int
 ) -> Iterator[Chunk]:
-    """Each window's rows permuted, the epoch's first `skip` rows left out."""
+    """Each window's rows permuted, the epoch's first `skip` rows left out. A window wholly
+    before the skip is passed over unread only when its pieces' sizes are exact: otherwise it
+    is read to count the rows the whole epoch had there."""
     offset = 0
     for w, group in enumerate(windows(pieces, buffer)):
         size = sum(p.rows for p in group)
-        if offset + size <= skip:
+        if offset + size <= skip and all(p.exact for p in group):
             offset += size
             continue
         chunk = merge([p.load() for p in group])

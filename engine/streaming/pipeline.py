@@ -122,7 +122,8 @@ class Stream:
     def _pieces(self, unit: Unit) -> Iterator[Piece]:
         """Lazy pieces when the unit's size is known; else read now, a piece per chunk."""
         if self.source.exact and unit.rows is not None:
-            yield Piece(unit.rows, functools.partial(self._load, unit))
+            exact = self.config.bad_data != "skip"
+            yield Piece(unit.rows, functools.partial(self._load, unit), exact)
             return
         for fitted in self._fitted(unit):
             yield Piece(rows_of(fitted), functools.partial(dict, fitted))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ import pytest
 from engine.config.data import DataSource
 from engine.data import DataError
 from engine.streaming import BadDataWarning, arrays, open_stream
-from tests.streaming.files import SIGNATURE, write_csv, write_images, write_parquet
+from tests.streaming import files
+from tests.streaming.files import (
+    SIGNATURE,
+    WIDTH,
+    write_csv,
+    write_images,
+    write_parquet,
+)
 
 pytest.importorskip("pyarrow")
 
@@ -109,3 +117,32 @@ def test_unreadable_image_is_named_or_skipped(tmp_path: Path) -> None:
         skipping = open_stream(DataSource(**source, bad_data="skip"), tmp_path, signature)
         got = list(skipping.batches(4, shuffle=False))
     assert sum(len(b[0]["features"]) for b in got) == 10
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("start", [1, 3, 5, 9, 14])
+def test_a_resumed_epoch_in_skip_mode_continues_where_the_whole_one_was(
+    tmp_path: Path, start: int, shuffle: bool
+) -> None:
+    """A unit `bad_data: skip` drops gives no rows, so the rows before a resume point are only
+    known by reading what precedes it: counting the dropped unit's rows from the file's
+    metadata would start the resumed epoch that many rows late."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = write_parquet(tmp_path)
+    x, y = files.arrays()
+    x[40, 2] = np.nan  # row group 1 of a.parquet's 32-row groups is dropped
+    column = pa.FixedSizeListArray.from_arrays(pa.array(x[:200].ravel()), WIDTH)
+    part = pa.table({"x": column, "y": y[:200]})
+    pq.write_table(part, tmp_path / "parts" / "a.parquet", row_group_size=32)
+    config = DataSource(**source, shuffle_buffer=40, bad_data="skip")
+    stream = open_stream(config, tmp_path, SIGNATURE)
+    with pytest.warns(BadDataWarning, match="skipped 1"):
+        whole = [b[0]["features"] for b in stream.batches(16, seed=1, shuffle=shuffle)]
+    assert sum(len(b) for b in whole) == 300 - 32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BadDataWarning)
+        resumed = stream.batches(16, seed=1, shuffle=shuffle, start_batch=start)
+        got = [b[0]["features"] for b in resumed]
+    assert [b.tobytes() for b in got] == [b.tobytes() for b in whole[start:]]
