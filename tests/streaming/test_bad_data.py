@@ -83,22 +83,30 @@ NAN_FILES = [
 
 @pytest.mark.parametrize(("write", "unit"), NAN_FILES)
 @pytest.mark.parametrize("bad_data", ["error", "skip"])
+@pytest.mark.parametrize("buffer", [5, 10_000], ids=["buffer-under-a-unit", "buffer-over-all"])
 def test_nan_names_its_sample_counted_from_the_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Any, unit: str, bad_data: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write: Any,
+    unit: str,
+    bad_data: str,
+    buffer: int,
 ) -> None:
     monkeypatch.setattr(arrays, "UNIT_BYTES", 20 * (6 * 4 + 8))
     x = np.ones((40, 6), np.float32)
     x[25, 2] = np.nan
-    config = DataSource(**write(tmp_path, x), streaming=True, bad_data=bad_data)
+    config = DataSource(
+        **write(tmp_path, x), streaming=True, bad_data=bad_data, shuffle_buffer=buffer
+    )
     stream = open_stream(config, tmp_path, SIGNATURE)
     assert [u.start for u in stream.source.units] == [0, 20]
     message = rf"n\.\w+: .*sample 25 .*NaN.*{unit}"
     if bad_data == "error":
         with pytest.raises(DataError, match=message):
-            list(stream.batches(8, shuffle=False))
+            list(stream.batches(8))
         return
     with pytest.warns(BadDataWarning, match=rf"skipped 1 .*{message}"):
-        got = list(stream.batches(8, shuffle=False))
+        got = list(stream.batches(8))
     assert sum(len(b[0]["features"]) for b in got) == 20
 
 
