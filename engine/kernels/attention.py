@@ -7,9 +7,10 @@ positions are set to exactly 0 after it, so a query row with nothing to attend t
 (Keras's explicit-scores path; a fused backend kernel would give the mean of the values).
 
 Speed: float32 NumPy arrays go to the compiled kernel (`engine/native/_attention.c`), which
-runs each (sample, head) pair's whole chain while its weights are in cache, the pairs in two
-fixed halves over both cores without the GIL; its results are close to the chain below (the
-query is scaled before its product, the key read transposed in place) and repeat bit for bit.
+runs each (sample, head) pair's whole chain while its weights are in cache, both cores taking
+samples from a shared counter without the GIL (a core slowed by another process does fewer);
+its results are close to the chain below (the query is scaled before its product, the key
+read transposed in place) and repeat bit for bit, whichever core computes a pair.
 Measured on W6's (64, 4, 128, 32) arrays in one process, alternating, on a loaded 2-core AVX2
 machine, CPU time per call (medians of 11): forward 19.4 against 29.2 ms and backward 26.7
 against 45.5 ms with both cores; 23.4 against 34.4 and 32.5 against 57.1 on one.

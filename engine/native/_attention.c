@@ -1,16 +1,18 @@
 /* Scaled dot-product attention, forward and backward, one (sample, head) pair at a time, the
- * pairs in two fixed halves over this thread and the compiled split's worker (`_split.c`,
- * reached through its capsule), without the GIL.
+ * pairs shared between this thread and the compiled split's worker (`_split.c`, reached
+ * through its capsule), without the GIL.
  *
  * Why: the NumPy chain runs each step (scale, transposed copy, scores, softmax, dropout,
  * product) over the whole (batch, heads, T, S) stack before the next one starts, so the
  * weights leave the cache between steps and every step allocates. Here one pair's scores,
  * softmax and products follow each other while its T x S weights are in cache, in scratch
  * reused from pair to pair. The products are NumPy's own OpenBLAS sgemm; the softmax and its
- * gradient are `rows.h`'s loops, the NumPy composite's float32 operations. Each pair is
- * computed by one thread with the same calls whichever half it falls in, so results repeat
- * bit for bit. They are not NumPy's bits: the query is scaled into scratch and the key read
- * transposed in place, where NumPy copies it, and OpenBLAS may round those differently.
+ * gradient are `rows.h`'s loops, the NumPy composite's float32 operations. The two threads
+ * take samples (all of a sample's heads) from a shared counter, so a thread slowed by another
+ * process does fewer instead of making the other wait at the end; each pair is computed by
+ * one thread with the same calls whichever thread takes it, so results repeat bit for bit.
+ * They are not NumPy's bits: the query is scaled into scratch and the key read transposed in
+ * place, where NumPy copies it, and OpenBLAS may round those differently.
  *
  * Layouts: query, key, value, output and their gradients are (batch, heads, L, dim) views
  * whose rows are contiguous and whose strides are whole floats (the head-split view of a
@@ -22,6 +24,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +49,24 @@ typedef struct {
     Py_ssize_t mask_sb, mask_sh;
     int64_t heads, t, s, d, dv_dim;
     float scale;
-    int64_t lo, hi; /* pairs lo..hi-1 in (batch, head) order */
+    atomic_llong *next; /* the next sample not yet taken, shared by both threads */
+    int64_t pairs;      /* in (batch, head) order */
+    int64_t end;        /* the end of this thread's current sample's pairs */
     sgemm64_fn sgemm;
     int ok;         /* cleared when scratch could not be allocated */
 } Job;
+
+/* The next pair for this thread to compute, or j->pairs when none is left. A thread takes a
+ * whole sample's heads at a time, [p, end): heads of one sample write neighbouring bytes of
+ * each output row, which would otherwise bounce between the cores' caches. */
+static int64_t take(Job *j, int64_t p) {
+    if (p + 1 < j->end) return p + 1;
+    int64_t sample = atomic_fetch_add_explicit(j->next, 1, memory_order_relaxed);
+    p = sample * j->heads;
+    if (p >= j->pairs) return j->pairs;
+    j->end = p + j->heads;
+    return p;
+}
 
 static inline float *at(const Stack *x, int64_t pair, int64_t heads) {
     return (float *)(x->buf + (pair / heads) * x->sb + (pair % heads) * x->sh);
@@ -88,7 +105,7 @@ static void forward_pairs(void *arg) {
         return;
     }
     float *dropped = qs + t * d;
-    for (int64_t p = j->lo; p < j->hi; p++) {
+    for (int64_t p = take(j, -1); p < j->pairs; p = take(j, p)) {
         float *probs = j->probs + p * ts;
         scaled_copy(qs, at(&j->q, p, j->heads), t, d, j->q.ld, j->scale);
         j->sgemm(ROW_MAJOR, NO_TRANS, TRANS, t, s, d, 1.0f, qs, d, at(&j->k, p, j->heads), j->k.ld,
@@ -116,7 +133,7 @@ static void backward_pairs(void *arg) {
         return;
     }
     float *ds = qs + t * d, *dropped = ds + ts, *tmp = dropped + ts;
-    for (int64_t p = j->lo; p < j->hi; p++) {
+    for (int64_t p = take(j, -1); p < j->pairs; p = take(j, p)) {
         const float *probs = j->probs + p * ts;
         const float *keep = j->keep ? j->keep + p * ts : NULL;
         const float *dout = at(&j->dout, p, j->heads);
@@ -141,21 +158,22 @@ static void backward_pairs(void *arg) {
     free(qs);
 }
 
-/* Runs `fn` over all pairs: in two halves on both cores when `split`, else on this thread. */
+/* Runs `fn` over all pairs: on both cores when `split`, else on this thread. */
 static int run(void (*fn)(void *), Job *job, int64_t pairs, int split) {
-    Job halves[2] = {*job, *job};
-    halves[0].lo = 0;
-    halves[0].hi = halves[1].lo = split ? pairs / 2 : pairs;
-    halves[1].hi = pairs;
+    atomic_llong next;
+    atomic_init(&next, 0);
+    job->next = &next;
+    job->pairs = pairs;
+    job->end = 0;
+    Job both[2] = {*job, *job};
     Py_BEGIN_ALLOW_THREADS
     if (split && pairs >= 2) {
-        api->call(fn, &halves[0], &halves[1]);
+        api->call(fn, &both[0], &both[1]);
     } else {
-        fn(&halves[0]);
-        fn(&halves[1]);
+        fn(&both[0]);
     }
     Py_END_ALLOW_THREADS
-    return halves[0].ok && halves[1].ok;
+    return both[0].ok && both[1].ok;
 }
 
 /* A 4-d float32 view with contiguous rows of `rows` x `cols` per pair; 0 if it is not one.
