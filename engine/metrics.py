@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,8 +47,9 @@ class Metric(ABC):
         """Accumulate one batch (Keras's `update_state`)."""
 
     @abstractmethod
-    def result(self) -> float:
-        """The metric over everything accumulated since the last reset."""
+    def result(self) -> float | list[float]:
+        """The metric over everything accumulated since the last reset (a list for Precision
+        and Recall with several thresholds, one value each, as Keras returns)."""
 
     def set_additive_state(self, values: Mapping[str, Any]) -> None:
         """Put sums back (summed over ranks, or saved in a checkpoint) keeping each attribute's
@@ -181,12 +182,24 @@ def _keep_top_k(xp: Any, p: Array, k: int) -> Array:
     return xp.where(rank < k, p, xp.asarray(NEG_INF, dtype=p.dtype))
 
 
+def _evenly_spaced(thresholds: list[float]) -> bool:
+    """Keras's `is_evenly_distributed_thresholds`: 3 or more, within 1e-7 of i / (n - 1)."""
+    n = len(thresholds)
+    even = np.arange(n, dtype=np.float32) / (n - 1) if n >= 3 else None
+    return even is not None and bool(np.allclose(thresholds, even, atol=EPSILON))
+
+
 class _Confusion(Metric):
-    """Weighted true/false positive and negative counts at one threshold (`y_pred > t`).
+    """Weighted true/false positive and negative counts at each threshold (`y_pred > t`).
 
     As in Keras: `top_k` keeps only each row's k largest scores as candidates (the others count
     as predicted negative), then `class_id` narrows labels and scores to that one class. The
     default threshold is 0.5, or NEG_INF with `top_k`, so the k kept scores are the positives.
+    `thresholds` may be a list: the result is then a list, one value per threshold. Evenly
+    spaced thresholds (0, 1/(n-1), ..., 1) take Keras's faster path: each score clipped to
+    [0, 1] goes in bucket ceil(p * (n - 1)) - 1 (float32) and counts above the thresholds up
+    to its bucket, so a score of 2.5 counts above every threshold but 1.0 (and above 1.0 with
+    other thresholds, compared one by one).
     """
 
     default_name: str
@@ -194,22 +207,36 @@ class _Confusion(Metric):
 
     def __init__(
         self,
-        thresholds: float | None = None,
+        thresholds: float | Sequence[float] | None = None,
         top_k: int | None = None,
         class_id: int | None = None,
         name: str | None = None,
         dtype: Any = None,
     ) -> None:
-        if thresholds is not None and not 0 <= thresholds <= 1:
-            raise ValueError(f"thresholds must be in [0, 1], got {thresholds}")
+        given = [thresholds] if isinstance(thresholds, (int, float)) else thresholds
+        for t in given or ():
+            if not 0 <= t <= 1:
+                raise ValueError(f"thresholds must be in [0, 1], got {t}")
         default = 0.5 if top_k is None else NEG_INF
-        self.threshold = default if thresholds is None else thresholds
+        self.thresholds = [float(t) for t in given] if given else [default]
+        self.evenly = _evenly_spaced(self.thresholds)
         self.top_k = top_k
         self.class_id = class_id
         super().__init__(name or self.default_name)
 
     def reset(self) -> None:
-        self.tp = self.fp = self.fn = self.tn = 0.0
+        size = len(self.thresholds)
+        self.tp, self.fp = np.zeros(size), np.zeros(size)
+        self.fn, self.tn = np.zeros(size), np.zeros(size)
+
+    def _above(self, xp: Any, p: Array) -> list[Array]:
+        """Per threshold, which scores count as predicted positive."""
+        if not self.evenly:
+            return [p > t for t in self.thresholds]
+        n = len(self.thresholds)
+        scaled = xp.clip(p.astype(xp.float32), 0, 1) * xp.float32(n - 1)
+        bucket = xp.ceil(scaled) - xp.float32(1)
+        return [bucket >= i for i in range(n)]
 
     def update(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> None:
         xp = backend_of(y_pred).xp
@@ -224,11 +251,16 @@ class _Confusion(Metric):
             t, p = t[..., self.class_id, None], p[..., self.class_id, None]
         w = _flat_weights(xp, sample_weight, p)
         positive, p = t.reshape(-1) != 0, p.reshape(-1)
-        predicted = p > self.threshold
-        self.tp += float(w[positive & predicted].sum())
-        self.fp += float(w[~positive & predicted].sum())
-        self.fn += float(w[positive & ~predicted].sum())
-        self.tn += float(w[~positive & ~predicted].sum())
+        for i, predicted in enumerate(self._above(xp, p)):
+            self.tp[i] += float(w[positive & predicted].sum())
+            self.fp[i] += float(w[~positive & predicted].sum())
+            self.fn[i] += float(w[positive & ~predicted].sum())
+            self.tn[i] += float(w[~positive & ~predicted].sum())
+
+    def _values(self, part: np.ndarray, other: np.ndarray) -> float | list[float]:
+        """part / (part + other) per threshold, 0 where both are 0: one value, or Keras's list."""
+        values = [float(v) for v in _divide_no_nan(part, part + other)]
+        return values[0] if len(values) == 1 else values
 
 
 class Precision(_Confusion):
@@ -236,8 +268,8 @@ class Precision(_Confusion):
 
     default_name = "precision"
 
-    def result(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+    def result(self) -> float | list[float]:
+        return self._values(self.tp, self.fp)
 
 
 class Recall(_Confusion):
@@ -245,8 +277,8 @@ class Recall(_Confusion):
 
     default_name = "recall"
 
-    def result(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+    def result(self) -> float | list[float]:
+        return self._values(self.tp, self.fn)
 
 
 class AUC(Metric):

@@ -35,6 +35,9 @@ MetricName = (
 )
 
 
+UnitFloat = Annotated[float, Field(ge=0, le=1)]
+
+
 class _MetricConfigBase(SpecConfig):
     name: str | None = None
 
@@ -61,10 +64,11 @@ class TopKCategoricalAccuracyConfig(_MetricConfigBase):
 
 class PrecisionRecallConfig(_MetricConfigBase):
     """`{type: precision, thresholds: 0.5, top_k: 2, class_id: 1}` (also recall), Keras's
-    arguments: without `thresholds` the cut is 0.5, or the top k themselves with `top_k`."""
+    arguments: without `thresholds` the cut is 0.5, or the top k themselves with `top_k`; a
+    list of thresholds gives one value per threshold, as Keras does."""
 
     type: Literal["precision", "recall"]
-    thresholds: float | None = Field(default=None, ge=0, le=1)
+    thresholds: UnitFloat | Annotated[list[UnitFloat], Field(min_length=1)] | None = None
     top_k: int | None = Field(default=None, ge=1)
     class_id: int | None = Field(default=None, ge=0)
 

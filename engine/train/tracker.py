@@ -59,8 +59,18 @@ class Tracker:
         for name, group in zip(self.names, self.compiled.metrics or [], strict=True):
             for m in group:
                 key = f"{name}_{m.name}" if self.multi else m.name
-                logs[key] = float(m.result())
+                logs.update(_entries(key, m))
         return logs
+
+
+def _entries(key: str, metric: Any) -> dict[str, float]:
+    """A metric's log entries: its value, or for a value per threshold (Precision and Recall
+    with a list of `thresholds`, where Keras logs one array) one float each, `key_at_<t>`, so
+    every reader of the logs (progress, history, checkpoints' monitors) keeps taking floats."""
+    value = metric.result()
+    if not isinstance(value, list):
+        return {key: float(value)}
+    return {f"{key}_at_{t:g}": v for t, v in zip(metric.thresholds, value, strict=True)}
 
 
 def _loss_name(loss: Any) -> str | None:

@@ -243,7 +243,7 @@ def test_get_accepts_the_spec_schemas_models() -> None:
 def test_keras_style_constructors() -> None:
     assert metrics.AUC().name == "auc" and metrics.AUC(curve="PR").curve == "PR"
     precision = metrics.Precision(thresholds=0.3)
-    assert precision.name == "precision" and precision.threshold == 0.3
+    assert precision.name == "precision" and precision.thresholds == [0.3]
     assert metrics.Recall(name="r").name == "r"
 
 
@@ -295,20 +295,23 @@ def test_top_k_ties_go_to_the_lower_index(k: int, expected: float) -> None:
 
 def test_precision_and_recall_take_keras_arguments_in_keras_order() -> None:
     precision = metrics.Precision(0.3, 2, 1, "p", "float32")
-    assert (precision.threshold, precision.top_k, precision.class_id, precision.name) == (
-        0.3,
+    assert (precision.thresholds, precision.top_k, precision.class_id, precision.name) == (
+        [0.3],
         2,
         1,
         "p",
     )
-    assert metrics.Recall().threshold == 0.5
-    assert metrics.Recall(top_k=3).threshold == metrics.NEG_INF
+    assert metrics.Recall().thresholds == [0.5]
+    assert metrics.Recall(top_k=3).thresholds == [metrics.NEG_INF]
 
 
 @pytest.mark.parametrize(
     ("build", "match"),
     [
         (lambda: metrics.Precision(thresholds=1.5), "thresholds"),
+        (lambda: metrics.Recall(thresholds=[0.2, -0.1]), "thresholds"),
+        (lambda: metrics.get({"type": "recall", "thresholds": [0.2, 1.1]}), "thresholds"),
+        (lambda: metrics.get({"type": "recall", "thresholds": []}), "thresholds"),
         (lambda: metrics.get({"type": "recall", "top_k": 0}), "top_k"),
         (lambda: metrics.get({"type": "recall", "class_id": -1}), "class_id"),
     ],
@@ -329,3 +332,53 @@ def test_top_k_runs_on_the_strict_fake_device() -> None:
     host.update(Y_MULTI, P_MULTI.astype(np.float32))
     device.update(fake.asarray(Y_MULTI), fake.asarray(P_MULTI.astype(np.float32)))
     assert device.result() == host.result() == 1.0
+
+
+# (thresholds, labels, scores, precision, recall), counted by hand; Keras 3 gives the same
+THRESHOLD_LISTS: list[tuple[list[float], list[int], list[float], Any, Any]] = [
+    # 0.3: predicted 0.4 0.6 0.8 0.9, tp 2 fp 2 fn 1; 0.7: predicted 0.8 0.9, tp 1 fp 1 fn 2
+    ([0.3, 0.7], [1, 0, 1, 1, 0], [0.2, 0.4, 0.6, 0.8, 0.9], [1 / 2, 1 / 2], [2 / 3, 1 / 3]),
+    # evenly spaced: buckets ceil(2p) - 1 are 0 0 0 1, so 0.5 is above 0 but not above 0.5
+    ([0.0, 0.5, 1.0], [0, 0, 1, 1], [0.1, 0.5, 0.3, 0.9], [1 / 2, 1, 0], [1, 1 / 2, 0]),
+    # evenly spaced clips scores to [0, 1]: 2.5 is not above 1.0, -0.5 above nothing
+    ([0.0, 0.5, 1.0], [1, 1, 0], [2.5, 0.7, -0.5], [1, 1, 0], [1, 1, 0]),
+    # compared one by one, 2.5 is above 0.9
+    ([0.0, 0.9], [1, 1, 0], [2.5, 0.7, -0.5], [1, 1], [1, 1 / 2]),
+    ([0.4], [1, 0], [0.5, 0.6], 1 / 2, 1.0),  # a list of one gives one value, as in Keras
+]
+
+
+@pytest.mark.parametrize(("thresholds", "y", "p", "precision", "recall"), THRESHOLD_LISTS)
+def test_a_list_of_thresholds_gives_a_value_per_threshold(
+    thresholds: list[float], y: list[int], p: list[float], precision: Any, recall: Any
+) -> None:
+    for kind, expected in (("precision", precision), ("recall", recall)):
+        metric = metrics.get({"type": kind, "thresholds": thresholds})
+        metric.update(np.array(y[:2]), np.array(p[:2], np.float32))
+        metric.update(np.array(y[2:]), np.array(p[2:], np.float32))
+        assert metric.result() == pytest.approx(expected), kind
+
+
+def test_fit_logs_each_threshold_as_a_float() -> None:
+    from engine.build import from_spec
+
+    model = from_spec(
+        {
+            "model": {
+                "type": "sequential",
+                "layers": [
+                    {"type": "Input", "shape": [3]},
+                    {"type": "Dense", "units": 1, "activation": "sigmoid"},
+                ],
+            },
+            "compile": {
+                "optimizer": "adam",
+                "loss": "binary_crossentropy",
+                "metrics": [{"type": "precision", "thresholds": [0.25, 0.5]}, "recall"],
+            },
+        }
+    )
+    x = np.random.default_rng(0).random((32, 3), np.float32)
+    history = model.fit(x, (x[:, :1] > 0.5).astype(np.float32), epochs=1, verbose=0)
+    assert sorted(history.history) == ["loss", "precision_at_0.25", "precision_at_0.5", "recall"]
+    assert all(isinstance(v[0], float) for v in history.history.values())
