@@ -113,21 +113,19 @@ class Data:
         n = self.size if order is None else len(order)
         for start in range(0, n, batch_size):
             sl = slice(start, min(start + batch_size, n))
-            if order is None:
-                sw = self.sw[sl] if self.sw is not None else None
-                yield [a[sl] for a in self.xs], [a[sl] for a in self.ys], sw
-                continue
-            index = order[sl]
+            index = sl if order is None else order[sl]
             sw = _rows(self.sw, index) if self.sw is not None else None
             yield [_rows(a, index) for a in self.xs], [_rows(a, index) for a in self.ys], sw
 
 
-def _rows(a: Array, index: np.ndarray) -> Array:
-    """`a[index]` for a 1-D array of row numbers. On host arrays NumPy's `take` copies each row
+def _rows(a: Array, index: slice | np.ndarray) -> Array:
+    """`a[index]`. For a 1-D array of row numbers on a host array NumPy's `take` copies each row
     whole where fancy indexing steps through an index iterator: per shuffled batch (CPU,
     medians of 6 epochs) W1 10.7 -> 5.4 us, W2 114 -> 93, W3 70 -> 57, W7 141 -> 125; the
-    same values."""
-    return a.take(index, axis=0) if type(a) is np.ndarray else a[index]
+    same values. A slice stays a view."""
+    if type(a) is np.ndarray and not isinstance(index, slice):
+        return a.take(index, axis=0)
+    return a[index]
 
 
 def prepare(
