@@ -4,9 +4,10 @@
 time loop), `_batch_norm.c` (BatchNormalization's training passes), `_im2col.c` (convolution's
 column matrix), `_pool.c` (2-d max pooling), `_conv_direct.c` (convolution without a column
 matrix, for few channels), `_split.c` (products, pairs of products and Adam split over this
-thread and a spinning worker), `_batched.c` (stacks of products split the same way, on
-`_split`'s worker), `_attention.c` (scaled dot-product attention, one (sample, head) pair at a
-time, on the same worker) and `_conv_pool.c` (the backward of a convolution + ReLU + max pooling
+thread and a spinning worker; products by `chain_gemm.h` where it gives OpenBLAS's bits),
+`_batched.c` (stacks of products split the same way, on `_split`'s worker), `_attention.c`
+(scaled dot-product attention, one (sample, head) pair at a time, on the same worker) and
+`_conv_pool.c` (the backward of a convolution + ReLU + max pooling
 from the pooling's winners) are built when the package is installed, if a C compiler is there;
 without one the build is skipped and every caller runs its NumPy composite, with the same
 results bit for bit, except for the direct convolution: it sums in another order than im2col +
@@ -130,7 +131,13 @@ class _Extensions:
         if split is None:
             return False
         target = _numpy_sgemm()
-        return target is not None and bool(split.bind(*target))
+        if target is None:
+            return False
+        # binding checks chain_sgemm against one-thread sgemm calls
+        from engine.kernels.recurrent import single_threaded_blas
+
+        with single_threaded_blas():
+            return bool(split.bind(*target))
 
 
 _ext = _Extensions()
@@ -154,6 +161,29 @@ def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool)
     split = _ext.split
     assert split is not None
     return bool(split.matmul(a, b, out, bias, relu))
+
+
+def whole_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool) -> bool:
+    """`out = a @ b` on this thread by `_split`'s own sgemm, then `bias` and relu, NumPy's bits
+    (see `chain_gemm`); returns whether it ran: not where the kernel is off or does not apply
+    (fewer than 32 columns, `b` transposed, a product NumPy hands to its small-matrix kernels)."""
+    if not _ext.split_gemm or not (type(a) is type(b) is type(out) is np.ndarray):
+        return False
+    if bias is not None and not _plain_float32(bias):
+        return False
+    split = _ext.split
+    assert split is not None
+    return bool(split.whole_matmul(a, b, out, bias, relu))
+
+
+def chain_gemm(on: bool | None = None) -> bool:
+    """Whether split products run `_split`'s own sgemm (`chain_gemm.h`): NumPy's bits where
+    its check at bind time found them, each piece packing only its own columns of `b`; `on`
+    switches it (for measurements and tests)."""
+    split = _ext.split
+    if split is None or not _ext.split_gemm:
+        return False
+    return bool(split.chain_gemm() if on is None else split.chain_gemm(on))
 
 
 def pair_matmul(first: tuple[Array, Array, Array], second: tuple[Array, Array, Array]) -> bool:

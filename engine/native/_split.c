@@ -12,7 +12,9 @@
  * or, by columns, `matmul(a, b[:, lo:hi], out=out[:, lo:hi])` (same function, same arguments;
  * see numpy/_core/src/umath/matmul.c.src), so results are
  * bit-identical to the NumPy split. The function is NumPy's own bundled OpenBLAS, found with
- * dlopen(RTLD_NOLOAD) so that the thread count set through threadpoolctl applies. If the
+ * dlopen(RTLD_NOLOAD) so that the thread count set through threadpoolctl applies; or, where
+ * `chain_verify` found it gives that sgemm's bits, `chain_gemm.h`'s product, split by columns so
+ * that each piece packs only its own columns of b. If the
  * worker has not started a piece by the time the caller finishes its own, the caller takes
  * it: on a loaded machine no product waits for a descheduled thread.
  */
@@ -26,10 +28,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "chain_gemm.h"
 #include "loops.h"
 #include "split_api.h"
 
 static sgemm64_fn sgemm;
+/* whether products may run `chain_sgemm` (its bits checked against `sgemm` at bind time) */
+static int chain_ok, chain_on = 1;
 
 /* How long the worker keeps looking for the next piece before it sleeps. */
 #define SPIN_NS 1000000L
@@ -40,6 +45,7 @@ typedef struct {
     const float *a, *b, *bias;
     float *c;
     int relu;
+    int chain; /* run by chain_sgemm instead of sgemm: the same bits */
 } Product;
 
 typedef struct {
@@ -64,9 +70,18 @@ typedef struct {
     };
 } Piece;
 
+/* chain_sgemm's view of a product whose B has contiguous rows */
+static ChainProduct chain_view(const Product *p) {
+    int rows = p->trans_a == NO_TRANS;
+    return (ChainProduct){p->a, p->b, p->c, rows ? p->lda : 1, rows ? 1 : p->lda, p->ldb, p->ldc,
+                          p->m, p->n, p->k};
+}
+
 static void run_product(const Product *p) {
-    sgemm(ROW_MAJOR, p->trans_a, p->trans_b, p->m, p->n, p->k, 1.0f, p->a, p->lda, p->b, p->ldb,
-          0.0f, p->c, p->ldc);
+    ChainProduct view = chain_view(p);
+    if (!p->chain || !chain_sgemm(&view))
+        sgemm(ROW_MAJOR, p->trans_a, p->trans_b, p->m, p->n, p->k, 1.0f, p->a, p->lda, p->b,
+              p->ldb, 0.0f, p->c, p->ldc);
     if (!p->bias && !p->relu) return;
     if (p->ldc == p->n) {
         bias_relu_loop(p->c, p->bias, p->m, p->n, p->relu);
@@ -266,23 +281,40 @@ static int whole(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, Pie
     p->c = c->buf;
     p->bias = NULL;
     p->relu = 0;
+    p->chain = 0;
     return 1;
 }
 
+/* OpenBLAS hands products of up to a million multiply-adds to its small-matrix kernels, which
+ * sum in other orders; above that its blocked kernel sums as chain_sgemm does. */
+#define CHAIN_MIN_MACS 1e6
+
+/* Whether chain_sgemm gives a product of B with contiguous rows NumPy's bits. */
+static int chain_applies(int64_t m, int64_t n, int64_t k, int trans_b) {
+    return chain_ok && chain_on && trans_b == NO_TRANS && m >= 2 && n >= 2 &&
+           (double)m * (double)n * (double)k > CHAIN_MIN_MACS;
+}
+
 /* The two pieces of out = a @ b (+ bias, relu); 0 where NumPy would not make one sgemm call
- * per piece (or would first copy an operand). Split as `gemm.halves` does: by columns when
- * out has fewer rows than columns, else by rows. Each piece packs the whole of the operand
- * it does not split, so the split keeps the larger one in one piece each (a W2 forward
- * product (128, 784) @ (784, 512): 568 us for the two column pieces, 628 for the rows). */
+ * per piece (or would first copy an operand). With chain_sgemm, by columns at a panel edge:
+ * each piece packs only its own columns of b and reads a as it is. Otherwise as `gemm.halves`
+ * splits: by columns when out has fewer rows than columns, else by rows. Each sgemm piece
+ * packs the whole of the operand it does not split, so the split keeps the larger one in one
+ * piece each (a W2 forward product (128, 784) @ (784, 512): 568 us for the two column pieces,
+ * 628 for the rows). */
 static int plan(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, const float *bias,
                 int relu, Piece halves[2]) {
     if (!product_shapes(a, b, c)) return 0;
-    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-    int by_cols = m < n;
+    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1], ldb;
+    int trans_b;
+    int chain = blas_layout(b, k, n, &trans_b, &ldb) && n >= 2 * CHAIN_NR &&
+                chain_applies(m, n, k, trans_b);
+    int by_cols = chain || m < n;
     int64_t whole = by_cols ? n : m;
     /* NumPy hands a piece of one row or column to gemv */
     if (whole < 4 || (by_cols ? m : n) < 2 || k < 2) return 0;
-    int64_t size[2] = {whole / 2, whole - whole / 2}, start[2] = {0, whole / 2};
+    int64_t cut = chain ? (n / 2 + CHAIN_NR - 1) / CHAIN_NR * CHAIN_NR : whole / 2;
+    int64_t size[2] = {cut, whole - cut}, start[2] = {0, cut};
     int trans_c;
     int64_t ldc;
     if (!blas_layout(c, m, n, &trans_c, &ldc) || trans_c != NO_TRANS) return 0;
@@ -310,6 +342,7 @@ static int plan(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, cons
             p->bias = bias;
         }
         p->relu = relu;
+        p->chain = chain;
     }
     return 1;
 }
@@ -350,12 +383,58 @@ static PyObject *rest(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* Deterministic values in [-1, 1), exact in float32. */
+static void fill(float *x, int64_t count, uint32_t seed) {
+    for (int64_t i = 0; i < count; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) * (1.0f / 8388608.0f) - 1.0f;
+    }
+}
+
+/* Whether chain_sgemm gives the bound sgemm's bits: products over one, two and three K blocks,
+ * with A as rows and as a transposed view. */
+static int chain_verify(void) {
+    static const int64_t shapes[][4] = {{16, 1000, 80, 0}, {40, 784, 64, 1}, {24, 512, 96, 0}};
+    if (!CHAIN_KERNEL || !chain_cpu() || !sgemm) return 0;
+    int same = 1;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0] && same; s++) {
+        int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+        int trans_a = shapes[s][3] ? TRANS : NO_TRANS;
+        float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+        float *want = malloc(sizeof(float) * m * n), *got = malloc(sizeof(float) * m * n);
+        if (a && b && want && got) {
+            fill(a, m * k, 1u + (uint32_t)s);
+            fill(b, k * n, 101u + (uint32_t)s);
+            int64_t lda = trans_a == NO_TRANS ? k : m;
+            sgemm(ROW_MAJOR, trans_a, NO_TRANS, m, n, k, 1.0f, a, lda, b, n, 0.0f, want, n);
+            Product p = {trans_a, NO_TRANS, m, n, k, lda, n, n, a, b, NULL, got, 0, 1};
+            ChainProduct view = chain_view(&p);
+            same = chain_sgemm(&view) && memcmp(want, got, sizeof(float) * m * n) == 0;
+        } else {
+            same = 0;
+        }
+        free(a);
+        free(b);
+        free(want);
+        free(got);
+    }
+    return same;
+}
+
 static PyObject *bind(PyObject *self, PyObject *args) {
     const char *path, *symbol;
     if (!PyArg_ParseTuple(args, "ss", &path, &symbol)) return NULL;
     void *lib = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
     sgemm = lib ? (sgemm64_fn)dlsym(lib, symbol) : NULL;
+    chain_ok = chain_verify();
     return PyBool_FromLong(sgemm != NULL);
+}
+
+static PyObject *chain_gemm(PyObject *self, PyObject *args) {
+    int on = -1;
+    if (!PyArg_ParseTuple(args, "|p", &on)) return NULL;
+    if (on >= 0) chain_on = on;
+    return PyBool_FromLong(chain_ok && chain_on);
 }
 
 /* The buffers of a product's operands a, b and its output c. */
@@ -384,7 +463,21 @@ static void release_operands(Operands *o) {
     PyBuffer_Release(&o->c);
 }
 
-static PyObject *matmul(PyObject *self, PyObject *args) {
+/* The whole product out = a @ b (+ bias, relu) as one chain_sgemm piece for this thread; 0
+ * where chain_sgemm does not apply (NumPy's own call is then as fast). */
+static int plan_whole(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c,
+                      const float *bias, int relu, Piece *piece) {
+    if (!whole(a, b, c, piece)) return 0;
+    Product *p = &piece->product;
+    if (p->n < CHAIN_NR || !chain_applies(p->m, p->n, p->k, p->trans_b)) return 0;
+    p->chain = 1;
+    p->bias = bias;
+    p->relu = relu;
+    return 1;
+}
+
+/* out = a @ b (+ bias, relu): split over both threads, or whole on this one */
+static PyObject *product_call(PyObject *args, int split) {
     PyObject *ao, *bo, *co, *bias_o;
     int relu;
     if (!PyArg_ParseTuple(args, "OOOOp", &ao, &bo, &co, &bias_o, &relu)) return NULL;
@@ -394,16 +487,21 @@ static PyObject *matmul(PyObject *self, PyObject *args) {
     Py_buffer bias = {0};
     int has_bias = bias_o != Py_None;
     int ok = !has_bias || PyObject_GetBuffer(bias_o, &bias, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) == 0;
-    Piece halves[2];
+    Piece pieces[2];
     if (ok && has_bias) {
         ok = bias.ndim == 1 && bias.format && strcmp(bias.format, "f") == 0 && o.c.ndim == 2 &&
              bias.shape[0] == o.c.shape[1];
     }
-    int planned =
-        ok && plan(&o.a, &o.b, &o.c, has_bias ? (const float *)bias.buf : NULL, relu, halves);
+    const float *b0 = has_bias ? (const float *)bias.buf : NULL;
+    int planned = ok && (split ? plan(&o.a, &o.b, &o.c, b0, relu, pieces)
+                               : plan_whole(&o.a, &o.b, &o.c, b0, relu, pieces));
     if (planned) {
         Py_BEGIN_ALLOW_THREADS
-        split_run(&halves[0], &halves[1]);
+        if (split) {
+            split_run(&pieces[0], &pieces[1]);
+        } else {
+            run_piece(&pieces[0]);
+        }
         Py_END_ALLOW_THREADS
     }
     release_operands(&o);
@@ -411,6 +509,10 @@ static PyObject *matmul(PyObject *self, PyObject *args) {
     if (PyErr_Occurred()) return NULL;
     return PyBool_FromLong(planned);
 }
+
+static PyObject *matmul(PyObject *self, PyObject *args) { return product_call(args, 1); }
+
+static PyObject *whole_matmul(PyObject *self, PyObject *args) { return product_call(args, 0); }
 
 /* Two independent whole products, one offered to the worker: for a layer's weight and input
  * gradients, which need the same work, one hand-off instead of two, and each operand packed
@@ -448,6 +550,9 @@ static PyMethodDef methods[] = {
      "matmul(a, b, out, bias, relu): out = a @ b split in two pieces (rows, or columns when out "
      "is wider than tall) over two threads, then bias and relu on each piece; returns False, "
      "doing nothing, where it does not apply."},
+    {"whole_matmul", whole_matmul, METH_VARARGS,
+     "whole_matmul(a, b, out, bias, relu): out = a @ b by chain_sgemm on this thread, then bias "
+     "and relu; returns False, doing nothing, where chain_sgemm does not apply."},
     {"pair", pair, METH_VARARGS,
      "pair(a1, b1, out1, a2, b2, out2): out1 = a1 @ b1 on this thread and out2 = a2 @ b2 on the "
      "worker, each whole; returns False, doing nothing, where it does not apply."},
@@ -455,6 +560,9 @@ static PyMethodDef methods[] = {
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
      "place on contiguous float32 buffers, in two halves on two threads."},
     {"rest", rest, METH_NOARGS, "rest(): the worker sleeps now instead of spinning."},
+    {"chain_gemm", chain_gemm, METH_VARARGS,
+     "chain_gemm([on]): whether split products run the compiled chain_sgemm (bound, checked "
+     "bit for bit against NumPy's sgemm at bind time, and switched on); `on` switches it."},
     {NULL, NULL, 0, NULL},
 };
 

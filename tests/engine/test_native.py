@@ -484,6 +484,17 @@ KERNEL_CASES = [
         lambda: _product_inputs(100, 300, 257, "wide_out", 5),
         _product("wide_out", True, True),
     ),
+    # chain_sgemm's tails: rows short of a tile, columns short of a panel, K in three blocks
+    KernelCase(
+        "split_chain_tails",
+        lambda: _product_inputs(37, 1000, 100, "ta", 6),
+        _product("ta", True, True),
+    ),
+    KernelCase(
+        "split_chain_two_k_blocks_strided_out",
+        lambda: _product_inputs(130, 449, 70, "wide_out", 7),
+        _product("wide_out", True, False),
+    ),
     KernelCase("scatter_w4_sized", lambda: _scatter_inputs(6400, 10_000, 0), _scatter),
     KernelCase("scatter_long_runs", lambda: _scatter_inputs(3000, 40, 1), _scatter),
     KernelCase("scatter_int32_ids", lambda: _scatter_inputs(50, 7, 2, np.int32), _scatter),
@@ -776,7 +787,9 @@ def test_product_pair_is_numpys_whole_products_or_steps_aside(
     p = _grad_pair_inputs(rows, inputs, units, 6)
     first = (p["x"].T, p["dz"], p["dkernel"])
     second = (p["dz"], p["kernel"].T, p["dx"])
-    with gemm.planned_blas():  # one BLAS thread per product, as the trainer runs them
+    # one BLAS thread per product, as the trainer runs them; NumPy's own loop for the products
+    # BLAS does not take warns about the NaN and infinity among the inputs
+    with gemm.planned_blas(), np.errstate(invalid="ignore"):
         ran = native.pair_matmul(first, second)
         want = np.matmul(*first[:2]), np.matmul(*second[:2])
     assert ran == (min(rows, inputs, units) >= 2)
@@ -826,6 +839,57 @@ def test_a_pair_of_products_repeats_bit_for_bit_on_both_paths(
     for got in results:
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+needs_chain = pytest.mark.skipif(
+    not (native.split_gemm_available() and native.chain_gemm()),
+    reason="chain_sgemm needs AVX-512 and NumPy's OpenBLAS on its SkylakeX kernel",
+)
+
+
+@needs_chain
+@pytest.mark.parametrize(
+    ("m", "k", "n", "layout"),
+    [(128, 784, 512, "plain"), (784, 128, 512, "ta"), (13, 1400, 96, "ta"), (9, 897, 300, "plain")],
+)
+def test_chain_sgemm_gives_numpys_whole_product_bit_for_bit(
+    m: int, k: int, n: int, layout: str
+) -> None:
+    """Split by columns at a panel edge, each piece summed as OpenBLAS sums the whole product
+    (NumPy's own pieces may not be: below a million multiply-adds it takes other kernels)."""
+    p = _product_inputs(m, k, n, layout, 13)
+    a = p["a"].T if layout == "ta" else p["a"]
+    out = np.zeros((m, n), dtype=np.float32)
+    with gemm.planned_blas():
+        want = np.matmul(a, p["b"])
+        assert native.split_matmul(a, p["b"], out, None, False)
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+
+
+@needs_chain
+def test_whole_product_by_chain_sgemm_is_numpys_or_steps_aside() -> None:
+    """On one thread with its bias and relu (a `predict` batch's product): NumPy's bits; it
+    declines a B read transposed and fewer columns than a panel, writing nothing."""
+    p = _product_inputs(1024, 784, 512, "plain", 14)
+    with gemm.planned_blas():
+        want = np.maximum(np.matmul(p["a"], p["b"]) + p["bias"], 0)
+        assert native.whole_matmul(p["a"], p["b"], p["out"], p["bias"], True)
+        np.testing.assert_array_equal(p["out"].view(np.uint32), want.view(np.uint32))
+        narrow = np.zeros((1024, 16), dtype=np.float32)
+        assert not native.whole_matmul(p["a"], p["b"][:, :16], narrow, None, False)
+        transposed = np.ascontiguousarray(p["b"][:, :64].T).T
+        wide = np.zeros((1024, 64), dtype=np.float32)
+        assert not native.whole_matmul(p["a"], transposed, wide, None, False)
+        assert not narrow.any() and not wide.any()
+
+
+@needs_chain
+def test_chain_sgemm_switches_off_and_on() -> None:
+    try:
+        assert not native.chain_gemm(False)
+        assert not native.chain_gemm()
+    finally:
+        assert native.chain_gemm(True)
 
 
 def _split_in_child(queue: Any) -> None:
