@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 
 import pytest
+
+from engine import native
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,3 +38,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in gpu_items:
         item.add_marker(pytest.mark.skip(reason=f"no GPU: {reason}"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that uses `each_isa` runs once per instruction-set variant of the compiled loops
+    this CPU runs (`engine/native/isa.h`), or once without the kernels: no skipped rows, so the
+    wheel check (`scripts/check_wheel.py`, which copies this file) sees none."""
+    if "each_isa" in metafunc.fixturenames:
+        levels = native.isa_levels() or native.ISA_LEVELS[:1]
+        metafunc.parametrize("each_isa", levels, indirect=True)
+
+
+@pytest.fixture
+def each_isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs the loops at the level of this row of the test, then at the level before."""
+    level: str = request.param
+    if not native.isa_levels():
+        yield level
+        return
+    before = native.use_isa(level)
+    try:
+        yield level
+    finally:
+        native.use_isa(before)

@@ -21,6 +21,8 @@ take the NumPy path.
 `MODELSPEC_NATIVE=0` in the environment (read at the first kernel call) leaves the built
 modules unloaded, so a process runs exactly as on a machine without a compiler: that is how
 the benchmark measures the fallback and how a user rules the kernels out of a problem.
+`MODELSPEC_NATIVE_ISA=avx2` (or `default`) makes the loops built for several instruction sets
+run that variant instead of the CPU's best, so that one machine can test them all.
 
 Why: an element-wise update written as NumPy operations makes one pass over memory per
 operation and takes the GIL between them. Keras's Adam is 12 such passes; as one pass it runs
@@ -95,11 +97,26 @@ def switched_off() -> bool:
     return os.environ.get(SWITCH, "").strip().lower() in ("0", "false", "no", "off")
 
 
+# The instruction-set variants of the compiled loops, lowest first (`engine/native/isa.h`). The
+# modules run the CPU's best, or the one `MODELSPEC_NATIVE_ISA` names if lower, read at import.
+ISA = "MODELSPEC_NATIVE_ISA"
+ISA_LEVELS = ("default", "avx2", "avx512")
+
+
+def _check_isa_request() -> None:
+    """A `MODELSPEC_NATIVE_ISA` naming no level is refused before a module reads it (the modules
+    would run their best level, so a misspelt CI setting would test nothing)."""
+    wanted = os.environ.get(ISA, "")
+    if wanted and wanted not in ISA_LEVELS:
+        raise ValueError(f"{ISA}={wanted!r}: expected one of {', '.join(ISA_LEVELS)}")
+
+
 def _load(name: str) -> ModuleType | None:
     """The compiled module `engine.native.<name>`, or None when switched off or not built (no C
     compiler at install time): the NumPy composites then run instead."""
     if switched_off():
         return None
+    _check_isa_request()
     try:
         return importlib.import_module(f"engine.native.{name}")
     except ImportError:
@@ -141,6 +158,28 @@ class _Extensions:
 
 
 _ext = _Extensions()
+
+
+def isa_levels() -> tuple[str, ...]:
+    """The levels of `ISA_LEVELS` this CPU runs the compiled loops at, or () when not built."""
+    kernels = _ext.kernels
+    if kernels is None:
+        return ()
+    _, best = kernels.isa()
+    return ISA_LEVELS[: ISA_LEVELS.index(best) + 1]
+
+
+def use_isa(level: str) -> str:
+    """Run every compiled module's loops at `level` (one of `isa_levels()`) from now on, in this
+    process, and return the level they ran at: the tests run each variant this way. Loads
+    every module."""
+    before = ""
+    for name in COMPILED:
+        module = getattr(_ext, name[1:])
+        if module is not None and hasattr(module, "isa"):  # _batched has no loops of its own
+            before = before or module.isa()[0]
+            module.isa(level)
+    return before
 
 
 def split_gemm_available() -> bool:

@@ -84,14 +84,13 @@ static void scaled_copy(float *restrict dst, const float *restrict src, int64_t 
         for (int64_t i = 0; i < cols; i++) dst[r * cols + i] = src[r * ld + i] * c;
 }
 
-WIDE_CLONES
-static void multiply(float *restrict dst, const float *restrict a, const float *restrict b,
-                     int64_t n) {
+WIDE_CLONES(multiply,
+            (float *restrict dst, const float *restrict a, const float *restrict b, int64_t n),
+            (dst, a, b, n)) {
     for (int64_t i = 0; i < n; i++) dst[i] = a[i] * b[i];
 }
 
-WIDE_CLONES
-static void multiply_in_place(float *restrict x, const float *restrict b, int64_t n) {
+WIDE_CLONES(multiply_in_place, (float *restrict x, const float *restrict b, int64_t n), (x, b, n)) {
     for (int64_t i = 0; i < n; i++) x[i] = x[i] * b[i];
 }
 
@@ -388,9 +387,13 @@ static PyMethodDef methods[] = {
     {"backward", backward, METH_VARARGS,
      "backward(q, k, v, keep, probs, dout, dq, dk, dv, scale, split): the gradients of "
      "`forward`'s q, k and v. Returns False, doing nothing, where the arrays do not suit it."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_attention", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__attention(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__attention(void) {
+    isa_init();
+    return PyModule_Create(&module);
+}

@@ -28,9 +28,10 @@ static inline float mean_of(float sum, ptrdiff_t rows) {
 
 /* mean and (biased) var of channels j0..j1: mean = sum(x) / rows; var = sum((x - mean)^2) /
  * rows */
-VECTOR_CLONES
-static void stats_loop(const float *restrict x, float *restrict mean, float *restrict var,
-                       ptrdiff_t rows, ptrdiff_t c, ptrdiff_t j0, ptrdiff_t j1) {
+VECTOR_CLONES(stats_loop,
+              (const float *restrict x, float *restrict mean, float *restrict var, ptrdiff_t rows,
+               ptrdiff_t c, ptrdiff_t j0, ptrdiff_t j1),
+              (x, mean, var, rows, c, j0, j1)) {
     for (ptrdiff_t lo = j0; lo < j1; lo += BLOCK) {
         ptrdiff_t m = j1 - lo < BLOCK ? j1 - lo : BLOCK;
         float s[BLOCK], q[BLOCK];
@@ -57,11 +58,11 @@ static void stats_loop(const float *restrict x, float *restrict mean, float *res
 /* y = (x - mean) * inv * gamma + beta, then maximum(y, 0) when relu: the ReLU that follows the
  * layer in the same pass. xhat = (x - mean) * inv is not kept: backward computes it again from
  * x with the same operations, which costs less than writing and reading it. */
-VECTOR_CLONES
-static void normalize_loop(const float *restrict x, const float *restrict mean,
-                           const float *restrict inv, const float *restrict gamma,
-                           const float *restrict beta, float *restrict y, ptrdiff_t rows,
-                           ptrdiff_t c, int relu) {
+VECTOR_CLONES(normalize_loop,
+              (const float *restrict x, const float *restrict mean, const float *restrict inv,
+               const float *restrict gamma, const float *restrict beta, float *restrict y,
+               ptrdiff_t rows, ptrdiff_t c, int relu),
+              (x, mean, inv, gamma, beta, y, rows, c, relu)) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         ptrdiff_t o = r * c;
         for (ptrdiff_t j = 0; j < c; j++) {
@@ -80,12 +81,11 @@ static inline float upstream(const float *restrict g, const float *restrict mask
 /* The column sums of backward over channels j0..j1, from g and xhat = (x - mean) * inv:
  * sums[0] = sum(g * xhat) (d gamma), sums[1] = sum(g) (d beta), sums[2] = sum(g * gamma),
  * sums[3] = sum(g * gamma * xhat); sums is (4, c). */
-VECTOR_CLONES
-static void backward_sums_loop(const float *restrict g, const float *restrict mask,
-                               const float *restrict x, const float *restrict mean,
-                               const float *restrict inv, const float *restrict gamma,
-                               float *restrict sums, ptrdiff_t rows, ptrdiff_t c, ptrdiff_t j0,
-                               ptrdiff_t j1) {
+VECTOR_CLONES(backward_sums_loop,
+              (const float *restrict g, const float *restrict mask, const float *restrict x,
+               const float *restrict mean, const float *restrict inv, const float *restrict gamma,
+               float *restrict sums, ptrdiff_t rows, ptrdiff_t c, ptrdiff_t j0, ptrdiff_t j1),
+              (g, mask, x, mean, inv, gamma, sums, rows, c, j0, j1)) {
     for (ptrdiff_t lo = j0; lo < j1; lo += BLOCK) {
         ptrdiff_t m = j1 - lo < BLOCK ? j1 - lo : BLOCK;
         float s_gx[BLOCK], s_g[BLOCK], s_d[BLOCK], s_dx[BLOCK];
@@ -112,12 +112,12 @@ static void backward_sums_loop(const float *restrict g, const float *restrict ma
 }
 
 /* dx = (g * gamma - mean_d - xhat * mean_dx) * inv, xhat = (x - mean) * inv */
-VECTOR_CLONES
-static void backward_dx_loop(const float *restrict g, const float *restrict mask,
-                             const float *restrict x, const float *restrict mean,
-                             const float *restrict gamma, const float *restrict mean_d,
-                             const float *restrict mean_dx, const float *restrict inv,
-                             float *restrict dx, ptrdiff_t rows, ptrdiff_t c) {
+VECTOR_CLONES(backward_dx_loop,
+              (const float *restrict g, const float *restrict mask, const float *restrict x,
+               const float *restrict mean, const float *restrict gamma,
+               const float *restrict mean_d, const float *restrict mean_dx,
+               const float *restrict inv, float *restrict dx, ptrdiff_t rows, ptrdiff_t c),
+              (g, mask, x, mean, gamma, mean_d, mean_dx, inv, dx, rows, c)) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         ptrdiff_t o = r * c;
         for (ptrdiff_t j = 0; j < c; j++) {
@@ -259,9 +259,13 @@ static PyMethodDef methods[] = {
     {"backward_dx", backward_dx, METH_VARARGS,
      "backward_dx(g, mask, x, dx, mean, gamma, mean_d, mean_dx, inv, c): the input gradient, "
      "g masked as in backward_sums."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_batch_norm", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__batch_norm(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__batch_norm(void) {
+    isa_init();
+    return PyModule_Create(&module);
+}

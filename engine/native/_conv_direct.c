@@ -113,20 +113,9 @@ static int block_width(Py_ssize_t ow, const int *widths) {
     return best;
 }
 
-/* Whether the loops' dispatch takes their x86-64-v4 clone, whose registers hold the v16 blocks:
- * the same test as FMA_CLONES' resolver, so that the v16 blocks never run in the AVX2 clone
- * and a CPU with avx512f but not BW, CD, DQ and VL never runs the x86-64-v4 code. */
-static int wide_registers(void) {
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    return __builtin_cpu_supports("x86-64-v4") != 0;
-#else
-    return 0;
-#endif
-}
-
-FMA_CLONES
-static void forward_loop(const float *x, const float *w, float *y, float *bias, float *buf,
-                         const Geometry *g) {
+FMA_CLONES(forward_loop,
+           (const float *x, const float *w, float *y, float *bias, float *buf, const Geometry *g),
+           (x, w, y, bias, buf, g)) {
     static const int one[3] = {8, 12, 16}, two[3] = {4, 6, 8}, narrow[3] = {4, 5, 6};
     /* the case numbers below: 100 * (1 or 2 v16 vectors, or 0 for the v8 blocks) + pixels */
     int vectors = !g->wide ? 0 : g->cout % 32 == 0 ? 2 : 1;
@@ -211,9 +200,9 @@ INLINE void bias_sums(const float *dy, float *db, const Geometry *g) {
     }
 }
 
-FMA_CLONES
-static void weight_loop(const float *x, const float *dy, float *dw, float *db, float *buf,
-                        const Geometry *g) {
+FMA_CLONES(weight_loop,
+           (const float *x, const float *dy, float *dw, float *db, float *buf, const Geometry *g),
+           (x, dy, dw, db, buf, g)) {
     Py_ssize_t row = g->kw * g->cin;
     static const int wide_groups[] = {8, 9, 4, 3, 1}, narrow_groups[] = {6, 4, 3, 2, 1};
     const int *groups = g->wide ? wide_groups : narrow_groups;
@@ -277,7 +266,8 @@ static int parse(PyObject *args, Py_buffer *b, Geometry *g, int weight) {
     Py_ssize_t f = (Py_ssize_t)sizeof(float);
     int placed = g->y0 != -1;
     if (!placed) g->y0 = 0, g->yw = g->cout, g->yh = g->ow * g->cout, g->yn = g->oh * g->yh;
-    g->wide = wide_registers();
+    /* the loops' AVX-512 variant: its registers hold the v16 blocks */
+    g->wide = isa_level == ISA_AVX512;
     Py_ssize_t reach_w = (g->ow + BLOCK_MAX - 2) * g->sw + g->kw;
     Py_ssize_t reach_h = (g->oh - 1) * g->sh + g->kh;
     g->wp = g->w + g->pw > reach_w ? g->w + g->pw : reach_w;
@@ -336,9 +326,13 @@ static PyMethodDef methods[] = {
      "weight_grad(x, dy, dw, db, (n, h, w, cin), (kh, kw), (sh, sw), (ph, pw), (oh, ow), "
      "cout): dw and db (empty: none) = the kernel's and bias's gradients for the upstream "
      "gradient dy, summed image by image."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_conv_direct", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__conv_direct(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__conv_direct(void) {
+    isa_init();
+    return PyModule_Create(&module);
+}

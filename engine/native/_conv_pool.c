@@ -219,10 +219,10 @@ static int one_channel(const Geometry *g, const float *dx) {
            g->co % 8 == 0;
 }
 
-FMA_CLONES
-static void backward_loop(const float *x, const float *wt, const float *y,
-                          const unsigned char *codes, const float *gy, float *dx, float *dwt,
-                          float *db, Winner *list, const Geometry *g) {
+FMA_CLONES(backward_loop,
+           (const float *x, const float *wt, const float *y, const unsigned char *codes,
+            const float *gy, float *dx, float *dwt, float *db, Winner *list, const Geometry *g),
+           (x, wt, y, codes, gy, dx, dwt, db, list, g)) {
     Py_ssize_t image = g->h * g->w * g->ci, pooled = g->oh * g->ow * g->co;
     Py_ssize_t down[256], across[256]; /* a winner's offset in its window by its code */
     for (Py_ssize_t k = 0; k < g->qh * g->qw; k++) down[k] = k / g->qw, across[k] = k % g->qw;
@@ -244,9 +244,10 @@ static void backward_loop(const float *x, const float *wt, const float *y,
  * order, as `_conv_direct.c` sums them, so the same bits), its ReLU as NumPy's maximum(z, 0)
  * gives it (NaN kept, -0 to +0), and the window's maximum by `_pool.c`'s rule (a later
  * candidate wins when greater or NaN). The convolution's output never leaves registers. */
-FMA_CLONES
-static void one_channel_forward(const float *x, const float *w, const float *bias, float *y,
-                                unsigned char *codes, const Geometry *g) {
+FMA_CLONES(one_channel_forward,
+           (const float *x, const float *w, const float *bias, float *y, unsigned char *codes,
+            const Geometry *g),
+           (x, w, bias, y, codes, g)) {
     Py_ssize_t image = g->h * g->w, pooled = g->oh * g->ow * g->co;
     Py_ssize_t candidates = g->qh * g->qw, offset[256]; /* a candidate's input offset */
     for (Py_ssize_t k = 0; k < candidates; k++)
@@ -368,9 +369,13 @@ static PyMethodDef methods[] = {
      "(windows qh x qw moved by th, tw; outputs oh x ow; y the pooled values, codes their "
      "winners) for the pooled gradient gy: dwt (co, kh, kw, ci), db (co; empty: none) and "
      "dx (empty: none; then wt, the kernel as (co, kh, kw, ci), may be empty)."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_conv_pool", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__conv_pool(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__conv_pool(void) {
+    isa_init();
+    return PyModule_Create(&module);
+}

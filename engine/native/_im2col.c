@@ -49,8 +49,7 @@ static inline float *window_row(float *dst, const float *image, Py_ssize_t y, Py
     return dst;
 }
 
-VECTOR_CLONES
-static void im2col_loop(const float *x, float *cols, const Geometry *g) {
+VECTOR_CLONES(im2col_loop, (const float *x, float *cols, const Geometry *g), (x, cols, g)) {
     for (Py_ssize_t n = 0; n < g->n; n++) {
         const float *image = x + n * g->h * g->w * g->c;
         for (Py_ssize_t i = 0; i < g->oh; i++) {
@@ -93,9 +92,13 @@ static PyMethodDef methods[] = {
     {"im2col", im2col, METH_VARARGS,
      "im2col(x, cols, (n, h, w, c), (kh, kw), (sh, sw), (dh, dw), (ph, pw), (oh, ow)): the "
      "channels-last column matrix of a 2-d convolution, zeros where the window leaves x."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_im2col", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__im2col(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__im2col(void) {
+    isa_init();
+    return PyModule_Create(&module);
+}

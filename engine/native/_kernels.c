@@ -18,11 +18,11 @@
 
 /* LayerNormalization.forward's composite over rows of n: xhat = (x - mean) * inv with
  * inv = 1 / sqrt(var + eps), y = xhat * gamma + beta (either may be NULL); tmp is scratch. */
-WIDE_CLONES
-static void layer_norm_loop(const float *restrict x, const float *restrict gamma,
-                            const float *restrict beta, float *restrict y, float *restrict xhat,
-                            float *restrict inv, float *restrict tmp, Py_ssize_t rows,
-                            Py_ssize_t n, float eps) {
+WIDE_CLONES(layer_norm_loop,
+            (const float *restrict x, const float *restrict gamma, const float *restrict beta,
+             float *restrict y, float *restrict xhat, float *restrict inv, float *restrict tmp,
+             Py_ssize_t rows, Py_ssize_t n, float eps),
+            (x, gamma, beta, y, xhat, inv, tmp, rows, n, eps)) {
     for (Py_ssize_t r = 0; r < rows; r++, x += n, y += n, xhat += n) {
         float mean = row_sum(x, n) / (float)n;
         for (Py_ssize_t j = 0; j < n; j++) {
@@ -46,12 +46,11 @@ static void layer_norm_loop(const float *restrict x, const float *restrict gamma
  * dx = (d - mean(d) - xhat * mean(d * xhat)) * inv, and, where given, gamma's gradient
  * sum(g * xhat) and beta's sum(g) over the rows, added up row after row from 0 as NumPy's
  * reduction over the leading axes does. tmp is scratch of n. */
-WIDE_CLONES
-static void layer_norm_grad_loop(const float *restrict g, const float *restrict xhat,
-                                 const float *restrict inv, const float *restrict gamma,
-                                 float *restrict dx, float *restrict dgamma,
-                                 float *restrict dbeta, float *restrict tmp, Py_ssize_t rows,
-                                 Py_ssize_t n) {
+WIDE_CLONES(layer_norm_grad_loop,
+            (const float *restrict g, const float *restrict xhat, const float *restrict inv,
+             const float *restrict gamma, float *restrict dx, float *restrict dgamma,
+             float *restrict dbeta, float *restrict tmp, Py_ssize_t rows, Py_ssize_t n),
+            (g, xhat, inv, gamma, dx, dgamma, dbeta, tmp, rows, n)) {
     for (Py_ssize_t j = 0; j < n; j++) {
         if (dgamma) dgamma[j] = 0.0f;
         if (dbeta) dbeta[j] = 0.0f;
@@ -103,18 +102,19 @@ static PyObject *adam(PyObject *self, PyObject *args) {
 
 /* out = dy * (y > 0): ReLU's gradient read from its output, as NumPy multiplies by the mask
  * cast to 1.0 or 0.0 (so dy * 0.0 keeps NaN and gives -0.0 for negative dy). */
-VECTOR_CLONES
-static void relu_grad_loop(const float *restrict y, const float *restrict dy, float *restrict out,
-                           Py_ssize_t n) {
+VECTOR_CLONES(relu_grad_loop,
+              (const float *restrict y, const float *restrict dy, float *restrict out,
+               Py_ssize_t n),
+              (y, dy, out, n)) {
     for (Py_ssize_t i = 0; i < n; i++) out[i] = relu_masked(dy[i], y[i]);
 }
 
 /* relu_grad_loop over rows of `cols`, and sum = 0 + each row of out in turn: NumPy's
  * out.sum(axis=0) for rows of two or more values (a bias's gradient), in the same pass. */
-VECTOR_CLONES
-static void relu_grad_sum_loop(const float *restrict y, const float *restrict dy,
-                               float *restrict out, float *restrict sum, Py_ssize_t rows,
-                               Py_ssize_t cols) {
+VECTOR_CLONES(relu_grad_sum_loop,
+              (const float *restrict y, const float *restrict dy, float *restrict out,
+               float *restrict sum, Py_ssize_t rows, Py_ssize_t cols),
+              (y, dy, out, sum, rows, cols)) {
     for (Py_ssize_t j = 0; j < cols; j++) sum[j] = 0.0f;
     for (Py_ssize_t r = 0; r < rows; r++, y += cols, dy += cols, out += cols) {
         for (Py_ssize_t j = 0; j < cols; j++) {
@@ -125,9 +125,9 @@ static void relu_grad_sum_loop(const float *restrict y, const float *restrict dy
 }
 
 /* out = maximum(a + b, 0): an Add of two inputs and the ReLU after it, as NumPy computes them */
-VECTOR_CLONES
-static void add_relu_loop(const float *restrict a, const float *restrict b, float *restrict out,
-                          Py_ssize_t n) {
+VECTOR_CLONES(add_relu_loop,
+              (const float *restrict a, const float *restrict b, float *restrict out, Py_ssize_t n),
+              (a, b, out, n)) {
     for (Py_ssize_t i = 0; i < n; i++) out[i] = numpy_relu(a[i] + b[i]);
 }
 
@@ -499,9 +499,13 @@ static PyMethodDef methods[] = {
     {"layer_norm_grad_rows", layer_norm_grad_rows, METH_VARARGS,
      "layer_norm_grad_rows(g, xhat, inv, gamma, dx, dgamma, dbeta, n, has_gamma, "
      "want_dgamma, want_dbeta): its gradients."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+    isa_init();
+    return PyModule_Create(&module);
+}

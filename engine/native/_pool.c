@@ -52,9 +52,9 @@ static inline void max_window(const float *restrict corner, float *restrict y,
     }
 }
 
-VECTOR_CLONES
-static void forward_loop(const float *x, float *y, unsigned char *codes, const Geometry *g,
-                         const Scratch *t) {
+VECTOR_CLONES(forward_loop,
+              (const float *x, float *y, unsigned char *codes, const Geometry *g, const Scratch *t),
+              (x, y, codes, g, t)) {
     for (Py_ssize_t n = 0; n < g->n; n++) {
         const float *image = x + n * g->h * g->w * g->c;
         for (Py_ssize_t i = 0; i < g->oh; i++) {
@@ -80,9 +80,9 @@ static inline void unpool_window(const float *restrict g, const unsigned char *r
     }
 }
 
-VECTOR_CLONES
-static void backward_loop(const float *dy, const unsigned char *codes, float *dx,
-                          const Geometry *g) {
+VECTOR_CLONES(backward_loop,
+              (const float *dy, const unsigned char *codes, float *dx, const Geometry *g),
+              (dy, codes, dx, g)) {
     Py_ssize_t c = g->c;
     int tiled = g->sh == g->ph && g->sw == g->pw && g->oh * g->ph == g->h && g->ow * g->pw == g->w;
     if (!tiled) memset(dx, 0, (size_t)(g->n * g->h * g->w * c) * sizeof(float));
@@ -163,9 +163,13 @@ static PyMethodDef methods[] = {
     {"max_unpool", max_unpool, METH_VARARGS,
      "max_unpool(dx, dy, codes, (n, h, w, c), (ph, pw), (sh, sw), (oh, ow)): dy written to "
      "the winners, +0 everywhere else."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pool", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__pool(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__pool(void) {
+    isa_init();
+    return PyModule_Create(&module);
+}

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "gate_exp.h"
+#include "isa.h"
 #include "split_api.h"
 
 static const SplitApi *api;
@@ -30,11 +31,11 @@ static const SplitApi *api;
  * _EXP_GATE_SCALE) += rec (4 blocks of m); each gate 1 / (1 + exp(z)), the candidate
  * g = 2 * that - 1 (tanh); c = f * c_prev + i * g; tc = tanh(c) as 2 / (1 + exp(-2c)) - 1;
  * h = o * tc. exp is gate_exp1. A stride above m runs the step on some rows of the batch. */
-WIDE_CLONES
-static void lstm_gates_loop(float *restrict z, const float *restrict rec,
-                            const float *restrict c_prev, float *restrict c,
-                            float *restrict tc, float *restrict h, Py_ssize_t m,
-                            Py_ssize_t stride) {
+WIDE_CLONES(lstm_gates_loop,
+            (float *restrict z, const float *restrict rec, const float *restrict c_prev,
+             float *restrict c, float *restrict tc, float *restrict h, Py_ssize_t m,
+             Py_ssize_t stride),
+            (z, rec, c_prev, c, tc, h, m, stride)) {
     for (Py_ssize_t g = 0; g < 4; g++) {
         float *restrict zg = z + g * stride;
         const float *restrict rg = rec + g * m;
@@ -61,11 +62,11 @@ static void lstm_step_forward_loop(float *z, const float *rec, const float *c_pr
  * c_prev, the gate pre-activation gradients written row-major into dxz (n, 4u), and dc
  * replaced by the gradient reaching c_prev. The six buffers must not overlap (restrict lets
  * the compiler vectorize the loop). */
-WIDE_CLONES
-static void lstm_cell_backward_loop(const float *restrict dh, float *restrict dc,
-                                    const float *restrict z, const float *restrict tc,
-                                    const float *restrict c_prev, float *restrict dxz,
-                                    Py_ssize_t n, Py_ssize_t u) {
+WIDE_CLONES(lstm_cell_backward_loop,
+            (const float *restrict dh, float *restrict dc, const float *restrict z,
+             const float *restrict tc, const float *restrict c_prev, float *restrict dxz,
+             Py_ssize_t n, Py_ssize_t u),
+            (dh, dc, z, tc, c_prev, dxz, n, u)) {
     Py_ssize_t m = n * u;
     const float *restrict i = z, *restrict f = z + m, *restrict o = z + 2 * m;
     const float *restrict g = z + 3 * m;
@@ -356,9 +357,13 @@ static PyMethodDef methods[] = {
      "lstm_backward(dh, dc, gates, tanh_cs, cs, rkt, dxz, dys, at, hook, steps, n, u): the "
      "backward loop from the last step down, hook(t) after step t where at[t]; dh ends as "
      "the gradient of the initial state. Returns False, doing nothing, when no sgemm is bound."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_recurrent", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__recurrent(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__recurrent(void) {
+    isa_init();
+    return PyModule_Create(&module);
+}

@@ -563,6 +563,7 @@ static PyMethodDef methods[] = {
     {"chain_gemm", chain_gemm, METH_VARARGS,
      "chain_gemm([on]): whether split products run the compiled chain_sgemm (bound, checked "
      "bit for bit against NumPy's sgemm at bind time, and switched on); `on` switches it."},
+    ISA_METHOD,
     {NULL, NULL, 0, NULL},
 };
 
@@ -581,6 +582,7 @@ static sgemm64_fn bound_sgemm(void) { return sgemm; }
 static const SplitApi api = {split_call, bound_sgemm};
 
 PyMODINIT_FUNC PyInit__split(void) {
+    isa_init();
     if (pthread_atfork(NULL, NULL, reset_after_fork) != 0) {
         PyErr_SetString(PyExc_OSError, "_split: pthread_atfork failed");
         return NULL;

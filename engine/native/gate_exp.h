@@ -1,18 +1,9 @@
-/* The exp both the LSTM loops (_recurrent.c) and the softmax (_kernels.c) use, and the clones
- * their element-wise loops are built in. */
+/* The exp both the LSTM loops (_recurrent.c) and the softmax (_kernels.c) use. */
 #ifndef ENGINE_NATIVE_GATE_EXP_H
 #define ENGINE_NATIVE_GATE_EXP_H
 
 #include <stdint.h>
 #include <string.h>
-
-/* The LSTM, softmax and LayerNormalization loops get an AVX-512 clone (the exp is most
- * of the first two's time); the same IEEE operations give the same bits at any width. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
 
 /* engine.kernels.gate_exp.gate_exp on one value: the same float32 operations in the same
  * order (constants as hex literals, equal to its float32 constants). */

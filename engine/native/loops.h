@@ -7,20 +7,12 @@
 #include <math.h>
 #include <stddef.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-/* for kernels whose results may use fused multiply-adds: AVX-512 and AVX2 with FMA */
-#define FMA_CLONES \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VECTOR_CLONES
-#define FMA_CLONES
-#endif
+#include "isa.h"
 
-VECTOR_CLONES
-static void adam_loop(float *p, const float *g, float *m,
-                      float *v, ptrdiff_t n, float c1, float c2, float eps,
-                      float alpha) {
+VECTOR_CLONES(adam_loop,
+              (float *p, const float *g, float *m, float *v, ptrdiff_t n, float c1, float c2,
+               float eps, float alpha),
+              (p, g, m, v, n, c1, c2, eps, alpha)) {
     for (ptrdiff_t i = 0; i < n; i++) {
         float mi = m[i] + (g[i] - m[i]) * c1;
         float vi = v[i] + (g[i] * g[i] - v[i]) * c2;
@@ -39,8 +31,9 @@ static inline float numpy_relu(float x) { return (x > 0.0f || x != x) ? x : 0.0f
 /* NumPy's dy * (y > 0): the mask cast to 1.0 or 0.0, so NaN stays and negative dy gives -0.0 */
 static inline float relu_masked(float dy, float y) { return dy * (y > 0.0f ? 1.0f : 0.0f); }
 
-VECTOR_CLONES
-static void bias_relu_loop(float *z, const float *b, ptrdiff_t rows, ptrdiff_t cols, int relu) {
+VECTOR_CLONES(bias_relu_loop,
+              (float *z, const float *b, ptrdiff_t rows, ptrdiff_t cols, int relu),
+              (z, b, rows, cols, relu)) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         float *row = z + r * cols;
         if (b) {
@@ -53,8 +46,9 @@ static void bias_relu_loop(float *z, const float *b, ptrdiff_t rows, ptrdiff_t c
 }
 
 /* row += other, element by element: one level of a scatter-add. */
-VECTOR_CLONES
-static void add_row(float *restrict row, const float *restrict other, ptrdiff_t d) {
+VECTOR_CLONES(add_row,
+              (float *restrict row, const float *restrict other, ptrdiff_t d),
+              (row, other, d)) {
     for (ptrdiff_t j = 0; j < d; j++) row[j] = row[j] + other[j];
 }
 

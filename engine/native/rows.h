@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gate_exp.h"
+#include "isa.h"
 
 /* NumPy's float32 sum of a contiguous row (its add reduction: 0 plus the pairwise sum, whose
  * order pairwise_column below spells out). Inlined up to 128 terms, so that the loops calling
@@ -78,9 +79,9 @@ static inline __attribute__((always_inline)) float row_max(const float *a, Py_ss
 
 /* engine.kernels.softmax.masked_softmax on rows of n: masked scores set to -1e9, the row's
  * max subtracted, gate_exp1, divided by the row's sum, masked probabilities set to 0. */
-WIDE_CLONES
-static void softmax_loop(float *restrict s, const uint8_t *restrict mask, Py_ssize_t rows,
-                         Py_ssize_t n) {
+WIDE_CLONES(softmax_loop,
+            (float *restrict s, const uint8_t *restrict mask, Py_ssize_t rows, Py_ssize_t n),
+            (s, mask, rows, n)) {
     for (Py_ssize_t r = 0; r < rows; r++, s += n) {
         const uint8_t *restrict m = mask ? mask + r * n : NULL;
         if (m) {
@@ -98,9 +99,10 @@ static void softmax_loop(float *restrict s, const uint8_t *restrict mask, Py_ssi
 
 /* engine.kernels.softmax.softmax_backward: dp = (dp - sum(dp * p)) * p, row by row; tmp is
  * scratch of n. */
-WIDE_CLONES
-static void softmax_grad_loop(float *restrict dp, const float *restrict p, float *restrict tmp,
-                              Py_ssize_t rows, Py_ssize_t n) {
+WIDE_CLONES(softmax_grad_loop,
+            (float *restrict dp, const float *restrict p, float *restrict tmp, Py_ssize_t rows,
+             Py_ssize_t n),
+            (dp, p, tmp, rows, n)) {
     for (Py_ssize_t r = 0; r < rows; r++, dp += n, p += n) {
         for (Py_ssize_t j = 0; j < n; j++) tmp[j] = dp[j] * p[j];
         float dot = row_sum(tmp, n);

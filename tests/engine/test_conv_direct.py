@@ -18,6 +18,9 @@ from engine.kernels import conv_direct
 from engine.kernels.conv import conv_backward, conv_forward
 from engine.layers.conv import in_place_activation
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 needs_kernel = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
 
 Arrays = dict[str, np.ndarray]

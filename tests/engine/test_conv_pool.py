@@ -24,6 +24,9 @@ from engine.layers.conv import in_place_activation
 from engine.train import fusion
 from engine.train.trainer import get_trainer
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 needs_kernel = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
 
 Arrays = dict[str, np.ndarray]

@@ -12,6 +12,9 @@ from engine.kernels.conv import conv_backward, conv_forward
 from engine.kernels.pool import pool_backward, pool_forward
 from tests.layers.harness import numeric_grad
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 # (spatial, cin, kernel, cout, strides, padding, dilation, groups)
 CONV_ROWS = [
     ((9,), 3, (3,), 4, (1,), "valid", (1,), 1),

@@ -21,6 +21,9 @@ from engine import native
 from engine.conv_geometry import as_tuple, pad_amounts
 from engine.kernels.pool import pool_backward, pool_forward
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 torch = pytest.importorskip("torch")
 
 NAN = np.float32(np.nan)

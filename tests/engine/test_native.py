@@ -30,6 +30,9 @@ from engine.layers.base import CallContext
 from engine.layers.normalization import BatchNormalization
 from engine.optimizers.adam import adam_update
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
 
 Arrays = dict[str, np.ndarray]

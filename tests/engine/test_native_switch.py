@@ -21,6 +21,9 @@ from engine import native
 from engine.backend import get_backend
 from engine.build import from_spec
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS = ROOT / "benchmarks" / "workloads"
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")

@@ -18,6 +18,9 @@ from engine.kernels.attention import attention_probs
 from engine.layers import registry
 from engine.layers.base import CallContext
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "keras_attention.npz"
 
 

@@ -29,6 +29,9 @@ needs_loop = pytest.mark.skipif(
     reason="no compiled recurrent loop or no NumPy-bundled OpenBLAS",
 )
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 F, U = 6, 8
 
 # (config, batch, steps, whether the compiled loop serves it)

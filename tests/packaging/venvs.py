@@ -45,7 +45,8 @@ def declared_kernels() -> set[str]:
 
 
 def kernel_tests() -> list[str]:
-    """The kernel test files cibuildwheel copies next to an installed wheel (`test-sources`)."""
+    """The kernel test files cibuildwheel copies next to an installed wheel (`test-sources`),
+    and the conftest.py with their fixture."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     return list(config["tool"]["cibuildwheel"]["test-sources"])
 

@@ -17,6 +17,9 @@ from engine.fused.workspace import PlannedContext
 from engine.layers.base import CallContext
 from engine.train.trainer import get_trainer
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 
 @dataclass(frozen=True)
 class DenseCase:

@@ -19,6 +19,9 @@ from engine.train import fusion
 from engine.train.trainer import get_trainer
 from tests.layers.harness import numeric_grad
 
+# each test once per instruction-set variant of the compiled loops this CPU runs
+pytestmark = pytest.mark.usefixtures("each_isa")
+
 needs_native = pytest.mark.skipif(not native.available(), reason="built without a C compiler")
 
 
