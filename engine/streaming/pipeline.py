@@ -46,6 +46,9 @@ class Stream:
         self.config = config
         self.rank, self.world = 0, 1
         self.prefetcher = Prefetcher(config.prefetch)
+        # the rows each unit gave when read, fewer than it declares where `bad_data: skip`
+        # dropped some (shared with this stream's shards)
+        self._given: dict[Unit, int] = {}
         self._fit_args: dict[str, Any] = {
             "signature": signature,
             "label_key": label_key,
@@ -65,7 +68,7 @@ class Stream:
         return str(self.source.path)
 
     def __len__(self) -> int:
-        return sum(u.rows or 0 for u in self.source.units)
+        return sum(self._rows_of(u) for u in self.source.units)
 
     def shard(self, rank: int, world: int) -> Stream:
         """This stream as rank `rank` of `world` reads it: a disjoint share of the units."""
@@ -77,7 +80,14 @@ class Stream:
         return sharded
 
     def rows(self, seed: int = 0, epoch: int = 0, shuffle: bool = True) -> int:
-        """Rows this rank reads in the epoch (all rows unless sharded)."""
+        """Rows this rank reads in the epoch (all rows unless sharded). A unit counts the rows
+        it declares until the stream has read it, then the rows it gave: in `bad_data: skip`
+        mode only reading finds the rows left out, so from the second epoch on."""
+        return sum(self._rows_of(u) for u in self._units(seed, epoch, shuffle))
+
+    def declared_rows(self, seed: int = 0, epoch: int = 0, shuffle: bool = True) -> int:
+        """`rows` as the units declare them, read or not: what every rank of a data-parallel
+        run computes alike for every shard, as each reads only its own units."""
         return sum(u.rows or 0 for u in self._units(seed, epoch, shuffle))
 
     def steps(self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True) -> int:
@@ -119,17 +129,27 @@ class Stream:
     def _units(self, seed: int, epoch: int, shuffle: bool) -> list[Unit]:
         return epoch_units(self.source.units, seed, epoch, shuffle, self.rank, self.world)
 
+    def _rows_of(self, unit: Unit) -> int:
+        return self._given.get(unit, unit.rows or 0)
+
     def _pieces(self, unit: Unit) -> Iterator[Piece]:
-        """Lazy pieces when the unit's size is known; else read now, a piece per chunk."""
+        """Lazy pieces when the unit's size is known; else read now, a piece per chunk. A
+        piece's size is the unit's declared one even once the unit gave fewer rows, as the
+        epoch's windows, and so its order, follow those sizes."""
         if self.source.exact and unit.rows is not None:
             exact = self.config.bad_data != "skip"
             yield Piece(unit.rows, functools.partial(self._load, unit), exact)
             return
+        given = 0
         for fitted in self._fitted(unit):
+            given += rows_of(fitted)
             yield Piece(rows_of(fitted), functools.partial(dict, fitted))
+        self._given[unit] = given
 
     def _load(self, unit: Unit) -> Chunk:
-        return merge(list(self._fitted(unit)) or [{}])
+        chunk = merge(list(self._fitted(unit)) or [{}])
+        self._given[unit] = rows_of(chunk)
+        return chunk
 
     def _fitted(self, unit: Unit) -> Iterator[Chunk]:
         """The unit's chunks fitted to the model, each knowing the rows of its file before it."""

@@ -67,11 +67,12 @@ class StreamData:
         """This rank's part of each global step from the `start_batch`-th, read from its own
         units only.
 
-        Every rank knows every shard's row count from the units' sizes, so all take the same
-        number of steps (a rank whose shard ran out takes idle steps, None) and weight their
-        gradient by their share of the step's rows."""
+        Every rank knows every shard's row count from the units' declared sizes, so all take
+        the same number of steps (a rank whose shard ran out takes idle steps, None) and weight
+        their gradient by their share of the step's rows."""
         local = batch_size // dp.size
-        rows = [self.stream.shard(r, dp.size).rows(seed, epoch, shuffle) for r in range(dp.size)]
+        shards = [self.stream.shard(r, dp.size) for r in range(dp.size)]
+        rows = [shard.declared_rows(seed, epoch, shuffle) for shard in shards]
         steps = max(-(-n // local) for n in rows)
         mine = self.stream.shard(dp.rank, dp.size)
         own = mine.batches(local, seed=seed, epoch=epoch, shuffle=shuffle, start_batch=start_batch)

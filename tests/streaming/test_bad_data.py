@@ -127,6 +127,21 @@ def test_unreadable_image_is_named_or_skipped(tmp_path: Path) -> None:
     assert sum(len(b[0]["features"]) for b in got) == 10
 
 
+def _one_bad_row_group(tmp_path: Path) -> DataSource:
+    """The 300-row Parquet source with a NaN in row group 1 of a.parquet's 32-row groups:
+    `bad_data: skip` drops that group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = write_parquet(tmp_path)
+    x, y = files.arrays()
+    x[40, 2] = np.nan
+    column = pa.FixedSizeListArray.from_arrays(pa.array(x[:200].ravel()), WIDTH)
+    part = pa.table({"x": column, "y": y[:200]})
+    pq.write_table(part, tmp_path / "parts" / "a.parquet", row_group_size=32)
+    return DataSource(**source, shuffle_buffer=40, bad_data="skip")
+
+
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("start", [1, 3, 5, 9, 14])
 def test_a_resumed_epoch_in_skip_mode_continues_where_the_whole_one_was(
@@ -135,17 +150,7 @@ def test_a_resumed_epoch_in_skip_mode_continues_where_the_whole_one_was(
     """A unit `bad_data: skip` drops gives no rows, so the rows before a resume point are only
     known by reading what precedes it: counting the dropped unit's rows from the file's
     metadata would start the resumed epoch that many rows late."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    source = write_parquet(tmp_path)
-    x, y = files.arrays()
-    x[40, 2] = np.nan  # row group 1 of a.parquet's 32-row groups is dropped
-    column = pa.FixedSizeListArray.from_arrays(pa.array(x[:200].ravel()), WIDTH)
-    part = pa.table({"x": column, "y": y[:200]})
-    pq.write_table(part, tmp_path / "parts" / "a.parquet", row_group_size=32)
-    config = DataSource(**source, shuffle_buffer=40, bad_data="skip")
-    stream = open_stream(config, tmp_path, SIGNATURE)
+    stream = open_stream(_one_bad_row_group(tmp_path), tmp_path, SIGNATURE)
     with pytest.warns(BadDataWarning, match="skipped 1"):
         whole = [b[0]["features"] for b in stream.batches(16, seed=1, shuffle=shuffle)]
     assert sum(len(b) for b in whole) == 300 - 32
@@ -154,3 +159,18 @@ def test_a_resumed_epoch_in_skip_mode_continues_where_the_whole_one_was(
         resumed = stream.batches(16, seed=1, shuffle=shuffle, start_batch=start)
         got = [b[0]["features"] for b in resumed]
     assert [b.tobytes() for b in got] == [b.tobytes() for b in whole[start:]]
+
+
+def test_counts_in_skip_mode_are_the_rows_given_once_read(tmp_path: Path) -> None:
+    """Only reading finds the unit `bad_data: skip` drops: until then the counts are the units'
+    declared rows, from then on the rows the epochs give, for the whole stream and each shard
+    (data-parallel ranks still agree on the declared counts, as each reads its own units)."""
+    stream = open_stream(_one_bad_row_group(tmp_path), tmp_path, SIGNATURE)
+    assert stream.rows() == len(stream) == 300
+    with pytest.warns(BadDataWarning, match="skipped 1"):
+        got = [len(b[0]["features"]) for b in stream.batches(16, seed=1)]
+    assert sum(got) == 300 - 32
+    assert stream.rows(seed=1) == len(stream) == sum(got)
+    assert stream.steps(16, seed=1) == len(got)
+    assert sum(stream.shard(r, 2).rows(seed=1) for r in range(2)) == sum(got)
+    assert stream.declared_rows(seed=1) == 300
