@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 from pydantic import PositiveInt, model_validator
@@ -30,7 +30,7 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
-from engine.lazy import backend, conv_kernels, conv_pool_kernels, pool_kernels
+from engine.lazy import backend, conv_kernels, conv_pool_kernels
 from engine.regularizers import RegularizerSpec
 
 IntOrTuple = PositiveInt | tuple[PositiveInt, ...]
@@ -196,17 +196,18 @@ class Conv(Layer):
         c = self.config
         _, strides, dilation = c.tuples()
         relu = in_place_activation(self.activation)
+        if relu is None:
+            return None
         window, pool_strides = pool.config.tuples()
         qualifies = (
             c.rank == 2
             and c.groups == 1
             and dilation == (1, 1)
-            and relu is not None
             and getattr(pool, "mode", None) == "max"
             and pool.config.padding == "valid"
             and all(s >= k for k, s in zip(window, pool_strides, strict=True))
         )
-        if not qualifies or relu is None:
+        if not qualifies:
             return None
         pooling = conv_pool_kernels.Pooling(window, pool_strides)
 
@@ -217,7 +218,7 @@ class Conv(Layer):
                 return conv_pool_kernels.forward(inputs, params[0], bias, g, pooling, relu)
             y, cache = self.forward(params, inputs, ctx)
             pooled, pool_cache = pool.forward([], y, ctx)
-            return pooled, PooledCache(cache, pool_cache)
+            return pooled, PooledCache(cache, pool, pool_cache)
 
         return forward
 
@@ -233,7 +234,9 @@ class Conv(Layer):
             dx, dw, db = conv_pool_kernels.backward(cache, grad_output, ctx.need_input_grad)
             return self._store(grads, dw, db, dx)
         if isinstance(cache, PooledCache):
-            grad_output = pool_kernels.pool_backward(cache.pool, grad_output)
+            # the pooling's own backward: its input, this layer's output, always needs a gradient
+            pool_ctx = replace(ctx, need_input_grad=True)
+            grad_output = cache.pool.backward([], cache.pool_cache, grad_output, [], pool_ctx)
             cache = cache.conv
         kcache, z, y = cache
 
@@ -258,10 +261,11 @@ class Conv(Layer):
 @dataclass
 class PooledCache:
     """A convolution and its max pooling run as one call by their own passes: the
-    convolution's cache (kernel cache, z, y) and the pooling's."""
+    convolution's cache (kernel cache, z, y), the pooling layer and its cache."""
 
     conv: Any
-    pool: Any
+    pool: Layer
+    pool_cache: Any
 
 
 def _relu_in_place(z: Array) -> None:

@@ -184,6 +184,25 @@ def test_without_the_input_gradient(case: Case) -> None:
         _close(db, unfused["db"])
 
 
+@needs_kernel
+@pytest.mark.parametrize(
+    "case", [*CASES, Case("pool_1", (2, 9, 10, 8), (3, 3), 16, window=(1, 1))], ids=lambda c: c.id
+)
+def test_windows_at_or_below_zero_route_signed_zeros_as_relu_then_pool(case: Case) -> None:
+    """Every convolution output <= 0: the ReLU zeroes each window, the unfused passes send
+    gy * 0 (-0.0 for a negative gy, +0.0 for the losers) to the convolution, and its sums of
+    signed zeros give the gradients' zeros; the fused backward skips those terms and must leave
+    the same zeros, sign bit included (1 x 1 windows have no losers' +0.0)."""
+    a = _inputs(case)
+    a["b"] = np.full_like(a["b"], -100.0)
+    a["x"], a["w"] = -np.abs(a["x"]), np.abs(a["w"])  # without the bias: sums of x w <= 0
+    a["gy"].reshape(-1)[:4] = [-0.0, 0.0, -1.0, 2.0]
+    fused, unfused = _fused(case, a), _unfused(case, a)
+    for name in ("y", "dx", "dw") + (("db",) if case.bias else ()):
+        assert not fused[name].any()
+        np.testing.assert_array_equal(fused[name].view(np.uint32), unfused[name].view(np.uint32))
+
+
 def test_declines_what_the_kernels_do_not_take() -> None:
     case = CASES[0]
     a = _inputs(case, np.float64)
@@ -234,3 +253,21 @@ def test_the_planned_step_fuses_each_conv_with_its_pooling(monkeypatch: pytest.M
     np.testing.assert_allclose(fused["loss"], unfused["loss"], rtol=1e-5)
     for u, v in zip(fused["weights"], unfused["weights"], strict=True):
         np.testing.assert_allclose(u, v, rtol=0, atol=1e-5)
+
+
+def test_without_the_kernel_the_pair_runs_each_layers_own_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fused call the compiled kernel does not take is the two layers' own passes, the
+    pooling's backward included (for the first convolution too, whose input needs none)."""
+    monkeypatch.setattr(native._ext, "conv_pool", None)
+    pooled: list[str] = []
+    own_backward = layers.MaxPooling2D.backward
+
+    def backward(self: Any, *args: Any) -> Any:
+        pooled.append(self.name)
+        return own_backward(self, *args)
+
+    monkeypatch.setattr(layers.MaxPooling2D, "backward", backward)
+    assert _train(_cnn)["absorbed"] == {"pool1", "pool2"}
+    assert sorted(set(pooled)) == ["pool1", "pool2"]
