@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel, TypeAdapter
 
 import engine.native as native
@@ -465,7 +466,10 @@ class SparseCategoricalCrossentropy(Loss):
             cache = _SparseCache(xp, softmax, rows, labels, None, None, None, p.shape)
             return losses.reshape(lead), cache
         total = probs.sum(axis=1)
-        q = probs[rows, labels] / total
+        # a row summing to 0 gives NaN (0 / 0) or +-inf, as in Keras, which the clip makes a
+        # finite loss or keeps NaN; without a warning, as the compiled pass and Keras give none
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q = probs[rows, labels] / total
         qc = xp.clip(q, EPSILON, 1 - EPSILON)
         cache = _SparseCache(xp, probs, rows, labels, q, qc, total, p.shape)
         return -xp.log(qc).reshape(lead), cache

@@ -422,8 +422,7 @@ def _sparse_xent_inputs(
 def _sparse_xent(a: Arrays) -> None:
     """SparseCategoricalCrossentropy's value and logits gradient, as the training step asks."""
     loss = losses.get("sparse_categorical_crossentropy")
-    with np.errstate(invalid="ignore", divide="ignore"):  # the zero row's 0 / 0
-        value, grad = loss.forward_logits_backward(a["labels"], a["p"])
+    value, grad = loss.forward_logits_backward(a["labels"], a["p"])
     a.update(value=np.asarray(value).reshape(1), grad=grad)
 
 
@@ -969,6 +968,26 @@ def test_sparse_xent_kernel_runs_for_plain_rows_and_steps_aside_otherwise() -> N
         assert native.sparse_xent_rows(p, out_of_range, 1e-7, 1.0, 1.0) is None
         with pytest.raises(ValueError, match="class ids must be in"):
             losses.get("sparse_categorical_crossentropy").forward_logits_backward(out_of_range, p)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_sparse_xent_of_zero_probabilities_is_keras_value_without_a_warning(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A label probability of 0 gives the clip's finite loss, -log(1e-7); a row summing to 0
+    gives NaN (Keras's 0 / 0, then the clip keeps it) and no gradient. Neither path warns (the
+    tests turn a RuntimeWarning into an error): the NumPy one did on the 0 / 0."""
+    if not compiled:
+        monkeypatch.setattr(native._ext, "kernels", None)
+    loss = losses.get("sparse_categorical_crossentropy")
+    p = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    labels = np.array([2, 0], dtype=np.int32)
+    value, grad = loss.forward_logits_backward(labels[:1], p[:1])
+    np.testing.assert_allclose(value, -np.log(np.float32(1e-7)), rtol=1e-6)
+    value, grad = loss.forward_logits_backward(labels, p)
+    assert np.isnan(value) and not grad.any()
+    value, cache = loss.forward(labels[1:], p[1:])  # the path without the softmax's fusion
+    assert np.isnan(value) and np.isnan(loss.backward(cache)).all()
 
 
 def test_adam_flushes_moments_below_the_normal_range_to_positive_zero() -> None:
