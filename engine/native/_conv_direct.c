@@ -58,27 +58,28 @@ static void border_image(const float *x, float *buf, Py_ssize_t n, const Geometr
 }
 
 /* y's pixels [ow0, ow0 + P) of row (n, oh) for output channels [co, co + L V), with V
- * vectors of type T (L float lanes). */
-#define FORWARD_BLOCK(NAME, T, L, P, V)                                                            \
+ * vectors of type T (L float lanes). STEP, when not 0, is the floats between two pixels'
+ * windows (stride times channels) fixed at compile time: each pixel's broadcast then reads
+ * base + constant instead of base + index register: with 16 pixels the index registers ran
+ * out and GCC reloaded them from the stack in the inner loop (W7's 16 -> 16 forward: 107 ->
+ * 131 GFLOP/s of one AVX-512 core, same bits). */
+#define FORWARD_BLOCK(NAME, T, L, P, V, STEP)                                                      \
     INLINE void NAME(const float *buf, const float *w, const float *bias, float *y,                \
                      Py_ssize_t oh, Py_ssize_t ow0, Py_ssize_t co, const Geometry *g) {            \
         T acc[P][V];                                                                               \
         for (int p = 0; p < P; p++)                                                                \
             for (int v = 0; v < V; v++)                                                            \
                 acc[p][v] = bias ? load_##T(bias + co + L * v) : (T){0};                           \
-        Py_ssize_t step = g->sw * g->cin;                                                          \
+        Py_ssize_t step = STEP ? STEP : g->sw * g->cin, taps = g->kw * g->cin;                     \
         for (Py_ssize_t a = 0; a < g->kh; a++) {                                                   \
-            const float *row = buf + ((oh * g->sh + a) * g->wp + ow0 * g->sw) * g->cin;            \
-            for (Py_ssize_t b = 0; b < g->kw; b++) {                                               \
-                const float *xk = row + b * g->cin;                                                \
-                const float *wk = w + (a * g->kw + b) * g->cin * g->cout + co;                     \
-                for (Py_ssize_t c = 0; c < g->cin; c++) {                                          \
-                    T wv[V];                                                                       \
-                    for (int v = 0; v < V; v++) wv[v] = load_##T(wk + c * g->cout + L * v);        \
-                    for (int p = 0; p < P; p++) {                                                  \
-                        float xs = xk[p * step + c];                                               \
-                        for (int v = 0; v < V; v++) acc[p][v] += wv[v] * xs;                       \
-                    }                                                                              \
+            const float *xk = buf + ((oh * g->sh + a) * g->wp + ow0 * g->sw) * g->cin;             \
+            const float *wk = w + a * taps * g->cout + co;                                         \
+            for (Py_ssize_t j = 0; j < taps; j++) {                                                \
+                T wv[V];                                                                           \
+                for (int v = 0; v < V; v++) wv[v] = load_##T(wk + j * g->cout + L * v);            \
+                for (int p = 0; p < P; p++) {                                                      \
+                    float xs = xk[p * step + j];                                                   \
+                    for (int v = 0; v < V; v++) acc[p][v] += wv[v] * xs;                           \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -91,15 +92,20 @@ static void border_image(const float *x, float *buf, Py_ssize_t n, const Geometr
 /* One vector of filters (16) or two (32), P pixels a block: at most 16 + 1 or 16 + 2 of
  * AVX-512's 32 registers. With 16 registers of 8 floats (AVX2): 16 filters (two vectors) and
  * 4-6 pixels, at most 12 accumulators + 2 + 1. */
-FORWARD_BLOCK(forward_1x8, v16, 16, 8, 1)
-FORWARD_BLOCK(forward_1x12, v16, 16, 12, 1)
-FORWARD_BLOCK(forward_1x16, v16, 16, 16, 1)
-FORWARD_BLOCK(forward_2x4, v16, 16, 4, 2)
-FORWARD_BLOCK(forward_2x6, v16, 16, 6, 2)
-FORWARD_BLOCK(forward_2x8, v16, 16, 8, 2)
-FORWARD_BLOCK(narrow_forward_4, v8, 8, 4, 2)
-FORWARD_BLOCK(narrow_forward_5, v8, 8, 5, 2)
-FORWARD_BLOCK(narrow_forward_6, v8, 8, 6, 2)
+FORWARD_BLOCK(forward_1x8, v16, 16, 8, 1, 0)
+FORWARD_BLOCK(forward_1x12, v16, 16, 12, 1, 0)
+FORWARD_BLOCK(forward_1x16, v16, 16, 16, 1, 0)
+FORWARD_BLOCK(forward_2x4, v16, 16, 4, 2, 0)
+FORWARD_BLOCK(forward_2x6, v16, 16, 6, 2, 0)
+FORWARD_BLOCK(forward_2x8, v16, 16, 8, 2, 0)
+FORWARD_BLOCK(narrow_forward_4, v8, 8, 4, 2, 0)
+FORWARD_BLOCK(narrow_forward_5, v8, 8, 5, 2, 0)
+FORWARD_BLOCK(narrow_forward_6, v8, 8, 6, 2, 0)
+/* W7's shapes: 16 -> 16 on 32x32 (forward and dX), 32 -> 32 and 16 -> 32 strided, 64 -> 64
+ * and 32 -> 64 strided */
+FORWARD_BLOCK(forward_1x16_step16, v16, 16, 16, 1, 16)
+FORWARD_BLOCK(forward_2x8_step32, v16, 16, 8, 2, 32)
+FORWARD_BLOCK(forward_2x8_step64, v16, 16, 8, 2, 64)
 
 /* The block width of these that wastes the fewest pixels past the row's end (ties: the
  * widest), e.g. 8 for rows of 8 or 16, 12 for 12, 6 for 11 with two vectors. */
@@ -121,12 +127,19 @@ FMA_CLONES(forward_loop,
     int vectors = !g->wide ? 0 : g->cout % 32 == 0 ? 2 : 1;
     int block = block_width(g->ow, vectors == 0 ? narrow : vectors == 2 ? two : one);
     int span = vectors == 0 ? 16 : 16 * vectors; /* filters a block computes */
+    Py_ssize_t step = g->sw * g->cin;
+    int fixed = step == 16 || step == 32 || step == 64 ? (int)step : 0;
     for (Py_ssize_t n = 0; n < g->n; n++) {
         border_image(x, buf, n, g);
         for (Py_ssize_t oh = 0; oh < g->oh; oh++) {
             float *yrow = y + g->y0 + n * g->yn + oh * g->yh;
             for (Py_ssize_t co = 0; co < g->cout; co += span)
                 for (Py_ssize_t ow0 = 0; ow0 < g->ow; ow0 += block) {
+                    switch (fixed * 1000 + vectors * 100 + block) {
+                    case 16116: forward_1x16_step16(buf, w, bias, yrow, oh, ow0, co, g); continue;
+                    case 32208: forward_2x8_step32(buf, w, bias, yrow, oh, ow0, co, g); continue;
+                    case 64208: forward_2x8_step64(buf, w, bias, yrow, oh, ow0, co, g); continue;
+                    }
                     switch (vectors * 100 + block) {
                     case 4: narrow_forward_4(buf, w, bias, yrow, oh, ow0, co, g); break;
                     case 5: narrow_forward_5(buf, w, bias, yrow, oh, ow0, co, g); break;
@@ -172,13 +185,16 @@ FMA_CLONES(forward_loop,
             }                                                                                      \
     }
 
-/* up to 18 accumulators and 2 gradient vectors: within AVX-512's 32 registers; with AVX2's
+/* up to 24 accumulators and 2 gradient vectors: within AVX-512's 32 registers; with AVX2's
  * 16, 16 filters (two v8) and up to 6 channels: 12 accumulators + 2 + 1 */
+WEIGHT_BLOCK(weight_16x1, v16, 16, 16, 1)
+WEIGHT_BLOCK(weight_12x1, v16, 16, 12, 1)
 WEIGHT_BLOCK(weight_9x1, v16, 16, 9, 1)
 WEIGHT_BLOCK(weight_8x1, v16, 16, 8, 1)
 WEIGHT_BLOCK(weight_4x1, v16, 16, 4, 1)
 WEIGHT_BLOCK(weight_3x1, v16, 16, 3, 1)
 WEIGHT_BLOCK(weight_1x1, v16, 16, 1, 1)
+WEIGHT_BLOCK(weight_12x2, v16, 16, 12, 2)
 WEIGHT_BLOCK(weight_9x2, v16, 16, 9, 2)
 WEIGHT_BLOCK(weight_8x2, v16, 16, 8, 2)
 WEIGHT_BLOCK(weight_4x2, v16, 16, 4, 2)
@@ -204,13 +220,21 @@ FMA_CLONES(weight_loop,
            (const float *x, const float *dy, float *dw, float *db, float *buf, const Geometry *g),
            (x, dy, dw, db, buf, g)) {
     Py_ssize_t row = g->kw * g->cin;
-    static const int wide_groups[] = {8, 9, 4, 3, 1}, narrow_groups[] = {6, 4, 3, 2, 1};
-    const int *groups = g->wide ? wide_groups : narrow_groups;
-    Py_ssize_t group = 1;
-    for (int i = 4; i >= 0; i--)
-        if (row % groups[i] == 0) group = groups[i];
+    /* the most (column, channel) pairs that divide the row, so each pass over the image fills
+     * the most registers: 16 x 16 filters took W7's 16 -> 16 dW from 77 to 108 GFLOP/s of one
+     * AVX-512 core, where 8 accumulators left the FMA ports waiting on their latency (24
+     * spilled: 69); 12 x 32 filters gained 3-8% over 8 */
+    static const int groups_of[3][9] = {
+        {6, 4, 3, 2, 1}, {16, 12, 9, 8, 4, 3, 1}, {12, 9, 8, 4, 3, 1}};
     /* the case numbers below: 10 * group + (1 or 2 v16 vectors, or 0 for the v8 blocks) */
     int vectors = !g->wide ? 0 : g->cout % 32 == 0 ? 2 : 1;
+    const int *groups = groups_of[vectors];
+    Py_ssize_t group = 1;
+    for (int i = 0; groups[i] > 1; i++)
+        if (row % groups[i] == 0) {
+            group = groups[i];
+            break;
+        }
     int span = vectors == 0 ? 16 : 16 * vectors;
     memset(dw, 0, (size_t)(g->kh * row * g->cout) * sizeof(float));
     if (db) memset(db, 0, (size_t)g->cout * sizeof(float));
@@ -227,11 +251,14 @@ FMA_CLONES(weight_loop,
                     case 30: narrow_weight_3(buf, dyn, dw, a, j, co, g); break;
                     case 20: narrow_weight_2(buf, dyn, dw, a, j, co, g); break;
                     case 10: narrow_weight_1(buf, dyn, dw, a, j, co, g); break;
+                    case 161: weight_16x1(buf, dyn, dw, a, j, co, g); break;
+                    case 121: weight_12x1(buf, dyn, dw, a, j, co, g); break;
                     case 91: weight_9x1(buf, dyn, dw, a, j, co, g); break;
                     case 81: weight_8x1(buf, dyn, dw, a, j, co, g); break;
                     case 41: weight_4x1(buf, dyn, dw, a, j, co, g); break;
                     case 31: weight_3x1(buf, dyn, dw, a, j, co, g); break;
                     case 11: weight_1x1(buf, dyn, dw, a, j, co, g); break;
+                    case 122: weight_12x2(buf, dyn, dw, a, j, co, g); break;
                     case 92: weight_9x2(buf, dyn, dw, a, j, co, g); break;
                     case 82: weight_8x2(buf, dyn, dw, a, j, co, g); break;
                     case 42: weight_4x2(buf, dyn, dw, a, j, co, g); break;
