@@ -13,8 +13,8 @@
  * see numpy/_core/src/umath/matmul.c.src), so results are
  * bit-identical to the NumPy split. The function is NumPy's own bundled OpenBLAS, found with
  * dlopen(RTLD_NOLOAD) so that the thread count set through threadpoolctl applies; or, where
- * `chain_verify` found it gives that sgemm's bits, `chain_gemm.h`'s product, split by columns so
- * that each piece packs only its own columns of b. If the
+ * `chain_verify` found it gives that sgemm's bits, `chain_gemm.h`'s product in column chunks
+ * that both threads claim in turn (`run_chunks`). If the
  * worker has not started a piece by the time the caller finishes its own, the caller takes
  * it: on a loaded machine no product waits for a descheduled thread.
  */
@@ -295,26 +295,20 @@ static int chain_applies(int64_t m, int64_t n, int64_t k, int trans_b) {
            (double)m * (double)n * (double)k > CHAIN_MIN_MACS;
 }
 
-/* The two pieces of out = a @ b (+ bias, relu); 0 where NumPy would not make one sgemm call
- * per piece (or would first copy an operand). With chain_sgemm, by columns at a panel edge:
- * each piece packs only its own columns of b and reads a as it is. Otherwise as `gemm.halves`
- * splits: by columns when out has fewer rows than columns, else by rows. Each sgemm piece
- * packs the whole of the operand it does not split, so the split keeps the larger one in one
- * piece each (a W2 forward product (128, 784) @ (784, 512): 568 us for the two column pieces,
- * 628 for the rows). */
+/* The two pieces of out = a @ b (+ bias, relu) for sgemm; 0 where NumPy would not make one
+ * sgemm call per piece (or would first copy an operand). Split as `gemm.halves` does: by
+ * columns when out has fewer rows than columns, else by rows. Each piece packs the whole of the
+ * operand it does not split, so the split keeps the larger one in one piece each (a W2 forward
+ * product (128, 784) @ (784, 512): 568 us for the two column pieces, 628 for the rows). */
 static int plan(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, const float *bias,
                 int relu, Piece halves[2]) {
     if (!product_shapes(a, b, c)) return 0;
-    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1], ldb;
-    int trans_b;
-    int chain = blas_layout(b, k, n, &trans_b, &ldb) && n >= 2 * CHAIN_NR &&
-                chain_applies(m, n, k, trans_b);
-    int by_cols = chain || m < n;
+    int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+    int by_cols = m < n;
     int64_t whole = by_cols ? n : m;
     /* NumPy hands a piece of one row or column to gemv */
     if (whole < 4 || (by_cols ? m : n) < 2 || k < 2) return 0;
-    int64_t cut = chain ? (n / 2 + CHAIN_NR - 1) / CHAIN_NR * CHAIN_NR : whole / 2;
-    int64_t size[2] = {cut, whole - cut}, start[2] = {0, cut};
+    int64_t size[2] = {whole / 2, whole - whole / 2}, start[2] = {0, whole / 2};
     int trans_c;
     int64_t ldc;
     if (!blas_layout(c, m, n, &trans_c, &ldc) || trans_c != NO_TRANS) return 0;
@@ -342,9 +336,32 @@ static int plan(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, cons
             p->bias = bias;
         }
         p->relu = relu;
-        p->chain = chain;
+        p->chain = 0;
     }
     return 1;
+}
+
+/* A chain_sgemm product cut into column chunks that both threads claim one at a time: the
+ * faster thread (or the only one running, on a loaded machine) takes more, and no chunk packs
+ * more of B than its own columns. Who computes a chunk changes none of its bits. */
+#define CHUNK_COLS 64
+typedef struct {
+    Product whole;
+    int64_t count;
+    atomic_llong next;
+} Chunks;
+
+static void run_chunks(void *arg) {
+    Chunks *s = arg;
+    for (long long i; (i = atomic_fetch_add(&s->next, 1)) < s->count;) {
+        Product p = s->whole;
+        int64_t j0 = i * CHUNK_COLS;
+        p.n = p.n - j0 < CHUNK_COLS ? p.n - j0 : CHUNK_COLS;
+        p.b += j0;
+        p.c += j0;
+        if (p.bias) p.bias += j0;
+        run_product(&p);
+    }
 }
 
 static PyObject *adam(PyObject *self, PyObject *args) {
@@ -476,6 +493,8 @@ static int plan_whole(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c
     return 1;
 }
 
+static void split_call(void (*fn)(void *), void *mine, void *offered);
+
 /* out = a @ b (+ bias, relu): split over both threads, or whole on this one */
 static PyObject *product_call(PyObject *args, int split) {
     PyObject *ao, *bo, *co, *bias_o;
@@ -493,14 +512,17 @@ static PyObject *product_call(PyObject *args, int split) {
              bias.shape[0] == o.c.shape[1];
     }
     const float *b0 = has_bias ? (const float *)bias.buf : NULL;
-    int planned = ok && (split ? plan(&o.a, &o.b, &o.c, b0, relu, pieces)
-                               : plan_whole(&o.a, &o.b, &o.c, b0, relu, pieces));
+    int chain = ok && plan_whole(&o.a, &o.b, &o.c, b0, relu, pieces);
+    int planned = chain || (ok && split && plan(&o.a, &o.b, &o.c, b0, relu, pieces));
     if (planned) {
+        Chunks chunks = {pieces[0].product, (pieces[0].product.n + CHUNK_COLS - 1) / CHUNK_COLS, 0};
         Py_BEGIN_ALLOW_THREADS
-        if (split) {
-            split_run(&pieces[0], &pieces[1]);
-        } else {
+        if (chain && split) {
+            split_call(run_chunks, &chunks, &chunks);
+        } else if (chain) {
             run_piece(&pieces[0]);
+        } else {
+            split_run(&pieces[0], &pieces[1]);
         }
         Py_END_ALLOW_THREADS
     }

@@ -857,7 +857,7 @@ needs_chain = pytest.mark.skipif(
 def test_chain_sgemm_gives_numpys_whole_product_bit_for_bit(
     m: int, k: int, n: int, layout: str
 ) -> None:
-    """Split by columns at a panel edge, each piece summed as OpenBLAS sums the whole product
+    """Cut into column chunks both threads claim, each summed as OpenBLAS sums the whole product
     (NumPy's own pieces may not be: below a million multiply-adds it takes other kernels)."""
     p = _product_inputs(m, k, n, layout, 13)
     a = p["a"].T if layout == "ta" else p["a"]
