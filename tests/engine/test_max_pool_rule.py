@@ -12,6 +12,7 @@ PyTorch's kernel, which skips the padding, puts its index.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,31 @@ def _special_inputs(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.n
     return x, rng
 
 
+def _matches_pytorch(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    pool: tuple[int, ...],
+    strides: tuple[int, ...],
+    padding: str,
+    special: Callable[[np.ndarray], None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling of x, and its backward for a gradient of small integers that `special`
+    edits in place, against PyTorch: the same bits, except where overlapping windows add up
+    their gradients (in another order than PyTorch's: the same values). Returns (dx, dy)."""
+    y, cache = pool_forward(x, pool, strides, padding, "max")
+    dy = rng.integers(-3, 4, y.shape).astype(np.float32)
+    special(dy)
+    with np.errstate(invalid="ignore"):
+        dx = pool_backward(cache, dy)
+        ty, tdx = _torch_pool(x, dy, pool, strides, padding)
+    _assert_same_bits(y, ty)
+    if all(s >= k for k, s in zip(pool, strides, strict=True)):
+        _assert_same_bits(dx, tdx)
+    else:
+        np.testing.assert_array_equal(dx, tdx)
+    return dx, dy
+
+
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize(
     ("name", "spatial", "pool", "strides"), GEOMETRIES, ids=[g[0] for g in GEOMETRIES]
@@ -147,17 +173,11 @@ def test_specials_follow_pytorch(
 ) -> None:
     _paths(compiled, monkeypatch)
     x, rng = _special_inputs((3, *spatial, 5), 11 + len(name))
-    y, cache = pool_forward(x, pool, strides, "valid", "max")
-    dy = rng.integers(-3, 4, y.shape).astype(np.float32)
-    dy.reshape(-1)[:3] = [np.inf, -np.inf, np.nan]
-    with np.errstate(invalid="ignore"):
-        dx = pool_backward(cache, dy)
-        ty, tdx = _torch_pool(x, dy, pool, strides)
-    _assert_same_bits(y, ty)
-    if all(s >= k for k, s in zip(pool, strides, strict=True)):
-        _assert_same_bits(dx, tdx)
-    else:  # overlapping windows add up their gradients, in another order than PyTorch's
-        np.testing.assert_array_equal(dx, tdx)
+
+    def gradient(dy: np.ndarray) -> None:
+        dy.reshape(-1)[:3] = [np.inf, -np.inf, np.nan]
+
+    _matches_pytorch(x, rng, pool, strides, "valid", gradient)
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
@@ -189,17 +209,11 @@ def test_same_padding_never_wins_over_an_all_minus_inf_window(
     x, rng = _special_inputs((2, *spatial, 3), 5 + len(name))
     for axis, k in enumerate(pool, start=1):  # the first windows hold only -inf and padding
         np.moveaxis(x, axis, 0)[:k] = -INF
-    y, cache = pool_forward(x, pool, strides, "same", "max")
-    dy = rng.integers(-3, 4, y.shape).astype(np.float32)
-    dy[dy == 0] = -0.0
-    with np.errstate(invalid="ignore"):
-        dx = pool_backward(cache, dy)
-        ty, tdx = _torch_pool(x, dy, pool, strides, "same")
-    _assert_same_bits(y, ty)
-    if all(s >= k for k, s in zip(pool, strides, strict=True)):
-        _assert_same_bits(dx, tdx)
-    else:
-        np.testing.assert_array_equal(dx, tdx)
+
+    def gradient(dy: np.ndarray) -> None:
+        dy[dy == 0] = -0.0
+
+    dx, dy = _matches_pytorch(x, rng, pool, strides, "same", gradient)
     assert math.isclose(float(dx.sum()), float(dy.sum()))  # nothing lost to the padding
 
 
