@@ -102,8 +102,9 @@ FORWARD_BLOCK(narrow_forward_4, v8, 8, 4, 2, 0)
 FORWARD_BLOCK(narrow_forward_5, v8, 8, 5, 2, 0)
 FORWARD_BLOCK(narrow_forward_6, v8, 8, 6, 2, 0)
 /* W7's shapes: 16 -> 16 on 32x32 (forward and dX), 32 -> 32 and 16 -> 32 strided, 64 -> 64
- * and 32 -> 64 strided */
+ * and 32 -> 64 strided; the dX phases of 16 -> 32 strided (32 -> 16 on 16x16) */
 FORWARD_BLOCK(forward_1x16_step16, v16, 16, 16, 1, 16)
+FORWARD_BLOCK(forward_1x16_step32, v16, 16, 16, 1, 32)
 FORWARD_BLOCK(forward_2x8_step32, v16, 16, 8, 2, 32)
 FORWARD_BLOCK(forward_2x8_step64, v16, 16, 8, 2, 64)
 
@@ -137,6 +138,7 @@ FMA_CLONES(forward_loop,
                 for (Py_ssize_t ow0 = 0; ow0 < g->ow; ow0 += block) {
                     switch (fixed * 1000 + vectors * 100 + block) {
                     case 16116: forward_1x16_step16(buf, w, bias, yrow, oh, ow0, co, g); continue;
+                    case 32116: forward_1x16_step32(buf, w, bias, yrow, oh, ow0, co, g); continue;
                     case 32208: forward_2x8_step32(buf, w, bias, yrow, oh, ow0, co, g); continue;
                     case 64208: forward_2x8_step64(buf, w, bias, yrow, oh, ow0, co, g); continue;
                     }
