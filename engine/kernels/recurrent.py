@@ -19,8 +19,8 @@ compiled when it can (`native.lstm_forward_loop`, `lstm_backward_loop`: NumPy ar
 and units of at least 2, NumPy's sgemm found): one call per direction, bit-identical to the
 loop here. Forward, it takes every input projection first (`ready` at each chunk's first step,
 so both threads share them), then runs the batch's `row_halves` on two threads; backward, it
-calls the hook only at the first step of each `chunk_bounds` chunk, the only steps where
-`Behind` acts.
+calls the hook only at the first step of each `backward_chunk_bounds` chunk, the only steps
+where `Behind` acts.
 
 A mask (T, N, 1) bool keeps, for a False entry, the previous state (and so the previous
 output), as Keras does. `rec_mask` (N, units) is the recurrent dropout mask applied to the
@@ -164,6 +164,14 @@ def chunk_bounds(steps: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
+def backward_chunk_bounds(steps: int) -> list[tuple[int, int]]:
+    """`chunk_bounds` mirrored in time, ascending: the backward loop runs from the last step
+    down, so its short chunk comes first and the worker gets its first products after
+    FIRST_CHUNK steps instead of CHUNK (the weight gradients' time chunks then differ from
+    the forward's, which changes their rounding, the same on every path)."""
+    return [(steps - b, steps - a) for a, b in reversed(chunk_bounds(steps))]
+
+
 class Ahead:
     """Runs `job(t0, t1)` for every time chunk ahead of a forward loop; call it with t per step.
 
@@ -188,11 +196,12 @@ class Ahead:
 
 class Behind:
     """Runs each of `jobs(t0, t1, dxz, drz)` on the worker once a backward loop has done steps
-    t0..t1-1; separate jobs per chunk let the two threads share the end finely."""
+    t0..t1-1, for the chunks of `backward_chunk_bounds`; separate jobs per chunk let the two
+    threads share the end finely."""
 
     def __init__(self, jobs: Sequence[GradChunkJob], steps: int) -> None:
         self.jobs = jobs
-        self.ends = dict(chunk_bounds(steps))
+        self.ends = dict(backward_chunk_bounds(steps))
         self.tasks = Tasks()
 
     def __call__(self, t: int, dxz: Array, drz: Array) -> None:
@@ -207,11 +216,11 @@ class Behind:
         self.tasks.finish()
 
 
-def chunk_starts(steps: int) -> np.ndarray:
-    """(steps,) bool, True at the first step of each chunk: where a compiled loop calls its
-    hook."""
+def backward_chunk_starts(steps: int) -> np.ndarray:
+    """(steps,) bool, True at the first step of each `backward_chunk_bounds` chunk: where the
+    compiled backward loop calls its hook."""
     at = np.zeros(steps, dtype=bool)
-    at[[t0 for t0, _ in chunk_bounds(steps)]] = True
+    at[[t0 for t0, _ in backward_chunk_bounds(steps)]] = True
     return at
 
 
@@ -485,7 +494,7 @@ def lstm_backward(
         compiled = native.lstm_backward_steps(dh, dc, gates, tcs, cs, dxz)
     if compiled is not None and cache.rec_mask is None:
         hook = None if done is None else functools.partial(_done_at, done, dxz)
-        at = chunk_starts(steps)
+        at = backward_chunk_starts(steps)
         if native.lstm_backward_loop(dh, dc, gates, tcs, cs, rkt, dxz, dys, at, hook):
             return dxz, dh
     for t in range(steps - 1, -1, -1):

@@ -37,18 +37,22 @@ CONFIGS: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize(
-    ("steps", "expected"),
+    ("steps", "forward", "backward"),
     [
-        (0, []),
-        (1, [(0, 1)]),
-        (4, [(0, 4)]),
-        (5, [(0, 4), (4, 5)]),
-        (20, [(0, 4), (4, 20)]),
-        (23, [(0, 4), (4, 20), (20, 23)]),
+        (0, [], []),
+        (1, [(0, 1)], [(0, 1)]),
+        (4, [(0, 4)], [(0, 4)]),
+        (5, [(0, 4), (4, 5)], [(0, 1), (1, 5)]),
+        (20, [(0, 4), (4, 20)], [(0, 16), (16, 20)]),
+        (23, [(0, 4), (4, 20), (20, 23)], [(0, 3), (3, 19), (19, 23)]),
     ],
 )
-def test_chunk_bounds_cover_the_steps_in_order(steps: int, expected: list[tuple[int, int]]) -> None:
-    assert K.chunk_bounds(steps) == expected
+def test_chunk_bounds_cover_the_steps_in_order(
+    steps: int, forward: list[tuple[int, int]], backward: list[tuple[int, int]]
+) -> None:
+    """The backward loop's chunks mirror the forward's: its short chunk is its first."""
+    assert K.chunk_bounds(steps) == forward
+    assert K.backward_chunk_bounds(steps) == backward
 
 
 def test_ahead_runs_every_chunk_once_first_one_at_once() -> None:
@@ -69,7 +73,7 @@ def test_behind_hands_over_each_finished_chunk_with_its_arrays() -> None:
         behind(t, marker, marker)
     behind.finish()
     # each chunk once; the worker or the loop's thread may run it, in either order
-    assert sorted((t0, t1) for t0, t1, _ in seen) == K.chunk_bounds(23)
+    assert sorted((t0, t1) for t0, t1, _ in seen) == K.backward_chunk_bounds(23)
     assert all(arrays is marker for _, _, arrays in seen)
 
 
@@ -133,7 +137,8 @@ def test_recurrent_loops_inside_the_shared_helpers_tasks_finish() -> None:
     runner.start()
     assert done.wait(30)
     runner.join()
-    assert [seen for _, seen in finished] == [sorted(K.chunk_bounds(23) * 2)] * 3
+    both = sorted(K.chunk_bounds(23) + K.backward_chunk_bounds(23))
+    assert [seen for _, seen in finished] == [both] * 3
 
 
 def _fail(*args: Any) -> None:
@@ -212,8 +217,9 @@ def test_chunked_gradients_match_finite_differences(kind: str) -> None:
     grads = [np.empty_like(p) for p in params]
     dx = layer.backward(params, cache, gy, grads, CallContext())
     eps = 1e-6
-    # inputs at the chunk edges (0-4, 4-20, 20-23), and a few entries of every weight
-    probes = [(x, dx, [(t % N, t, t % F) for t in (0, 3, 4, 19, 20, 22)])]
+    # inputs at the chunk edges (forward 0-4, 4-20, 20-23; backward 0-3, 3-19, 19-23), and a
+    # few entries of every weight
+    probes = [(x, dx, [(t % N, t, t % F) for t in (0, 2, 3, 4, 18, 19, 20, 22)])]
     for p, g in zip(params, grads, strict=True):
         picks = rng.choice(p.size, size=min(6, p.size), replace=False)
         probes.append((p, g, [np.unravel_index(k, p.shape) for k in picks]))
