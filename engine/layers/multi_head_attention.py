@@ -14,6 +14,10 @@ the other axes act as more batch. Masks as in Keras: the query's, value's and ke
 (padding), `attention_mask` (B, T, S) where true means "may attend", and `use_causal_mask`
 (Keras's call argument, given in the spec entry) are and-ed; the output carries the query's
 mask. `return_attention_scores` is available on the Python call (not in a spec graph).
+
+Self-attention (one array as query, value and key, as many key and value heads as query heads)
+projects the three as one product with the kernels side by side, and backward gives the input's
+whole gradient in the query's slot (None in the others, which name the same array).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from engine.lazy import numpy as np
 from engine.regularizers import RegularizerSpec
 
 PORTS = ("query", "value", "key", "attention_mask")
+QKV = ("query", "key", "value")
 
 
 class MultiHeadAttentionConfig(LayerConfig):
@@ -265,9 +270,13 @@ class MultiHeadAttention(Layer):
         xp = backend.backend_of(query).xp
         w = self._named(params)
         axes = self._attention_axes(query.ndim)
-        q = _project(query, *w["query"], 1)
-        k = _project(key, *w["key"], 1)
-        v = _project(value, *w["value"], 1)
+        packed = self._packs(arrays)
+        if packed:
+            q, k, v = _project_packed(query, [w[n] for n in QKV])
+        else:
+            q = _project(query, *w["query"], 1)
+            k = _project(key, *w["key"], 1)
+            v = _project(value, *w["value"], 1)
         q_layout = HeadLayout.of(q.shape, axes)
         k_layout = HeadLayout.of(k.shape, axes)
         mask = self._mask(xp, arrays, ctx.mask, q_layout.length, k_layout.length)
@@ -284,7 +293,7 @@ class MultiHeadAttention(Layer):
         heads, attn = attention_kernels.attention_forward(qh, kh, vh, scale, mask, keep, view)
         combined = buffer if view is not None else q_layout.merge(heads)
         out = _project(combined, *w["attention_output"], 2)
-        return out, (arrays, q_layout, k_layout, attn, combined)
+        return out, (arrays, q_layout, k_layout, attn, combined, packed)
 
     def backward(
         self,
@@ -294,7 +303,7 @@ class MultiHeadAttention(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Any:
-        arrays, _, _, _, combined = cache
+        arrays, _, _, _, combined, packed = cache
         w = self._named(params)
         slots = _by_projection(grads, self.config.use_bias)
         dcombined = _project_backward(
@@ -302,8 +311,13 @@ class MultiHeadAttention(Layer):
         )
         query, value = arrays[0], arrays[1]
         key = arrays[2] if len(arrays) > 2 else value
-        dq, dk, dv = self._attention_grads(cache, [query, key, value], dcombined, ctx)
         need = ctx.need_input_grad
+        if packed:
+            dqkv = self._packed_attention_grads(cache, query, dcombined, ctx)
+            kernels = [w[n][0] for n in QKV]
+            gx = _project_packed_backward(query, kernels, dqkv, [slots[n] for n in QKV], need)
+            return [gx, *([None] * (len(arrays) - 1))]
+        dq, dk, dv = self._attention_grads(cache, [query, key, value], dcombined, ctx)
         gq = _project_backward(query, w["query"][0], dq, slots["query"], 1, need)
         gk = _project_backward(key, w["key"][0], dk, slots["key"], 1, need)
         gv = _project_backward(value, w["value"][0], dv, slots["value"], 1, need)
@@ -319,7 +333,7 @@ class MultiHeadAttention(Layer):
         """The gradients of the projected query, key and value, in their unsplit layouts:
         written there directly where the layouts allow, else merged (and, with fewer key and
         value heads, summed over each group's repeats) afterwards."""
-        _, q_layout, k_layout, attn, _ = cache
+        _, q_layout, k_layout, attn, _, _ = cache
         xp = backend.backend_of(dcombined).xp
         heads, kv_heads, key_dim, value_dim = self._dims()
         grad_heads = q_layout.split(dcombined)
@@ -339,6 +353,43 @@ class MultiHeadAttention(Layer):
         dq, dk, dv = attention_kernels.attention_backward(attn, grad_heads)
         dk, dv = (_sum_repeats(g, heads // kv_heads) for g in (dk, dv))
         return q_layout.merge(dq), k_layout.merge(dk), k_layout.merge(dv)
+
+    def _packs(self, arrays: list[Array]) -> bool:
+        """Whether the query, key and value projections run as one product: self-attention
+        (one array in all three roles) with as many key and value heads as query heads.
+
+        Why: one (d, 3 * heads * dim) product packs its input once instead of three times,
+        and backward the input's gradient is one product with the three projections' gradients
+        side by side (K = 3 * heads * dim) instead of three products and two (B, T, d) sums."""
+        key = arrays[2] if len(arrays) > 2 else arrays[1]
+        heads, kv_heads, _, _ = self._dims()
+        return arrays[0] is arrays[1] and key is arrays[0] and heads == kv_heads
+
+    def _packed_attention_grads(
+        self, cache: Any, query: Array, dcombined: Array, ctx: CallContext
+    ) -> Array:
+        """The gradients of the packed projection (B, *T, 3 * heads * dim): the attention
+        kernel writes each head's query, key and value gradients into its columns."""
+        _, q_layout, _, attn, _, _ = cache
+        xp = backend.backend_of(dcombined).xp
+        heads, _, key_dim, value_dim = self._dims()
+        dims = (key_dim, key_dim, value_dim)
+        shape = (*query.shape[:-1], heads * sum(dims))
+        if isinstance(ctx, workspace.PlannedContext):
+            packed = ctx.buffer(xp, "dqkv", shape, dcombined.dtype)
+        else:
+            packed = xp.empty(shape, dtype=dcombined.dtype)
+        parts = _packed_parts(packed, heads, dims)
+        views = tuple(q_layout.split(p) for p in parts)
+        grad_heads = q_layout.split(dcombined)
+        if all(xp.shares_memory(v, packed) for v in views):
+            attention_kernels.attention_backward(attn, grad_heads, views)
+        else:
+            for part, g in zip(
+                parts, attention_kernels.attention_backward(attn, grad_heads), strict=True
+            ):
+                part[...] = q_layout.merge(g)
+        return packed
 
     @property
     def _rng(self) -> np.random.Generator | None:
@@ -411,6 +462,73 @@ def _project(x: Array, kernel: Array, bias: Array | None, contracted: int) -> Ar
     y = xp.empty((x2.shape[0], w2.shape[1]), dtype=xp.result_type(x2.dtype, w2.dtype))
     gemm.matmul(x2, w2, y, None if bias is None else gemm.BiasRelu(bias.reshape(-1), False))
     return y.reshape(*lead, *kernel.shape[contracted:])
+
+
+def _packed_parts(y: Array, heads: int, dims: tuple[int, ...]) -> list[Array]:
+    """The (..., heads, dim) views of the query's, key's and value's columns of (..., N)."""
+    parts, start = [], 0
+    for dim in dims:
+        width = heads * dim
+        parts.append(y[..., start : start + width].reshape(*y.shape[:-1], heads, dim))
+        start += width
+    return parts
+
+
+def _packed_kernel(xp: Any, kernels: list[Array]) -> Array:
+    """The (d, 3 * heads * dim) kernel of the packed projection: the three side by side."""
+    return xp.concatenate([k.reshape(k.shape[0], -1) for k in kernels], axis=1)
+
+
+def _project_packed(x: Array, projections: list[tuple[Array, Array | None]]) -> list[Array]:
+    """The query, key and value projections of one input as one product; their
+    (..., heads, dim) results are views of its (..., 3 * heads * dim) output."""
+    xp = backend.backend_of(x).xp
+    kernels = [k for k, _ in projections]
+    kernel = _packed_kernel(xp, kernels)
+    x2 = x.reshape(-1, x.shape[-1])
+    y = xp.empty((x2.shape[0], kernel.shape[1]), dtype=xp.result_type(x2.dtype, kernel.dtype))
+    biases = [b.reshape(-1) for _, b in projections if b is not None]
+    bias = gemm.BiasRelu(xp.concatenate(biases), False) if biases else None
+    gemm.matmul(x2, kernel, y, bias)
+    y = y.reshape(*x.shape[:-1], kernel.shape[1])
+    return _packed_parts(y, kernels[0].shape[1], tuple(k.shape[2] for k in kernels))
+
+
+def _project_packed_backward(
+    x: Array,
+    kernels: list[Array],
+    dy: Array,
+    slots: list[tuple[Array | None, Array | None]],
+    need_dx: bool,
+) -> Array | None:
+    """The packed projection's backward: its kernels' gradient and the input's as a pair of
+    whole products (one per core), then each projection's share of the kernel's and bias's
+    gradients copied to its own slots."""
+    xp = backend.backend_of(x).xp
+    kernel = _packed_kernel(xp, kernels)
+    x2 = x.reshape(-1, x.shape[-1])
+    dy2 = dy.reshape(x2.shape[0], kernel.shape[1])
+    products = []
+    dkernel = None
+    if any(k is not None for k, _ in slots):
+        dkernel = xp.empty(kernel.shape, dtype=dy2.dtype)
+        products.append((x2.T, dy2, dkernel))
+    dx = None
+    if need_dx:
+        dx = xp.empty(x2.shape, dtype=dy2.dtype)
+        products.append((dy2, kernel.T, dx))
+    gemm.matmuls(products)
+    dbias = dy2.sum(axis=0) if any(b is not None for _, b in slots) else None
+    start = 0
+    for (kernel_grad, bias_grad), k in zip(slots, kernels, strict=True):
+        width = math.prod(k.shape[1:])
+        columns = slice(start, start + width)
+        if kernel_grad is not None and dkernel is not None:
+            kernel_grad.reshape(x2.shape[1], width)[...] = dkernel[:, columns]
+        if bias_grad is not None and dbias is not None:
+            bias_grad.reshape(width)[...] = dbias[columns]
+        start += width
+    return None if dx is None else dx.reshape(x.shape)
 
 
 def _project_backward(

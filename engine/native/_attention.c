@@ -21,6 +21,9 @@
  * broadcast over size-1 axes; dropout's factors are C-contiguous like the weights. A written
  * array shares no byte with any other argument and its own rows do not alias (both halves
  * write at once, and inputs are read after outputs are written); otherwise the call declines.
+ * Views with the same strides are compared exactly, so the three gradients may be
+ * interleaved columns of one (batch, L, 3 * heads * dim) buffer (MultiHeadAttention's
+ * packed projection), where comparing extents would refuse them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -232,19 +235,84 @@ static void extent(const Py_buffer *b, char **lo, char **hi) {
     *hi = last + b->itemsize;
 }
 
+/* Whether offset r plus sum(k[a] * stride[a]) over axes a >= from, each k[a] within
+ * [kmin[a], kmax[a]], can land in [lo, hi]. Axes come largest stride first; rest[a] bounds
+ * what axes a.. can still add, so each axis tries only the few k that leave a reachable
+ * remainder (one or two when the axes nest, as a split view's do). */
+typedef struct {
+    Py_ssize_t stride[3], kmin[3], kmax[3], rest_lo[4], rest_hi[4];
+    int n;
+} Lattice;
+
+static Py_ssize_t floor_div(Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static int reaches(const Lattice *l, int from, Py_ssize_t r, Py_ssize_t lo, Py_ssize_t hi) {
+    if (from == l->n) return lo <= r && r <= hi;
+    Py_ssize_t s = l->stride[from];
+    /* r + k s + (rest in [rest_lo, rest_hi]) within [lo, hi] */
+    Py_ssize_t a = lo - l->rest_hi[from + 1] - r, b = hi - l->rest_lo[from + 1] - r;
+    Py_ssize_t k0 = -floor_div(-a, s), k1 = floor_div(b, s);
+    if (k0 < l->kmin[from]) k0 = l->kmin[from];
+    if (k1 > l->kmax[from]) k1 = l->kmax[from];
+    for (Py_ssize_t k = k0; k <= k1; k++)
+        if (reaches(l, from + 1, r + k * s, lo, hi)) return 1;
+    return 0;
+}
+
+/* Whether two 4-d views with the same strides on their three leading axes (the head-split
+ * views of one (batch, L, parts * heads * dim) buffer, for one) share a byte: exact, where
+ * comparing their extents would refuse views that interleave row by row. Row i of a and
+ * row j of b start delta + (j - i) . strides apart; they meet when that lies in
+ * (-row bytes of b, row bytes of a). Other views are compared by extent. */
+static int views_meet(const Py_buffer *a, const Py_buffer *b) {
+    char *alo, *ahi, *blo, *bhi;
+    extent(a, &alo, &ahi);
+    extent(b, &blo, &bhi);
+    if (!(alo < bhi && blo < ahi)) return 0;
+    if (a->ndim != 4 || b->ndim != 4 || a->strides[3] != b->strides[3]) return 1;
+    Lattice l = {.n = 0};
+    for (int ax = 0; ax < 3; ax++) {
+        if (a->strides[ax] != b->strides[ax]) return 1;
+        Py_ssize_t s = a->strides[ax], kmin = 1 - a->shape[ax], kmax = b->shape[ax] - 1;
+        if (s == 0 || (kmin == 0 && kmax == 0)) continue;
+        if (s < 0) {
+            s = -s;
+            Py_ssize_t t = kmin;
+            kmin = -kmax;
+            kmax = -t;
+        }
+        int i = l.n++;
+        for (; i > 0 && l.stride[i - 1] < s; i--) {
+            l.stride[i] = l.stride[i - 1];
+            l.kmin[i] = l.kmin[i - 1];
+            l.kmax[i] = l.kmax[i - 1];
+        }
+        l.stride[i] = s;
+        l.kmin[i] = kmin;
+        l.kmax[i] = kmax;
+    }
+    l.rest_lo[l.n] = l.rest_hi[l.n] = 0;
+    for (int i = l.n - 1; i >= 0; i--) {
+        l.rest_lo[i] = l.rest_lo[i + 1] + l.kmin[i] * l.stride[i];
+        l.rest_hi[i] = l.rest_hi[i + 1] + l.kmax[i] * l.stride[i];
+    }
+    Py_ssize_t delta = (char *)b->buf - (char *)a->buf;
+    Py_ssize_t a_row = a->shape[3] * a->itemsize, b_row = b->shape[3] * b->itemsize;
+    return reaches(&l, 0, delta, 1 - b_row, a_row - 1);
+}
+
 /* Whether each written buffer (from `first_written` on) keeps clear of every other buffer's
  * bytes and its own rows do not alias: the kernel reads inputs after writing outputs. */
 static int writes_apart(const Py_buffer *views, int count, int first_written) {
     for (int w = first_written; w < count; w++) {
         if (!views[w].obj) continue;
         if (views[w].ndim == 4 && !rows_disjoint(&views[w])) return 0;
-        char *wlo, *whi;
-        extent(&views[w], &wlo, &whi);
         for (int i = 0; i < count; i++) {
             if (i == w || !views[i].obj) continue;
-            char *lo, *hi;
-            extent(&views[i], &lo, &hi);
-            if (lo < whi && wlo < hi) return 0;
+            if (views_meet(&views[w], &views[i])) return 0;
         }
     }
     return 1;

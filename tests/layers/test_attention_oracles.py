@@ -93,8 +93,11 @@ def _torch_pair(embed: int, heads: int, use_bias: bool) -> tuple[Any, Any, list[
 
 @pytest.mark.parametrize("mask", ["none", "causal", "padding", "both"])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_matches_torch_multihead_attention(mask: str, use_bias: bool) -> None:
-    """Self-attention values and every gradient equal torch's (float64)."""
+@pytest.mark.parametrize("one_array", [True, False], ids=["packed", "separate"])
+def test_matches_torch_multihead_attention(mask: str, use_bias: bool, one_array: bool) -> None:
+    """Self-attention values and every gradient equal torch's (float64). One array in every
+    role takes the packed projection, whose input gradient comes whole in the query's slot;
+    an equal copy as the value takes the three projections, a gradient per slot."""
     torch = pytest.importorskip("torch")
     layer, ref, params = _torch_pair(8, 2, use_bias)
     if mask in ("causal", "both"):
@@ -106,10 +109,11 @@ def test_matches_torch_multihead_attention(mask: str, use_bias: bool) -> None:
         valid[1, 3:] = False
         valid[2, 4:] = False
     ctx = CallContext(mask=[valid, valid] if mask in ("padding", "both") else None)
-    out, cache = layer.forward(params, [x, x], ctx)
+    out, cache = layer.forward(params, [x, x if one_array else x.copy()], ctx)
     proj = rng.standard_normal(out.shape)
     grads = [np.empty_like(p) for p in params]
     gq, gv = layer.backward(params, cache, proj, grads, ctx)
+    assert (gv is None) == one_array
 
     xt = torch.from_numpy(x).requires_grad_(True)
     kwargs: dict[str, Any] = {"need_weights": False}
@@ -123,7 +127,9 @@ def test_matches_torch_multihead_attention(mask: str, use_bias: bool) -> None:
     expected = torch.where(rows, expected, ref.out_proj.bias if use_bias else 0.0 * expected)
     (expected * torch.from_numpy(proj)).sum().backward()
     np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-9, atol=1e-10)
-    np.testing.assert_allclose(gq + gv, xt.grad.numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        gq + (0 if gv is None else gv), xt.grad.numpy(), rtol=1e-8, atol=1e-10
+    )
     torch_in = ref.in_proj_weight.grad.numpy()
     step = 2 if use_bias else 1
     for i in range(3):
@@ -387,6 +393,46 @@ def test_fused_backward_declines_gradients_that_overlap() -> None:
     grads = (dq, shared, shared)
     assert not native.attention_backward(c.q, c.k, c.v, None, c.probs, a["g"], grads, 1.0, False)
     np.testing.assert_array_equal(dq, 0)
+
+
+def _packed_grads(a: dict[str, Any], offsets: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
+    """dq, dk, dv as head-split views of one zeroed (batch, T, 3 * heads * dim) buffer, each
+    starting `offsets` floats into a row (MultiHeadAttention's packed gradient: 0, H*d, 2H*d)."""
+    b, h, t, d = a["q"].shape
+    packed = np.zeros((b, t, 3 * h * d + 1), dtype=np.float32)
+    return tuple(
+        packed[..., o : o + h * d].reshape(b, t, h, d).transpose(0, 2, 1, 3) for o in offsets
+    )
+
+
+# Gradient views sharing one buffer: interleaved columns of each row are apart and the kernel
+# writes them (the exact test, where comparing extents would refuse); shifted one float into
+# the next view's columns, or laid over it, they share bytes and it declines.
+PACKED = [
+    ("interleaved", (0, 8, 16), True),
+    ("one_float_over", (0, 7, 16), False),
+    ("same_columns", (0, 8, 8), False),
+]
+
+
+@needs_fused
+@pytest.mark.parametrize(("name", "offsets", "runs"), PACKED, ids=[p[0] for p in PACKED])
+def test_fused_backward_writes_gradients_interleaved_in_one_buffer(
+    name: str, offsets: tuple[int, int, int], runs: bool
+) -> None:
+    a = _fused_inputs(("small", 2, 2, 4, 4, 4, 4, "none", 0.0))
+    _, caches = attention_kernels.attention_forward(a["q"], a["k"], a["v"], a["scale"], None)
+    c = caches[0][1]
+    grads = _packed_grads(a, offsets)
+    ran = native.attention_backward(c.q, c.k, c.v, None, c.probs, a["g"], grads, c.scale, True)
+    assert ran == runs
+    if runs:
+        expected = attention_kernels.attention_backward(caches, a["g"])
+        for ours, theirs in zip(grads, expected, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+    else:
+        for g in grads:
+            np.testing.assert_array_equal(g, 0)
 
 
 def test_the_cache_holds_the_callers_arrays_and_backward_reads_them() -> None:
