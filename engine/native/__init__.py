@@ -378,7 +378,7 @@ def adam(
 def adam_both_cores(
     param: Array, grad: Array, m: Array, v: Array, c1: float, c2: float, eps: float, alpha: float
 ) -> bool:
-    """`adam`, in two halves on this thread and the compiled split's worker; same bits."""
+    """`adam` in chunks that this thread and the compiled split's worker take in turn; same bits."""
     split = _ext.split
     if split is None or not _adam_arrays(param, grad, m, v):
         return False

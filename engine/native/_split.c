@@ -1,6 +1,6 @@
 /* Work split in two pieces over the calling thread and one worker thread, without the GIL:
  * a float32 product split by output rows or columns (with an optional bias + relu epilogue
- * on each piece), two independent products, and Keras's Adam step split in halves.
+ * on each piece), two independent products, and Keras's Adam step in chunks.
  *
  * Why: splitting in Python costs a thread wake (50-90 us on this 2-vCPU machine) and a GIL
  * hand-off each time. Here the worker waits for work by spinning, yielding the core to any
@@ -62,10 +62,9 @@ typedef struct {
 } Call;
 
 typedef struct {
-    enum { PRODUCT, ADAM, CALL } kind;
+    enum { PRODUCT, CALL } kind;
     union {
         Product product;
-        AdamPart adam;
         Call call;
     };
 } Piece;
@@ -93,11 +92,8 @@ static void run_product(const Product *p) {
 static void run_piece(const Piece *piece) {
     if (piece->kind == PRODUCT) {
         run_product(&piece->product);
-    } else if (piece->kind == CALL) {
-        piece->call.fn(piece->call.arg);
     } else {
-        const AdamPart *a = &piece->adam;
-        adam_loop(a->param, a->grad, a->m, a->v, a->n, a->c1, a->c2, a->eps, a->alpha);
+        piece->call.fn(piece->call.arg);
     }
 }
 
@@ -364,6 +360,29 @@ static void run_chunks(void *arg) {
     }
 }
 
+static void split_call(void (*fn)(void *), void *mine, void *offered);
+
+/* Adam in chunks both threads claim in turn: each element's update is its own, so who runs a
+ * chunk changes no bit, and neither thread waits for a fixed half the other holds (a slower
+ * vCPU, or one descheduled on a loaded machine, holds only the chunk it is in). */
+#define ADAM_CHUNK 32768
+typedef struct {
+    AdamPart all;
+    long long count;
+    atomic_llong next;
+} AdamChunks;
+
+static void run_adam_chunks(void *arg) {
+    AdamChunks *s = arg;
+    const AdamPart *a = &s->all;
+    for (long long i; (i = atomic_fetch_add(&s->next, 1)) < s->count;) {
+        ptrdiff_t lo = (ptrdiff_t)i * ADAM_CHUNK;
+        ptrdiff_t len = a->n - lo < ADAM_CHUNK ? a->n - lo : ADAM_CHUNK;
+        adam_loop(a->param + lo, a->grad + lo, a->m + lo, a->v + lo, len, a->c1, a->c2, a->eps,
+                  a->alpha);
+    }
+}
+
 static PyObject *adam(PyObject *self, PyObject *args) {
     Py_buffer b[4];
     float c1, c2, eps, alpha;
@@ -377,17 +396,12 @@ static PyObject *adam(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "adam: buffers must hold the same number of float32s");
         ok = 0;
     } else {
-        Piece halves[2];
-        Py_ssize_t start[2] = {0, n / 2}, size[2] = {n / 2, n - n / 2};
-        for (int i = 0; i < 2; i++) {
-            halves[i].kind = ADAM;
-            halves[i].adam = (AdamPart){(float *)b[0].buf + start[i], (float *)b[2].buf + start[i],
-                                        (float *)b[3].buf + start[i],
-                                        (const float *)b[1].buf + start[i], size[i], c1, c2, eps,
-                                        alpha};
-        }
+        AdamChunks chunks = {{(float *)b[0].buf, (float *)b[2].buf, (float *)b[3].buf,
+                              (const float *)b[1].buf, n, c1, c2, eps, alpha},
+                             (n + ADAM_CHUNK - 1) / ADAM_CHUNK,
+                             0};
         Py_BEGIN_ALLOW_THREADS
-        split_run(&halves[0], &halves[1]);
+        split_call(run_adam_chunks, &chunks, &chunks);
         Py_END_ALLOW_THREADS
     }
     for (int k = 0; k < 4; k++) PyBuffer_Release(&b[k]);
@@ -493,8 +507,6 @@ static int plan_whole(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c
     return 1;
 }
 
-static void split_call(void (*fn)(void *), void *mine, void *offered);
-
 /* out = a @ b (+ bias, relu): split over both threads, or whole on this one */
 static PyObject *product_call(PyObject *args, int split) {
     PyObject *ao, *bo, *co, *bias_o;
@@ -580,7 +592,8 @@ static PyMethodDef methods[] = {
      "worker, each whole; returns False, doing nothing, where it does not apply."},
     {"adam", adam, METH_VARARGS,
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
-     "place on contiguous float32 buffers, in two halves on two threads."},
+     "place on contiguous float32 buffers, in chunks that this thread and the worker take in "
+     "turn."},
     {"rest", rest, METH_NOARGS, "rest(): the worker sleeps now instead of spinning."},
     {"chain_gemm", chain_gemm, METH_VARARGS,
      "chain_gemm([on]): whether split products run the compiled chain_sgemm (bound, checked "
