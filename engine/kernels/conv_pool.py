@@ -92,8 +92,8 @@ def forward(
     # the chunks the unfused call takes: its rows' values do not depend on the chunking then
     width = cout if direct else w.size // cout
     step = max(1, CHUNK_BYTES // (per * width * x.itemsize))
-    if _one_channel(x, w, g):
-        _one_channel_forward(x, w, b, g, pooling, y, codes, shards)
+    if _one_channel(x, w, g) or _in_registers(x, w, g, pooling):
+        _registers_forward(x, w, b, g, pooling, y, codes, shards)
         return y, FusedCache(x, w, b is not None, g, pooling, y, codes, shards)
     module = native.pool(y, codes)
     assert module is not None, "applies() checked that the pooling is built"
@@ -127,7 +127,22 @@ def _one_channel(x: Array, w: Array, g: Geometry) -> bool:
     )
 
 
-def _one_channel_forward(
+def _in_registers(x: Array, w: Array, g: Geometry, pooling: Pooling) -> bool:
+    """Whether `_conv_pool.c`'s pooled forward takes the layer: 2 x 2 windows moved by 2, a
+    convolution of stride 1 in width, a CPU with 16-float registers, and the direct kernel's
+    v16 blocks are what the unfused layer would run (the bits it repeats)."""
+    module = native.conv_pool(x, w)
+    return (
+        pooling.window == pooling.strides == (2, 2)
+        and g.strides[1] == 1
+        and module is not None
+        and module.wide()
+        and native.conv_direct(x, w) is not None
+        and conv_direct.forward_wins(g, x.shape[-1], w.shape[-1])
+    )
+
+
+def _registers_forward(
     x: Array,
     w: Array,
     b: Array | None,
@@ -137,9 +152,10 @@ def _one_channel_forward(
     codes: Array,
     shards: list[slice],
 ) -> None:
-    """y and codes from the compiled one-channel forward, each batch half on its own thread:
-    the convolution's output stays in registers (W3's first layer: its 9 taps are too few for
-    the direct kernel's blocks, whose loop overhead then dominates)."""
+    """y and codes from `_conv_pool.c`'s forward, each batch half on its own thread: the
+    convolution's outputs stay in registers until pooled (W3's first layer: its 9 taps are too
+    few for the direct kernel's blocks, whose loop overhead then dominates; its second: the
+    ReLU and pooling passes over a chunk, and the outputs no window reads, are saved)."""
     module = native.conv_pool(x, w, y)
     assert module is not None, "applies() checked that the kernel is built"
     bias = _NONE if b is None else b
@@ -152,9 +168,9 @@ def _one_channel_forward(
             y[s],
             codes[s],
             x[s].shape,
-            (3, 3),
+            w.shape[:2],
             g.strides,
-            (0, 0),
+            tuple(lo for lo, _ in g.pads),
             pooling.window,
             pooling.strides,
             y.shape[1:3],

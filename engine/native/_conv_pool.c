@@ -13,6 +13,12 @@
  * element is summed in a fixed order (filters, then the images and windows in order), so a
  * run repeats bit for bit; the order is not a dense kernel's, so results agree with the
  * unfused passes within float32 rounding.
+ *
+ * Forward, where it runs here, keeps the convolution's outputs in registers until they are
+ * pooled: a first layer's one-channel 3 x 3 loops, and on CPUs with 16-float registers any
+ * layer with 2 x 2 windows moved by 2 (`pooled_forward`). Each output is summed as
+ * `_conv_direct.c` sums it (the bias, then the (kh, kw, ci) terms in order), so forward gives
+ * the unfused layers' bits.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -289,6 +295,156 @@ FMA_CLONES(one_channel_forward,
     }
 }
 
+/* 16 float lanes, one AVX-512 register: the pooled forward's blocks run only where the loops
+ * run their AVX-512 variant (`wide_registers`); GCC would lower them through the stack in
+ * the AVX2 one. */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+
+INLINE v16 load_v16(const float *p) { return *(const v16u *)p; }
+INLINE void store_v16(float *p, v16 v) { *(v16u *)p = v; }
+
+/* Whether the loops run their AVX-512 variant: `_conv_direct.c`'s test, so the pooled forward
+ * runs exactly where the direct kernel's v16 blocks do (whose bits it repeats). */
+static int wide_registers(void) { return isa_level == ISA_AVX512; }
+
+/* Copy image x into buf as planes: bordered row r, channel c holds its wp columns at
+ * buf + (r * ci + c) * wp, so that a block's pixels for one (row, channel) are adjacent floats.
+ * The border (the padding, and columns no window reads) was zeroed once and is never written. */
+static __attribute__((noinline)) void plane_image(const float *x, float *buf, Py_ssize_t hp,
+                                                  Py_ssize_t wp, const Geometry *g) {
+    for (Py_ssize_t r = 0; r < hp; r++) {
+        Py_ssize_t xr = r - g->ph;
+        if (xr < 0 || xr >= g->h) continue;
+        float *planes = buf + r * g->ci * wp + g->pw;
+        const float *src = x + xr * g->w * g->ci;
+        Py_ssize_t cols = g->w < wp - g->pw ? g->w : wp - g->pw;
+        for (Py_ssize_t c = 0; c < g->ci; c++)
+            for (Py_ssize_t col = 0; col < cols; col++)
+                planes[c * wp + col] = src[col * g->ci + c];
+    }
+}
+
+/* 16 filters of one pooled output from its 2 x 2 window's four candidates (z: 4 x 16 floats in
+ * C order): the ReLU as NumPy's maximum(z, 0) gives it (NaN kept, -0 to +0), then the maximum
+ * by `_pool.c`'s rule (a later one wins when greater or NaN). In halves of 8 lanes: GCC 12
+ * lowers 16-lane comparisons one lane at a time in a function built for a target attribute
+ * (not with -march). */
+INLINE void relu_pool_4(const float *z, float *y, unsigned char *codes) {
+    for (int half = 0; half < 16; half += 8) {
+        v8 best = (v8){0};
+        v8i code = (v8i){0};
+        for (int k = 0; k < 4; k++) {
+            v8 c = load_v8(z + 16 * k + half);
+            v8 relu = (v8)((v8i)c & ((c > 0.0f) | (c != c)));
+            v8i win = k == 0 ? ~(v8i){0} : (relu > best) | (relu != relu);
+            best = (v8)(((v8i)relu & win) | ((v8i)best & ~win));
+            code = (((v8i){0} + k) & win) | (code & ~win);
+        }
+        store_v8(y + half, best);
+        for (int l = 0; l < 8; l++) codes[half + l] = (unsigned char)code[l];
+    }
+}
+
+/* Pooled outputs (i, [j0, j0 + J)) for filters [co, co + 16 V) of one image, 2 x 2 windows
+ * moved by 2 over a stride-1 (in width) convolution: the 2 x 2J candidates' sums for V vectors
+ * of filters sit in registers, each the bias and then the (kh, kw, ci) terms in
+ * `_conv_direct.c`'s order, so the same bits as its forward. */
+#define POOL_BLOCK(NAME, J, V)                                                                     \
+    INLINE void NAME(const float *buf, const float *w, const float *bias, float *y,                \
+                     unsigned char *codes, Py_ssize_t i, Py_ssize_t j0, Py_ssize_t co,             \
+                     Py_ssize_t wp, const Geometry *g) {                                           \
+        v16 acc[2][2 * J][V];                                                                      \
+        for (int r = 0; r < 2; r++)                                                                \
+            for (int p = 0; p < 2 * J; p++)                                                        \
+                for (int v = 0; v < V; v++)                                                        \
+                    acc[r][p][v] = bias ? load_v16(bias + co + 16 * v) : (v16){0};                 \
+        Py_ssize_t plane = g->ci * wp, below = g->sh * plane;                                      \
+        for (Py_ssize_t a = 0; a < g->kh; a++) {                                                   \
+            const float *top = buf + (2 * i * g->sh + a) * plane + 2 * j0;                         \
+            for (Py_ssize_t b = 0; b < g->kw; b++) {                                               \
+                const float *wk = w + (a * g->kw + b) * g->ci * g->co + co;                        \
+                for (Py_ssize_t c = 0; c < g->ci; c++) {                                           \
+                    v16 wv[V];                                                                     \
+                    for (int v = 0; v < V; v++) wv[v] = load_v16(wk + c * g->co + 16 * v);         \
+                    const float *x0 = top + c * wp + b, *x1 = x0 + below;                          \
+                    for (int p = 0; p < 2 * J; p++) {                                              \
+                        float s0 = x0[p], s1 = x1[p];                                              \
+                        for (int v = 0; v < V; v++) {                                              \
+                            acc[0][p][v] += wv[v] * s0;                                            \
+                            acc[1][p][v] += wv[v] * s1;                                            \
+                        }                                                                          \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int q = 0; q < J; q++)                                                                \
+            for (int v = 0; v < V; v++) {                                                          \
+                float z[64];                                                                       \
+                for (int k = 0; k < 4; k++) store_v16(z + 16 * k, acc[k / 2][2 * q + k % 2][v]);   \
+                Py_ssize_t o = (i * g->ow + j0 + q) * g->co + co + 16 * v;                         \
+                relu_pool_4(z, y + o, codes + o);                                                  \
+            }                                                                                      \
+    }
+
+/* up to 20 accumulators with one vector of filters, 24 with two: within 32 registers */
+POOL_BLOCK(pool_1x1, 1, 1)
+POOL_BLOCK(pool_1x2, 2, 1)
+POOL_BLOCK(pool_1x3, 3, 1)
+POOL_BLOCK(pool_1x4, 4, 1)
+POOL_BLOCK(pool_1x5, 5, 1)
+POOL_BLOCK(pool_2x1, 1, 2)
+POOL_BLOCK(pool_2x2, 2, 2)
+POOL_BLOCK(pool_2x3, 3, 2)
+
+/* Forward of a layer whose 2 x 2 windows move by 2 over a convolution of stride 1 in width
+ * and filters in 16s, on a CPU with 16-float registers: per image its planes, then per 16 or
+ * 32 filters each pooled row's blocks. The convolution's outputs no window reads (W3's second
+ * layer: the 11th row and column of 11 x 11) are never computed. */
+FMA_CLONES(pooled_forward,
+           (const float *x, const float *w, const float *bias, float *y, unsigned char *codes,
+            float *buf, Py_ssize_t hp, Py_ssize_t wp, const Geometry *g),
+           (x, w, bias, y, codes, buf, hp, wp, g)) {
+    int vectors = g->co % 32 == 0 ? 2 : 1, most = vectors == 2 ? 3 : 5;
+    Py_ssize_t image = g->h * g->w * g->ci, pooled = g->oh * g->ow * g->co;
+    for (Py_ssize_t n = 0; n < g->n; n++) {
+        plane_image(x + n * image, buf, hp, wp, g);
+        float *yn = y + n * pooled;
+        unsigned char *cn = codes + n * pooled;
+        for (Py_ssize_t co = 0; co < g->co; co += 16 * vectors)
+            for (Py_ssize_t i = 0; i < g->oh; i++)
+                for (Py_ssize_t j0 = 0; j0 < g->ow; j0 += most) {
+                    Py_ssize_t span = g->ow - j0 < most ? g->ow - j0 : most;
+                    switch (vectors * 10 + (int)span) {
+                    case 11: pool_1x1(buf, w, bias, yn, cn, i, j0, co, wp, g); break;
+                    case 12: pool_1x2(buf, w, bias, yn, cn, i, j0, co, wp, g); break;
+                    case 13: pool_1x3(buf, w, bias, yn, cn, i, j0, co, wp, g); break;
+                    case 14: pool_1x4(buf, w, bias, yn, cn, i, j0, co, wp, g); break;
+                    case 15: pool_1x5(buf, w, bias, yn, cn, i, j0, co, wp, g); break;
+                    case 21: pool_2x1(buf, w, bias, yn, cn, i, j0, co, wp, g); break;
+                    case 22: pool_2x2(buf, w, bias, yn, cn, i, j0, co, wp, g); break;
+                    default: pool_2x3(buf, w, bias, yn, cn, i, j0, co, wp, g);
+                    }
+                }
+    }
+}
+
+/* Whether `one_channel_forward` takes the layer: one input channel, a 3 x 3 kernel without
+ * padding, and every window's candidates inside the convolution's output, its taps inside
+ * the image. */
+static int one_channel_fits(const Geometry *g) {
+    return g->ci == 1 && g->kh == 3 && g->kw == 3 && g->ph == 0 && g->pw == 0 && g->co % 8 == 0 &&
+           ((g->oh - 1) * g->th + g->qh - 1) * g->sh + 3 <= g->h &&
+           ((g->ow - 1) * g->tw + g->qw - 1) * g->sw + 3 <= g->w;
+}
+
+/* Whether `pooled_forward` takes the layer: 2 x 2 windows moved by 2, a convolution of stride 1
+ * in width, filters in 16s, and 16-float registers. */
+static int pooled_fits(const Geometry *g) {
+    return g->qh == 2 && g->qw == 2 && g->th == 2 && g->tw == 2 && g->sw == 1 &&
+           g->co % 16 == 0 && wide_registers();
+}
+
 static PyObject *forward(PyObject *self, PyObject *args) {
     Py_buffer b[5];
     Geometry g;
@@ -297,29 +453,36 @@ static PyObject *forward(PyObject *self, PyObject *args) {
                           &g.ph, &g.pw, &g.qh, &g.qw, &g.th, &g.tw, &g.oh, &g.ow, &g.co))
         return NULL;
     Py_ssize_t f = (Py_ssize_t)sizeof(float), outs = g.n * g.oh * g.ow * g.co;
-    /* every window's candidates inside the convolution's output, its taps inside the image */
-    int ok = g.n >= 0 && g.h > 0 && g.w > 0 && g.ci == 1 && g.kh == 3 && g.kw == 3 &&
-             g.sh > 0 && g.sw > 0 && g.ph == 0 && g.pw == 0 && g.qh > 0 && g.qw > 0 &&
-             g.qh * g.qw <= 256 && g.th >= g.qh && g.tw >= g.qw && g.oh > 0 && g.ow > 0 &&
-             g.co > 0 && g.co % 8 == 0 &&
-             ((g.oh - 1) * g.th + g.qh - 1) * g.sh + 3 <= g.h &&
-             ((g.ow - 1) * g.tw + g.qw - 1) * g.sw + 3 <= g.w &&
-             b[0].len == g.n * g.h * g.w * f && b[1].len == 9 * g.co * f &&
+    int ok = g.n >= 0 && g.h > 0 && g.w > 0 && g.ci > 0 && g.kh > 0 && g.kw > 0 && g.sh > 0 &&
+             g.sw > 0 && g.ph >= 0 && g.pw >= 0 && g.qh > 0 && g.qw > 0 && g.qh * g.qw <= 256 &&
+             g.th >= g.qh && g.tw >= g.qw && g.oh > 0 && g.ow > 0 && g.co > 0 &&
+             (one_channel_fits(&g) || pooled_fits(&g)) &&
+             b[0].len == g.n * g.h * g.w * g.ci * f && b[1].len == g.kh * g.kw * g.ci * g.co * f &&
              (b[2].len == 0 || b[2].len == g.co * f) && b[3].len == outs * f && b[4].len == outs;
-    if (ok) {
+    /* the pooled forward's planes: the rows and columns its windows read, bordered */
+    Py_ssize_t hp = (2 * g.oh - 1) * g.sh + g.kh, wp = 2 * g.ow + g.kw - 1;
+    int planes = ok && pooled_fits(&g);
+    float *buf = planes ? calloc((size_t)(hp * g.ci * wp), sizeof(float)) : NULL;
+    if (ok && (!planes || buf != NULL)) {
+        const float *x = b[0].buf, *w = b[1].buf, *bias = b[2].len ? b[2].buf : NULL;
         Py_BEGIN_ALLOW_THREADS
-        one_channel_forward((const float *)b[0].buf, (const float *)b[1].buf,
-                            b[2].len ? (const float *)b[2].buf : NULL, (float *)b[3].buf,
-                            (unsigned char *)b[4].buf, &g);
+        if (planes)
+            pooled_forward(x, w, bias, b[3].buf, b[4].buf, buf, hp, wp, &g);
+        else
+            one_channel_forward(x, w, bias, b[3].buf, b[4].buf, &g);
         Py_END_ALLOW_THREADS
     }
+    free(buf);
     for (int i = 0; i < 5; i++) PyBuffer_Release(&b[i]);
     if (!ok) {
         PyErr_SetString(PyExc_ValueError, "conv_pool: buffers do not match the geometry");
         return NULL;
     }
+    if (planes && buf == NULL) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
+
+static PyObject *wide(PyObject *self, PyObject *args) { return PyBool_FromLong(wide_registers()); }
 
 static PyObject *backward(PyObject *self, PyObject *args) {
     Py_buffer b[8];
@@ -359,10 +522,14 @@ static PyObject *backward(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"forward", forward, METH_VARARGS,
-     "forward(x, w, bias, y, codes, (n, h, w, 1), (3, 3), (sh, sw), (0, 0), (qh, qw), (th, tw), "
-     "(oh, ow), co): y = the max pooling of relu(conv(x, w) + bias) and codes its winners, for "
-     "one input channel and a 3 x 3 kernel without padding (an empty bias: none); co a "
-     "multiple of 8."},
+     "forward(x, w, bias, y, codes, (n, h, w, ci), (kh, kw), (sh, sw), (ph, pw), (qh, qw), "
+     "(th, tw), (oh, ow), co): y = the max pooling of relu(conv(x, w) + bias) and codes its "
+     "winners (an empty bias: none), for one input channel and a 3 x 3 kernel without padding "
+     "(co a multiple of 8), or, where wide() holds, 2 x 2 windows moved by 2 over a "
+     "convolution of stride 1 in width (co a multiple of 16)."},
+    {"wide", wide, METH_NOARGS,
+     "wide(): whether the CPU has 16-float registers, where forward takes 2 x 2 windows of "
+     "any layer whose convolution has stride 1 in width and filters in 16s."},
     {"backward", backward, METH_VARARGS,
      "backward(x, wt, y, codes, gy, dx, dwt, db, (n, h, w, ci), (kh, kw), (sh, sw), (ph, pw), "
      "(qh, qw), (th, tw), (oh, ow), co): the gradients of relu(conv(x, w) + b) max-pooled "

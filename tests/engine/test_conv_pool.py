@@ -40,7 +40,7 @@ class Case:
     x_shape: tuple[int, int, int, int]
     kernel: tuple[int, int]
     filters: int
-    strides: int = 1
+    strides: int | tuple[int, int] = 1
     padding: str = "valid"
     window: tuple[int, int] = (2, 2)
     pool_strides: tuple[int, int] | None = None
@@ -59,6 +59,11 @@ CASES = [
     # padding: windows at the border reach outside the image
     Case("same_padding", (2, 9, 10, 8), (3, 3), 16, padding="same"),
     Case("strided_same", (2, 11, 9, 3), (3, 3), 16, strides=2, padding="same"),
+    # the pooled forward's blocks with 32 filters and a remainder (7 outputs: 3 + 3 + 1), a
+    # stride in height only, padding with 48 filters (three vectors of 16)
+    Case("two_vectors_remainder", (2, 16, 17, 8), (3, 3), 32, bias=False),
+    Case("strided_rows", (2, 15, 12, 4), (3, 2), 32, strides=(2, 1)),
+    Case("same_padding_48", (3, 10, 12, 6), (3, 3), 48, padding="same"),
     # a window of 3 x 3, gaps between windows, an uneven kernel
     Case("pool_3", (2, 12, 12, 4), (2, 3), 16, window=(3, 3)),
     Case("pool_gaps", (2, 12, 11, 5), (3, 3), 16, window=(2, 2), pool_strides=(3, 3)),
