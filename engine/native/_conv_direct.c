@@ -208,6 +208,34 @@ WEIGHT_BLOCK(narrow_weight_3, v8, 8, 3, 2)
 WEIGHT_BLOCK(narrow_weight_2, v8, 8, 2, 2)
 WEIGHT_BLOCK(narrow_weight_1, v8, 8, 1, 2)
 
+/* dW rows (a, [j, j + 48)) x filters [co, co + 8) of one image, added into dw, with the
+ * window's floats as the vector lanes: per pixel 3 loads of the window and 8 broadcasts of dy
+ * feed 24 multiply-adds, where the blocks above take one load and 16 broadcasts for 16. Each
+ * element sums the same products in the same (pixel) order as those blocks: the same bits. */
+INLINE void weight_lanes_3x8(const float *buf, const float *dy, float *dw, Py_ssize_t a,
+                             Py_ssize_t j, Py_ssize_t co, const Geometry *g) {
+    v16 acc[3][8];
+    for (int k = 0; k < 3; k++)
+        for (int f = 0; f < 8; f++) acc[k][f] = (v16){0};
+    for (Py_ssize_t oh = 0; oh < g->oh; oh++) {
+        const float *xr = buf + (oh * g->sh + a) * g->wp * g->cin + j;
+        const float *dr = dy + oh * g->ow * g->cout + co;
+        for (Py_ssize_t ow = 0; ow < g->ow; ow++) {
+            const float *xs = xr + ow * g->sw * g->cin, *d = dr + ow * g->cout;
+            v16 xv[3];
+            for (int k = 0; k < 3; k++) xv[k] = load_v16(xs + 16 * k);
+            for (int f = 0; f < 8; f++)
+                for (int k = 0; k < 3; k++) acc[k][f] += d[f] * xv[k];
+        }
+    }
+    float *out = dw + (a * g->kw * g->cin + j) * g->cout + co, lanes[16];
+    for (int k = 0; k < 3; k++)
+        for (int f = 0; f < 8; f++) {
+            store_v16(lanes, acc[k][f]);
+            for (int l = 0; l < 16; l++) out[(16 * k + l) * g->cout + f] += lanes[l];
+        }
+}
+
 /* db += the sums of one image's dy over its pixels, in pixel order (8 lanes: every clone's
  * registers hold them). */
 INLINE void bias_sums(const float *dy, float *db, const Geometry *g) {
@@ -238,6 +266,9 @@ FMA_CLONES(weight_loop,
             break;
         }
     int span = vectors == 0 ? 16 : 16 * vectors;
+    /* 16 filters and rows of 48 floats (W7's 16 -> 16): window floats as the lanes */
+    int lanes = vectors == 1 && row % 48 == 0;
+    if (lanes) group = 48;
     memset(dw, 0, (size_t)(g->kh * row * g->cout) * sizeof(float));
     if (db) memset(db, 0, (size_t)g->cout * sizeof(float));
     for (Py_ssize_t n = 0; n < g->n; n++) {
@@ -247,6 +278,11 @@ FMA_CLONES(weight_loop,
         for (Py_ssize_t a = 0; a < g->kh; a++)
             for (Py_ssize_t j = 0; j < row; j += group)
                 for (Py_ssize_t co = 0; co < g->cout; co += span) {
+                    if (lanes) {
+                        for (Py_ssize_t f = co; f < co + span; f += 8)
+                            weight_lanes_3x8(buf, dyn, dw, a, j, f, g);
+                        continue;
+                    }
                     switch (group * 10 + vectors) {
                     case 60: narrow_weight_6(buf, dyn, dw, a, j, co, g); break;
                     case 40: narrow_weight_4(buf, dyn, dw, a, j, co, g); break;
