@@ -226,10 +226,10 @@ def chain_gemm(on: bool | None = None) -> bool:
 
 
 def pair_matmul(first: tuple[Array, Array, Array], second: tuple[Array, Array, Array]) -> bool:
-    """`out = a @ b` for both `(a, b, out)`, the first on this thread and the second on the
-    compiled split's worker, each the one sgemm call NumPy makes for it, so bit-identical to
-    NumPy's matmul; returns whether it ran (plain float32 NumPy matrices, no output
-    overlapping an operand or the other output)."""
+    """`out = a @ b` for both `(a, b, out)`, one on this thread and one on the compiled split's
+    worker, each the one sgemm call NumPy makes for it (or, where `chain_gemm` takes one, in
+    column chunks both threads claim), so bit-identical to NumPy's matmul; returns whether it
+    ran (plain float32 NumPy matrices, no output overlapping an operand or the other output)."""
     if not _ext.split_gemm or not all(type(x) is np.ndarray for x in (*first, *second)):
         return False
     split = _ext.split

@@ -337,23 +337,59 @@ static int plan(const Py_buffer *a, const Py_buffer *b, const Py_buffer *c, cons
     return 1;
 }
 
-/* A chain_sgemm product cut into column chunks that both threads claim one at a time: the
- * faster thread (or the only one running, on a loaded machine) takes more, and no chunk packs
- * more of B than its own columns. Who computes a chunk changes none of its bits. */
-#define CHUNK_COLS 64
+/* Up to two products as a list of tasks that both threads claim one at a time: a chain_sgemm
+ * product in column chunks, an sgemm product as one whole task, listed first so that it starts
+ * at once. Chunks shrink as they are claimed (a third of the panels left, at least one): the
+ * first are wide enough that A is read for many panels (64-column chunks throughout cost 8-10%
+ * more CPU than halves), the last narrow enough that the faster thread, or on a loaded machine
+ * the only one running, evens out the finish. Who computes a task changes none of its bits. */
+#define CHUNKS_MAX 32
 typedef struct {
-    Product whole;
-    int64_t count;
+    Product product[2];
+    long long count[2]; /* tasks of each */
+    int64_t edge[2][CHUNKS_MAX + 1]; /* their first columns, and n */
     atomic_llong next;
 } Chunks;
 
+static long long chunk_edges(const Product *p, int64_t edge[CHUNKS_MAX + 1]) {
+    long long count = 0;
+    edge[0] = 0;
+    if (!p->chain) {
+        edge[++count] = p->n;
+        return count;
+    }
+    int64_t panels = (p->n + CHAIN_NR - 1) / CHAIN_NR;
+    for (int64_t done = 0; done < panels;) {
+        done += count == CHUNKS_MAX - 1 ? panels - done : (panels - done + 2) / 3;
+        edge[++count] = done * CHAIN_NR < p->n ? done * CHAIN_NR : p->n;
+    }
+    return count;
+}
+
+static void chunks_init(Chunks *s, const Product *first, const Product *second) {
+    s->product[0] = *first;
+    s->count[0] = chunk_edges(first, s->edge[0]);
+    s->count[1] = 0;
+    if (second) {
+        s->product[1] = *second;
+        s->count[1] = chunk_edges(second, s->edge[1]);
+    }
+    atomic_init(&s->next, 0);
+}
+
 static void run_chunks(void *arg) {
     Chunks *s = arg;
-    for (long long i; (i = atomic_fetch_add(&s->next, 1)) < s->count;) {
-        Product p = s->whole;
-        int64_t j0 = i * CHUNK_COLS;
-        p.n = p.n - j0 < CHUNK_COLS ? p.n - j0 : CHUNK_COLS;
-        p.b += j0;
+    for (long long i; (i = atomic_fetch_add(&s->next, 1)) < s->count[0] + s->count[1];) {
+        int second = i >= s->count[0];
+        long long c = second ? i - s->count[0] : i;
+        Product p = s->product[second];
+        int64_t j0 = s->edge[second][c];
+        p.n = s->edge[second][c + 1] - j0;
+        if (p.trans_b == NO_TRANS) {
+            p.b += j0;
+        } else {
+            p.b += j0 * p.ldb;
+        }
         p.c += j0;
         if (p.bias) p.bias += j0;
         run_product(&p);
@@ -527,7 +563,8 @@ static PyObject *product_call(PyObject *args, int split) {
     int chain = ok && plan_whole(&o.a, &o.b, &o.c, b0, relu, pieces);
     int planned = chain || (ok && split && plan(&o.a, &o.b, &o.c, b0, relu, pieces));
     if (planned) {
-        Chunks chunks = {pieces[0].product, (pieces[0].product.n + CHUNK_COLS - 1) / CHUNK_COLS, 0};
+        Chunks chunks;
+        chunks_init(&chunks, &pieces[0].product, NULL);
         Py_BEGIN_ALLOW_THREADS
         if (chain && split) {
             split_call(run_chunks, &chunks, &chunks);
@@ -548,9 +585,10 @@ static PyObject *matmul(PyObject *self, PyObject *args) { return product_call(ar
 
 static PyObject *whole_matmul(PyObject *self, PyObject *args) { return product_call(args, 0); }
 
-/* Two independent whole products, one offered to the worker: for a layer's weight and input
+/* Two independent products, one offered to the worker: for a layer's weight and input
  * gradients, which need the same work, one hand-off instead of two, and each operand packed
- * once instead of once per half. */
+ * once instead of once per half. Where one runs chain_sgemm, the two are a task list
+ * (`run_chunks`): the sgemm product whole, the other in chunks either thread takes. */
 static PyObject *pair(PyObject *self, PyObject *args) {
     PyObject *x[6];
     if (!PyArg_ParseTuple(args, "OOOOOO", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5])) return NULL;
@@ -567,8 +605,22 @@ static PyObject *pair(PyObject *self, PyObject *args) {
                   !overlaps(&o[0].a, &o[1].c) && !overlaps(&o[0].b, &o[1].c) &&
                   !overlaps(&o[1].a, &o[0].c) && !overlaps(&o[1].b, &o[0].c);
     if (planned) {
+        for (int i = 0; i < 2; i++) {
+            Product *p = &pieces[i].product;
+            p->chain = p->n >= CHAIN_NR && chain_applies(p->m, p->n, p->k, p->trans_b);
+        }
+        /* an sgemm product first: it starts at once while the other thread takes chunks */
+        int swap = pieces[0].product.chain && !pieces[1].product.chain;
+        const Product *first = &pieces[swap].product, *second = &pieces[!swap].product;
+        Chunks chunks;
+        chunks_init(&chunks, first, second);
+        int chunked = first->chain || second->chain;
         Py_BEGIN_ALLOW_THREADS
-        split_run(&pieces[0], &pieces[1]);
+        if (chunked) {
+            split_call(run_chunks, &chunks, &chunks);
+        } else {
+            split_run(&pieces[0], &pieces[1]);
+        }
         Py_END_ALLOW_THREADS
     }
     release_operands(&o[0]);
@@ -588,8 +640,9 @@ static PyMethodDef methods[] = {
      "whole_matmul(a, b, out, bias, relu): out = a @ b by chain_sgemm on this thread, then bias "
      "and relu; returns False, doing nothing, where chain_sgemm does not apply."},
     {"pair", pair, METH_VARARGS,
-     "pair(a1, b1, out1, a2, b2, out2): out1 = a1 @ b1 on this thread and out2 = a2 @ b2 on the "
-     "worker, each whole; returns False, doing nothing, where it does not apply."},
+     "pair(a1, b1, out1, a2, b2, out2): out1 = a1 @ b1 and out2 = a2 @ b2, one per thread, or "
+     "in chunks both take where chain_sgemm runs one; NumPy's whole products' bits; returns "
+     "False, doing nothing, where it does not apply."},
     {"adam", adam, METH_VARARGS,
      "adam(param, grad, m, v, 1 - beta_1, 1 - beta_2, epsilon, alpha): Keras's Adam step in "
      "place on contiguous float32 buffers, in chunks that this thread and the worker take in "
