@@ -166,6 +166,27 @@ def test_against_pytorch_in_float64(case: Case) -> None:
 
 
 @needs_kernel
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_the_avx2_and_avx512_loops_give_the_same_bits(case: Case) -> None:
+    """Forward takes the 16-lane pooled blocks at the AVX-512 level and the chunked direct
+    kernel (8-lane blocks) and `_pool.c` at the AVX2 level; every sum is the same chain of fused
+    multiply-adds at either width, so the results agree bit for bit."""
+    if "avx512" not in native.isa_levels():
+        pytest.skip("the CPU runs no AVX-512 variant")
+    a = _inputs(case)
+    before = native.use_isa("avx2")
+    try:
+        narrow = _fused(case, a)
+        native.use_isa("avx512")
+        wide = _fused(case, a)
+    finally:
+        native.use_isa(before)
+    for name, value in narrow.items():
+        if value is not None:  # no bias, no db
+            np.testing.assert_array_equal(value.view(np.uint32), wide[name].view(np.uint32))
+
+
+@needs_kernel
 def test_repeats_its_bits() -> None:
     case = CASES[1]
     a = _inputs(case)
