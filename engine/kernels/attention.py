@@ -44,6 +44,7 @@ from engine import native
 from engine.backend import backend_of
 from engine.fused import gemm, parallel
 from engine.kernels.softmax import masked_softmax, softmax_backward
+from engine.rng import kept
 
 Array = Any
 # Below this many score elements per call, one thread does it all (hand-offs cost ~50-75 us).
@@ -109,7 +110,7 @@ def dropout_keep(
     """Inverted dropout's kept-and-scaled factors for the attention weights (None: no dropout)."""
     if rng is None or rate <= 0.0:
         return None
-    keep = xp.asarray(rng.random(shape, dtype=dtype) >= rate)
+    keep = xp.asarray(kept(rng, shape, rate, dtype))
     return keep * np.dtype(dtype).type(1.0 / (1.0 - rate))
 
 

@@ -17,6 +17,7 @@ from engine.layers.base import Array, CallContext, Layer, LayerConfig, ShapeErro
 from engine.layers.registry import register
 from engine.lazy import backend
 from engine.lazy import numpy as np
+from engine.rng import kept
 
 
 def grad_or_none(ctx: CallContext, grad: Any) -> Any:
@@ -133,9 +134,8 @@ class Dropout(Layer):
         if not ctx.training or rate == 0.0:
             return inputs, None
         rng = self._rng if self._rng is not None else ctx.rng
-        draws = rng.random(self._noise_shape(tuple(inputs.shape)), dtype=inputs.dtype)
         xp = backend.backend_of(inputs).xp
-        keep = xp.asarray(draws >= rate)
+        keep = xp.asarray(kept(rng, self._noise_shape(tuple(inputs.shape)), rate, inputs.dtype))
         mask = keep * inputs.dtype.type(1.0 / (1.0 - rate))
         return inputs * mask, mask
 
