@@ -308,20 +308,17 @@ INLINE void store_v16(float *p, v16 v) { *(v16u *)p = v; }
  * runs exactly where the direct kernel's v16 blocks do (whose bits it repeats). */
 static int wide_registers(void) { return isa_level == ISA_AVX512; }
 
-/* Copy image x into buf as planes: bordered row r, channel c holds its wp columns at
- * buf + (r * ci + c) * wp, so that a block's pixels for one (row, channel) are adjacent floats.
- * The border (the padding, and columns no window reads) was zeroed once and is never written. */
-static __attribute__((noinline)) void plane_image(const float *x, float *buf, Py_ssize_t hp,
-                                                  Py_ssize_t wp, const Geometry *g) {
+/* Copy image x into buf's rows, bordered: row r, column col's ci channels at
+ * buf + (r * wp + col) * ci. The border (the padding, and columns no window reads) was zeroed
+ * once and is never written. */
+INLINE void border_rows(const float *x, float *buf, Py_ssize_t hp, Py_ssize_t wp,
+                        const Geometry *g) {
+    Py_ssize_t cols = g->w < wp - g->pw ? g->w : wp - g->pw;
     for (Py_ssize_t r = 0; r < hp; r++) {
         Py_ssize_t xr = r - g->ph;
         if (xr < 0 || xr >= g->h) continue;
-        float *planes = buf + r * g->ci * wp + g->pw;
-        const float *src = x + xr * g->w * g->ci;
-        Py_ssize_t cols = g->w < wp - g->pw ? g->w : wp - g->pw;
-        for (Py_ssize_t c = 0; c < g->ci; c++)
-            for (Py_ssize_t col = 0; col < cols; col++)
-                planes[c * wp + col] = src[col * g->ci + c];
+        memcpy(buf + (r * wp + g->pw) * g->ci, x + xr * g->w * g->ci,
+               (size_t)(cols * g->ci) * sizeof(float));
     }
 }
 
@@ -359,17 +356,17 @@ INLINE void relu_pool_4(const float *z, float *y, unsigned char *codes) {
             for (int p = 0; p < 2 * J; p++)                                                        \
                 for (int v = 0; v < V; v++)                                                        \
                     acc[r][p][v] = bias ? load_v16(bias + co + 16 * v) : (v16){0};                 \
-        Py_ssize_t plane = g->ci * wp, below = g->sh * plane;                                      \
+        Py_ssize_t ci = g->ci, row = wp * ci, below = g->sh * row;                                 \
         for (Py_ssize_t a = 0; a < g->kh; a++) {                                                   \
-            const float *top = buf + (2 * i * g->sh + a) * plane + 2 * j0;                         \
+            const float *top = buf + (2 * i * g->sh + a) * row + 2 * j0 * ci;                      \
             for (Py_ssize_t b = 0; b < g->kw; b++) {                                               \
                 const float *wk = w + (a * g->kw + b) * g->ci * g->co + co;                        \
                 for (Py_ssize_t c = 0; c < g->ci; c++) {                                           \
                     v16 wv[V];                                                                     \
                     for (int v = 0; v < V; v++) wv[v] = load_v16(wk + c * g->co + 16 * v);         \
-                    const float *x0 = top + c * wp + b, *x1 = x0 + below;                          \
+                    const float *x0 = top + b * ci + c, *x1 = x0 + below;                          \
                     for (int p = 0; p < 2 * J; p++) {                                              \
-                        float s0 = x0[p], s1 = x1[p];                                              \
+                        float s0 = x0[p * ci], s1 = x1[p * ci];                                    \
                         for (int v = 0; v < V; v++) {                                              \
                             acc[0][p][v] += wv[v] * s0;                                            \
                             acc[1][p][v] += wv[v] * s1;                                            \
@@ -398,7 +395,7 @@ POOL_BLOCK(pool_2x2, 2, 2)
 POOL_BLOCK(pool_2x3, 3, 2)
 
 /* Forward of a layer whose 2 x 2 windows move by 2 over a convolution of stride 1 in width
- * and filters in 16s, on a CPU with 16-float registers: per image its planes, then per 16 or
+ * and filters in 16s, on a CPU with 16-float registers: per image its bordered copy, then per 16 or
  * 32 filters each pooled row's blocks. The convolution's outputs no window reads (W3's second
  * layer: the 11th row and column of 11 x 11) are never computed. */
 FMA_CLONES(pooled_forward,
@@ -408,7 +405,7 @@ FMA_CLONES(pooled_forward,
     int vectors = g->co % 32 == 0 ? 2 : 1, most = vectors == 2 ? 3 : 5;
     Py_ssize_t image = g->h * g->w * g->ci, pooled = g->oh * g->ow * g->co;
     for (Py_ssize_t n = 0; n < g->n; n++) {
-        plane_image(x + n * image, buf, hp, wp, g);
+        border_rows(x + n * image, buf, hp, wp, g);
         float *yn = y + n * pooled;
         unsigned char *cn = codes + n * pooled;
         for (Py_ssize_t co = 0; co < g->co; co += 16 * vectors)
@@ -459,14 +456,14 @@ static PyObject *forward(PyObject *self, PyObject *args) {
              (one_channel_fits(&g) || pooled_fits(&g)) &&
              b[0].len == g.n * g.h * g.w * g.ci * f && b[1].len == g.kh * g.kw * g.ci * g.co * f &&
              (b[2].len == 0 || b[2].len == g.co * f) && b[3].len == outs * f && b[4].len == outs;
-    /* the pooled forward's planes: the rows and columns its windows read, bordered */
+    /* the pooled forward's bordered image: the rows and columns its windows read */
     Py_ssize_t hp = (2 * g.oh - 1) * g.sh + g.kh, wp = 2 * g.ow + g.kw - 1;
-    int planes = ok && pooled_fits(&g);
-    float *buf = planes ? calloc((size_t)(hp * g.ci * wp), sizeof(float)) : NULL;
-    if (ok && (!planes || buf != NULL)) {
+    int pooled = ok && pooled_fits(&g);
+    float *buf = pooled ? calloc((size_t)(hp * g.ci * wp), sizeof(float)) : NULL;
+    if (ok && (!pooled || buf != NULL)) {
         const float *x = b[0].buf, *w = b[1].buf, *bias = b[2].len ? b[2].buf : NULL;
         Py_BEGIN_ALLOW_THREADS
-        if (planes)
+        if (pooled)
             pooled_forward(x, w, bias, b[3].buf, b[4].buf, buf, hp, wp, &g);
         else
             one_channel_forward(x, w, bias, b[3].buf, b[4].buf, &g);
@@ -478,7 +475,7 @@ static PyObject *forward(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "conv_pool: buffers do not match the geometry");
         return NULL;
     }
-    if (planes && buf == NULL) return PyErr_NoMemory();
+    if (pooled && buf == NULL) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
