@@ -9,6 +9,7 @@ def lstm_cell_backward(
 def lstm_forward(
     xz: Any, rk: Any, hs: Any, cs: Any, tanh_cs: Any, steps: int, n: int, u: int, /
 ) -> bool: ...
+def own_product_serves(m: int, n: int, k: int, /) -> bool: ...
 def lstm_backward(
     dh: Any,
     dc: Any,

@@ -590,7 +590,7 @@ KERNEL_CASES = [
     KernelCase("sparse_xent_one_class", lambda: _sparse_xent_inputs(4, 1, 3), _sparse_xent),
     KernelCase("lstm_last_state", lambda: _lstm_inputs(12, 64, 64, 0), _lstm(False)),
     KernelCase("lstm_sequences_odd_sizes", lambda: _lstm_inputs(5, 3, 7, 1), _lstm(True)),
-    KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 16, 2)), _lstm(False)),
+    KernelCase("lstm_saturated_gates", lambda: _saturated(_lstm_inputs(4, 8, 32, 2)), _lstm(False)),
     KernelCase("softmax_w6_sized", lambda: _softmax_inputs((8, 4, 128, 128), 0), _softmax),
     KernelCase("softmax_odd_rows", lambda: _softmax_inputs((2, 3, 5, 7), 1), _softmax),
     KernelCase("softmax_long_rows", lambda: _softmax_inputs((1, 1, 3, 300), 2, scale=60), _softmax),

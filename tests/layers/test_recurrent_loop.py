@@ -43,6 +43,8 @@ CASES: list[tuple[dict[str, Any], int, int, bool]] = [
     ({"dropout": 0.3}, 4, 7, True),
     ({"stateful": True}, 3, 6, True),
     ({}, 4, 1, True),
+    ({"units": 64}, 64, 9, True),  # W4's shapes: the step products without sgemm where they serve
+    ({"units": 32, "return_sequences": True}, 5, 7, True),  # halves of 2 and 3 rows
     ({}, 1, 7, False),  # one row: NumPy's matmul takes it to gemv
     ({}, 0, 7, False),
     ({"recurrent_dropout": 0.2}, 4, 7, False),
@@ -109,6 +111,45 @@ def test_the_compiled_loop_repeats_the_python_loop_bit_for_bit(
     for got, per_step, ref in zip(fast, steps_only, composite, strict=True):
         np.testing.assert_array_equal(got.view(np.uint8), ref.view(np.uint8))
         np.testing.assert_array_equal(per_step.view(np.uint8), ref.view(np.uint8))
+
+
+def _openblas_core() -> str | None:
+    from threadpoolctl import threadpool_info
+
+    cores = [i.get("architecture") for i in threadpool_info() if i["internal_api"] == "openblas"]
+    return cores[0] if cores else None
+
+
+# (m, n, k) of a step product, and whether the loops take it without sgemm where OpenBLAS runs
+# its SkylakeX kernels, which sum an output as one multiply-add chain over k like the loops'
+# own product; with k in blocks (larger k) or n not in 32s they call sgemm
+OWN_PRODUCTS = [
+    (32, 64, 64, True),  # W4 forward, a half of the rows and a gate
+    (64, 64, 256, True),  # W4 backward
+    (3, 32, 7, True),
+    (64, 64, 1024, False),
+    (8, 48, 48, False),
+]
+
+
+@needs_loop
+@pytest.mark.skipif(
+    _openblas_core() != "SkylakeX" or "avx512" not in native.isa_levels(),
+    reason="no AVX-512 loops, or OpenBLAS without its SkylakeX kernels",
+)
+@pytest.mark.parametrize(("m", "n", "k", "own"), OWN_PRODUCTS)
+def test_the_step_products_skip_sgemm_where_they_give_its_bits(
+    m: int, n: int, k: int, own: bool
+) -> None:
+    module = native._ext.recurrent
+    assert module is not None
+    before = native.use_isa("avx512")
+    try:
+        assert module.own_product_serves(m, n, k) == own
+        native.use_isa("avx2")  # the AVX2 level keeps sgemm
+        assert not module.own_product_serves(m, n, k)
+    finally:
+        native.use_isa(before)
 
 
 @needs_loop
