@@ -187,32 +187,31 @@ def split_gemm_available() -> bool:
     return _ext.split_gemm
 
 
+def _product_split(a: Array, b: Array, out: Array, bias: Array | None) -> Any:
+    """`_split` where it may take the product: plain NumPy operands and a float32 bias."""
+    if not _ext.split_gemm or not (type(a) is type(b) is type(out) is np.ndarray):
+        return None
+    if bias is not None and not _plain_float32(bias):
+        return None
+    return _ext.split
+
+
 def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool) -> bool:
-    """`out = a @ b` split in the two pieces of `gemm.halves` (rows, or columns when `out` is
-    wider than tall) over this thread and a compiled worker, then `bias` and relu on each
-    piece, bit-identical to NumPy's matmul on each piece followed by `bias_relu`; returns
+    """`out = a @ b` over this thread and a compiled worker, in the two pieces of `gemm.halves`
+    (rows, or columns when `out` is wider than tall) or, where `chain_gemm` takes it, in column
+    chunks both threads claim, then `bias` and relu on each piece, bit-identical to NumPy's matmul on each piece followed by `bias_relu`; returns
     whether it ran (plain float32 NumPy matrices NumPy would hand to one sgemm per piece,
     `out` not overlapping an operand)."""
-    if not _ext.split_gemm or not (type(a) is type(b) is type(out) is np.ndarray):
-        return False
-    if bias is not None and not _plain_float32(bias):
-        return False
-    split = _ext.split
-    assert split is not None
-    return bool(split.matmul(a, b, out, bias, relu))
+    split = _product_split(a, b, out, bias)
+    return split is not None and bool(split.matmul(a, b, out, bias, relu))
 
 
 def whole_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool) -> bool:
     """`out = a @ b` on this thread by `_split`'s own sgemm, then `bias` and relu, NumPy's bits
     (see `chain_gemm`); returns whether it ran: not where the kernel is off or does not apply
     (fewer than 32 columns, `b` transposed, a product NumPy hands to its small-matrix kernels)."""
-    if not _ext.split_gemm or not (type(a) is type(b) is type(out) is np.ndarray):
-        return False
-    if bias is not None and not _plain_float32(bias):
-        return False
-    split = _ext.split
-    assert split is not None
-    return bool(split.whole_matmul(a, b, out, bias, relu))
+    split = _product_split(a, b, out, bias)
+    return split is not None and bool(split.whole_matmul(a, b, out, bias, relu))
 
 
 def chain_gemm(on: bool | None = None) -> bool:
