@@ -199,9 +199,9 @@ def _product_split(a: Array, b: Array, out: Array, bias: Array | None) -> Any:
 def split_matmul(a: Array, b: Array, out: Array, bias: Array | None, relu: bool) -> bool:
     """`out = a @ b` over this thread and a compiled worker, in the two pieces of `gemm.halves`
     (rows, or columns when `out` is wider than tall) or, where `chain_gemm` takes it, in column
-    chunks both threads claim, then `bias` and relu on each piece, bit-identical to NumPy's matmul on each piece followed by `bias_relu`; returns
-    whether it ran (plain float32 NumPy matrices NumPy would hand to one sgemm per piece,
-    `out` not overlapping an operand)."""
+    chunks both threads claim, then `bias` and relu on each piece, bit-identical to NumPy's
+    matmul on each piece followed by `bias_relu`; returns whether it ran (plain float32 NumPy
+    matrices NumPy would hand to one sgemm per piece, `out` not overlapping an operand)."""
     split = _product_split(a, b, out, bias)
     return split is not None and bool(split.matmul(a, b, out, bias, relu))
 
