@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     import numpy
 
     from engine import autodiff, backend, device_checks, native, tensor
-    from engine.fused import batched_gemm, gemm, workspace
+    from engine.fused import batched_gemm, blas_threads, gemm, workspace
     from engine.kernels import attention as attention_kernels
     from engine.kernels import batch_norm, layer_norm
     from engine.kernels import conv as conv_kernels
@@ -69,6 +69,7 @@ else:
     tensor = module("engine.tensor")
     gemm = module("engine.fused.gemm")
     batched_gemm = module("engine.fused.batched_gemm")
+    blas_threads = module("engine.fused.blas_threads")
     workspace = module("engine.fused.workspace")
     attention_kernels = module("engine.kernels.attention")
     batch_norm = module("engine.kernels.batch_norm")

@@ -26,7 +26,7 @@ import numpy as np
 import engine.native as native
 from engine.backend import backend_of
 from engine.fused import parallel
-from engine.kernels.recurrent import single_threaded_blas
+from engine.fused.blas_threads import single_threaded_blas
 
 Array = Any
 
@@ -41,11 +41,8 @@ def planned_blas() -> Iterator[None]:
     depth = getattr(_state, "depth", 0)
     _state.depth = depth + 1
     try:
-        if depth:
+        with single_threaded_blas():
             yield
-        else:
-            with single_threaded_blas():
-                yield
     finally:
         _state.depth = depth
 

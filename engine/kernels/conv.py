@@ -27,9 +27,9 @@ import numpy as np
 from engine import native
 from engine.backend import backend_of
 from engine.conv_geometry import IntOrSeq, as_tuple, pad_amounts
+from engine.fused.blas_threads import single_threaded_blas
 from engine.kernels import conv_chunks, conv_direct, conv_phases
 from engine.kernels.im2col import pad_input, window_view
-from engine.kernels.recurrent import single_threaded_blas
 
 Array = Any
 

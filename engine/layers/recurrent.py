@@ -16,7 +16,7 @@ entering the recurrent GEMM, one mask per sequence as in Keras 3; for GRU the up
 one call into the next until `reset_states()`; the batch size must stay the same between
 resets (Keras asks for a fixed batch size for the same reason), otherwise a ValueError says so.
 
-Forward and backward run with one BLAS thread (`kernels.recurrent.single_threaded_blas`): on a
+Forward and backward run with one BLAS thread (`fused.blas_threads.single_threaded_blas`): on a
 busy 2-core machine a 2-thread OpenBLAS made W4 5-40x slower; the second core is used by the
 worker thread instead, whose chunks the loop's thread runs itself when the worker lags.
 """
@@ -44,7 +44,7 @@ from engine.layers.base import (
     configured_weight,
 )
 from engine.layers.registry import register
-from engine.lazy import backend, tensor
+from engine.lazy import backend, blas_threads, tensor
 from engine.lazy import numpy as np
 from engine.lazy import recurrent_kernels as K
 from engine.regularizers import RegularizerSpec
@@ -283,7 +283,7 @@ class RNNBase(Layer):
         return m[::-1] if self.config.go_backwards else m
 
     def forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:
-        with K.single_threaded_blas():
+        with blas_threads.single_threaded_blas():
             return self._forward(params, inputs, ctx)
 
     def backward(
@@ -294,7 +294,7 @@ class RNNBase(Layer):
         grads: list[Array | None],
         ctx: CallContext,
     ) -> Array | None:
-        with K.single_threaded_blas():
+        with blas_threads.single_threaded_blas():
             return self._backward(params, cache, grad_output, grads, ctx)
 
     def _forward(self, params: list[Array], inputs: Array, ctx: CallContext) -> tuple[Array, Any]:

@@ -151,7 +151,7 @@ class _Extensions:
         if target is None:
             return False
         # binding checks chain_sgemm against one-thread sgemm calls
-        from engine.kernels.recurrent import single_threaded_blas
+        from engine.fused.blas_threads import single_threaded_blas
 
         with single_threaded_blas():
             return bool(split.bind(*target))

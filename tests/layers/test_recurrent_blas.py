@@ -1,11 +1,12 @@
 """The recurrent layers run their small per-step GEMMs on one BLAS thread (see
-engine.kernels.recurrent.single_threaded_blas) and restore the thread count afterwards."""
+engine.fused.blas_threads.single_threaded_blas) and restore the thread count afterwards."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from engine.fused.blas_threads import single_threaded_blas
 from engine.kernels import recurrent as K
 from engine.layers import registry
 from engine.layers.base import CallContext
@@ -24,7 +25,7 @@ def _blas_threads() -> list[int]:
 
 def test_single_threaded_blas_limits_and_restores() -> None:
     before = _blas_threads()
-    with K.single_threaded_blas():
+    with single_threaded_blas():
         assert all(n == 1 for n in _blas_threads())
     assert _blas_threads() == before
 
